@@ -1,0 +1,3 @@
+from kernelscale.cli.app import main
+
+main()

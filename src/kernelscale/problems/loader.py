@@ -1,0 +1,117 @@
+"""Resolve a problem id (`ops/<name>`, `attention/<name>`, a file, a directory) into problems.
+
+Files are read and parsed, never executed, in the caller's process: the reference runs only in
+the verifier's processes.
+"""
+
+from __future__ import annotations
+
+import ast
+from importlib import resources
+from pathlib import Path
+
+from kernelscale.problems.module import literal_metadata, top_level_names
+from kernelscale.problems.problem import DEFAULT_BASELINES, Problem, ProblemError
+
+BUILTIN_SUITES = ("ops", "attention")
+ATTENTION_NAMES = {"score_mod", "mask_mod", "make"}
+
+
+def builtin_dir(suite: str) -> Path:
+    if suite == "attention":
+        return Path(str(resources.files("kernelscale.problems.attention") / "suite"))
+    return Path(str(resources.files("kernelscale.problems") / suite))
+
+
+def list_problem_ids(suite: str) -> list[str]:
+    """Ids of the problems in a built-in suite or a directory, sorted."""
+    if suite in BUILTIN_SUITES:
+        return sorted(f"{suite}/{p.stem}" for p in builtin_dir(suite).glob("*.py") if _is_problem_file(p))
+    folder = Path(suite)
+    if not folder.is_dir():
+        raise ProblemError(f"no such suite or directory: {suite} (built-in suites: {', '.join(BUILTIN_SUITES)})")
+    return sorted(str(p) for p in folder.glob("*.py") if _is_problem_file(p))
+
+
+def load_problem(ref: str | Path, *, tolerance: str | None = None) -> Problem:
+    """One problem from an id or a path; raises ProblemError with a one-line message."""
+    ref = str(ref)
+    suite, _, name = ref.partition("/")
+    if suite in BUILTIN_SUITES and name and not Path(ref).exists():
+        path = builtin_dir(suite) / f"{name}.py"
+        if not path.is_file():
+            known = ", ".join(i.split("/", 1)[1] for i in list_problem_ids(suite))
+            raise ProblemError(f"unknown problem {ref!r}; {suite} has: {known}")
+        problem = _load_file(path, display_name=ref)
+    else:
+        path = Path(ref)
+        if path.is_dir():
+            raise ProblemError(f"{ref} is a directory (a suite): use `kernelscale bench {ref}`")
+        if not path.is_file():
+            raise ProblemError(f"no such problem: {ref} (not a file, and not ops/<name> or attention/<name>)")
+        problem = _load_file(path, display_name=str(path))
+    if tolerance:
+        problem = problem.with_options(tolerance=tolerance)
+    return problem
+
+
+def load_suite(ref: str, *, tolerance: str | None = None) -> list[Problem]:
+    return [load_problem(pid, tolerance=tolerance) for pid in list_problem_ids(ref)]
+
+
+def _is_problem_file(path: Path) -> bool:
+    return path.suffix == ".py" and not path.name.startswith("_")
+
+
+def _parse(path: Path) -> tuple[str, ast.Module]:
+    try:
+        source = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProblemError(f"cannot read {path}: {exc}") from None
+    try:
+        return source, ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        raise ProblemError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
+
+
+def _load_file(path: Path, display_name: str) -> Problem:
+    source, tree = _parse(path)
+    names = top_level_names(tree)
+    if "Model" not in names and names & ATTENTION_NAMES:
+        from kernelscale.problems.attention import load_attention_problem
+
+        return load_attention_problem(path, display_name=display_name)
+    if "Model" not in names:
+        raise ProblemError(f"{path} defines no `Model` class (not a KernelBench-format problem or attention variant)")
+    if "get_inputs" not in names:
+        raise ProblemError(f"{path} defines no `get_inputs()`: the verifier cannot make inputs for it")
+    return _kernelbench_problem(path, source, tree, display_name)
+
+
+def _kernelbench_problem(path: Path, source: str, tree: ast.Module, display_name: str) -> Problem:
+    if "get_init_inputs" not in top_level_names(tree):
+        source += "\n\ndef get_init_inputs():\n    return []\n"
+    try:
+        meta = literal_metadata(tree)
+    except SyntaxError as exc:
+        raise ProblemError(f"{path}: {exc}") from None
+    options = dict(meta.get("KERNELSCALE", {}))
+    known = set(Problem.__dataclass_fields__) - {"name", "source", "kind", "path", "cpu_sizes"}
+    unknown = set(options) - known
+    if unknown:
+        raise ProblemError(f"{path}: unknown KERNELSCALE keys {sorted(unknown)} (known: {sorted(known)})")
+    options["baselines"] = tuple(options.get("baselines", DEFAULT_BASELINES))
+    return Problem(
+        name=display_name,
+        source=source,
+        kind="kernelbench",
+        cpu_sizes=dict(meta.get("CPU_SIZES", {})),
+        path=str(path.resolve()),
+        description=_first_line(ast.get_docstring(tree)),
+        **options,
+    )
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""

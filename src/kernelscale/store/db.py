@@ -1,0 +1,203 @@
+"""Every run, attempt and verdict in one SQLite file (WAL mode, versioned schema).
+
+Each finished verdict is committed on its own, so an interrupted run loses nothing that was
+verified. The verdict cache is keyed by (code hash, problem hash, device key).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernelscale.problems.problem import Problem
+from kernelscale.propose.base import Attempt, Candidate
+from kernelscale.verify.verdict import Verdict
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS problems (
+    hash TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, spec TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, command TEXT NOT NULL, target TEXT NOT NULL,
+    options TEXT NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL, finished_at REAL);
+CREATE TABLE IF NOT EXISTS run_problems (
+    run_id INTEGER NOT NULL REFERENCES runs(id), problem_hash TEXT NOT NULL REFERENCES problems(hash),
+    position INTEGER NOT NULL, status TEXT NOT NULL, seconds_spent REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, problem_hash));
+CREATE TABLE IF NOT EXISTS verdicts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, code_hash TEXT NOT NULL, problem_hash TEXT NOT NULL,
+    device_key TEXT NOT NULL, status TEXT NOT NULL, body TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS verdict_key ON verdicts (code_hash, problem_hash, device_key);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL REFERENCES runs(id),
+    problem_hash TEXT NOT NULL, code_hash TEXT NOT NULL, code TEXT NOT NULL, proposer TEXT NOT NULL,
+    parents TEXT NOT NULL, provenance TEXT NOT NULL, usage TEXT NOT NULL,
+    verdict_id INTEGER NOT NULL REFERENCES verdicts(id), status TEXT NOT NULL,
+    time_ms REAL, speedup REAL, elapsed_s REAL NOT NULL, created_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS attempts_run ON attempts (run_id, problem_hash);
+"""
+
+
+@dataclass
+class RunRecord:
+    id: int
+    command: str
+    target: str
+    options: dict
+    status: str
+    created_at: float
+    finished_at: float | None
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        self.db.executescript(SCHEMA)
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row["value"]) > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema v{row['value']}, newer than this kernelscale (v{SCHEMA_VERSION})")
+
+    # -- runs ---------------------------------------------------------------------------------
+    def create_run(self, command: str, target: str, options: dict) -> int:
+        cur = self.db.execute(
+            "INSERT INTO runs (command, target, options, status, created_at) VALUES (?,?,?,?,?)",
+            (command, target, json.dumps(options, default=str), "running", time.time()),
+        )
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        self.db.execute("UPDATE runs SET status=?, finished_at=? WHERE id=?", (status, time.time(), run_id))
+
+    def reopen_run(self, run_id: int) -> None:
+        self.db.execute("UPDATE runs SET status='running', finished_at=NULL WHERE id=?", (run_id,))
+
+    def get_run(self, run_id: int) -> RunRecord:
+        row = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no run {run_id} in {self.path}")
+        return _run_record(row)
+
+    def list_runs(self, limit: int = 50) -> list[RunRecord]:
+        rows = self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [_run_record(r) for r in rows]
+
+    # -- problems -----------------------------------------------------------------------------
+    def add_problem(self, run_id: int, problem: Problem, position: int = 0) -> str:
+        key = problem.content_hash()
+        self.db.execute(
+            "INSERT OR IGNORE INTO problems VALUES (?,?,?,?)",
+            (key, problem.name, problem.kind, json.dumps(problem.to_json())),
+        )
+        self.db.execute(
+            "INSERT OR IGNORE INTO run_problems (run_id, problem_hash, position, status) VALUES (?,?,?,?)",
+            (run_id, key, position, "pending"),
+        )
+        return key
+
+    def set_problem_status(self, run_id: int, problem_hash: str, status: str, seconds: float | None = None) -> None:
+        if seconds is None:
+            self.db.execute(
+                "UPDATE run_problems SET status=? WHERE run_id=? AND problem_hash=?", (status, run_id, problem_hash)
+            )
+        else:
+            self.db.execute(
+                "UPDATE run_problems SET status=?, seconds_spent=? WHERE run_id=? AND problem_hash=?",
+                (status, seconds, run_id, problem_hash),
+            )
+
+    def run_problems(self, run_id: int) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT rp.*, p.name, p.kind, p.spec FROM run_problems rp JOIN problems p ON p.hash = rp.problem_hash "
+            "WHERE rp.run_id=? ORDER BY rp.position",
+            (run_id,),
+        ).fetchall()
+        return [dict(r) | {"problem": Problem.from_json(json.loads(r["spec"]))} for r in rows]
+
+    # -- verdicts (the cache) -------------------------------------------------------------------
+    def cached_verdict(self, code_hash: str, problem_hash: str, device_key: str) -> tuple[int, Verdict] | None:
+        row = self.db.execute(
+            "SELECT id, body FROM verdicts WHERE code_hash=? AND problem_hash=? AND device_key=? "
+            "ORDER BY id DESC LIMIT 1",
+            (code_hash, problem_hash, device_key),
+        ).fetchone()
+        if row is None:
+            return None
+        return int(row["id"]), Verdict.from_json(json.loads(row["body"]))
+
+    def add_verdict(self, code_hash: str, problem_hash: str, device_key: str, verdict: Verdict) -> int:
+        cur = self.db.execute(
+            "INSERT INTO verdicts (code_hash, problem_hash, device_key, status, body, created_at) VALUES (?,?,?,?,?,?)",
+            (code_hash, problem_hash, device_key, verdict.status, verdict.dumps(), time.time()),
+        )
+        return int(cur.lastrowid)
+
+    # -- attempts -----------------------------------------------------------------------------
+    def add_attempt(self, run_id: int, problem_hash: str, attempt: Attempt, verdict_id: int) -> int:
+        cand, verdict = attempt.candidate, attempt.verdict
+        cur = self.db.execute(
+            "INSERT INTO attempts (run_id, problem_hash, code_hash, code, proposer, parents, provenance, usage,"
+            " verdict_id, status, time_ms, speedup, elapsed_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                run_id, problem_hash, cand.code_hash, cand.code, cand.proposer, json.dumps(cand.parents),
+                json.dumps(cand.provenance, default=str), json.dumps(cand.usage), verdict_id, verdict.status,
+                verdict.time_ms, attempt.best_speedup, attempt.elapsed_s, time.time(),
+            ),
+        )
+        return int(cur.lastrowid)
+
+    def attempts(self, run_id: int, problem_hash: str | None = None) -> list[Attempt]:
+        query = "SELECT a.*, v.body FROM attempts a JOIN verdicts v ON v.id = a.verdict_id WHERE a.run_id=?"
+        args: list = [run_id]
+        if problem_hash:
+            query += " AND a.problem_hash=?"
+            args.append(problem_hash)
+        rows = self.db.execute(query + " ORDER BY a.id", args).fetchall()
+        return [_attempt(r) for r in rows]
+
+    def attempt_rows(self, run_id: int) -> list[dict]:
+        """Flat rows for reports: one per attempt with its problem name."""
+        rows = self.db.execute(
+            "SELECT a.id, a.problem_hash, p.name AS problem, a.proposer, a.status, a.time_ms, a.speedup,"
+            " a.elapsed_s, a.usage, v.body FROM attempts a JOIN problems p ON p.hash = a.problem_hash"
+            " JOIN verdicts v ON v.id = a.verdict_id WHERE a.run_id=? ORDER BY a.id",
+            (run_id,),
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+
+def _run_record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=row["id"], command=row["command"], target=row["target"], options=json.loads(row["options"]),
+        status=row["status"], created_at=row["created_at"], finished_at=row["finished_at"],
+    )
+
+
+def _attempt(row: sqlite3.Row) -> Attempt:
+    candidate = Candidate(
+        code=row["code"], proposer=row["proposer"], parents=json.loads(row["parents"]),
+        provenance=json.loads(row["provenance"]), usage=json.loads(row["usage"]),
+    )
+    verdict = Verdict.from_json(json.loads(row["body"]))
+    return Attempt(candidate=candidate, verdict=verdict, attempt_id=row["id"], elapsed_s=row["elapsed_s"])
