@@ -1,0 +1,86 @@
+"""The dynamic fallback check: which torch ops a candidate's forward actually ran.
+
+The static screen reads names; this records the aten ops dispatched while the forward runs, so
+arithmetic on tensors, `x.sum()` through an alias, or an extension calling `at::mm` are seen
+too. Kernel launches are not torch ops, and the recorder is paused inside Triton's launcher
+(the CPU interpreter copies arguments with torch ops of its own).
+"""
+
+from __future__ import annotations
+
+import functools
+from contextlib import contextmanager
+
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
+
+ALLOCATION_OPS = frozenset({
+    "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "zeros", "zeros_like",
+    "new_zeros", "ones", "ones_like", "new_ones", "full", "full_like", "new_full", "arange",
+    "fill_", "zero_", "scalar_tensor", "lift_fresh", "lift_fresh_copy", "_local_scalar_dense",
+    "is_nonzero", "sym_size", "sym_stride", "sym_numel", "sym_storage_offset", "resize_",
+})
+VIEW_OPS = frozenset({
+    "view", "_unsafe_view", "reshape", "_reshape_alias", "as_strided", "expand", "permute",
+    "transpose", "t", "unsqueeze", "squeeze", "select", "slice", "split", "split_with_sizes",
+    "chunk", "unbind", "narrow", "alias", "detach", "unflatten", "flatten", "movedim", "diagonal",
+    "view_as", "expand_as", "_to_copy_view", "contiguous_view",
+})
+COPY_OPS = frozenset({"clone", "copy_", "_to_copy", "_copy_from", "_copy_from_and_resize", "to"})
+
+
+class OpRecorder(TorchDispatchMode):
+    """Collects the names of aten ops run under it (overload packet names, e.g. "mm")."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.add(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def compute_ops(ops: set[str], forbid_copies: bool) -> set[str]:
+    """Ops that do the work rather than allocate or reshape. Copies count as work when the
+    reference itself is only data movement (a transpose-copy problem, say)."""
+    allowed = ALLOCATION_OPS | VIEW_OPS | (frozenset() if forbid_copies else COPY_OPS)
+    return {op for op in ops if op not in allowed}
+
+
+def is_data_movement(reference_ops: set[str]) -> bool:
+    return not compute_ops(reference_ops, forbid_copies=False)
+
+
+def pause_recording_in_triton_launches() -> None:
+    """Wrap Triton's launch entry points so the recorder sees none of their internal torch ops."""
+    from triton.runtime import autotuner, jit
+
+    _wrap_method(jit.JITFunction, "run")
+    _wrap_method(autotuner.Autotuner, "run")  # its benchmarking uses torch ops too
+    _wrap_method(autotuner.Heuristics, "run")
+    try:
+        from triton.runtime import interpreter
+    except ImportError:
+        return
+    _wrap_method(interpreter.InterpretedFunction, "run")
+
+
+def _wrap_method(cls, name: str) -> None:
+    original = getattr(cls, name, None)
+    if original is None or getattr(original, "_ks_paused", False):
+        return
+
+    @functools.wraps(original)
+    def launch_without_recording(*args, **kwargs):
+        with _disable_current_modes():
+            return original(*args, **kwargs)
+
+    launch_without_recording._ks_paused = True
+    setattr(cls, name, launch_without_recording)
+
+
+@contextmanager
+def recording():
+    recorder = OpRecorder()
+    with recorder:
+        yield recorder

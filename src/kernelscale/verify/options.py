@@ -1,0 +1,30 @@
+"""Settings of one verification (the protocol's knobs, with DESIGN §3's minimums as defaults)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, asdict
+
+
+@dataclass
+class VerifyOptions:
+    trials: int = 5  # correctness trials before timing (at least 5 are always run)
+    input_scale: float = 3.0  # the rescaled-input trial multiplies floating inputs by this
+    timeout_s: float = 300.0  # wall clock for the whole attempt in the candidate's process
+    min_calls: int = 100  # timed calls, unless the relative standard error is under `target_rse` first
+    target_rse: float = 0.01
+    round_calls: int = 20  # calls per interleaved round (candidate, then each baseline)
+    max_timing_s: float = 60.0
+    cpu_calls: int = 2  # interpreted timing on the CPU: a few calls, not a performance number
+    suspect_speedup: float = 10.0
+    screen: bool = True  # only tests turn this off, to prove the sandbox stands without it
+    memory_limit_gb: float | None = None  # address-space cap for the candidate on the CPU
+
+    def __post_init__(self) -> None:
+        self.trials = max(5, int(self.trials))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(data: dict) -> "VerifyOptions":
+        return VerifyOptions(**{k: v for k, v in data.items() if k in VerifyOptions.__dataclass_fields__})

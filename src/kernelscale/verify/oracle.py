@@ -1,0 +1,117 @@
+"""The oracle: one long-lived process per device (`python -m kernelscale.verify.oracle`).
+
+It makes inputs from seeds, computes the reference, times the baselines and compares; the
+candidate runs in a fresh runner process per attempt and only ever sees inputs. The oracle
+keeps each problem's module, reference op list and compiled baselines between attempts, and
+holds the per-run secret seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from kernelscale.problems.module import apply_sizes, import_source
+from kernelscale.problems.problem import Problem
+from kernelscale.verify.baselines import BaselineSet, Roofline, build_baselines, measure_roofline
+from kernelscale.verify.inputs import make_inputs, make_model, outputs_as_list, tensor_bytes
+from kernelscale.verify.op_policy import is_data_movement, recording
+from kernelscale.verify.verdict import describe_environment
+
+TIMING_INIT_SEED = 20250215  # the timing model's parameters: the same for candidate and baselines
+
+
+@dataclass
+class LoadedProblem:
+    problem: Problem
+    module: object
+    forbid_copies: bool
+    timing_seed: int
+    baselines: BaselineSet = field(default_factory=BaselineSet)
+    timing_model: object = None
+    output_bytes: int = 0  # of one reference call at the timing shape (for the roofline floor)
+
+
+class Oracle:
+    def __init__(self, device: str, workdir: Path):
+        self.device = device
+        self.workdir = workdir
+        self.secret_seed = secrets.randbits(31)
+        self.environment = describe_environment(device)
+        self.roofline: Roofline | None = measure_roofline() if device == "cuda" else None
+        self.problems: dict[str, LoadedProblem] = {}
+
+    def load(self, problem: Problem) -> LoadedProblem:
+        key = problem.content_hash()
+        if key not in self.problems:
+            folder = self.workdir / key
+            folder.mkdir(parents=True, exist_ok=True)
+            module = import_source(problem.source, problem.file_stem, folder)
+            apply_sizes(module, problem.sizes_for(self.device))
+            self.problems[key] = LoadedProblem(
+                problem=problem, module=module, forbid_copies=self._reference_moves_only(module),
+                timing_seed=secrets.randbits(31),
+            )
+        return self.problems[key]
+
+    def _reference_moves_only(self, module) -> bool:
+        """Does the reference only copy data? Then copies are the work, not bookkeeping."""
+        model, _ = make_model(module, "Model", 0, self.device)
+        inputs = make_inputs(module, 0, 1.0, self.device)
+        with torch.no_grad(), recording() as recorder:
+            model(*inputs)
+        return is_data_movement(recorder.ops)
+
+    def reference(self, loaded: LoadedProblem, init_seed: int, seed: int, scale: float):
+        model, _ = make_model(loaded.module, "Model", init_seed, self.device)
+        inputs = make_inputs(loaded.module, seed, scale, self.device)
+        with torch.no_grad():
+            out = outputs_as_list(model(*inputs))
+        return [o.detach().cpu() if isinstance(o, torch.Tensor) else o for o in out], inputs
+
+    def timing_setup(self, loaded: LoadedProblem) -> None:
+        """Build the timing model and baselines once per problem (compilation happens here)."""
+        if loaded.timing_model is not None:
+            return
+        model, init_inputs = make_model(loaded.module, "Model", TIMING_INIT_SEED, self.device)
+        with torch.no_grad():
+            out = outputs_as_list(model(*make_inputs(loaded.module, loaded.timing_seed, 1.0, self.device)))
+        loaded.output_bytes = tensor_bytes(out)
+        del out
+        loaded.timing_model = model
+        loaded.baselines = build_baselines(loaded.problem.baselines, loaded.module, model, init_inputs, self.device)
+
+
+def serve(device: str) -> None:
+    """Answer verification requests, one JSON line each, until stdin closes."""
+    from kernelscale.verify.attempt import run_attempt
+    from kernelscale.verify.options import VerifyOptions
+
+    results = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # stray prints from problem modules must not break the channel
+    workdir = Path(os.environ.get("KERNELSCALE_ORACLE_DIR") or Path.cwd())
+    oracle = Oracle(device, workdir)
+    results.write(json.dumps({"hello": oracle.environment}) + "\n")
+    for line in sys.stdin:
+        request = json.loads(line)
+        problem = Problem.from_json(request["problem"])
+        options = VerifyOptions.from_json(request.get("options", {}))
+        verdict = run_attempt(oracle, problem, request["code"], options)
+        results.write(json.dumps({"id": request.get("id"), "verdict": verdict.to_json()}, default=str) + "\n")
+
+
+def main() -> None:
+    device = sys.argv[1] if len(sys.argv) > 1 else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda":
+        torch.cuda.set_device(0)  # the pool pins each oracle with CUDA_VISIBLE_DEVICES
+    serve(device)
+
+
+if __name__ == "__main__":
+    main()

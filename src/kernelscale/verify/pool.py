@@ -1,0 +1,162 @@
+"""The verifier pool: one oracle process per GPU (one or two on the CPU), an async API.
+
+The static screen runs here, before a candidate costs any GPU time. A crash, abort, illegal
+memory access or hang costs that attempt: runners die alone; an oracle that dies or stops
+answering is killed and restarted, and the pool goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+from kernelscale.problems.problem import Problem
+from kernelscale.verify.options import VerifyOptions
+from kernelscale.verify.sandbox import sandbox_env
+from kernelscale.verify.screen import screen
+from kernelscale.verify.verdict import Verdict
+
+ORACLE_START_S = 600.0  # first start imports torch and, on a GPU, measures the roofline
+ORACLE_MARGIN_S = 900.0  # beyond a candidate's own timeout: the reference and baselines compile
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def visible_gpus(spec: str | None) -> list[int]:
+    import torch
+
+    count = torch.cuda.device_count()
+    if not spec or spec == "all":
+        return list(range(count))
+    chosen = [int(x) for x in spec.split(",") if x.strip()]
+    bad = [g for g in chosen if g < 0 or g >= count]
+    if bad:
+        raise ValueError(f"GPU(s) {bad} not visible (this machine has {count})")
+    return chosen
+
+
+def screen_verdict(problem: Problem, code: str) -> Verdict | None:
+    """The static screen's verdict, or None when the candidate may run."""
+    try:
+        found = screen(code, allow_torch=problem.allow_torch)
+    except SyntaxError as exc:
+        return Verdict("compile_error", f"SyntaxError: {exc.msg}", line=exc.lineno)
+    except (ValueError, RecursionError) as exc:
+        return Verdict("compile_error", f"cannot parse: {exc}")
+    if not found:
+        return None
+    first = found[0]
+    return Verdict("rejected", first.message(), rule=first.rule, line=first.line)
+
+
+@dataclass
+class _Oracle:
+    device: str
+    gpu: int | None
+    proc: asyncio.subprocess.Process | None = None
+    environment: dict = field(default_factory=dict)
+    workdir: str = ""
+
+    async def start(self) -> None:
+        self.workdir = tempfile.mkdtemp(prefix="kernelscale-oracle-")
+        env = sandbox_env({"KERNELSCALE_ORACLE_DIR": self.workdir}, home=self.workdir)
+        if self.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = str(self.gpu)
+        if "TRITON_CACHE_DIR" in os.environ:
+            env["TRITON_CACHE_DIR"] = os.environ["TRITON_CACHE_DIR"]
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "kernelscale.verify.oracle", self.device, cwd=self.workdir, env=env,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, start_new_session=True,
+            limit=2**26,
+        )
+        hello = await asyncio.wait_for(self.proc.stdout.readline(), ORACLE_START_S)
+        if not hello:
+            raise RuntimeError(f"the verifier oracle for {self.device} failed to start (see its stderr above)")
+        self.environment = json.loads(hello)["hello"]
+
+    async def ask(self, request: dict, timeout: float) -> Verdict:
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
+        await self.proc.stdin.drain()
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not line:
+            raise ConnectionError("the verifier oracle exited")
+        return Verdict.from_json(json.loads(line)["verdict"])
+
+    async def stop(self) -> None:
+        if self.proc and self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            await self.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class VerifierPool:
+    def __init__(self, device: str | None = None, gpus: str | None = None, workers: int | None = None):
+        self.device = device or default_device()
+        if self.device == "cuda":
+            slots: list[int | None] = list(visible_gpus(gpus))
+            if not slots:
+                raise ValueError("--device cuda, but no GPU is visible")
+        else:
+            slots = [None] * max(1, min(workers or 1, 2))
+        self._oracles = [_Oracle(self.device, gpu) for gpu in slots]
+        self._idle: asyncio.Queue[_Oracle] | None = None
+        self._counter = 0
+
+    @property
+    def size(self) -> int:
+        return len(self._oracles)
+
+    @property
+    def device_key(self) -> str:
+        env = self._oracles[0].environment
+        return f"{env.get('name', self.device)}|{self.device}|torch {env.get('torch')}|triton {env.get('triton')}"
+
+    async def start(self) -> "VerifierPool":
+        self._idle = asyncio.Queue()
+        await asyncio.gather(*(o.start() for o in self._oracles))
+        for oracle in self._oracles:
+            self._idle.put_nowait(oracle)
+        return self
+
+    async def close(self) -> None:
+        await asyncio.gather(*(o.stop() for o in self._oracles), return_exceptions=True)
+
+    async def __aenter__(self) -> "VerifierPool":
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def verify(self, problem: Problem, code: str, options: VerifyOptions | None = None) -> Verdict:
+        options = options or VerifyOptions()
+        if options.screen:
+            early = screen_verdict(problem, code)
+            if early is not None:
+                early.device = self._oracles[0].environment
+                early.interpreted = self.device != "cuda"
+                return early
+        self._counter += 1
+        request = {"id": self._counter, "problem": problem.to_json(), "code": code, "options": options.to_json()}
+        oracle = await self._idle.get()
+        try:
+            return await oracle.ask(request, options.timeout_s + ORACLE_MARGIN_S)
+        except (asyncio.TimeoutError, ConnectionError, json.JSONDecodeError, KeyError) as exc:
+            await oracle.stop()
+            await oracle.start()
+            reason = "the verifier oracle stopped answering" if isinstance(exc, asyncio.TimeoutError) else str(exc)
+            return Verdict("runtime_error", f"{reason}; restarted it (the reference or a baseline may have crashed)")
+        finally:
+            self._idle.put_nowait(oracle)

@@ -1,0 +1,52 @@
+"""Name tables for the static screen: what host code may import and call."""
+
+ALLOWED_IMPORTS = frozenset({
+    "torch", "triton", "math", "numpy", "typing", "functools", "itertools", "operator",
+    "dataclasses", "collections", "enum", "abc", "__future__",
+})
+
+# torch.<name>(...) calls allowed in forward-reachable host code: allocation, metadata, dtypes.
+ALLOWED_TORCH_CALLS = frozenset({
+    "empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones", "ones_like", "full",
+    "full_like", "arange", "tensor", "as_tensor", "is_tensor", "is_floating_point", "numel",
+    "device", "dtype", "Size", "finfo", "iinfo", "get_default_dtype", "promote_types",
+    "result_type", "no_grad", "inference_mode", "enable_grad", "set_grad_enabled",
+})
+
+# Tensor methods that compute (called in forward-reachable host code they are a torch fallback).
+COMPUTE_METHODS = frozenset({
+    "matmul", "mm", "bmm", "addmm", "addbmm", "baddbmm", "einsum", "mv", "dot", "outer", "kron",
+    "softmax", "log_softmax", "sum", "nansum", "mean", "prod", "std", "var", "max", "min", "amax",
+    "amin", "argmax", "argmin", "norm", "logsumexp", "exp", "exp_", "exp2", "expm1", "log", "log1p",
+    "log2", "sqrt", "rsqrt", "tanh", "sigmoid", "relu", "relu_", "gelu", "silu", "erf", "pow",
+    "square", "abs", "neg", "reciprocal", "cumsum", "cumprod", "cummax", "sort", "topk", "conv1d",
+    "conv2d", "conv3d", "linear", "layer_norm", "rms_norm", "group_norm", "batch_norm", "dropout",
+    "where", "clamp", "clamp_", "clip", "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_",
+    "addcmul", "addcdiv", "lerp", "triu", "tril", "masked_fill", "masked_fill_", "scatter",
+    "scatter_add", "index_add", "gather", "index_select", "softplus", "hardtanh", "leaky_relu",
+    "elu", "mish", "logaddexp", "maximum", "minimum", "fmax", "fmin", "scaled_dot_product_attention",
+    "flex_attention", "sin", "cos", "floor", "ceil", "round", "sign", "any", "all", "eq", "ne",
+    "lt", "le", "gt", "ge", "cross", "diff", "trace", "diag", "histc", "bincount", "unique",
+})
+
+# Roots whose attributes a candidate must never assign (monkey-patching timers, ops, checks).
+PATCHED_ROOTS = frozenset({"torch", "triton", "time", "os", "sys", "numpy", "builtins", "math", "tl"})
+
+# Names that are escape hatches wherever they appear.
+FORBIDDEN_CALLS = frozenset({
+    "eval", "exec", "compile", "__import__", "getattr", "setattr", "delattr", "open", "globals",
+    "vars", "locals", "breakpoint", "input", "exit", "quit", "memoryview", "__builtins__",
+})
+
+# Attribute names that reach process state, other modules or the class machinery.
+FORBIDDEN_ATTRS = frozenset({
+    "os", "sys", "subprocess", "builtins", "system", "popen", "__class__", "__bases__", "__base__",
+    "__subclasses__", "__mro__", "__builtins__", "__import__", "__dict__", "__getattribute__",
+    "__self__", "__loader__", "__spec__", "__reduce__", "__reduce_ex__", "__setattr__",
+})
+
+STREAM_CALLS = frozenset({
+    "torch.cuda.Stream", "torch.cuda.stream", "torch.cuda.set_stream", "torch.Stream",
+    "torch.cuda.ExternalStream", "torch.cuda.StreamContext", "torch.cuda.graph",
+    "torch.cuda.CUDAGraph", "torch.cuda.make_graphed_callables", "torch.stream",
+})

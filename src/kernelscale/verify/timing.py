@@ -1,0 +1,123 @@
+"""One timing method for candidates and baselines alike (DESIGN §3.4).
+
+Per call: fresh cloned inputs prepared outside the timed region, the L2 flushed by a write of
+at least twice its size, a CUDA event pair around the call with a device-wide synchronize
+before the end event (work on other streams cannot escape it), and the host wall time of the
+same interval as a cross-check. On the CPU only the host clock exists, and the numbers are
+interpreter times, not performance numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from kernelscale.verify.inputs import clone_inputs, outputs_as_list, poison
+
+
+@dataclass
+class Samples:
+    event_ms: list[float] = field(default_factory=list)
+    wall_ms: list[float] = field(default_factory=list)
+
+    def extend(self, other: "Samples") -> None:
+        self.event_ms += other.event_ms
+        self.wall_ms += other.wall_ms
+
+    def to_json(self) -> dict:
+        return {"event_ms": self.event_ms, "wall_ms": self.wall_ms}
+
+    @staticmethod
+    def from_json(data: dict) -> "Samples":
+        return Samples(list(map(float, data["event_ms"])), list(map(float, data["wall_ms"])))
+
+
+def l2_flush_buffer(device: str) -> torch.Tensor | None:
+    if device != "cuda":
+        return None
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    l2 = getattr(props, "L2_cache_size", 0) or 64 * 2**20
+    return torch.empty(max(2 * l2, 256 * 2**20) // 4, dtype=torch.int32, device="cuda")
+
+
+def time_block(fn: Callable, inputs: list[Any], calls: int, device: str, flush: torch.Tensor | None) -> Samples:
+    """Time `calls` calls of fn on fresh clones of `inputs`."""
+    samples = Samples()
+    for _ in range(calls):
+        args = clone_inputs(inputs)
+        if device == "cuda":
+            event, wall = _time_cuda_call(fn, args, flush)
+        else:
+            event, wall = _time_host_call(fn, args)
+        samples.event_ms.append(event)
+        samples.wall_ms.append(wall)
+    return samples
+
+
+def _time_cuda_call(fn: Callable, args: list[Any], flush: torch.Tensor | None) -> tuple[float, float]:
+    if flush is not None:
+        flush.zero_()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize()
+    wall0 = time.perf_counter()
+    start.record()
+    out = fn(*args)
+    torch.cuda.synchronize()
+    end.record()
+    end.synchronize()
+    wall = (time.perf_counter() - wall0) * 1e3
+    poison(outputs_as_list(out) + args)
+    return start.elapsed_time(end), wall
+
+
+def _time_host_call(fn: Callable, args: list[Any]) -> tuple[float, float]:
+    wall0 = time.perf_counter()
+    out = fn(*args)
+    wall = (time.perf_counter() - wall0) * 1e3
+    poison(outputs_as_list(out))
+    return wall, wall
+
+
+def warm_up(fn: Callable, inputs: list[Any], device: str, seconds: float = 0.2, max_calls: int = 25) -> None:
+    """A few calls (compile, autotune, clocks) before anything is timed."""
+    deadline = time.perf_counter() + seconds
+    for i in range(max_calls):
+        out = fn(*clone_inputs(inputs))
+        if device == "cuda":
+            torch.cuda.synchronize()
+        del out
+        if i >= 2 and time.perf_counter() > deadline:
+            break
+
+
+def relative_standard_error(values: list[float]) -> float:
+    if len(values) < 2:
+        return math.inf
+    mean = statistics.fmean(values)
+    return statistics.stdev(values) / math.sqrt(len(values)) / mean if mean > 0 else math.inf
+
+
+def summarize(samples: Samples) -> dict:
+    ev = samples.event_ms
+    return {
+        "n": len(ev),
+        "median_ms": statistics.median(ev),
+        "mean_ms": statistics.fmean(ev),
+        "min_ms": min(ev),
+        "rse": relative_standard_error(ev),
+        "wall_median_ms": statistics.median(samples.wall_ms),
+    }
+
+
+def timer_consistency(samples: Samples) -> str | None:
+    """Why the event times cannot be right, or None. An event interval lies inside the host
+    interval measured around it, so it can never be much longer."""
+    for event, wall in zip(samples.event_ms, samples.wall_ms):
+        if event > wall * 1.05 + 0.05:
+            return f"event time {event:.4f} ms exceeds the host wall time {wall:.4f} ms around it"
+    return None
