@@ -1,0 +1,105 @@
+"""The LLM proposer: prompt from the problem and the history, ask the model, take its last code block.
+
+A reply without code still becomes a Candidate: `code == ""` and `provenance["no_code"]` says
+why ("your answer contained no ```python block", plus a hint when the reply hit the length
+limit). The strategy hands it to `evaluate` like any other, so it is stored and counted; the loop
+records it without running the verifier through `no_code_verdict` (a `compile_error` carrying
+that reason), and the next feedback prompt tells the model what was missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import fields
+from typing import Sequence
+
+from kernelscale.problems.problem import Problem
+from kernelscale.propose.base import Attempt, Candidate
+from kernelscale.propose.llm.client import Completion, LLMClient
+from kernelscale.propose.llm.options import LLMOptions
+from kernelscale.propose.llm.parse import extract_code, no_code_reason
+from kernelscale.propose.llm.prompts import (
+    GPUFacts, PromptSettings, crossover_prompt, feedback_prompt, first_prompt,
+)
+from kernelscale.verify.verdict import Verdict
+
+
+class LLMProposer:
+    """Implements `Proposer`; `propose_crossover` is the extra that `evolve` uses when present."""
+
+    name = "llm"
+
+    def __init__(
+        self,
+        options: LLMOptions | None = None,
+        *,
+        language: str = "triton",
+        gpu: GPUFacts | None = None,
+        device: str = "cuda",
+        example: str | None = "auto",
+        start_kernel: str | None = None,
+    ):
+        self.options = options or LLMOptions()
+        self.settings = PromptSettings(
+            language=language, gpu=gpu or GPUFacts(), interpreter=device == "cpu", example=example,
+            start_kernel=start_kernel,
+        )
+        self.client = LLMClient(self.options)
+
+    async def propose(self, problem: Problem, history: Sequence[Attempt], n: int = 1) -> list[Candidate]:
+        """Empty history: the first prompt. Otherwise feedback on the history's last attempt."""
+        if not history:
+            return await self._ask(first_prompt(problem, self.settings), "first", [], n)
+        base = next((a for a in reversed(history) if a.candidate.code.strip()), None)
+        parents = [base.candidate.code_hash] if base else []
+        return await self._ask(feedback_prompt(problem, history, self.settings), "feedback", parents, n)
+
+    async def propose_crossover(self, problem: Problem, parents: Sequence[Attempt], n: int = 1) -> list[Candidate]:
+        """One kernel combining the given (correct) parents."""
+        prompt = crossover_prompt(problem, parents, self.settings)
+        return await self._ask(prompt, "crossover", [p.candidate.code_hash for p in parents], n)
+
+    async def _ask(self, prompt: str, kind: str, parents: list[str], n: int) -> list[Candidate]:
+        messages = [{"role": "user", "content": prompt}]
+        tasks = [asyncio.ensure_future(self.client.complete(messages)) for _ in range(max(1, n))]
+        try:
+            replies = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:  # one failed (or we were cancelled): the others' answers are not wanted
+                task.cancel()
+            raise
+        return [self._candidate(messages, reply, kind, parents) for reply in replies]
+
+    def _candidate(self, messages: list[dict], reply: Completion, kind: str, parents: list[str]) -> Candidate:
+        provenance = {
+            "prompt_kind": kind, "messages": messages, "response": reply.raw, "reasoning": reply.reasoning,
+            "answer": reply.answer, "model": reply.model, "endpoint": self.options.base_url,
+            "preset": self.options.preset, "finish_reason": reply.finish_reason,
+        }
+        code = extract_code(reply.answer)
+        if code is None:
+            provenance["no_code"] = no_code_reason(reply.answer, reply.finish_reason, self.options.max_tokens)
+        return Candidate(code=code or "", proposer=self.name, parents=parents, provenance=provenance,
+                         usage=dict(reply.usage))
+
+
+def no_code_verdict(candidate: Candidate) -> Verdict | None:
+    """The verdict for a reply that held no code (nothing to verify), else None."""
+    reason = candidate.provenance.get("no_code")
+    if candidate.code.strip() or not reason:
+        return None
+    return Verdict(status="compile_error", reason=reason)
+
+
+def make_llm_proposer(options: LLMOptions | None = None, **settings) -> LLMProposer:
+    """An LLMProposer from LLMOptions fields and proposer settings mixed as keywords.
+
+    Keywords set to None are ignored, so a command line can pass its unset flags through:
+    `make_llm_proposer(preset="nim", model=args.model, base_url=args.base_url, device="cpu")`.
+    """
+    settings = {k: v for k, v in settings.items() if v is not None}
+    option_names = {f.name for f in fields(LLMOptions)}
+    chosen = {k: settings.pop(k) for k in list(settings) if k in option_names}
+    if options is not None and chosen:
+        raise TypeError(f"pass LLMOptions or its fields ({sorted(chosen)}), not both")
+    return LLMProposer(options or LLMOptions(**chosen), **settings)
