@@ -37,7 +37,11 @@ def load_problem(ref: str | Path, *, tolerance: str | None = None) -> Problem:
     """One problem from an id or a path; raises ProblemError with a one-line message."""
     ref = str(ref)
     suite, _, name = ref.partition("/")
-    if suite in BUILTIN_SUITES and name and not Path(ref).exists():
+    if _has_shape_suffix(ref):
+        from kernelscale.problems.attention import load_attention_problem
+
+        problem = load_attention_problem(ref)
+    elif suite in BUILTIN_SUITES and name and not Path(ref).exists():
         path = builtin_dir(suite) / f"{name}.py"
         if not path.is_file():
             known = ", ".join(i.split("/", 1)[1] for i in list_problem_ids(suite))
@@ -57,6 +61,12 @@ def load_problem(ref: str | Path, *, tolerance: str | None = None) -> Problem:
 
 def load_suite(ref: str, *, tolerance: str | None = None) -> list[Problem]:
     return [load_problem(pid, tolerance=tolerance) for pid in list_problem_ids(ref)]
+
+
+def _has_shape_suffix(ref: str) -> bool:
+    """`attention/<name>:S=2048,D=64` or `variant.py:D=64`: an attention problem at another shape."""
+    base, sep, _ = ref.partition(":")
+    return bool(sep) and not Path(ref).exists() and (base.startswith("attention/") or Path(base).is_file())
 
 
 def _is_problem_file(path: Path) -> bool:

@@ -1,0 +1,18 @@
+"""ALiBi: a per-head linear distance bias, slope 2^(-8(h+1)/H) times (kv_idx - q_idx)."""
+
+import torch
+
+
+def make(B, Hq, Hkv, Sq, Skv, D, device):
+    slopes = torch.exp2(-8.0 * torch.arange(1, Hq + 1, dtype=torch.float32) / Hq).to(device)
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score + slopes[h] * (kv_idx - q_idx)
+
+    return score_mod, None
+
+
+if __name__ == "__main__":
+    from kernelscale.problems.attention.selfcheck import main
+
+    main(__file__)

@@ -1,0 +1,11 @@
+"""Full attention: every query sees every key, scores unchanged (SDPA's default)."""
+
+
+def score_mod(score, b, h, q_idx, kv_idx):
+    return score
+
+
+if __name__ == "__main__":
+    from kernelscale.problems.attention.selfcheck import main
+
+    main(__file__)
