@@ -76,7 +76,7 @@ def split_ref(ref: str) -> tuple[str, dict | None]:
 
 def load_attention_problem(ref, display_name: str | None = None, shape: dict | None = None) -> Problem:
     """A Problem (kind "attention") from `attention/<name>[:K=V,...]` or a variant file path."""
-    ref = name = str(ref)
+    ref = display = str(ref)
     if shape is None:
         ref, shape = split_ref(ref)
     if ref.startswith("attention/") and not Path(ref).exists():
@@ -88,7 +88,7 @@ def load_attention_problem(ref, display_name: str | None = None, shape: dict | N
         path = Path(ref)
         if not path.is_file():
             raise ProblemError(f"no such attention variant file: {ref}")
-    return _build(path.resolve(), display_name or name, shape)
+    return _build(path.resolve(), display_name or display, shape)
 
 
 def _build(path: Path, name: str, shape_override: dict | None) -> Problem:
