@@ -1,0 +1,190 @@
+"""Benchmark a whole suite: solve every problem with a per-problem budget, in one run record.
+
+A bench run is resumable: problems already `done` in that run are skipped, a problem that was
+interrupted continues with what is left of its budget, and one that failed with an error is tried
+again. The per-problem search is a parameter (`solve_fn`), so the bench bookkeeping is the same
+whichever proposer or strategy does the work.
+
+Contract for `solve_fn(problem, run_id, budget_s)`: it records its attempts in the store under
+`run_id` (Store.add_attempt) with `elapsed_s` measured from the start of *this problem's* search,
+so that "time to the first correct kernel" and the solved-over-time figure are per problem; it
+returns when its budget is spent (bench does not kill it). Raising an ordinary exception marks
+only that problem `error`; raising one of `fatal` (the proposer cannot go on at all) stops the
+bench, since every later problem would fail the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from kernelscale.problems import list_problem_ids, load_problem
+from kernelscale.problems.problem import Problem
+from kernelscale.propose.base import ProposerError
+from kernelscale.store.db import Store
+
+SolveFn = Callable[[Problem, int, float], None]
+EventFn = Callable[[str, dict], None]
+
+DONE, RUNNING, ERROR, INTERRUPTED = "done", "running", "error", "interrupted"
+
+
+class BenchError(ValueError):
+    """A bench that cannot start (bad budget, resuming a run that is not a bench); one line for users."""
+
+
+@dataclass
+class BenchResult:
+    run_id: int
+    status: str  # "done" when every problem is done, else "incomplete"
+    solved_now: list[str] = field(default_factory=list)  # problems run to completion by this call
+    skipped: list[str] = field(default_factory=list)  # already done in the resumed run
+    failed: dict[str, str] = field(default_factory=dict)  # problem -> one-line error
+
+
+def bench(
+    suite_or_dir: str | Path | None,
+    *,
+    solve_fn: SolveFn,
+    store: Store,
+    per_problem_budget_s: float | None = None,
+    resume: int | None = None,
+    tolerance: str | None = None,
+    options: dict | None = None,
+    on_event: EventFn | None = None,
+    fatal: tuple[type[BaseException], ...] = (ProposerError,),
+    clock: Callable[[], float] = time.monotonic,
+) -> BenchResult:
+    """Solve every problem of `suite_or_dir` ("ops", "attention" or a directory of KernelBench files).
+
+    A new run stores `options` (proposer, strategy, device: whatever the caller wants recorded)
+    with the budget and tolerance. With `resume`, the run's own problem list is used (the files
+    may have changed since) and the budget defaults to the stored one. Events for progress
+    displays: "start", "skip", "done", "error", each with run_id, problem, index, total (and
+    seconds / error). Raises ProblemError, StoreError or BenchError with one-line messages.
+    """
+    if resume is None:
+        run_id, budget = _new_run(store, suite_or_dir, per_problem_budget_s, tolerance, options or {})
+    else:
+        run_id, budget = _resumed_run(store, resume, suite_or_dir, per_problem_budget_s, tolerance)
+    result = BenchResult(run_id, "incomplete")
+    rows = store.run_problems(run_id)
+    emit = on_event or (lambda kind, info: None)
+    context = _Context(store, run_id, budget, solve_fn, result, fatal, emit, clock)
+    for index, row in enumerate(rows):
+        info = {"run_id": run_id, "problem": row["name"], "index": index, "total": len(rows)}
+        if row["status"] == DONE:
+            result.skipped.append(row["name"])
+            emit("skip", info)
+            continue
+        _solve_one(context, row, info)
+    statuses = [r["status"] for r in store.run_problems(run_id)]
+    result.status = DONE if all(s == DONE for s in statuses) else "incomplete"
+    store.finish_run(run_id, result.status)
+    return result
+
+
+@dataclass
+class _Context:
+    """What every problem of one bench call shares."""
+
+    store: Store
+    run_id: int
+    budget: float
+    solve_fn: SolveFn
+    result: BenchResult
+    fatal: tuple[type[BaseException], ...]
+    emit: EventFn
+    clock: Callable[[], float]
+
+
+def _solve_one(context: _Context, row: dict, info: dict) -> None:
+    """Run one problem with what is left of its budget and record how it ended."""
+    store, run_id, budget, result, emit, clock = (
+        context.store, context.run_id, context.budget, context.result, context.emit, context.clock)
+    key, name = row["problem_hash"], row["name"]
+    spent = float(row["seconds_spent"] or 0.0)
+    remaining = budget - spent
+    if remaining <= 0:  # interrupted after its whole budget was used: nothing left to try
+        store.set_problem_status(run_id, key, DONE)
+        result.solved_now.append(name)
+        emit("done", info | {"seconds": spent})
+        return
+    store.set_problem_status(run_id, key, RUNNING)
+    emit("start", info | {"budget_s": remaining})
+    started = clock()
+    try:
+        context.solve_fn(row["problem"], run_id, remaining)
+    except (KeyboardInterrupt, *context.fatal) as exc:
+        # Keep what was spent so a resume continues with the rest of the budget, then stop.
+        store.set_problem_status(run_id, key, INTERRUPTED, spent + clock() - started)
+        store.finish_run(run_id, INTERRUPTED if isinstance(exc, KeyboardInterrupt) else ERROR)
+        raise
+    except Exception as exc:  # one broken problem must not sink the suite
+        seconds = spent + clock() - started
+        store.set_problem_status(run_id, key, ERROR, seconds)
+        result.failed[name] = _one_line(exc)
+        emit("error", info | {"seconds": seconds, "error": result.failed[name]})
+        return
+    seconds = spent + clock() - started
+    store.set_problem_status(run_id, key, DONE, seconds)
+    result.solved_now.append(name)
+    emit("done", info | {"seconds": seconds})
+
+
+def _new_run(store: Store, target, budget, tolerance, options: dict) -> tuple[int, float]:
+    if target is None:
+        raise BenchError("bench needs a suite (ops, attention) or a directory of problem files")
+    budget = _check_budget(budget)
+    problems = load_suite_problems(str(target), tolerance)
+    recorded = {"per_problem_budget_s": budget, "tolerance": tolerance, **options}
+    run_id = store.create_run("bench", str(target), recorded)
+    for position, problem in enumerate(problems):
+        store.add_problem(run_id, problem, position)
+    return run_id, budget
+
+
+def _resumed_run(store: Store, run_id: int, target, budget, tolerance) -> tuple[int, float]:
+    run = store.get_run(run_id)
+    if run.command != "bench":
+        raise BenchError(f"run {run_id} is a `{run.command}` run, not a bench: resume it with `{run.command}`")
+    if target is not None and not _same_target(str(target), run.target):
+        raise BenchError(f"run {run_id} benchmarked {run.target}, not {target}")
+    budget = _check_budget(budget if budget is not None else run.options.get("per_problem_budget_s"))
+    if not store.run_problems(run_id):
+        # The earlier call stopped between creating the run and listing its problems.
+        stored_tolerance = tolerance or run.options.get("tolerance")
+        for position, problem in enumerate(load_suite_problems(run.target, stored_tolerance)):
+            store.add_problem(run_id, problem, position)
+    store.reopen_run(run_id)
+    return run_id, budget
+
+
+def load_suite_problems(target: str, tolerance: str | None = None) -> list[Problem]:
+    """Every problem of a built-in suite or directory, in a stable (sorted) order."""
+    problems = [load_problem(pid, tolerance=tolerance) for pid in list_problem_ids(target)]
+    if not problems:
+        raise BenchError(f"{target} holds no problem files (*.py defining Model or score_mod/mask_mod)")
+    return problems
+
+
+def _check_budget(budget) -> float:
+    if budget is None:
+        raise BenchError("bench needs a per-problem budget (seconds)")
+    budget = float(budget)
+    if not budget > 0:
+        raise BenchError(f"per-problem budget must be positive, got {budget:g} s")
+    return budget
+
+
+def _same_target(given: str, stored: str) -> bool:
+    if given == stored:
+        return True
+    return Path(given).exists() and Path(stored).exists() and Path(given).resolve() == Path(stored).resolve()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
