@@ -140,3 +140,20 @@ def test_bad_usage_is_reported_in_one_line(tmp_path, suite):
     empty.mkdir()
     with pytest.raises(BenchError, match="no problem files"):
         bench(empty, solve_fn=noop, store=store, per_problem_budget_s=5)
+
+
+def test_fatal_proposer_error_stops_the_bench(tmp_path, suite):
+    from kernelscale.propose.base import ProposerError
+
+    store = Store(tmp_path / "k.db")
+    calls = []
+
+    def unreachable(problem, run_id, budget_s):
+        calls.append(problem.name)
+        raise ProposerError("endpoint http://localhost:1 unreachable")
+
+    with pytest.raises(ProposerError):
+        bench(suite, solve_fn=unreachable, store=store, per_problem_budget_s=5)
+    run = store.list_runs()[0]
+    assert len(calls) == 1 and run.status == "error"  # not repeated for every later problem
+    assert list(statuses(store, run.id).values()) == ["interrupted", "pending", "pending"]
