@@ -22,10 +22,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def reply(content: str = "", *, reasoning_content: str | None = None, reasoning: str | None = None,
-          finish_reason: str = "stop", usage: dict | bool = True, pieces: int = 3) -> dict:
-    """A normal answer; `usage=True` reports estimated tokens, False omits usage, a dict sets it."""
+          finish_reason: str = "stop", usage: dict | bool = True, pieces: int = 3, delay: float = 0.0) -> dict:
+    """A normal answer, sent after `delay` seconds; `usage=True` reports estimated tokens, False
+    omits usage, a dict sets it."""
     return {"kind": "reply", "content": content, "reasoning_content": reasoning_content, "reasoning": reasoning,
-            "finish_reason": finish_reason, "usage": usage, "pieces": pieces}
+            "finish_reason": finish_reason, "usage": usage, "pieces": pieces, "delay": delay}
 
 
 def r1(code: str | None, *, thinking: str = "Let me think about the memory access pattern.",
@@ -67,6 +68,8 @@ class FakeOpenAI:
         self.default = default  # step (or callable) used once the script is spent
         self.api_key = api_key  # when set, requests without this bearer key get a 401
         self.requests: list[dict] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests answered at once (for concurrency limits)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -104,6 +107,15 @@ class FakeOpenAI:
         with self._lock:
             self.requests.append(request)
 
+    def enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
     def next_step(self, body: dict) -> dict | None:
         with self._lock:
             step = self.script.popleft() if self.script else self.default
@@ -132,7 +144,11 @@ class _Handler(BaseHTTPRequestHandler):
         step = self.fake.next_step(body)
         if step is None:
             return self._error(400, "fake server: the script is spent")
-        getattr(self, f"_do_{step['kind']}")(step, body)
+        self.fake.enter()
+        try:
+            getattr(self, f"_do_{step['kind']}")(step, body)
+        finally:
+            self.fake.leave()
 
     # step handlers
     def _do_status(self, step: dict, body: dict) -> None:
@@ -156,6 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._close()
 
     def _do_reply(self, step: dict, body: dict) -> None:
+        if step["delay"] and self.fake._stopping.wait(step["delay"]):
+            return self._close()
         usage = _usage(step, body)
         if not body.get("stream"):
             message = {"role": "assistant", "content": step["content"]}

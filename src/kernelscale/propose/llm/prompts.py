@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 from kernelscale.problems.problem import TOLERANCE_PRESETS, Problem
@@ -95,9 +96,21 @@ def _render(template: str, problem: Problem, settings: PromptSettings, **context
     text = _environment().get_template(template).render(
         problem=problem, language=settings.language, gpu=settings.gpu, interpreter=settings.interpreter,
         rules=rules_for(problem), tolerance=_tolerance_text(problem), baselines=list(problem.baselines),
+        variant=_variant(problem), sizes=problem.sizes_for("cpu" if settings.interpreter else "cuda"),
         **context,
     )
     return text.strip() + "\n"
+
+
+def _variant(problem: Problem) -> dict | None:
+    """An attention problem's variant file (its generated reference module only imports it);
+    named by file name alone: the user's directories are none of the endpoint's business."""
+    if problem.kind != "attention" or not problem.path:
+        return None
+    path = Path(problem.path)
+    if path.suffix != ".py" or not path.is_file():
+        return None
+    return {"name": path.name, "source": path.read_text()}
 
 
 def _tolerance_text(problem: Problem) -> str:
