@@ -1,0 +1,122 @@
+"""From mods to kernel module source: trace, rewrite, place each node, fill the template."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import jinja2
+
+from kernelscale.problems.attention import blockmask
+from kernelscale.propose.compiler import graph as g
+from kernelscale.propose.compiler.captures import follow
+from kernelscale.propose.compiler.codegen import Emitter
+from kernelscale.propose.compiler.evaluate import python_source
+from kernelscale.propose.compiler.rewrite import Rewritten, rewrite
+from kernelscale.propose.compiler.space import Config, Features
+from kernelscale.propose.compiler.tracer import Trace, trace
+
+
+@dataclass
+class Compiled:
+    """A traced variant, ready to emit kernels for any Config."""
+
+    trace: Trace
+    rewritten: Rewritten
+
+    @property
+    def features(self) -> Features:
+        nodes = g.walk([self.rewritten.logits])
+        element = [n for n in nodes if n.level == "element" and n.op not in ("arg", "const", "param")]
+        return Features(
+            has_mask=self.rewritten.mask is not None,
+            has_tanh=any(n.op == "tanh" for n in nodes),
+            bounded=self.rewritten.bounds is not None,
+            score_cost=len(element),
+            D=0,
+        )
+
+
+def compile_mods(score_mod, mask_mod) -> Compiled:
+    tr = trace(score_mod, mask_mod)
+    return Compiled(tr, rewrite(tr.score, tr.mask))
+
+
+def generate(score_mod, mask_mod, config: Config | None = None) -> str:
+    """Standalone module source defining `attention(q, k, v, schedule=None, **captured)` and
+    `ModelNew(score_mod, mask_mod, shape)`."""
+    compiled = compile_mods(score_mod, mask_mod)
+    return render(compiled, config or Config())
+
+
+def _param_text(name: str) -> str:
+    return "sm_scale" if name == "__sm_scale" else f"P[{name!r}]"
+
+
+def render(compiled: Compiled, config: Config) -> str:
+    tr, rw = compiled.trace, compiled.rewritten
+    em = Emitter(tr.params, config.fast_tanh)
+    roots = [rw.logits] + ([rw.mask] if rw.mask is not None else [])
+    outer, known = em.emit(roots, ("program", "row"), {}, "u")
+    full_body, full_names = em.emit([rw.logits], ("col", "element"), known, "f")
+    part_body, part_names = em.emit(roots, ("col", "element"), known, "m")
+    step_lines = {
+        "full": {"body": full_body, "logits": full_names[rw.logits], "mask": None},
+        "part": {"body": part_body, "logits": part_names[rw.logits],
+                 "mask": part_names[rw.mask] if rw.mask is not None else None},
+    }
+    guards = [(python_source(n, _param_text), repr(v)) for n, v in tr.guards]
+    guards += [(python_source(n, _param_text), "True") for n in dict.fromkeys(em.guards)]
+    bounds = None
+    if rw.bounds is not None:
+        bounds = tuple(python_source(b, _param_text) for b in rw.bounds)
+    tensors, params = tr.tensors, tr.params
+    capture_args = []
+    for name, cap in tensors.items():
+        ndim = cap.value.dim()
+        capture_args += [f"c_{name}"] + [f"c_{name}_n{i}" for i in range(ndim)] + [f"c_{name}_s{i}" for i in range(ndim)]
+    capture_args += [f"P_{name}" for name in params]
+    return _template().render(
+        config=config.as_dict(),
+        score_text=g.render(tr.score) if tr.score is not None else "None",
+        mask_text=g.render(tr.mask) if tr.mask is not None else "None",
+        logits_text=g.render(rw.logits),
+        dropped_text=", ".join(g.render(d) for d in rw.dropped) or "nothing",
+        has_mask=rw.mask is not None,
+        tensor_paths={n: c.path for n, c in tensors.items()},
+        param_paths={n: tr.captures[n].path for n in params},
+        tensor_names=list(tensors),
+        param_names=list(params),
+        param_args=[f"P_{n}" for n in params],
+        capture_names=", ".join(tr.captures) or "none",
+        capture_args=capture_args,
+        outer_lines=outer,
+        step_lines=step_lines,
+        can_inf=_can_be_inf(rw.logits),
+        guards=guards,
+        bounds=bounds,
+        blockmask_source=_blockmask_source(),
+        follow_source=inspect.getsource(follow).replace("def follow(", "def _follow(", 1),
+    )
+
+
+def _can_be_inf(logits: g.Node) -> bool:
+    """Could the score itself be -inf (not only through the mask)? Then every block guards its max."""
+    for n in g.walk([logits]):
+        if n.op in ("log", "log2", "div") or (n.is_const and isinstance(n.value, float) and abs(n.value) == float("inf")):
+            return True
+    return False
+
+
+@lru_cache(maxsize=1)
+def _blockmask_source() -> str:
+    return inspect.getsource(blockmask)
+
+
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    text = (resources.files("kernelscale.propose.compiler") / "templates" / "kernel.py.j2").read_text()
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.from_string(text)

@@ -1,0 +1,181 @@
+"""The torch operations the tracer understands, by name, and how each becomes graph nodes.
+
+`__torch_function__` hands us torch functions, Tensor methods and operator slots alike; they
+are matched by name (`torch.add`, `Tensor.add`, `Tensor.__radd__` all mean add). Every handler
+takes (tracer, *args, **kwargs) and returns a Sym.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kernelscale.propose.compiler import graph as g
+from kernelscale.propose.compiler.errors import CompilerError
+
+BINARY = {
+    "add": "add", "sub": "sub", "subtract": "sub", "mul": "mul", "multiply": "mul", "div": "div",
+    "divide": "div", "truediv": "div", "true_divide": "div", "floordiv": "floordiv",
+    "floor_divide": "floordiv", "mod": "mod", "remainder": "mod", "minimum": "min", "maximum": "max",
+    "fmin": "min", "fmax": "max", "lt": "lt", "less": "lt", "le": "le", "less_equal": "le", "gt": "gt",
+    "greater": "gt", "ge": "ge", "greater_equal": "ge", "eq": "eq", "ne": "ne", "not_equal": "ne",
+    "and": "and", "logical_and": "and", "bitwise_and": "and", "or": "or", "logical_or": "or",
+    "bitwise_or": "or", "xor": "xor", "logical_xor": "xor", "bitwise_xor": "xor",
+}
+UNARY = {
+    "neg": "neg", "negative": "neg", "abs": "abs", "absolute": "abs", "tanh": "tanh", "exp": "exp",
+    "exp2": "exp2", "log": "log", "log2": "log2", "sqrt": "sqrt", "rsqrt": "rsqrt", "sigmoid": "sigmoid",
+    "logical_not": "not", "floor": "floor", "ceil": "ceil", "square": "square", "float": "cast_float",
+    "int": "cast_int", "long": "cast_int", "bool": "cast_bool",
+}
+DTYPE_CASTS = {torch.bool: "cast_bool"}
+
+
+def lookup_op(func, where: str):
+    """Handler for a torch function / method / operator name, or a CompilerError naming it."""
+    name = func if isinstance(func, str) else getattr(func, "__name__", repr(func))
+    core, reflected = name, False
+    if name.startswith("__") and name.endswith("__"):
+        core = name[2:-2]
+        if core.startswith("r") and core[1:] in BINARY | {"pow": 1}:
+            core, reflected = core[1:], True
+        elif core.startswith("i") and core[1:] in BINARY:
+            core = core[1:]
+    handler = _SPECIAL.get(core)
+    if handler is None and core in BINARY:
+        handler = _binary_handler(BINARY[core])
+    if handler is None and core in UNARY:
+        handler = _unary_handler(UNARY[core])
+    if handler is None:
+        raise CompilerError(f"cannot compile `torch.{name}` in {where}")
+    if reflected:
+        return lambda tracer, a, b, **kw: handler(tracer, b, a, **kw)
+    return handler
+
+
+def _sym(tracer, node):
+    from kernelscale.propose.compiler.tracer import Sym
+
+    return Sym(node, tracer)
+
+
+def _binary_handler(op):
+    def handler(tracer, a, b, **kwargs):
+        if kwargs.get("alpha", 1) != 1:
+            b = _mul(tracer, b, kwargs["alpha"])
+        return _sym(tracer, g.make(op, tracer.lift(a), tracer.lift(b)))
+
+    return handler
+
+
+def _unary_handler(op):
+    def handler(tracer, a, *rest, **kwargs):
+        if rest or kwargs:
+            raise CompilerError(f"cannot compile `{op}` with extra arguments in {tracer.where}")
+        return _sym(tracer, g.make(op, tracer.lift(a)))
+
+    return handler
+
+
+def _mul(tracer, a, b):
+    return _sym(tracer, g.make("mul", tracer.lift(a), tracer.lift(b)))
+
+
+def _invert(tracer, a):
+    node = tracer.lift(a)
+    if node.kind != "bool":
+        raise CompilerError(f"cannot compile bitwise `~` on an integer in {tracer.where} (only on booleans)")
+    return _sym(tracer, g.make("not", node))
+
+
+def _where(tracer, cond, a=None, b=None):
+    if a is None or b is None:
+        raise CompilerError(f"cannot compile one-argument `torch.where` in {tracer.where}")
+    c = tracer.lift(cond)
+    c = c if c.kind == "bool" else g.make("cast_bool", c)
+    return _sym(tracer, g.make("where", c, tracer.lift(a), tracer.lift(b)))
+
+
+def _clamp(tracer, x, min=None, max=None):
+    node = tracer.lift(x)
+    if min is not None:
+        node = g.make("max", node, tracer.lift(min))
+    if max is not None:
+        node = g.make("min", node, tracer.lift(max))
+    return _sym(tracer, node)
+
+
+def _min_max(op):
+    def handler(tracer, a, b=None, **kwargs):
+        if b is None or kwargs:
+            raise CompilerError(f"cannot compile a reduction `torch.{op}` in {tracer.where} (use torch.{op}imum(a, b))")
+        return _sym(tracer, g.make(op, tracer.lift(a), tracer.lift(b)))
+
+    return handler
+
+
+def _pow(tracer, base, exponent):
+    x = tracer.lift(base)
+    e = tracer.lift(exponent)
+    if not e.is_const:
+        raise CompilerError(f"cannot compile `pow` with a non-constant exponent in {tracer.where}")
+    forms = {0.5: ("sqrt",), -0.5: ("rsqrt",), 2: ("square",)}
+    if e.value in forms:
+        return _sym(tracer, g.make(forms[e.value][0], x))
+    if e.value in (1, 3, 4, -1):
+        out = x
+        for _ in range(abs(int(e.value)) - 1):
+            out = g.make("mul", out, x)
+        return _sym(tracer, g.make("div", g.const(1.0), out) if e.value < 0 else out)
+    raise CompilerError(f"cannot compile `pow(x, {e.value})` in {tracer.where}")
+
+
+def _to(tracer, x, *args, **kwargs):
+    dtype = kwargs.get("dtype")
+    for a in args:
+        if isinstance(a, torch.dtype):
+            dtype = a
+    if dtype is None:
+        return x  # a device move: nothing to do in a kernel
+    node = tracer.lift(x)
+    if dtype == torch.bool:
+        return _sym(tracer, g.make("cast_bool", node))
+    if dtype.is_floating_point:
+        return _sym(tracer, node if node.kind == "float" else g.make("cast_float", node))
+    return _sym(tracer, node if node.kind == "int" else g.make("cast_int", node))
+
+
+def _like(fill):
+    def handler(tracer, x, value=None, **kwargs):
+        v = fill if value is None else value
+        dtype = kwargs.get("dtype")
+        if dtype is not None and not isinstance(v, _SymType()):
+            v = bool(v) if dtype == torch.bool else float(v) if dtype.is_floating_point else int(v)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and tracer.lift(x).kind == "float":
+            v = float(v)
+        return _sym(tracer, tracer.lift(v))
+
+    return handler
+
+
+def _SymType():
+    from kernelscale.propose.compiler.tracer import Sym
+
+    return Sym
+
+
+def _getitem(tracer, tensor, index):
+    if not isinstance(tensor, torch.Tensor):
+        raise CompilerError(f"cannot index a traced value in {tracer.where} (only captured tensors)")
+    return tracer.load(tensor, index)
+
+
+def _relu(tracer, x):
+    return _sym(tracer, g.make("max", tracer.lift(x), g.const(0)))
+
+
+_SPECIAL = {
+    "where": _where, "clamp": _clamp, "clip": _clamp, "min": _min_max("min"), "max": _min_max("max"),
+    "pow": _pow, "to": _to, "type": _to, "zeros_like": _like(0), "ones_like": _like(1),
+    "full_like": _like(None), "getitem": _getitem, "invert": _invert, "bitwise_not": _invert,
+    "relu": _relu, "type_as": lambda tracer, x, other: _to(tracer, x, other.dtype),
+}

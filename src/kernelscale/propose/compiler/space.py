@@ -1,0 +1,107 @@
+"""The compiler's search space: one `Config` is one kernel the compiler can emit.
+
+Tiles, warps and pipeline depth are the usual Triton knobs; the rest are the compiler's own:
+fast_tanh (tanh.approx.f32, GPU only), fixed_max (a bounded score's upper bound as the row max),
+split_loops (full KV blocks in a loop that skips the mask), reverse_m (heaviest query blocks
+first) and use_schedule (the block schedule at all). Per ANCHORS.md, TMA descriptors were slower
+and warp specialisation crashed or hung on Hopper with triton 3.6: neither is in the space.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, fields, replace
+
+from kernelscale.propose.compiler.errors import CompilerError
+
+CHOICES = {
+    "block_m": (64, 128),
+    "block_n": (64, 128),
+    "num_warps": (4, 8),
+    "num_stages": (2, 3, 4),
+    "fast_tanh": (False, True),
+    "fixed_max": (False, True),
+    "split_loops": (True, False),
+    "reverse_m": (False, True),
+    "use_schedule": (True, False),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    block_m: int = 128
+    block_n: int = 64
+    num_warps: int = 8
+    num_stages: int = 3
+    fast_tanh: bool = False
+    fixed_max: bool = False
+    split_loops: bool = True
+    reverse_m: bool = False
+    use_schedule: bool = True
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict) -> "Config":
+        known = {f.name for f in fields(Config)}
+        unknown = set(data) - known
+        if unknown:
+            raise CompilerError(f"unknown compiler config keys {sorted(unknown)} (known: {sorted(known)})")
+        config = Config(**data)
+        for key, value in config.as_dict().items():
+            if value not in CHOICES[key]:
+                raise CompilerError(f"compiler config {key}={value!r} is not one of {CHOICES[key]}")
+        return config
+
+
+@dataclass(frozen=True)
+class Features:
+    """What of the variant decides which knobs matter."""
+
+    has_mask: bool
+    has_tanh: bool
+    bounded: bool
+    score_cost: int  # element-level operations in the score (0 for plain attention)
+    D: int
+
+
+def relevant(features: Features) -> dict:
+    """The choices worth searching for this variant (others fixed at their default)."""
+    space = {k: CHOICES[k] for k in ("block_m", "block_n", "num_warps", "num_stages")}
+    if features.has_tanh:
+        space["fast_tanh"] = CHOICES["fast_tanh"]
+    if features.bounded:
+        space["fixed_max"] = CHOICES["fixed_max"]
+    if features.has_mask:
+        space.update({k: CHOICES[k] for k in ("split_loops", "reverse_m")})
+    return space
+
+
+def default_config(features: Features, device: str = "cuda") -> Config:
+    """The first guess, from what ANCHORS.md measured on an H200: 128x128 tiles and 8 warps for
+    plain attention at D=128, 64x64 and 4 warps when the score mod costs work per element,
+    3 stages, fast tanh and the fixed max where they apply, longest query blocks first."""
+    cheap = features.score_cost <= 2
+    big = cheap and features.D >= 128
+    config = Config(
+        block_m=128 if cheap else 64, block_n=128 if big else 64, num_warps=8 if big else 4,
+        num_stages=3, fast_tanh=features.has_tanh and device == "cuda",
+        fixed_max=features.bounded, reverse_m=features.has_mask,
+    )
+    return config
+
+
+def neighbours(config: Config, space: dict) -> list[Config]:
+    """Configs one choice away from `config` within `space`."""
+    out = []
+    for key, options in space.items():
+        for value in options:
+            if value != getattr(config, key):
+                out.append(replace(config, **{key: value}))
+    return out
+
+
+def enumerate_space(space: dict, base: Config) -> list[Config]:
+    keys = list(space)
+    return [replace(base, **dict(zip(keys, values))) for values in itertools.product(*(space[k] for k in keys))]
