@@ -69,7 +69,7 @@ def _start(oracle, loaded, code: str, options: VerifyOptions, workdir: Path):
     t0 = time.monotonic()
     (workdir / "candidate.py").write_text(code)
     extra = {"TRITON_INTERPRET": "1"} if oracle.device != "cuda" else {}
-    memory = int(options.memory_limit_gb * 2**30) if options.memory_limit_gb and oracle.device != "cuda" else None
+    memory = int((options.memory_limit_gb or 6.0) * 2**30) if oracle.device != "cuda" else None
     child = Child("kernelscale.verify.runner", [], workdir, sandbox_env(extra, home=str(workdir)), memory)
     reply = child.request(
         {"op": "load", "problem": loaded.problem.to_json(), "device": oracle.device,

@@ -38,14 +38,14 @@ def _watched() -> dict[str, object]:
         "torch.Tensor.cpu": torch.Tensor.cpu,
         "torch.save": torch.save,
     }
-    if torch.cuda.is_available():
-        watched |= {
-            "torch.cuda.Event": torch.cuda.Event,
-            "torch.cuda.Event.elapsed_time": torch.cuda.Event.elapsed_time,
-            "torch.cuda.Event.record": torch.cuda.Event.record,
-            "torch.cuda.Event.synchronize": torch.cuda.Event.synchronize,
-            "torch.cuda.synchronize": torch.cuda.synchronize,
-        }
+    # Watched on CPU builds too: the classes exist there, and a patch is a patch.
+    watched |= {
+        "torch.cuda.Event": torch.cuda.Event,
+        "torch.cuda.Event.elapsed_time": torch.cuda.Event.elapsed_time,
+        "torch.cuda.Event.record": torch.cuda.Event.record,
+        "torch.cuda.Event.synchronize": torch.cuda.Event.synchronize,
+        "torch.cuda.synchronize": torch.cuda.synchronize,
+    }
     return watched
 
 
@@ -67,6 +67,11 @@ class Guards:
             return len(os.listdir("/proc/self/task"))
         except OSError:
             return -1
+
+    def threads_running(self) -> str | None:
+        """A Python thread still alive when forward returned can finish the work off the clock."""
+        extra = threading.active_count() - self.python_threads
+        return f"{extra} Python thread(s) still running after forward returned" if extra > 0 else None
 
     def violations(self) -> list[tuple[str, str]]:
         """(rule, detail) for every watched function replaced and for new Python threads."""

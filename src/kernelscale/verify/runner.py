@@ -46,6 +46,7 @@ class Runner:
         self.allow_torch = False
         self.guards = None
         self.outputs_seen = 0
+        self.input_buffers: dict[int, object] = {}
 
     def load(self, msg: dict) -> dict:
         from kernelscale.problems.module import apply_sizes, import_source
@@ -85,10 +86,14 @@ class Runner:
 
         model = self._model(msg["init_seed"])
         pristine = inp.make_inputs(self.problem, msg["seed"], msg["scale"], self.device)
-        args = inp.clone_inputs(pristine)
+        prints = inp.fingerprint(pristine)
+        args = self._stable_copies(pristine)
         inp.poison_allocator(2 * inp.tensor_bytes(pristine), self.device)
         with torch.no_grad(), recording() as recorder:
             out = model(*args)
+        running = self.guards.threads_running()
+        if running:
+            return {"ok": False, "status": "rejected", "rule": "threads", "reason": running}
         if self.device == "cuda":
             torch.cuda.synchronize()
         outs = inp.outputs_as_list(out)
@@ -104,8 +109,25 @@ class Runner:
         path = self.workdir / f"out-{self.outputs_seen}.pt"
         self.outputs_seen += 1
         torch.save([o.detach().cpu() if isinstance(o, torch.Tensor) else o for o in outs], path)
-        inp.poison(outs + args)
-        return {"ok": True, "file": str(path), "inputs": inp.fingerprint(pristine), "mutated_inputs": mutated}
+        inp.poison(outs)
+        return {"ok": True, "file": str(path), "inputs": prints, "mutated_inputs": mutated}
+
+    def _stable_copies(self, pristine: list) -> list:
+        """Copy the inputs into the same buffers every call: new contents at old addresses, so a
+        candidate caching outputs by data_ptr or id() hits its cache on new inputs and fails."""
+        import torch
+
+        copies = []
+        for i, x in enumerate(pristine):
+            if not isinstance(x, torch.Tensor):
+                copies.append(x)
+                continue
+            buf = self.input_buffers.get(i)
+            if buf is None or buf.shape != x.shape or buf.dtype != x.dtype or buf.stride() != x.stride():
+                buf = self.input_buffers[i] = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device)
+            buf.copy_(x)
+            copies.append(buf)
+        return copies
 
     def time(self, msg: dict) -> dict:
         from kernelscale.verify import timing

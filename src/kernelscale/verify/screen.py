@@ -39,7 +39,12 @@ RULES: dict[str, str] = {
     "forbidden_call": "no eval/exec/compile/__import__/getattr/setattr/open and similar escape hatches",
     "private_access": "no access to private or system attributes (`_name`, os/sys/environ, dunders)",
     "env_access": "no access to environment variables",
+    # Checked while the candidate runs (the runner and the oracle), not by the screen:
+    "timer_mismatch": "reported kernel times must fit inside the host time measured around them",
 }
+
+
+GENERIC_RULES = frozenset({"forbidden_import", "forbidden_call", "private_access"})
 
 
 @dataclass
@@ -58,7 +63,9 @@ def screen(source: str, *, allow_torch: bool = False) -> list[Violation]:
     scan = _Scan(tree)
     found = scan.module_rules()
     found += scan.host_rules(allow_torch)
-    return sorted(found, key=lambda v: v.line)
+    # The specific rule tells a proposer more than the generic one that often fires first
+    # (`import time` is forbidden, but patching time.perf_counter is the point).
+    return sorted(found, key=lambda v: (v.rule in GENERIC_RULES, v.line))
 
 
 def _dotted(node: ast.AST) -> str | None:

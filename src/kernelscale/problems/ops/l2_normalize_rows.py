@@ -1,0 +1,27 @@
+"""Row L2 normalisation x / max(||x||, eps) of a 8192x8192 float32 matrix."""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BATCH = 8192
+DIM = 8192
+
+CPU_SIZES = {"BATCH": 40, "DIM": 96}
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (BATCH, DIM) -> (BATCH, DIM)
+        return F.normalize(x, p=2.0, dim=-1)
+
+
+def get_inputs():
+    return [torch.randn(BATCH, DIM)]
+
+
+def get_init_inputs():
+    return []

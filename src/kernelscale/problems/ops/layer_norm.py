@@ -1,0 +1,32 @@
+"""Layer normalisation over the last dimension (8192x8192 float32) with a learned affine."""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BATCH = 8192
+DIM = 8192
+EPS = 1e-5
+
+CPU_SIZES = {"BATCH": 33, "DIM": 160}
+
+
+class Model(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        # Random (not 1/0) affine parameters, so a kernel that ignores them is caught.
+        self.weight = nn.Parameter(1.0 + 0.1 * torch.randn(dim))
+        self.bias = nn.Parameter(0.1 * torch.randn(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (BATCH, DIM) -> (BATCH, DIM)
+        return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.eps)
+
+
+def get_inputs():
+    return [torch.randn(BATCH, DIM)]
+
+
+def get_init_inputs():
+    return [DIM, EPS]

@@ -1,0 +1,26 @@
+"""Row softmax over the last dimension of a 4096x16384 float32 matrix."""
+
+import torch
+import torch.nn as nn
+
+BATCH = 4096
+DIM = 16384
+
+CPU_SIZES = {"BATCH": 37, "DIM": 300}
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (BATCH, DIM) -> (BATCH, DIM)
+        return torch.softmax(x, dim=-1)
+
+
+def get_inputs():
+    return [torch.randn(BATCH, DIM)]
+
+
+def get_init_inputs():
+    return []

@@ -1,0 +1,101 @@
+"""`CompilerProposer`: the built-in, no-LLM proposer for attention problems.
+
+It compiles the problem's variant once, then proposes kernels for untried configurations:
+the default from ANCHORS.md first, then neighbours of the fastest verified config (one knob
+changed at a time), then the rest of the relevant space in a fixed order. A config already
+proposed (in this run or in the history of a resumed one) is never proposed again.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from kernelscale.problems.attention.variant import full_shape, load_variant_module, resolve_mods
+from kernelscale.problems.problem import Problem, ProblemError
+from kernelscale.propose.base import Attempt, Candidate, ProposerError
+from kernelscale.propose.compiler.errors import CompilerError
+from kernelscale.propose.compiler.generate import Compiled, compile_mods, render
+from kernelscale.propose.compiler.space import (
+    CHOICES, Config, Features, default_config, enumerate_space, neighbours, relevant)
+
+
+class CompilerProposer:
+    name = "compiler"
+
+    def __init__(self, device: str = "cuda"):
+        self.device = device
+        self._compiled: dict[str, Compiled] = {}
+        self._issued: dict[str, set[tuple]] = {}
+
+    async def propose(self, problem: Problem, history: Sequence[Attempt], n: int = 1) -> list[Candidate]:
+        compiled, features = self._compile(problem)
+        issued = self._issued.setdefault(problem.content_hash(), set())
+        issued |= {_key(a.candidate.provenance.get("config")) for a in history if a.candidate.proposer == self.name}
+        best = _fastest(history, self.name)
+        out = []
+        for config in self.plan(features, best):
+            if len(out) >= n:
+                break
+            if _key(config.as_dict()) in issued:
+                continue
+            issued.add(_key(config.as_dict()))
+            parents = [best[1].candidate.code_hash] if best else []
+            code = render(compiled, config)
+            out.append(Candidate(code=code, proposer=self.name, parents=parents,
+                                 provenance={"config": config.as_dict()}))
+        return out
+
+    def plan(self, features: Features, best: tuple[Config, Attempt] | None) -> list[Config]:
+        """Configs in the order worth trying: default, neighbours of the best, everything else."""
+        space = relevant(features)
+        if self.device != "cuda":
+            space.pop("fast_tanh", None)  # inline PTX does not run under the interpreter
+        first = default_config(features, self.device)
+        order = [first]
+        if best is not None:
+            order += neighbours(best[0], space)
+        order += neighbours(first, space)
+        order += enumerate_space(space, first)
+        return list(dict.fromkeys(order))
+
+    def _compile(self, problem: Problem) -> tuple[Compiled, Features]:
+        key = problem.content_hash()
+        if key not in self._compiled:
+            if problem.kind != "attention" or not problem.path:
+                raise ProposerError(f"the compiler handles attention problems only; {problem.name} is {problem.kind}")
+            try:
+                self._compiled[key] = compile_problem(problem)
+            except (CompilerError, ProblemError) as exc:
+                raise ProposerError(f"attention compiler: {exc}") from None
+        compiled = self._compiled[key]
+        shape = full_shape(problem.gpu_sizes.get("SHAPE", {}))
+        features = compiled.features
+        return compiled, Features(**{**features.__dict__, "D": shape["D"]})
+
+
+def compile_problem(problem: Problem) -> Compiled:
+    """Trace the problem's variant at its small shape on the CPU: the trace depends on the mods'
+    structure, not on the values of what they capture."""
+    shape = full_shape(problem.cpu_sizes.get("SHAPE", problem.gpu_sizes.get("SHAPE", {})))
+    score_mod, mask_mod = resolve_mods(load_variant_module(problem.path), shape, "cpu", problem.path)
+    return compile_mods(score_mod, mask_mod)
+
+
+def _key(config: dict | None) -> tuple:
+    if not config:
+        return ()
+    full = {**Config().as_dict(), **config}
+    return tuple(sorted((k, full[k]) for k in CHOICES))
+
+
+def _fastest(history: Sequence[Attempt], name: str) -> tuple[Config, Attempt] | None:
+    """The fastest correct attempt of this proposer with a measured (not interpreted) time."""
+    timed = [a for a in history if a.candidate.proposer == name and a.verdict.ok
+             and not a.verdict.interpreted and a.verdict.time_ms is not None]
+    if not timed:
+        return None
+    best = min(timed, key=lambda a: a.verdict.time_ms)
+    try:
+        return Config.from_dict(best.candidate.provenance["config"]), best
+    except (CompilerError, KeyError, TypeError):
+        return None

@@ -1,0 +1,42 @@
+"""Shared fixtures: a CPU verifier pool driven from synchronous tests, and problem paths."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from kernelscale.problems import load_problem
+from kernelscale.verify.options import VerifyOptions
+from kernelscale.verify.pool import VerifierPool
+
+TESTS = Path(__file__).parent
+
+
+class SyncPool:
+    """A VerifierPool on its own event loop, so plain tests can call `verify` directly."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.pool = self.loop.run_until_complete(VerifierPool(device="cpu").start())
+
+    def verify(self, problem, code: str, **options):
+        opts = VerifyOptions(**({"timeout_s": 60.0} | options))
+        return self.loop.run_until_complete(self.pool.verify(problem, code, opts))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.pool.close())
+        self.loop.close()
+
+
+@pytest.fixture(scope="session")
+def cpu_pool():
+    pool = SyncPool()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="session")
+def scaled_exp():
+    return load_problem(TESTS / "problems" / "scaled_exp.py")

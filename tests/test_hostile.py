@@ -1,0 +1,45 @@
+"""Every planted cheat comes back not `correct`, with the rule or reason named.
+
+Each cheat runs twice where it makes sense: with the static screen (the normal path) and with
+the screen off, which shows the sandbox and the runtime checks stand on their own.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from hostile_candidates import CHEATS, Cheat
+
+SCREEN_OFF = [c for c in CHEATS if c.unscreened is not None]
+
+
+def _check(verdict, expected: tuple[str, str | None]) -> None:
+    status, rule = expected
+    assert verdict.status == status, verdict.headline() + "\n" + verdict.log_tail
+    if rule is not None:
+        assert verdict.rule == rule, verdict.headline()
+    if status != "correct":
+        assert verdict.reason, "a verdict that is not correct must say why"
+
+
+@pytest.mark.parametrize("cheat", CHEATS, ids=lambda c: c.name)
+def test_cheat_is_caught(cpu_pool, scaled_exp, cheat: Cheat):
+    timeout = 12.0 if cheat.name == "loops_forever" else 60.0
+    _check(cpu_pool.verify(scaled_exp, cheat.source(), timeout_s=timeout), cheat.screened)
+
+
+@pytest.mark.parametrize("cheat", SCREEN_OFF, ids=lambda c: c.name)
+def test_cheat_is_caught_without_the_screen(cpu_pool, scaled_exp, cheat: Cheat, monkeypatch):
+    # The secret is in the test's environment; the candidate must not see it.
+    monkeypatch.setenv("KS_TEST_API_KEY", "sk-this-must-not-leak")
+    _check(cpu_pool.verify(scaled_exp, cheat.source(), screen=False), cheat.unscreened)
+
+
+def test_honest_kernel_is_correct(cpu_pool, scaled_exp):
+    code = (os.path.dirname(__file__) + "/problems/good_scaled_exp.py")
+    verdict = cpu_pool.verify(scaled_exp, open(code).read())
+    assert verdict.status == "correct", verdict.headline() + verdict.log_tail
+    assert verdict.interpreted and verdict.speedup == {}
+    assert verdict.max_abs_error is not None and verdict.max_rel_error is not None
