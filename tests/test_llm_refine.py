@@ -47,7 +47,7 @@ def softmax():
 
 
 def llm(server, **overrides) -> LLMProposer:
-    settings = dict(preset="vllm", base_url=server.base_url, backoff_s=0.01, request_timeout_s=1.0, max_retries=2)
+    settings = dict(preset="vllm", base_url=server.base_url, backoff_s=0.01, request_timeout_s=0.5, max_retries=2)
     settings.update(overrides)
     return LLMProposer(LLMOptions(**settings), device="cpu")
 
