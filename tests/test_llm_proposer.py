@@ -9,7 +9,7 @@ from fake_openai import FakeOpenAI, r1, reply, status
 
 from kernelscale.problems.loader import load_problem
 from kernelscale.propose.base import Attempt, Candidate, Proposer, ProposerError
-from kernelscale.propose.llm import LLMOptions, LLMProposer, make_llm_proposer, no_code_verdict
+from kernelscale.propose.llm import LLMOptions, LLMProposer, make_llm_proposer, no_code_verdict, preset_for
 from kernelscale.propose.replay import ReplayProposer
 from kernelscale.store.db import Store
 from kernelscale.verify.verdict import Verdict
@@ -140,6 +140,19 @@ def test_make_llm_proposer_splits_options_from_settings(server):
     assert proposer.settings.example == "auto"  # None means "not given"
     with pytest.raises(TypeError, match="not both"):
         make_llm_proposer(LLMOptions(preset="vllm"), model="x")
+    assert make_llm_proposer().options.preset == "nim"
+
+
+@pytest.mark.parametrize("url, preset", [
+    ("https://api.deepseek.com", "deepseek"), ("https://integrate.api.nvidia.com/v1", "nim"),
+    ("https://api.openai.com/v1", "openai"), ("http://localhost:11434/v1", "ollama"),
+    ("http://gpu-box:11434/v1", "ollama"), ("http://10.0.0.3:30000/v1", "vllm"), (None, "nim"),
+])
+def test_a_base_url_alone_picks_its_preset(url, preset):
+    assert preset_for(url) == preset
+    if url:
+        proposer = make_llm_proposer(base_url=url, model="m")
+        assert proposer.options.preset == preset and proposer.options.base_url == url.rstrip("/")
 
 
 def test_presets_and_overrides():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from urllib.parse import urlparse
 
 from kernelscale.propose.base import ProposerError
 
@@ -105,3 +106,20 @@ class LLMOptions:
 
     def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.price_in_per_m + completion_tokens * self.price_out_per_m) / 1e6
+
+
+def preset_for(base_url: str | None) -> str:
+    """The preset whose endpoint `base_url` is (by host and port); `vllm` for any other server.
+
+    Lets a command line take only `--base-url` and still get the right token parameter,
+    temperature, key variable and prices; an unknown server is treated as a local OpenAI-
+    compatible one (vLLM, SGLang, llama.cpp) that needs no key unless `--api-key-env` names one.
+    """
+    if not base_url:
+        return DEFAULT_PRESET
+    wanted = urlparse(base_url if "://" in base_url else f"http://{base_url}")
+    for name, preset in PRESETS.items():
+        known = urlparse(preset.base_url)
+        if (wanted.hostname, wanted.port) == (known.hostname, known.port):
+            return name
+    return "ollama" if wanted.port == 11434 else "vllm"

@@ -16,7 +16,7 @@ from typing import Sequence
 from kernelscale.problems.problem import Problem
 from kernelscale.propose.base import Attempt, Candidate
 from kernelscale.propose.llm.client import Completion, LLMClient
-from kernelscale.propose.llm.options import LLMOptions
+from kernelscale.propose.llm.options import LLMOptions, preset_for
 from kernelscale.propose.llm.parse import extract_code, no_code_reason
 from kernelscale.propose.llm.prompts import (
     GPUFacts, PromptSettings, crossover_prompt, feedback_prompt, first_prompt,
@@ -95,11 +95,14 @@ def make_llm_proposer(options: LLMOptions | None = None, **settings) -> LLMPropo
     """An LLMProposer from LLMOptions fields and proposer settings mixed as keywords.
 
     Keywords set to None are ignored, so a command line can pass its unset flags through:
-    `make_llm_proposer(preset="nim", model=args.model, base_url=args.base_url, device="cpu")`.
+    `make_llm_proposer(model=args.model, base_url=args.base_url, api_key_env=args.api_key_env,
+    device="cpu")`. Without a preset, a base_url picks its own (`preset_for`); neither: `nim`.
     """
     settings = {k: v for k, v in settings.items() if v is not None}
     option_names = {f.name for f in fields(LLMOptions)}
     chosen = {k: settings.pop(k) for k in list(settings) if k in option_names}
     if options is not None and chosen:
         raise TypeError(f"pass LLMOptions or its fields ({sorted(chosen)}), not both")
+    if "preset" not in chosen and "base_url" in chosen:
+        chosen["preset"] = preset_for(chosen["base_url"])  # `--base-url` alone picks the right defaults
     return LLMProposer(options or LLMOptions(**chosen), **settings)
