@@ -111,11 +111,12 @@ def test_interrupt_keeps_spent_time_and_resume_uses_the_rest(tmp_path, suite):
     assert [r["seconds_spent"] for r in store.run_problems(run_id)] == [7.5, 3.0, 10.0]
 
 
-def test_builtin_suite_ids_resolve(tmp_path):
+@pytest.mark.parametrize("suite_id", ["ops", "attention"])
+def test_builtin_suite_ids_resolve(tmp_path, suite_id):
     store = Store(tmp_path / "k.db")
     seen = []
-    result = bench("ops", solve_fn=lambda p, r, b: seen.append(p.name), store=store, per_problem_budget_s=1)
-    assert seen and all(name.startswith("ops/") for name in seen)
+    result = bench(suite_id, solve_fn=lambda p, r, b: seen.append(p.name), store=store, per_problem_budget_s=1)
+    assert len(seen) > 3 and all(name.startswith(f"{suite_id}/") for name in seen)
     assert result.status == "done"
 
 
