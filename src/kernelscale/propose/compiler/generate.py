@@ -14,7 +14,7 @@ from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.captures import follow
 from kernelscale.propose.compiler.codegen import Emitter
 from kernelscale.propose.compiler.evaluate import python_source
-from kernelscale.propose.compiler.rewrite import Rewritten, rewrite
+from kernelscale.propose.compiler.rewrite import QK, SCALE, Rewritten, rewrite
 from kernelscale.propose.compiler.space import Config, Features
 from kernelscale.propose.compiler.tracer import Trace, trace
 
@@ -59,12 +59,14 @@ def render(compiled: Compiled, config: Config) -> str:
     tr, rw = compiled.trace, compiled.rewritten
     em = Emitter(tr.params, config.fast_tanh)
     roots = [rw.logits] + ([rw.mask] if rw.mask is not None else [])
-    outer, known = em.emit(roots, ("program", "row"), {}, "u")
-    full_body, full_names = em.emit([rw.logits], ("col", "element"), known, "f")
-    part_body, part_names = em.emit(roots, ("col", "element"), known, "m")
+    scale = linear_scale(rw.logits)
+    outer, known = em.emit(roots + ([scale] if scale is not None else []), ("program", "row"), {}, "u")
+    step_roots = [r for r in roots if scale is None or r is not rw.logits]
+    full_body, full_names = em.emit(step_roots if scale is None else [], ("col", "element"), known, "f")
+    part_body, part_names = em.emit(step_roots, ("col", "element"), known, "m")
     step_lines = {
-        "full": {"body": full_body, "logits": full_names[rw.logits], "mask": None},
-        "part": {"body": part_body, "logits": part_names[rw.logits],
+        "full": {"body": full_body, "logits": full_names.get(rw.logits), "mask": None},
+        "part": {"body": part_body, "logits": part_names.get(rw.logits),
                  "mask": part_names[rw.mask] if rw.mask is not None else None},
     }
     guards = [(python_source(n, _param_text), repr(v)) for n, v in tr.guards]
@@ -77,7 +79,6 @@ def render(compiled: Compiled, config: Config) -> str:
     for name, cap in tensors.items():
         ndim = cap.value.dim()
         capture_args += [f"c_{name}"] + [f"c_{name}_n{i}" for i in range(ndim)] + [f"c_{name}_s{i}" for i in range(ndim)]
-    capture_args += [f"P_{name}" for name in params]
     return _template().render(
         config=config.as_dict(),
         score_text=g.render(tr.score) if tr.score is not None else "None",
@@ -95,11 +96,27 @@ def render(compiled: Compiled, config: Config) -> str:
         outer_lines=outer,
         step_lines=step_lines,
         can_inf=_can_be_inf(rw.logits),
+        linear=known[scale] if scale is not None else None,
         guards=guards,
         bounds=bounds,
         blockmask_source=_blockmask_source(),
         follow_source=inspect.getsource(follow).replace("def follow(", "def _follow(", 1),
     )
+
+
+def linear_scale(logits: g.Node) -> g.Node | None:
+    """The per-program factor c when logits = qk * c with c > 0 (scale, log2 e and positive
+    constants only): the kernel then takes the row max on raw qk and fuses c into one FMA."""
+    if logits.op != "mul" or logits.args[0] != QK or logits.args[1].level != "program":
+        return None
+    factors = [logits.args[1]]
+    while factors:
+        f = factors.pop()
+        if f.op == "mul":
+            factors += list(f.children)
+        elif not (f == SCALE or (f.is_const and f.value > 0)):
+            return None
+    return logits.args[1]
 
 
 def _can_be_inf(logits: g.Node) -> bool:

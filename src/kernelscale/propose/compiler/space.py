@@ -68,13 +68,17 @@ class Features:
 
 def relevant(features: Features) -> dict:
     """The choices worth searching for this variant (others fixed at their default)."""
-    space = {k: CHOICES[k] for k in ("block_m", "block_n", "num_warps", "num_stages")}
+    # Insertion order is the order neighbours are tried: on an H200 (run 1, docs/perf-notes.md)
+    # block_n and the pipeline depth moved times by a few percent, while 64-row tiles with
+    # 8 warps or 128-row tiles with 4 warps were ~2x slower for cheap scores: those go last.
+    space = {k: CHOICES[k] for k in ("block_n", "num_stages")}
     if features.has_tanh:
         space["fast_tanh"] = CHOICES["fast_tanh"]
     if features.bounded:
         space["fixed_max"] = CHOICES["fixed_max"]
     if features.has_mask:
         space.update({k: CHOICES[k] for k in ("split_loops", "reverse_m")})
+    space.update({k: CHOICES[k] for k in ("block_m", "num_warps")})
     return space
 
 
