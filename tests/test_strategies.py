@@ -234,3 +234,5 @@ def test_make_strategy():
     assert (evolve.workers, evolve.population) == (3, 5)
     with pytest.raises(ValueError, match="unknown strategy 'beam'.*refine"):
         make_strategy("beam")
+    compiler = make_strategy("compiler", workers=2, chains=3)  # resolved lazily by import path
+    assert compiler.name == "compiler"
