@@ -177,6 +177,19 @@ def test_key_is_read_from_the_environment_at_call_time(server, monkeypatch):
     assert headers["authorization"] == "Bearer rotated-key"
 
 
+def test_openai_account_ids_go_to_openai_only(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-private")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-private")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
+    server.push(r1(CODE), r1(CODE))
+    complete(options(server))
+    complete(options(server, preset="openai"))
+    local, openai_ = ({k.lower(): v for k, v in r["headers"].items()} for r in server.requests)
+    assert "openai-organization" not in local and "openai-project" not in local
+    assert "sk-openai" not in str(local)
+    assert openai_["openai-organization"] == "org-private"
+
+
 def test_concurrency_is_limited_per_endpoint(server):
     server.default = r1(CODE, delay=0.2)
     client = LLMClient(options(server, max_concurrency=2))

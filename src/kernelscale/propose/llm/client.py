@@ -58,6 +58,7 @@ class LLMClient:
 
     async def complete(self, messages: list[dict]) -> Completion:
         """The model's reply to `messages`; raises ProposerError when the endpoint cannot serve it."""
+        # Back-off sleeps hold the slot: a rate-limited endpoint gets fewer requests, not more.
         async with self._semaphore():
             started = time.monotonic()
             retries = 0
@@ -87,8 +88,13 @@ class LLMClient:
         kwargs: dict = {"model": opts.model, "messages": messages, opts.token_param: opts.max_tokens}
         if opts.temperature is not None:
             kwargs["temperature"] = opts.temperature
+        # OPENAI_ORG_ID / OPENAI_PROJECT_ID are read from the environment by the library and are
+        # OpenAI's business only: other endpoints do not get them.
+        private = {} if opts.preset == "openai" else {
+            "OpenAI-Organization": openai.Omit(), "OpenAI-Project": openai.Omit()}
         client = openai.AsyncOpenAI(
-            api_key=opts.api_key(), base_url=opts.base_url, timeout=opts.request_timeout_s, max_retries=0
+            api_key=opts.api_key(), base_url=opts.base_url, timeout=opts.request_timeout_s, max_retries=0,
+            default_headers=private,
         )
         try:
             async with client:
@@ -111,7 +117,8 @@ class LLMClient:
         return Completion(
             answer=answer, reasoning=reasoning, raw=raw, model=response.model or self.options.model,
             finish_reason=choice.finish_reason if choice else None,
-            usage=self._usage(response.usage, kwargs["messages"], content, field_reasoning),
+            usage=self._usage(response.usage, kwargs["messages"], len(content or "") + len(field_reasoning or ""),
+                              reasoning),
         )
 
     async def _streamed(self, client, kwargs: dict) -> Completion:
@@ -136,9 +143,9 @@ class LLMClient:
         if thought:
             raw["reasoning_content"] = thought
         return Completion(answer=answer, reasoning=reasoning, raw=raw, model=model, finish_reason=finish,
-                          usage=self._usage(usage, kwargs["messages"], text, thought))
+                          usage=self._usage(usage, kwargs["messages"], len(text) + len(thought), reasoning))
 
-    def _usage(self, usage, messages: list[dict], content: str, field_reasoning: str | None) -> dict:
+    def _usage(self, usage, messages: list[dict], reply_chars: int, reasoning_text: str) -> dict:
         """Tokens and cost of one reply; estimated from characters where the server is silent."""
         prompt = getattr(usage, "prompt_tokens", None)
         completion = getattr(usage, "completion_tokens", None)
@@ -148,10 +155,9 @@ class LLMClient:
         if prompt is None:
             prompt = sum(len(str(m.get("content", ""))) for m in messages) // CHARS_PER_TOKEN
         if completion is None:
-            completion = (len(content) + len(field_reasoning or "")) // CHARS_PER_TOKEN
-        if reasoning is None:
-            thought, _ = split_reasoning(content, field_reasoning)
-            reasoning = len(thought) // CHARS_PER_TOKEN
+            completion = reply_chars // CHARS_PER_TOKEN
+        if reasoning is None:  # servers that leave thinking inline do not count it apart
+            reasoning = len(reasoning_text) // CHARS_PER_TOKEN
         return {
             "prompt_tokens": int(prompt), "completion_tokens": int(completion), "reasoning_tokens": int(reasoning),
             "cost_usd": round(self.options.cost_usd(prompt, completion), 6), "estimated": estimated,

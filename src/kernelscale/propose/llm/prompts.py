@@ -127,7 +127,8 @@ def _last_with_code(history: Sequence[Attempt]) -> Attempt | None:
 
 
 def _attempt_view(attempt: Attempt) -> dict:
-    return {"code": attempt.candidate.code.rstrip() + "\n", "verdict": verdict_view(attempt.verdict, attempt.candidate.code)}
+    code = attempt.candidate.code
+    return {"code": code.rstrip() + "\n", "verdict": verdict_view(attempt.verdict, code)}
 
 
 def verdict_view(verdict: Verdict, code: str = "") -> dict:
