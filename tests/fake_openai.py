@@ -44,6 +44,11 @@ def status(code: int, message: str = "", *, retry_after: float | str | None = No
     return {"kind": "status", "code": code, "message": message or f"scripted {code}", "headers": headers}
 
 
+def raw(body: str, content_type: str = "text/html") -> dict:
+    """Answer 200 with any body: what a wrong base URL (a web page, a proxy) gives."""
+    return {"kind": "raw", "body": body, "content_type": content_type}
+
+
 def drop() -> dict:
     """Close the connection without answering."""
     return {"kind": "drop"}
@@ -153,6 +158,11 @@ class _Handler(BaseHTTPRequestHandler):
     # step handlers
     def _do_status(self, step: dict, body: dict) -> None:
         self._error(step["code"], step["message"], step["headers"])
+
+    def _do_raw(self, step: dict, body: dict) -> None:
+        blob = step["body"].encode()
+        self._start(200, step["content_type"], length=len(blob))
+        self.wfile.write(blob)
 
     def _do_drop(self, step: dict, body: dict) -> None:
         self._close()

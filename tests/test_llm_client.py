@@ -6,7 +6,7 @@ import socket
 import time
 
 import pytest
-from fake_openai import FakeOpenAI, drop, drop_mid_stream, hang, r1, reply, status
+from fake_openai import FakeOpenAI, drop, drop_mid_stream, hang, r1, raw, reply, status
 
 from kernelscale.propose.base import ProposerError
 from kernelscale.propose.llm.client import LLMClient, _retry_after
@@ -149,6 +149,16 @@ def test_unknown_model_is_one_line(server):
     server.push(status(404, "The model `nope` does not exist"))
     with pytest.raises(ProposerError, match=r"model 'nope' not found at http://127\.0\.0\.1:\d+/v1 \(404\)"):
         complete(options(server, model="nope"))
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_web_page_instead_of_an_api_is_one_line(server, stream):
+    server.push(raw("<html><body>Welcome to nginx!</body></html>"))
+    with pytest.raises(ProposerError) as error:
+        complete(options(server, stream=stream, max_retries=0))
+    message = str(error.value)
+    assert "\n" not in message and server.base_url in message
+    assert ("not a chat completion" in message) if not stream else ("no stream events" in message)
 
 
 def test_unreachable_endpoint(server):

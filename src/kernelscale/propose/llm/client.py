@@ -104,10 +104,16 @@ class LLMClient:
         except _Transient:
             raise
         except Exception as exc:
-            raise self._classify(exc) from exc
+            mapped = self._classify(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
 
     async def _whole(self, client, kwargs: dict) -> Completion:
         response = await client.chat.completions.create(**kwargs)
+        if not hasattr(response, "choices"):  # the library hands back a non-JSON body as it came
+            raise ProposerError(f"{self.options.base_url} gave an answer that is not a chat completion: "
+                                f"{_one_line(str(response), 120)}")
         choice = response.choices[0] if response.choices else None
         message = choice.message if choice else None
         content = message.content if message else ""
@@ -125,10 +131,11 @@ class LLMClient:
         kwargs = dict(kwargs, stream=True, stream_options={"include_usage": True})
         content: list[str] = []
         field_reasoning: list[str] = []
-        finish, usage, model, rid = None, None, self.options.model, None
+        finish, usage, model, rid, chunks = None, None, self.options.model, None, 0
         stream = await client.chat.completions.create(**kwargs)
         async with stream:
             async for chunk in stream:
+                chunks += 1
                 model, rid = chunk.model or model, chunk.id or rid
                 usage = chunk.usage or usage
                 for choice in chunk.choices or []:
@@ -136,6 +143,9 @@ class LLMClient:
                     field_reasoning.append(_reasoning_field(choice.delta) or "")
                     finish = choice.finish_reason or finish
         if finish is None:
+            if not chunks:
+                raise _Transient(f"{self.options.base_url} sent no stream events (is it an OpenAI-compatible "
+                                 f"endpoint, ending in /v1?)")
             raise _Transient(f"{self.options.base_url} closed the stream before the answer was finished")
         text, thought = "".join(content), "".join(field_reasoning)
         reasoning, answer = split_reasoning(text, thought)
@@ -185,6 +195,8 @@ class LLMClient:
             return ProposerError(f"{url} refused the request ({status}): {detail}")
         if _is_transport_error(exc):
             return _Transient(f"connection to {url} dropped: {_one_line(str(exc)) or type(exc).__name__}")
+        if isinstance(exc, openai.OpenAIError):  # e.g. a 200 that is not a chat completion (a wrong base URL)
+            return ProposerError(f"{url} gave an answer that is not a chat completion: {_one_line(str(exc))}")
         return exc
 
 
