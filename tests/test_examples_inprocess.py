@@ -30,6 +30,10 @@ import kernelscale.examples  # noqa: E402
 from kernelscale.problems import list_problem_ids, load_problem  # noqa: E402
 from kernelscale.problems.module import apply_sizes, import_source  # noqa: E402
 
+# Triton 3.6's interpreter turns 1-element arrays into loop bounds with int(); numpy 2.x warns
+# (and 2.4 fails, hence the pin below 2.4). Noise here, not a fault of the examples.
+pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim > 0:DeprecationWarning")
+
 EXAMPLES_DIR = Path(kernelscale.examples.__file__).parent
 EXAMPLE_STEMS = sorted(p.stem for p in EXAMPLES_DIR.glob("*.py") if not p.name.startswith("_"))
 SEEDS = (0, 1, 2)
@@ -129,8 +133,9 @@ def test_example_keeps_the_candidate_rules(stem):
                 problems.append(f"line {node.lineno}: forbidden import {names}")
     model_new = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "ModelNew")
     assert not any(ast.unparse(b) == "Model" for b in model_new.bases), "ModelNew subclasses Model"
+    helpers = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     for func in _host_functions(tree, model_new):
-        problems += [f"{func.name}: {p}" for p in _host_call_problems(func)]
+        problems += [f"{func.name}: {p}" for p in _host_call_problems(func, helpers)]
     assert not problems, f"{stem}: " + "; ".join(problems)
 
 
@@ -144,14 +149,16 @@ def _host_functions(tree: ast.Module, model_new: ast.ClassDef):
             yield node
 
 
-def _host_call_problems(func: ast.FunctionDef) -> list[str]:
+def _host_call_problems(func: ast.FunctionDef, helpers: set[str]) -> list[str]:
     found = []
     for call in (n for n in ast.walk(func) if isinstance(n, ast.Call)):
         target = call.func
         if isinstance(target, ast.Subscript):  # kernel[grid](...)
             continue
         if isinstance(target, ast.Name):
-            continue  # a helper of the example (checked itself) or a builtin
+            if target.id not in helpers | ALLOWED_BUILTINS:  # helpers are checked themselves
+                found.append(f"line {call.lineno}: call of {target.id}")
+            continue
         if not isinstance(target, ast.Attribute):
             found.append(f"line {call.lineno}: unexpected call {ast.unparse(target)}")
             continue
@@ -167,8 +174,8 @@ def _host_call_problems(func: ast.FunctionDef) -> list[str]:
 
 
 def test_rule_check_catches_torch_compute():
-    bad = "def f(x):\n    y = torch.empty_like(x)\n    return torch.matmul(x, x).sum()\n"
-    assert len(_host_call_problems(ast.parse(bad).body[0])) == 2
+    bad = "def f(x):\n    y = torch.empty_like(x)\n    return torch.matmul(x, x).sum() + relu(g(y))\n"
+    assert len(_host_call_problems(ast.parse(bad).body[0], {"g"})) == 3
 
 
 @pytest.mark.skipif("nvidia" not in TRITON_BACKENDS, reason="this triton has no NVIDIA backend")
@@ -182,10 +189,11 @@ def test_examples_compile_for_h100():
     kernels = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     assert {k["example"] for k in kernels} == set(EXAMPLE_STEMS)
     for k in kernels:
+        name = f"{k['example']}:{k['kernel']}"
         assert k["cubin_bytes"] > 0, k
-        assert k["shared"] <= H100_MAX_SHARED, f"{k['example']}:{k['kernel']} needs {k['shared']} B of shared memory"
+        assert k["shared"] <= H100_MAX_SHARED, f"{name} needs {k['shared']} B of shared memory"
         if k["tensor_core_dot"] is not None:
-            assert k["tensor_core_dot"], f"{k['example']}:{k['kernel']} does not use wgmma on sm_90"
+            assert k["tensor_core_dot"], f"{name} does not use wgmma on sm_90"
 
 
 def _compile_sm90(stems: list[str]) -> None:

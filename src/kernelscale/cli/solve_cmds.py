@@ -54,9 +54,10 @@ def solve(
     if problem is None and resume is None:
         fail("give a PROBLEM, or --resume RUN_ID")
     printer = ProgressPrinter(console(), quiet=as_json)
+    budget_s = parse_budget(budget)
     try:
         result = run_solve(
-            problem, proposer=proposer, strategy=strategy, budget_s=parse_budget(budget), max_attempts=attempts,
+            problem, proposer=proposer, strategy=strategy, budget_s=budget_s, max_attempts=attempts,
             target_speedup=target, device=device, gpus=gpus, out_dir=out, db_path=db, resume=resume,
             llm=_llm_options(proposer, preset, model, base_url, api_key_env), progress=printer, tolerance=tolerance,
         )
@@ -86,7 +87,8 @@ def bench(
     check_device(device)
     if suite is None and resume is None:
         fail("give a SUITE_OR_DIR, or --resume RUN_ID")
-    settings = dict(proposer=proposer, strategy=strategy, budget_s=parse_budget(budget), max_attempts=attempts,
+    budget_s = parse_budget(budget)
+    settings = dict(proposer=proposer, strategy=strategy, budget_s=budget_s, max_attempts=attempts,
                     target_speedup=target, device=device, gpus=gpus, db_path=db, resume=resume,
                     llm=_llm_options(proposer, preset, model, base_url, api_key_env), tolerance=tolerance)
     try:
@@ -99,6 +101,8 @@ def bench(
 
 def _fail_known(exc: Exception) -> None:
     """Known failures become one line; anything else is a bug and keeps its traceback."""
+    if isinstance(exc, (typer.Exit, typer.Abort)):  # click's Exit is a RuntimeError: let it through
+        raise exc
     from kernelscale.problems import ProblemError
     from kernelscale.propose.base import ProposerError
     from kernelscale.search.bench import BenchError

@@ -1,0 +1,44 @@
+"""The verifier reaches every status, and names where and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kernelscale.verify.verdict import STATUSES
+
+GOOD = (Path(__file__).parent / "problems" / "good_scaled_exp.py").read_text()
+
+
+def test_syntax_error_is_compile_error_with_line(cpu_pool, scaled_exp):
+    verdict = cpu_pool.verify(scaled_exp, GOOD.replace("def scaled_exp(x, y):", "def scaled_exp(x, y)"))
+    assert verdict.status == "compile_error" and verdict.line is not None
+
+
+def test_triton_compile_error(cpu_pool, scaled_exp):
+    # tl.arange needs a power-of-two extent: Triton refuses to build the kernel.
+    code = GOOD.replace("BLOCK=1024)", "BLOCK=1000)")
+    verdict = cpu_pool.verify(scaled_exp, code)
+    assert verdict.status in ("compile_error", "runtime_error")
+    assert "power of 2" in verdict.reason or "arange" in verdict.reason
+
+
+def test_import_error_is_compile_error(cpu_pool, scaled_exp):
+    verdict = cpu_pool.verify(scaled_exp, GOOD.replace("import triton\n", "import triton\nfrom triton import no_such_thing\n", 1))
+    assert verdict.status == "compile_error" and "no_such_thing" in verdict.reason
+
+
+def test_exception_in_forward_is_runtime_error(cpu_pool, scaled_exp):
+    code = GOOD.replace("        return scaled_exp(x.contiguous(), y.contiguous())",
+                        "        out = scaled_exp(x, y)\n        raise ValueError('kernel exploded')")
+    verdict = cpu_pool.verify(scaled_exp, code)
+    assert verdict.status == "runtime_error" and "kernel exploded" in verdict.reason
+
+
+def test_wrong_math_is_incorrect_with_statistics(cpu_pool, scaled_exp):
+    verdict = cpu_pool.verify(scaled_exp, GOOD.replace("tl.exp(x) * 2.0 + y", "tl.exp(x) * 2.0 - y"))
+    assert verdict.status == "incorrect"
+    assert verdict.max_abs_error > 0.1 and verdict.worst_index is not None and verdict.failing_trial
+
+
+def test_every_status_is_known():
+    assert set(STATUSES) == {"compile_error", "runtime_error", "timeout", "rejected", "incorrect", "correct"}
