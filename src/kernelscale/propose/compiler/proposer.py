@@ -16,7 +16,7 @@ from kernelscale.propose.base import Attempt, Candidate, ProposerError
 from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.generate import Compiled, compile_mods, render
 from kernelscale.propose.compiler.space import (
-    CHOICES, Config, Features, default_config, enumerate_space, neighbours, relevant)
+    CHOICES, Config, Features, default_config, enumerate_space, fits, neighbours, relevant)
 
 
 class CompilerProposer:
@@ -56,7 +56,7 @@ class CompilerProposer:
             order += neighbours(best[0], space)
         order += neighbours(first, space)
         order += enumerate_space(space, first)
-        return list(dict.fromkeys(order))
+        return [c for c in dict.fromkeys(order) if not features.D or fits(c, features.D)]
 
     def _compile(self, problem: Problem) -> tuple[Compiled, Features]:
         key = problem.content_hash()

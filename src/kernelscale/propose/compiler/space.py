@@ -96,6 +96,17 @@ def default_config(features: Features, device: str = "cuda") -> Config:
     return config
 
 
+# Hopper's shared memory per block (227 KB); Triton needs num_stages K and V tiles plus Q.
+SMEM_LIMIT = 232448
+
+
+def fits(config: Config, D: int, elem_bytes: int = 2) -> bool:
+    """Whether the pipelined tiles fit in shared memory (128x128, 4 stages at D=128 does not)."""
+    d = max(16, 1 << (max(D, 1) - 1).bit_length())
+    kv = config.num_stages * 2 * config.block_n * d * elem_bytes
+    return kv + config.block_m * d * elem_bytes <= SMEM_LIMIT
+
+
 def neighbours(config: Config, space: dict) -> list[Config]:
     """Configs one choice away from `config` within `space`."""
     out = []
