@@ -97,6 +97,7 @@ def render(compiled: Compiled, config: Config) -> str:
         step_lines=step_lines,
         can_inf=_can_be_inf(rw.logits),
         linear=known[scale] if scale is not None else None,
+        logits_element=rw.logits.level == "element",
         guards=guards,
         bounds=bounds,
         blockmask_source=_blockmask_source(),

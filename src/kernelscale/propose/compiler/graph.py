@@ -54,7 +54,8 @@ class Node:
             return frozenset({self.args[0]})
         if self.op == "param":
             return frozenset({"param"})
-        out: frozenset[str] = frozenset()
+        # a load is never static: its value lives in a tensor, not in Python
+        out: frozenset[str] = frozenset({"tensor"}) if self.op == "load" else frozenset()
         for child in self.children:
             out |= child.deps
         return out
