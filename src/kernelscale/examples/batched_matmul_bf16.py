@@ -1,4 +1,4 @@
-"""Batched bf16 matrix product: the batch is the grid's second axis, tiles grouped within a batch (solves ops/batched_matmul_bf16)."""
+"""Batched bf16 matrix product: batch on the grid's second axis, grouped tiles (solves ops/batched_matmul_bf16)."""
 
 import torch
 import torch.nn as nn

@@ -1,4 +1,4 @@
-"""Per-row cross-entropy with an online (streaming) log-sum-exp: each logit is read once (solves ops/cross_entropy_rows)."""
+"""Per-row cross-entropy via a streaming log-sum-exp, each logit read once (solves ops/cross_entropy_rows)."""
 
 import torch
 import torch.nn as nn

@@ -1,4 +1,4 @@
-"""float32 matrix product at fp32 accuracy on tensor cores (3xTF32), grouped tile ordering (solves ops/matmul_fp32)."""
+"""fp32 matrix product at fp32 accuracy on tensor cores (3xTF32), grouped tiles (solves ops/matmul_fp32)."""
 
 import torch
 import torch.nn as nn

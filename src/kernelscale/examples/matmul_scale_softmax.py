@@ -1,4 +1,4 @@
-"""fp16 projection with the scale fused into the matmul epilogue, then an in-place row softmax (solves ops/matmul_scale_softmax)."""
+"""fp16 matmul with the scale in its epilogue, then an in-place row softmax (solves ops/matmul_scale_softmax)."""
 
 import torch
 import torch.nn as nn

@@ -1,4 +1,4 @@
-"""Mean over the middle dimension of (B, R, C), reduced in coalesced (BLOCK_R, BLOCK_C) tiles (solves ops/mean_dim)."""
+"""Mean over the middle dim of (B, R, C) in coalesced (BLOCK_R, BLOCK_C) tiles (solves ops/mean_dim)."""
 
 import torch
 import torch.nn as nn

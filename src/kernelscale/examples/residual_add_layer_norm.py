@@ -1,4 +1,4 @@
-"""Residual add fused into a one-pass row layer norm: x + r never touches memory (solves ops/residual_add_layer_norm)."""
+"""Residual add fused into a one-pass row layer norm (solves ops/residual_add_layer_norm)."""
 
 import torch
 import torch.nn as nn

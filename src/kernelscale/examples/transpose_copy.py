@@ -1,4 +1,4 @@
-"""Materialised transpose by square tiles, coalesced on both the read and the write side (solves ops/transpose_copy)."""
+"""Materialised transpose by tiles, coalesced on both read and write (solves ops/transpose_copy)."""
 
 import torch
 import torch.nn as nn
@@ -8,7 +8,8 @@ import triton.language as tl
 
 @triton.jit
 def transpose_kernel(
-    x_ptr, y_ptr, R, C, stride_xr, stride_xc, stride_yc, stride_yr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr
+    x_ptr, y_ptr, R, C, stride_xr, stride_xc, stride_yc, stride_yr,
+    BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     # The load is contiguous along C and the store along R; Triton routes the tile through shared
     # memory between the two layouts, so both global accesses stay coalesced.
@@ -17,7 +18,8 @@ def transpose_kernel(
     offs_r = (pid_r * BLOCK_R + tl.arange(0, BLOCK_R)).to(tl.int64)
     offs_c = (pid_c * BLOCK_C + tl.arange(0, BLOCK_C)).to(tl.int64)
     mask = (offs_r[:, None] < R) & (offs_c[None, :] < C)
-    tile = tl.load(x_ptr + offs_r[:, None] * stride_xr + offs_c[None, :] * stride_xc, mask=mask)  # (BLOCK_R, BLOCK_C)
+    # tile: (BLOCK_R, BLOCK_C)
+    tile = tl.load(x_ptr + offs_r[:, None] * stride_xr + offs_c[None, :] * stride_xc, mask=mask)
     tl.store(y_ptr + offs_c[None, :] * stride_yc + offs_r[:, None] * stride_yr, tile, mask=mask)
 
 
