@@ -165,9 +165,11 @@ def test_unreachable_endpoint(server):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    opts = options(server, base_url=f"http://127.0.0.1:{port}/v1", max_retries=1)
-    with pytest.raises(ProposerError, match=r"cannot reach http://127\.0\.0\.1:\d+/v1: .*gave up after 2 tries"):
+    opts = options(server, base_url=f"http://127.0.0.1:{port}/v1", max_retries=5, backoff_s=5.0)
+    started = time.monotonic()
+    with pytest.raises(ProposerError, match=r"cannot reach http://127\.0\.0\.1:\d+/v1: connection refused"):
         complete(opts)
+    assert time.monotonic() - started < 5.0  # refused is final: no minute of back-off first
 
 
 def test_missing_key_variable_fails_before_any_request(server, monkeypatch):

@@ -18,20 +18,23 @@ StrategyOption = Annotated[str | None, typer.Option("--strategy", help="refine, 
 ModelOption = Annotated[str | None, typer.Option("--model", help="LLM model name (overrides the preset).")]
 BaseUrlOption = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint URL.")]
 KeyEnvOption = Annotated[str | None, typer.Option("--api-key-env", help="Environment variable holding the API key.")]
-PresetOption = Annotated[str, typer.Option("--preset", help="nim, deepseek, openai, vllm or ollama.")]
+PresetOption = Annotated[str | None, typer.Option(
+    "--preset", help="nim, deepseek, openai, vllm or ollama (default: from --base-url, else nim).")]
+LanguageOption = Annotated[str, typer.Option("--language", help="What the LLM writes: triton, or cuda (load_inline).")]
 GpusOption = Annotated[str | None, typer.Option("--gpus", help="GPUs for the verifier pool: 0,1 or all.")]
 AttemptsOption = Annotated[int | None, typer.Option("--attempts", help="Stop after this many attempts.")]
 TargetOption = Annotated[float | None, typer.Option("--target", help="Stop once this speedup is reached.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 
 
-def _llm_options(proposer: str, preset: str, model, base_url, api_key_env):
+def _llm_options(proposer: str, preset: str | None, model, base_url, api_key_env):
     if proposer != "llm":
         return None
-    from kernelscale.propose.llm.options import LLMOptions
+    from kernelscale.propose.llm.options import LLMOptions, preset_for
 
     try:
-        return LLMOptions(preset=preset, model=model, base_url=base_url, api_key_env=api_key_env)
+        return LLMOptions(preset=preset or preset_for(base_url), model=model, base_url=base_url,
+                          api_key_env=api_key_env)
     except ValueError as exc:
         fail(str(exc))
 
@@ -40,11 +43,11 @@ def solve(
     problem: Annotated[str | None, typer.Argument(help="attention/<name>, ops/<name>, or a file.")] = None,
     budget: BudgetOption = "15m", proposer: ProposerOption = "compiler", strategy: StrategyOption = None,
     device: DeviceOption = None, model: ModelOption = None, base_url: BaseUrlOption = None,
-    api_key_env: KeyEnvOption = None, preset: PresetOption = "nim", gpus: GpusOption = None,
+    api_key_env: KeyEnvOption = None, preset: PresetOption = None, gpus: GpusOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for best_kernel.py and the report.")] = None,
     db: DbOption = DEFAULT_DB, resume: Annotated[int | None, typer.Option("--resume", help="Continue run RUN_ID.")] = None,
     attempts: AttemptsOption = None, target: TargetOption = None, tolerance: ToleranceOption = None,
-    as_json: JsonOption = False,
+    language: LanguageOption = "triton", as_json: JsonOption = False,
 ) -> None:
     """Search for the fastest verified kernel for one problem within the budget."""
     from kernelscale.cli.progress import ProgressPrinter, print_summary
@@ -60,6 +63,7 @@ def solve(
             problem, proposer=proposer, strategy=strategy, budget_s=budget_s, max_attempts=attempts,
             target_speedup=target, device=device, gpus=gpus, out_dir=out, db_path=db, resume=resume,
             llm=_llm_options(proposer, preset, model, base_url, api_key_env), progress=printer, tolerance=tolerance,
+            language=language,
         )
     except KeyboardInterrupt:
         fail(f"interrupted; every finished attempt is stored: continue with --resume {printer.run_id}", 130)
@@ -75,7 +79,7 @@ def bench(
     suite: Annotated[str | None, typer.Argument(help="ops, attention, or a directory of problem files.")] = None,
     budget: BudgetOption = "15m", proposer: ProposerOption = "compiler", strategy: StrategyOption = None,
     device: DeviceOption = None, model: ModelOption = None, base_url: BaseUrlOption = None,
-    api_key_env: KeyEnvOption = None, preset: PresetOption = "nim", gpus: GpusOption = None,
+    api_key_env: KeyEnvOption = None, preset: PresetOption = None, gpus: GpusOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the report.")] = None,
     db: DbOption = DEFAULT_DB, resume: Annotated[int | None, typer.Option("--resume", help="Continue run RUN_ID.")] = None,
     attempts: AttemptsOption = None, target: TargetOption = None, tolerance: ToleranceOption = None,

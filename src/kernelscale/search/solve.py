@@ -40,7 +40,7 @@ class SolveResult:
     stopped: str = "budget"  # budget | target | attempts | proposer error: ... | interrupted
 
 
-def make_proposer(name: str, problem: Problem, device: str, llm=None) -> Proposer:
+def make_proposer(name: str, problem: Problem, device: str, llm=None, language: str = "triton") -> Proposer:
     if name == "compiler":
         if problem.kind != "attention":
             raise SolveError(f"the compiler proposer handles attention problems; {problem.name} needs --proposer llm")
@@ -50,7 +50,9 @@ def make_proposer(name: str, problem: Problem, device: str, llm=None) -> Propose
     if name == "llm":
         from kernelscale.propose.llm import make_llm_proposer
 
-        return make_llm_proposer(llm, device=device) if llm is not None else make_llm_proposer(device=device)
+        if language not in ("triton", "cuda"):
+            raise SolveError(f"--language must be triton or cuda, not {language!r}")
+        return make_llm_proposer(llm, device=device, language=language)
     if name == "replay":
         raise SolveError("the replay proposer takes files: use the Python API with a ReplayProposer")
     raise SolveError(f"unknown proposer {name!r} (compiler, llm)")
@@ -118,7 +120,10 @@ async def solve_problem_async(problem: Problem, *, store: Store, pool: VerifierP
                               history: list[Attempt] | None = None) -> tuple[list[Attempt], str]:
     """Run one problem's search; every attempt is stored as it finishes. Returns (attempts, why stopped)."""
     evaluate = Evaluator(store, pool, run_id, problem, options or VerifyOptions(), budget, progress)
-    chosen = make_strategy(strategy or default_strategy(proposer), workers=pool.size)
+    name = strategy or default_strategy(proposer)
+    # LLM strategies keep more requests in flight than there are GPUs, so verifying never waits
+    # on a model that is still thinking; the compiler proposes instantly.
+    chosen = make_strategy(name, workers=pool.size if name == "compiler" else max(4, pool.size))
     stopped = "budget"
     try:
         await chosen.run(problem, proposer, evaluate, budget, list(history or []))
@@ -137,14 +142,14 @@ def solve(problem: Problem | str, *, proposer: str | Proposer = "compiler", stra
           device: str | None = None, gpus: str | None = None, out_dir: str | Path | None = None,
           db_path: str | Path = DEFAULT_DB, resume: int | None = None, llm=None,
           verify_options: VerifyOptions | None = None, progress: Progress | None = None,
-          tolerance: str | None = None) -> SolveResult:
+          tolerance: str | None = None, language: str = "triton") -> SolveResult:
     """Search for the fastest verified kernel for one problem within the budget."""
     store = Store(db_path)
     try:
         problem, history, run_id = _prepare_run(store, problem, resume, tolerance, proposer, strategy, budget_s)
         return asyncio.run(_solve_async(
             problem, store, run_id, history, proposer, strategy, Budget(budget_s, max_attempts, target_speedup),
-            device, gpus, out_dir, llm, verify_options, progress))
+            device, gpus, out_dir, (llm, language), verify_options, progress))
     finally:
         store.close()
 
@@ -172,7 +177,7 @@ def _prepare_run(store: Store, problem, resume, tolerance, proposer, strategy, b
 async def _solve_async(problem, store, run_id, history, proposer, strategy, budget, device, gpus, out_dir, llm,
                        verify_options, progress) -> SolveResult:
     async with VerifierPool(device=device, gpus=gpus) as pool:
-        chosen = proposer if not isinstance(proposer, str) else make_proposer(proposer, problem, pool.device, llm)
+        chosen = proposer if not isinstance(proposer, str) else make_proposer(proposer, problem, pool.device, *llm)
         if progress:
             progress("start", {"run_id": run_id, "problem": problem.name, "device": pool.device_key,
                                "workers": pool.size, "proposer": chosen.name})

@@ -182,6 +182,8 @@ class LLMClient:
         if isinstance(exc, openai.APITimeoutError):
             return _Transient(f"no answer from {url} within {opts.request_timeout_s:g}s")
         if isinstance(exc, openai.APIConnectionError):
+            if _refused(exc):  # nothing listens there: retrying for a minute only delays the news
+                return ProposerError(f"cannot reach {url}: connection refused (is the server running?)")
             return _Transient(f"cannot reach {url}: {_cause(exc)}")
         if isinstance(exc, openai.APIStatusError):
             status, detail = exc.status_code, _server_message(exc)
@@ -243,6 +245,16 @@ def _server_message(exc) -> str:
         if message:
             return _one_line(str(message))
     return _one_line(exc.message)
+
+
+def _refused(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ConnectionRefusedError) or "connection refused" in str(exc).lower():
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _cause(exc: BaseException) -> str:
