@@ -7,7 +7,7 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from attention_helpers import inputs, max_err, run_compiled
+from test_compiler_common import inputs, max_err, run_compiled
 from kernelscale.propose.compiler.space import Config
 
 S, H = 48, 2

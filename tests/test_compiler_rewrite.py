@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import torch
 
-from attention_helpers import inputs, max_err, run_compiled
+from test_compiler_common import inputs, max_err, run_compiled
 from kernelscale.problems import load_problem
 from kernelscale.propose.base import Attempt
 from kernelscale.propose.compiler import CompilerError, CompilerProposer

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attention_helpers import SMALL, inputs, max_err, run_compiled
+from test_compiler_common import SMALL, inputs, max_err, run_compiled
 from kernelscale.problems import load_problem
 from kernelscale.problems.attention.variant import load_variant_module, resolve_mods
 from kernelscale.propose.compiler.space import Config

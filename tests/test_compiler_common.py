@@ -1,4 +1,5 @@
-"""Run compiler kernels in-process under Triton's interpreter against the fp32 reference."""
+"""Shared by the compiler tests (no tests here): run generated kernels in-process under Triton's
+interpreter against the fp32 reference."""
 
 from __future__ import annotations
 
