@@ -7,6 +7,7 @@ correctness once more on new inputs → verdict. Any failure ends the attempt wi
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -61,6 +62,9 @@ def run_attempt(oracle, problem: Problem, code: str, options: VerifyOptions) -> 
     verdict.device = oracle.environment
     verdict.interpreted = oracle.device != "cuda"
     verdict.cost_s["total"] = round(time.monotonic() - started, 3)
+    exchange = workdir / "exchange"
+    if exchange.is_symlink():
+        shutil.rmtree(exchange.resolve(), ignore_errors=True)
     shutil.rmtree(workdir, ignore_errors=True)
     return verdict
 
@@ -68,16 +72,29 @@ def run_attempt(oracle, problem: Problem, code: str, options: VerifyOptions) -> 
 def _start(oracle, loaded, code: str, options: VerifyOptions, workdir: Path):
     t0 = time.monotonic()
     (workdir / "candidate.py").write_text(code)
+    exchange = _exchange_dir(workdir)
     extra = {"TRITON_INTERPRET": "1"} if oracle.device != "cuda" else {}
     memory = int((options.memory_limit_gb or 6.0) * 2**30) if oracle.device != "cuda" else None
     child = Child("kernelscale.verify.runner", [], workdir, sandbox_env(extra, home=str(workdir)), memory)
     reply = child.request(
         {"op": "load", "problem": loaded.problem.to_json(), "device": oracle.device,
-         "code_file": str(workdir / "candidate.py"), "forbid_copies": loaded.forbid_copies},
+         "code_file": str(workdir / "candidate.py"), "forbid_copies": loaded.forbid_copies,
+         "exchange_dir": str(exchange)},
         t0 + options.timeout_s,
     )
     _expect(reply, child)
     return child, {"process_start": round(time.monotonic() - t0, 3)}
+
+
+def _exchange_dir(workdir: Path) -> Path:
+    """Outputs travel through files: in memory (/dev/shm) where there is one, else the workdir.
+    A GPU-sized output is hundreds of MB per call, and disk made that most of an attempt."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        folder = workdir / "exchange"
+        folder.symlink_to(tempfile.mkdtemp(prefix="ks-exchange-", dir=shm))
+        return folder.resolve()
+    return workdir
 
 
 def _expect(reply: dict, child: Child | None = None) -> dict:
@@ -137,7 +154,9 @@ def _check_reply(reply, inputs, want, tol, trial: str, stats: dict) -> None:
     if reply["mutated_inputs"]:
         raise AttemptFailed(Verdict("incorrect", f"modified its input(s) {reply['mutated_inputs']} in place",
                                     failing_trial=trial))
-    got = torch.load(reply["file"], weights_only=True)  # weights_only: a crafted pickle cannot run code here
+    # weights_only: a crafted pickle cannot run code here. Compared on the reference's device.
+    device = next((w.device for w in want if isinstance(w, torch.Tensor)), "cpu")
+    got = torch.load(reply["file"], weights_only=True, map_location=device)
     Path(reply["file"]).unlink(missing_ok=True)
     mismatch, trial_stats = compare_outputs(got, want, tol)
     for key in ("max_abs_error", "max_rel_error"):

@@ -73,7 +73,7 @@ class Oracle:
         inputs = make_inputs(loaded.module, seed, scale, self.device)
         with torch.no_grad():
             out = outputs_as_list(model(*inputs))
-        return [o.detach().cpu() if isinstance(o, torch.Tensor) else o for o in out], inputs
+        return [o.detach() if isinstance(o, torch.Tensor) else o for o in out], inputs
 
     def timing_setup(self, loaded: LoadedProblem) -> None:
         """Build the timing model and baselines once per problem (compilation happens here)."""

@@ -57,6 +57,7 @@ class Runner:
         self.device = msg["device"]
         self.forbid_copies = bool(msg.get("forbid_copies"))
         self.allow_torch = problem.allow_torch
+        self.exchange = Path(msg.get("exchange_dir") or self.workdir)
         self.problem = import_source(problem.source, "problem", self.workdir)
         apply_sizes(self.problem, problem.sizes_for(self.device))
         op_policy.pause_recording_in_triton_launches()
@@ -106,7 +107,7 @@ class Runner:
             return {"ok": False, "status": "rejected", "rule": "torch_fallback",
                     "reason": "forward ran torch compute ops: " + ", ".join(f"aten.{op}" for op in sorted(work))}
         mutated = [i for i, (a, p) in enumerate(zip(args, pristine)) if isinstance(p, torch.Tensor) and not _same(a, p)]
-        path = self.workdir / f"out-{self.outputs_seen}.pt"
+        path = self.exchange / f"out-{self.outputs_seen}.pt"
         self.outputs_seen += 1
         torch.save([o.detach().cpu() if isinstance(o, torch.Tensor) else o for o in outs], path)
         inp.poison(outs)
