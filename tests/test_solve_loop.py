@@ -83,3 +83,16 @@ def test_python_api_verify_survives_submodule_imports(tmp_path):
 
     verdict = kernelscale.verify(str(TESTS / "problems" / "scaled_exp.py"), GOOD, device="cpu")
     assert verdict.status == "correct"
+
+
+def test_llm_on_attention_starts_from_the_compiler_kernel():
+    from kernelscale.problems import load_problem
+    from kernelscale.propose.llm.options import LLMOptions
+    from kernelscale.propose.llm.prompts import first_prompt
+    from kernelscale.search.solve import make_proposer
+
+    problem = load_problem("attention/alibi")
+    proposer = make_proposer("llm", problem, "cpu", LLMOptions(preset="vllm"))
+    start = proposer.settings.start_kernel
+    assert start and "class ModelNew" in start and "@triton.jit" in start
+    assert start in first_prompt(problem, proposer.settings)

@@ -52,10 +52,25 @@ def make_proposer(name: str, problem: Problem, device: str, llm=None, language: 
 
         if language not in ("triton", "cuda"):
             raise SolveError(f"--language must be triton or cuda, not {language!r}")
-        return make_llm_proposer(llm, device=device, language=language)
+        start = _compiler_kernel(problem, device) if problem.kind == "attention" and language == "triton" else None
+        return make_llm_proposer(llm, device=device, language=language, start_kernel=start)
     if name == "replay":
         raise SolveError("the replay proposer takes files: use the Python API with a ReplayProposer")
     raise SolveError(f"unknown proposer {name!r} (compiler, llm)")
+
+
+def _compiler_kernel(problem: Problem, device: str) -> str | None:
+    """The attention compiler's kernel at its default configuration: the LLM starts from a
+    correct, fast kernel instead of a blank page (None when the compiler cannot express it)."""
+    from kernelscale.propose.compiler.generate import render
+    from kernelscale.propose.compiler.proposer import CompilerProposer
+
+    proposer = CompilerProposer(device=device)
+    try:
+        compiled, features = proposer._compile(problem)
+    except ProposerError:
+        return None
+    return render(compiled, proposer.plan(features, None)[0])
 
 
 def default_strategy(proposer: Proposer) -> str:
