@@ -3,8 +3,7 @@
 Tiles, warps and pipeline depth are the usual Triton knobs; the rest are the compiler's own:
 fast_tanh (tanh.approx.f32, GPU only), fixed_max (a bounded score's upper bound as the row max),
 split_loops (full KV blocks in a loop that skips the mask), reverse_m (heaviest query blocks
-first), use_schedule (the block schedule at all) and lazy_rescale (FlashAttention-4's stale row
-max: the accumulator is rescaled only when a row max grows by more than 2^8). Per ANCHORS.md, TMA descriptors were slower
+first) and use_schedule (the block schedule at all). Per ANCHORS.md, TMA descriptors were slower
 and warp specialisation crashed or hung on Hopper with triton 3.6: neither is in the space.
 """
 
@@ -17,15 +16,14 @@ from kernelscale.propose.compiler.errors import CompilerError
 
 CHOICES = {
     "block_m": (64, 128),
-    "block_n": (32, 64, 128),
+    "block_n": (64, 128),
     "num_warps": (4, 8),
-    "num_stages": (2, 3, 4, 5),
+    "num_stages": (2, 3, 4),
     "fast_tanh": (False, True),
     "fixed_max": (False, True),
     "split_loops": (True, False),
     "reverse_m": (False, True),
     "use_schedule": (True, False),
-    "lazy_rescale": (False, True),
 }
 
 
@@ -40,7 +38,6 @@ class Config:
     split_loops: bool = True
     reverse_m: bool = False
     use_schedule: bool = True
-    lazy_rescale: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -75,8 +72,6 @@ def relevant(features: Features) -> dict:
     # block_n and the pipeline depth moved times by a few percent, while 64-row tiles with
     # 8 warps or 128-row tiles with 4 warps were ~2x slower for cheap scores: those go last.
     space = {k: CHOICES[k] for k in ("block_n", "num_stages")}
-    if not features.bounded:  # a fixed row max never rescales: nothing to make lazy
-        space["lazy_rescale"] = CHOICES["lazy_rescale"]
     if features.has_tanh:
         space["fast_tanh"] = CHOICES["fast_tanh"]
     if features.bounded:
