@@ -29,12 +29,13 @@ class AttemptFailed(Exception):
         self.verdict = verdict
 
 
-def trial_plan(options: VerifyOptions, secret_seed: int) -> list[tuple[str, int, float]]:
+def trial_plan(options: VerifyOptions, secret_seed: int, scale: float | None = None) -> list[tuple[str, int, float]]:
     """(name, seed, input scale): fresh seeds, the run's secret seed, and one rescaled trial."""
+    scale = scale or options.input_scale
     fresh = [secrets.randbits(31) for _ in range(options.trials)]
     plan = [(f"seed {s}", s, 1.0) for s in fresh[: options.trials - 2]]
     plan.append(("secret seed", secret_seed, 1.0))
-    plan.append((f"seed {fresh[-1]} x{options.input_scale:g}", fresh[-1], options.input_scale))
+    plan.append((f"seed {fresh[-1]} x{scale:g}", fresh[-1], scale))
     return plan
 
 
@@ -112,7 +113,8 @@ def _verify(oracle, loaded, child: Child, options: VerifyOptions, deadline: floa
     tol = None
     stats: dict = {"max_abs_error": 0.0, "max_rel_error": 0.0}
     t0 = time.monotonic()
-    for index, (name, seed, scale) in enumerate(trial_plan(options, oracle.secret_seed)):
+    plan = trial_plan(options, oracle.secret_seed, loaded.problem.input_scale)
+    for index, (name, seed, scale) in enumerate(plan):
         tol = _trial(oracle, loaded, child, name, seed, scale, deadline, stats, again=True)
         if index == 0:
             cost["first_trial"] = round(time.monotonic() - t0, 3)

@@ -31,7 +31,11 @@ class TimingResult:
         if oracle.device != "cuda":
             return  # interpreter times are not performance numbers: no speedup is claimed
         verdict.speedup = {name: ms / verdict.time_ms for name, ms in verdict.baselines.items() if verdict.time_ms > 0}
-        reasons = [f"{ratio:.1f}x over {name}" for name, ratio in verdict.speedup.items() if ratio > options.suspect_speedup]
+        # Suspicion is about beating every known implementation: a fused kernel 30x faster than
+        # an fp32 eager reference is ordinary, 10x faster than the best baseline is not.
+        strongest = min(verdict.speedup, key=verdict.speedup.get) if verdict.speedup else None
+        reasons = [f"{verdict.speedup[strongest]:.1f}x over {strongest}, the strongest baseline"] if (
+            strongest and verdict.speedup[strongest] > options.suspect_speedup) else []
         floor = oracle.roofline.floor_ms(loaded.problem.flops, self.nbytes) if oracle.roofline else 0.0
         verdict.time_stats["roofline_floor_ms"] = floor
         if verdict.time_ms < 0.9 * floor:

@@ -107,6 +107,7 @@ def _build(path: Path, name: str, shape_override: dict | None) -> Problem:
         cpu_sizes={"SHAPE": cpu},
         gpu_sizes={"SHAPE": gpu},
         flops=flops,
+        input_scale=0.5,
         path=str(path),
         description=doc[0] if doc else f"attention variant {path.stem}",
     )
