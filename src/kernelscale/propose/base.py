@@ -64,5 +64,13 @@ class Proposer(Protocol):
     async def propose(self, problem: Problem, history: Sequence[Attempt], n: int = 1) -> list[Candidate]: ...
 
 
+def no_code_verdict(candidate: Candidate) -> Verdict | None:
+    """The verdict for a proposal with no code (nothing to verify), else None. The proposer may
+    say why in `provenance["no_code"]` (an LLM answer without a fenced block, a cut-off reply)."""
+    if candidate.code.strip():
+        return None
+    return Verdict("compile_error", candidate.provenance.get("no_code") or "the proposal contained no code")
+
+
 class ProposerError(RuntimeError):
     """The proposer cannot go on (endpoint unreachable, key rejected); one line for the user."""

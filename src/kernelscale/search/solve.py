@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from kernelscale.problems import Problem, load_problem
-from kernelscale.propose.base import Attempt, Candidate, Proposer, ProposerError
+from kernelscale.propose.base import Attempt, Candidate, Proposer, ProposerError, no_code_verdict
 from kernelscale.search.base import Budget
 from kernelscale.search.refine import best_attempt
 from kernelscale.search.strategies import make_strategy
@@ -60,17 +60,11 @@ def make_proposer(name: str, problem: Problem, device: str, llm=None, language: 
 
 
 def _compiler_kernel(problem: Problem, device: str) -> str | None:
-    """The attention compiler's kernel at its default configuration: the LLM starts from a
-    correct, fast kernel instead of a blank page (None when the compiler cannot express it)."""
-    from kernelscale.propose.compiler.generate import render
+    """The attention compiler's first kernel: the LLM starts from a correct, fast kernel instead
+    of a blank page (None when the compiler cannot express the variant)."""
     from kernelscale.propose.compiler.proposer import CompilerProposer
 
-    proposer = CompilerProposer(device=device)
-    try:
-        compiled, features = proposer._compile(problem)
-    except ProposerError:
-        return None
-    return render(compiled, proposer.plan(features, None)[0])
+    return CompilerProposer(device=device).first_kernel(problem)
 
 
 def default_strategy(proposer: Proposer) -> str:
@@ -104,7 +98,7 @@ class Evaluator:
             verdict_id, verdict = cached
             verdict.cached = True
             return verdict, verdict_id
-        verdict = _no_code_verdict(candidate) or await self.pool.verify(self.problem, candidate.code, self.options)
+        verdict = no_code_verdict(candidate) or await self.pool.verify(self.problem, candidate.code, self.options)
         if verdict.suspect:
             verdict = await self._reverify(candidate, verdict)
         return verdict, self.store.add_verdict(*key, verdict)
@@ -120,13 +114,6 @@ class Evaluator:
         else:
             first.suspect_reason += f" (re-verification: {second.headline()})"
         return first
-
-
-def _no_code_verdict(candidate: Candidate) -> Verdict | None:
-    reason = candidate.provenance.get("no_code")
-    if not candidate.code.strip():
-        return Verdict("compile_error", reason or "the proposal contained no code")
-    return None
 
 
 async def solve_problem_async(problem: Problem, *, store: Store, pool: VerifierPool, run_id: int,

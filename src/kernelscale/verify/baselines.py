@@ -74,18 +74,18 @@ class Roofline:
 def measure_roofline() -> Roofline:
     """bf16 8192³ product and a 1 GiB device copy, best of a few: generous ceilings, so a time
     under the floor they give is physically implausible rather than merely fast."""
-    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    src = torch.empty(2**28, device="cuda", dtype=torch.float32)
+    roofline = _measure(torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16),
+                        torch.empty(2**28, device="cuda", dtype=torch.float32))
+    torch.cuda.empty_cache()  # the buffers above are gone once _measure returns
+    return roofline
+
+
+def _measure(a: torch.Tensor, src: torch.Tensor) -> Roofline:
     dst = torch.empty_like(src)
-    best_mm, best_copy = float("inf"), float("inf")
-    for _ in range(5):
-        best_mm = min(best_mm, _event_ms(lambda: a @ a))
-        best_copy = min(best_copy, _event_ms(lambda: dst.copy_(src)))
-    tflops = 2 * 8192**3 / (best_mm * 1e-3) / 1e12
-    copy_gbps = 2 * src.numel() * 4 / (best_copy * 1e-3) / 1e9
-    del a, src, dst
-    torch.cuda.empty_cache()
-    return Roofline(tflops=tflops, copy_gbps=copy_gbps)
+    best_mm = min(_event_ms(lambda: a @ a) for _ in range(5))
+    best_copy = min(_event_ms(lambda: dst.copy_(src)) for _ in range(5))
+    return Roofline(tflops=2 * a.shape[0] ** 3 / (best_mm * 1e-3) / 1e12,
+                    copy_gbps=2 * src.numel() * src.element_size() / (best_copy * 1e-3) / 1e9)
 
 
 def _event_ms(fn: Callable) -> float:

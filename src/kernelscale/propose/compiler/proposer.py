@@ -45,6 +45,15 @@ class CompilerProposer:
                                  provenance={"config": config.as_dict()}))
         return out
 
+    def first_kernel(self, problem: Problem) -> str | None:
+        """The kernel this proposer would try first, or None when the variant cannot be compiled
+        (the LLM proposer starts from it)."""
+        try:
+            compiled, features = self._compile(problem)
+        except ProposerError:
+            return None
+        return render(compiled, self.plan(features, None)[0])
+
     def plan(self, features: Features, best: tuple[Config, Attempt] | None) -> list[Config]:
         """Configs in the order worth trying: default, neighbours of the best, everything else."""
         space = relevant(features)

@@ -14,14 +14,13 @@ from dataclasses import fields
 from typing import Sequence
 
 from kernelscale.problems.problem import Problem
-from kernelscale.propose.base import Attempt, Candidate
+from kernelscale.propose.base import Attempt, Candidate, no_code_verdict  # noqa: F401 (re-exported)
 from kernelscale.propose.llm.client import Completion, LLMClient
 from kernelscale.propose.llm.options import LLMOptions, preset_for
 from kernelscale.propose.llm.parse import extract_code, no_code_reason
 from kernelscale.propose.llm.prompts import (
     GPUFacts, PromptSettings, crossover_prompt, feedback_prompt, first_prompt,
 )
-from kernelscale.verify.verdict import Verdict
 
 
 class LLMProposer:
@@ -81,14 +80,6 @@ class LLMProposer:
             provenance["no_code"] = no_code_reason(reply.answer, reply.finish_reason, self.options.max_tokens)
         return Candidate(code=code or "", proposer=self.name, parents=parents, provenance=provenance,
                          usage=dict(reply.usage))
-
-
-def no_code_verdict(candidate: Candidate) -> Verdict | None:
-    """The verdict for a reply that held no code (nothing to verify), else None."""
-    reason = candidate.provenance.get("no_code")
-    if candidate.code.strip() or not reason:
-        return None
-    return Verdict(status="compile_error", reason=reason)
 
 
 def make_llm_proposer(options: LLMOptions | None = None, **settings) -> LLMProposer:
