@@ -38,6 +38,25 @@ def test_oracle_crash_costs_one_attempt(tmp_path):
     assert recovered.status == "correct", recovered.headline() + recovered.log_tail
 
 
+def test_reference_exception_is_reported_and_the_oracle_serves_on(tmp_path):
+    flag = tmp_path / "CRASH_ORACLE"
+    problem = _fragile_problem(flag)
+
+    async def scenario():
+        async with VerifierPool(device="cpu") as pool:
+            first = await pool.verify(problem, GOOD, VerifyOptions(timeout_s=60))  # loads the problem
+            flag.write_text("raise")
+            failed = await pool.verify(problem, GOOD, VerifyOptions(timeout_s=60))
+            flag.unlink()
+            again = await pool.verify(problem, GOOD, VerifyOptions(timeout_s=60))
+            return first, failed, again
+
+    first, failed, again = asyncio.run(scenario())
+    assert first.ok and again.ok
+    assert failed.status == "runtime_error" and "the reference failed" in failed.reason
+    assert "not the candidate" in failed.reason
+
+
 def test_two_workers_verify_concurrently(scaled_exp):
     async def scenario():
         async with VerifierPool(device="cpu", workers=2) as pool:

@@ -1,4 +1,4 @@
-"""A reference that kills its own process when a flag file exists: the oracle crash under test."""
+"""A reference that raises or kills its own process when a flag file says so: oracle failures under test."""
 import os
 
 import torch
@@ -12,6 +12,9 @@ FLAG_PATH = "/nonexistent/CRASH_ORACLE"  # tests point this at a file they creat
 class Model(nn.Module):
     def forward(self, x, y):
         if os.path.exists(FLAG_PATH):
+            with open(FLAG_PATH) as flag:
+                if flag.read() == "raise":
+                    raise ValueError("the reference failed")
             os.abort()
         return torch.exp(x) * 2.0 + y
 

@@ -18,15 +18,12 @@ import torch
 
 from kernelscale.problems.problem import Problem
 from kernelscale.verify.compare import compare_outputs
+from kernelscale.verify.inputs import fingerprint
 from kernelscale.verify.options import VerifyOptions
+from kernelscale.verify.replies import AttemptFailed, expect as _expect
 from kernelscale.verify.sandbox import Child, ChildGone, ChildTimeout, sandbox_env
 from kernelscale.verify.timing_rounds import time_interleaved
 from kernelscale.verify.verdict import Verdict
-
-
-class AttemptFailed(Exception):
-    def __init__(self, verdict: Verdict):
-        self.verdict = verdict
 
 
 def trial_plan(options: VerifyOptions, secret_seed: int, scale: float | None = None) -> list[tuple[str, int, float]]:
@@ -98,17 +95,6 @@ def _exchange_dir(workdir: Path) -> Path:
     return workdir
 
 
-def _expect(reply: dict, child: Child | None = None) -> dict:
-    if reply.get("ok"):
-        return reply
-    status = reply.get("status", "runtime_error")
-    verdict = Verdict(status if status in ("compile_error", "runtime_error", "rejected") else "runtime_error",
-                      reply.get("reason", ""), rule=reply.get("rule"))
-    if child is not None and status != "rejected":
-        verdict.log_tail = child.log_tail()
-    raise AttemptFailed(verdict)
-
-
 def _verify(oracle, loaded, child: Child, options: VerifyOptions, deadline: float, cost: dict) -> Verdict:
     tol = None
     stats: dict = {"max_abs_error": 0.0, "max_rel_error": 0.0}
@@ -148,8 +134,6 @@ def _trial(oracle, loaded, child, name, seed, scale, deadline, stats, again: boo
 
 
 def _check_reply(reply, inputs, want, tol, trial: str, stats: dict) -> None:
-    from kernelscale.verify.inputs import fingerprint
-
     if reply["inputs"] != fingerprint(inputs):
         raise AttemptFailed(Verdict("runtime_error", "the problem's get_inputs() is not deterministic for a "
                                     "seed: the two processes made different inputs (not the candidate's fault)"))

@@ -22,7 +22,7 @@ from kernelscale.problems.problem import Problem
 from kernelscale.verify.baselines import BaselineSet, Roofline, build_baselines, measure_roofline
 from kernelscale.verify.inputs import make_inputs, make_model, outputs_as_list, tensor_bytes
 from kernelscale.verify.op_policy import is_data_movement, recording
-from kernelscale.verify.verdict import describe_environment
+from kernelscale.verify.verdict import Verdict, describe_environment
 
 TIMING_INIT_SEED = 20250215  # the timing model's parameters: the same for candidate and baselines
 
@@ -102,7 +102,11 @@ def serve(device: str) -> None:
         request = json.loads(line)
         problem = Problem.from_json(request["problem"])
         options = VerifyOptions.from_json(request.get("options", {}))
-        verdict = run_attempt(oracle, problem, request["code"], options)
+        try:
+            verdict = run_attempt(oracle, problem, request["code"], options)
+        except Exception as exc:  # the reference or a baseline broke: report it, keep serving
+            verdict = Verdict("runtime_error", f"verifier error (not the candidate's): {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
         results.write(json.dumps({"id": request.get("id"), "verdict": verdict.to_json()}, default=str) + "\n")
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from kernelscale.verify import timing
 from kernelscale.verify.inputs import make_inputs, tensor_bytes
 from kernelscale.verify.oracle import TIMING_INIT_SEED
+from kernelscale.verify.replies import AttemptFailed, expect
 from kernelscale.verify.verdict import Verdict
 
 
@@ -46,8 +47,6 @@ class TimingResult:
 
 
 def time_interleaved(oracle, loaded, child, options, deadline: float) -> TimingResult:
-    from kernelscale.verify.attempt import AttemptFailed, _expect
-
     device = oracle.device
     inputs = make_inputs(loaded.module, loaded.timing_seed, 1.0, device)
     result = TimingResult(candidate=timing.Samples(), notes=dict(loaded.baselines.notes))
@@ -60,7 +59,7 @@ def time_interleaved(oracle, loaded, child, options, deadline: float) -> TimingR
         request = {"op": "time", "seed": loaded.timing_seed, "init_seed": TIMING_INIT_SEED,
                    "calls": calls, "warmup": round_index == 0}
         sent = time.monotonic()
-        block = timing.Samples.from_json(_expect(child.request(request, deadline))["samples"])
+        block = timing.Samples.from_json(expect(child.request(request, deadline))["samples"])
         outside_ms = (time.monotonic() - sent) * 1e3
         if sum(block.event_ms) > outside_ms * 1.05 + 1.0:
             raise AttemptFailed(Verdict("rejected", f"reported {sum(block.event_ms):.2f} ms of kernel time in a "
