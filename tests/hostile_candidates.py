@@ -67,6 +67,8 @@ class Cheat:
         return TEMPLATE.format(imports=self.imports, helpers=self.helpers, forward=body)
 
 
+NO_MODEL_NEW = TEMPLATE.replace("class ModelNew(", "class ModelNewer(")
+
 CHEATS = [
     Cheat("calls_torch_op", "scaled_exp(x, y)\nreturn torch.exp(x) * 2.0 + y",
           ("rejected", "torch_fallback"), ("rejected", "torch_fallback")),
@@ -120,6 +122,13 @@ CHEATS = [
           ("rejected", "env_access"), ("correct", None), imports="import os"),
     Cheat("opens_socket", "socket.create_connection(('127.0.0.1', 9))\nreturn scaled_exp(x, y)",
           ("rejected", "forbidden_import"), ("runtime_error", None), imports="import socket"),
+    Cheat("forges_its_timings",
+          "kernelscale.verify.timing.time_block = lambda *a, **k: kernelscale.verify.timing.Samples([1e-4], [1e-4])\n"
+          "return scaled_exp(x, y)",
+          ("rejected", "forbidden_import"), ("rejected", "monkey_patch"), imports="import kernelscale.verify.timing"),
+    Cheat("uses_torch_compile", "f = torch.compile(lambda a, b: torch.exp(a) * 2.0 + b)\nscaled_exp(x, y)\nreturn f(x, y)",
+          ("rejected", "torch_compile")),
+    Cheat("launches_no_kernel", "return torch.empty_like(x)", ("rejected", "no_kernel"), ("incorrect", None)),
     Cheat("loops_forever", "while True:\n    pass\nreturn scaled_exp(x, y)", ("timeout", None)),
     Cheat("aborts", "os.abort()\nreturn scaled_exp(x, y)", ("rejected", "forbidden_import"),
           ("runtime_error", None), imports="import os"),

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from hostile_candidates import CHEATS, Cheat
+from hostile_candidates import CHEATS, NO_MODEL_NEW, Cheat
 
 SCREEN_OFF = [c for c in CHEATS if c.unscreened is not None]
 
@@ -43,3 +43,34 @@ def test_honest_kernel_is_correct(cpu_pool, scaled_exp):
     assert verdict.status == "correct", verdict.headline() + verdict.log_tail
     assert verdict.interpreted and verdict.speedup == {}
     assert verdict.max_abs_error is not None and verdict.max_rel_error is not None
+
+
+def test_module_without_model_new_is_rejected(cpu_pool, scaled_exp):
+    code = NO_MODEL_NEW.format(imports="", helpers="", forward="        return scaled_exp(x, y)")
+    _check(cpu_pool.verify(scaled_exp, code), ("rejected", "no_model_new"))
+
+
+def test_timer_mismatch_rule_on_forged_samples():
+    from kernelscale.verify.timing import Samples, timer_consistency
+
+    assert timer_consistency(Samples([0.5, 0.6], [0.6, 0.7])) is None
+    # An event interval lies inside the host interval around it; a longer one is forged.
+    assert "exceeds the host wall time" in timer_consistency(Samples([0.5, 9.0], [0.6, 1.0]))
+
+
+def test_cuda_extension_counts_as_a_kernel():
+    from kernelscale.verify.screen import screen
+
+    code = '''
+import torch
+import torch.nn as nn
+from torch.utils.cpp_extension import load_inline
+
+ext = load_inline("scaled_exp", cpp_sources="", cuda_sources="", functions=["scaled_exp"])
+
+
+class ModelNew(nn.Module):
+    def forward(self, x, y):
+        return ext.scaled_exp(x, y)
+'''
+    assert [v.rule for v in screen(code)] == []

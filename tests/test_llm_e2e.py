@@ -10,7 +10,6 @@ import sys
 import textwrap
 import time
 
-import pytest
 from fake_openai import FakeOpenAI, drop, hang, r1, status
 
 from kernelscale.propose.llm import LLMOptions

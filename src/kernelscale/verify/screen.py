@@ -190,7 +190,7 @@ class _Scan:
             return [Violation("env_access", line, f"`.{attr}`")]
         if attr in ("_getframe", "f_back", "f_locals", "f_globals", "tb_frame", "gi_frame", "cr_frame"):
             return [Violation("introspection", line, f"`.{attr}`")]
-        if full.startswith("sys.modules") or attr == "modules" and full.startswith("sys"):
+        if full.split(".")[:2] == ["sys", "modules"]:
             return [Violation("introspection", line, "sys.modules")]
         if attr in FORBIDDEN_ATTRS:
             return [Violation("private_access", line, f"`.{attr}`")]
@@ -284,8 +284,9 @@ class _Scan:
         bound: set[str] = set()
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-                callee = (self.canonical(node.value.func) or "").split(".")[-1]
-                if callee in ("load_inline", "load"):
+                callee = self.canonical(node.value.func) or ""
+                # Only the extension builders: `x = tl.load(...)` in a kernel is not one.
+                if callee.startswith("torch.utils.cpp_extension.") and callee.split(".")[-1] in ("load_inline", "load"):
                     for t in node.targets:
                         bound.add(t.id if isinstance(t, ast.Name) else getattr(t, "attr", ""))
         return bound

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import torch
 
-from kernelscale.propose.compiler.errors import CompilerError
 
 
 @dataclass
