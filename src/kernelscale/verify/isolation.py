@@ -150,7 +150,11 @@ def _bwrap_argv(mech: Mechanism, writable: list[str], limits: SandboxLimits, env
     argv += ["--proc", "/proc",
              "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
              "--perms", "1777", "--size", str(limits.shm_bytes), "--tmpfs", "/dev/shm"]
-    made = set()
+    made: set[str] = set()
+    for path in _python_paths(env):  # a venv under /tmp would be hidden by the private /tmp
+        fresh = [root for root in ("/tmp", "/dev/shm") if path.startswith(root + "/")]
+        if fresh:
+            argv += _open_parents(path, fresh[0], made) + ["--ro-bind", path, path]
     for path in writable:
         fresh = [root for root in ("/tmp", "/dev/shm", *closed) if path.startswith(root + "/")]
         argv += (_open_parents(path, fresh[0], made) if fresh else []) + ["--bind", path, path]
@@ -176,13 +180,15 @@ def _unshare_argv() -> list[str]:
     return argv + ["--"]
 
 
-def _launcher_spec(mech: Mechanism, writable: list[str], limits: SandboxLimits, chdir: str | None) -> dict:
+def _launcher_spec(mech: Mechanism, writable: list[str], limits: SandboxLimits, chdir: str | None,
+                   env: dict[str, str]) -> dict:
     processes = limits.processes if (mech.drop_uid or (mech.name != "plain" and os.getuid() != 0)) else None
     spec = {
         "limits": {"core": 0, "open_files": limits.open_files, "file_bytes": limits.file_bytes,
                    "processes": processes, "memory_bytes": limits.memory_bytes},
         "uid": NOBODY if mech.drop_uid else None, "gid": NOBODY if mech.drop_uid else None,
         "chdir": chdir, "mounts": mech.name == "unshare", "writable": writable,
+        "readable": [p for p in _python_paths(env) if p.startswith(("/tmp/", "/dev/shm/"))],
         "tmp_bytes": limits.tmp_bytes, "shm_bytes": limits.shm_bytes,
     }
     return spec
@@ -192,7 +198,7 @@ def build(mech: Mechanism, program: list[str], writable: list[Path], limits: San
           env: dict[str, str], chdir: Path | None = None) -> Launch:
     """The argv that runs `program` under `mech`, with `writable` the only writable host paths."""
     paths = [os.path.realpath(p) for p in writable]
-    spec = _launcher_spec(mech, paths, limits, os.path.realpath(chdir) if chdir else None)
+    spec = _launcher_spec(mech, paths, limits, os.path.realpath(chdir) if chdir else None, env)
     launcher = [sys.executable, "-I", "-S", LAUNCHER, json.dumps(spec), "--", *program]
     if mech.name == "bwrap":
         prefix = _bwrap_argv(mech, paths, limits, env)

@@ -67,14 +67,17 @@ def _mount_points() -> list[tuple[str, int]]:
 def make_mounts(spec: dict) -> None:
     """The `unshare` mechanism: private tmpfs on /tmp and /dev/shm, the writable directories
     bound back on top (held open first: the tmpfs hides them), every other mount read-only."""
-    holders = [os.open(path, os.O_PATH | os.O_DIRECTORY) for path in spec["writable"]]
+    binds = [(path, 0) for path in spec["writable"]] + [(path, MS_RDONLY) for path in spec.get("readable", [])]
+    holders = [os.open(path, os.O_PATH | os.O_DIRECTORY) for path, _ in binds]
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     fresh = {"/tmp": spec["tmp_bytes"], "/dev/shm": spec["shm_bytes"]}
     for target, size in fresh.items():
         _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
-    for path, fd in zip(spec["writable"], holders):
+    for (path, read_only), fd in zip(binds, holders):
         os.makedirs(path, mode=0o755, exist_ok=True)
         _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND)
+        if read_only:
+            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
         os.close(fd)
     writable = set(fresh) | set(spec["writable"])
     for point, flags in _mount_points():
@@ -141,6 +144,10 @@ def main() -> None:
     drop_privileges(spec.get("uid"), spec.get("gid"))
     if spec.get("chdir"):
         os.chdir(spec["chdir"])
+    try:
+        os.setsid()  # its own process group: kill(0, …) inside must not reach bwrap/unshare outside
+    except OSError:
+        pass  # already a session leader (the plain mechanism)
     argv = sys.argv[3:]
     os.execvpe(argv[0], argv, os.environ)
 
