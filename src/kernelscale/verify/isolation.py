@@ -61,7 +61,7 @@ class SandboxLimits:
     memory_bytes: int | None = None  # address space; only useful on the CPU (CUDA maps huge ranges)
     tmp_bytes: int = 4 << 30
     shm_bytes: int = 2 << 30
-    processes: int = 4096  # tasks (threads count too) of the sandbox uid: torch + Triton need a few hundred
+    processes: int = 8192  # tasks (threads count too) of the sandbox uid: torch + Triton need a few hundred
     open_files: int = 8192
     file_bytes: int = 16 << 30
 
@@ -77,11 +77,7 @@ class Mechanism:
     def layers(self) -> tuple[str, ...]:
         found = ["new-session", "rlimits", "no-capabilities"]
         if self.name in ("bwrap", "unshare"):
-            found += NAMESPACE_LAYERS
-        if self.name == "bwrap":
-            found.append("read-only-root")
-        if self.name == "unshare":
-            found.append("read-only-root")
+            found += [*NAMESPACE_LAYERS, "read-only-root"]  # the probe fails if the root stays writable
         if self.drop_uid:
             found += ["unprivileged-uid", "process-limit"]
         elif self.name != "plain" and os.getuid() != 0:
