@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 from kernelscale.verify import isolation
@@ -98,6 +99,28 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _kill_tree(proc: subprocess.Popen, namespaced: bool) -> None:
+    """SIGKILL to the first process of the child's PID namespace makes the kernel kill every
+    process in it (a `setsid` grandchild too); then the process group; then wait until empty."""
+    inits = _pid_namespace_inits(proc.pid) if namespaced else []
+    for pid in inits:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    deadline = time.monotonic() + 10
+    while any(not _gone(pid) for pid in inits) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the namespace is empty once its first process has exited
+
+
 class Child:
     """A subprocess speaking JSON lines, inside OS isolation, in its own session.
 
@@ -128,6 +151,8 @@ class Child:
             launch.argv, cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._log, start_new_session=True, pass_fds=pass_fds,
         )
+        # Killed even if the caller loses it (an exception between start and its `kill`).
+        self._reaper = weakref.finalize(self, _kill_tree, self.proc, self.isolation.mechanism != "plain")
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.proc.stdout, selectors.EVENT_READ)
         self._buffer = b""
@@ -181,25 +206,8 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
     def kill(self) -> None:
-        """Kill everything the child started: SIGKILL to the first process of its PID namespace
-        makes the kernel kill every process in it (a `setsid` grandchild too), then the group."""
-        inits = _pid_namespace_inits(self.proc.pid) if self.isolation.mechanism != "plain" else []
-        for pid in inits:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        deadline = time.monotonic() + 10
-        while any(not _gone(pid) for pid in inits) and time.monotonic() < deadline:
-            time.sleep(0.01)  # the namespace is empty once its first process has exited
+        """Kill everything the child started (see `_kill_tree`), then close the channel."""
+        self._reaper()
         self._selector.close()
         for stream in (self.proc.stdin, self.proc.stdout):
             try:
