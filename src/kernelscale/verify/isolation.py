@@ -184,9 +184,14 @@ def _launcher_spec(mech: Mechanism, writable: list[str], limits: SandboxLimits, 
                    "processes": processes, "memory_bytes": limits.memory_bytes},
         "uid": NOBODY if mech.drop_uid else None, "gid": NOBODY if mech.drop_uid else None,
         "chdir": chdir, "mounts": mech.name == "unshare", "writable": writable,
-        "readable": [p for p in _python_paths(env) if p.startswith(("/tmp/", "/dev/shm/"))],
         "tmp_bytes": limits.tmp_bytes, "shm_bytes": limits.shm_bytes,
     }
+    # What the private tmpfs would hide, and (for `nobody`) folders it cannot enter, replaced by
+    # an empty tmpfs: the interpreter's own paths there are bound back read-only.
+    needed = _python_paths(env)
+    spec["hide"] = sorted({c for c in map(_closed_ancestor, needed) if c}) if mech.drop_uid else []
+    hidden = ("/tmp/", "/dev/shm/", *(folder + "/" for folder in spec["hide"]))
+    spec["readable"] = [p for p in needed if p.startswith(hidden)]
     return spec
 
 

@@ -69,7 +69,10 @@ def make_mounts(spec: dict) -> None:
     bound back on top (held open first: the tmpfs hides them), every other mount read-only."""
     binds = [(path, 0) for path in spec["writable"]] + [(path, MS_RDONLY) for path in spec.get("readable", [])]
     holders = [os.open(path, os.O_PATH | os.O_DIRECTORY) for path, _ in binds]
+    os.umask(0o022)  # the mount points made below must be enterable by `nobody`
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    for folder in spec.get("hide", []):  # folders `nobody` cannot enter: only what is bound back
+        _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
     fresh = {"/tmp": spec["tmp_bytes"], "/dev/shm": spec["shm_bytes"]}
     for target, size in fresh.items():
         _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")

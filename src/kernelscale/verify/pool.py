@@ -86,6 +86,8 @@ def oracle_env(workdir: str, gpu: int | None) -> dict[str, str]:
                CUDA_CACHE_PATH=f"{private}/nv")
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    if os.environ.get("KERNELSCALE_ISOLATION"):  # a forced sandbox mechanism (tests, diagnosis)
+        env["KERNELSCALE_ISOLATION"] = os.environ["KERNELSCALE_ISOLATION"]
     return env
 
 
