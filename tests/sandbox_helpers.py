@@ -114,6 +114,8 @@ def require(mechanism: str, monkeypatch) -> isolation.Mechanism:
     try:
         return isolation.probe(refresh=True)
     except RuntimeError as exc:
+        if mechanism == "bwrap" and os.environ.get("KERNELSCALE_REQUIRE_SANDBOX"):
+            pytest.fail(f"bubblewrap is required to work here: {exc}")
         pytest.skip(f"the OS refuses the {mechanism} sandbox here: {exc}")
 
 
