@@ -76,7 +76,7 @@ def test_caches_point_inside_the_sandbox(mechanism, child_factory, monkeypatch):
         assert (env[key] + "/").startswith(inside) or env[key] + "/" == str(child.log_path.parent) + "/", key
 
 
-def test_setsid_grandchild_dies_with_the_attempt(mechanism, child_factory, tmp_path):
+def test_setsid_grandchild_dies_with_the_attempt(mechanism, child_factory):
     child = child_factory()
     require_layer(child, "pid-namespace")
     token = f"ks-orphan-{uuid.uuid4().hex}"

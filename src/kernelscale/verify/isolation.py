@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 FORCE_ENV = "KERNELSCALE_ISOLATION"
@@ -95,7 +95,6 @@ class Launch:
 
     argv: list[str]
     report: IsolationReport
-    env: dict[str, str] = field(default_factory=dict)
 
 
 def _python_paths(env: dict[str, str]) -> list[str]:
