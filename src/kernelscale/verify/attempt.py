@@ -1,152 +1,151 @@
-"""One attempt, end to end, from the oracle's side (DESIGN §3.2–3.5).
+"""One attempt, end to end, from the oracle's side.
 
-load → correctness trials (candidate, reference, candidate again; fresh seeds, one secret, one
-rescaled) → guards → interleaved timing rounds (candidate, then every baseline) → guards →
-correctness once more on new inputs → verdict. Any failure ends the attempt with its status.
+baselines (first half, no candidate alive) → start the candidate → correctness trials (fresh
+draws, a rescaled set, shifted distributions; the first one candidate → reference → candidate)
+→ timed calls, each on an input set never seen before and each checked → one more checked call
+→ kill the candidate's process tree → baselines (second half) → verdict. Every call is the same
+call; any failure ends the attempt with its status, and an error in a check is never a pass.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
-import tempfile
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 
 from kernelscale.problems.problem import Problem
+from kernelscale.verify.calibration import handshake_overhead
+from kernelscale.verify.candidate import CallResult, CandidateProcess, attempt_dir
 from kernelscale.verify.compare import compare_outputs
 from kernelscale.verify.inputs import fingerprint
 from kernelscale.verify.options import VerifyOptions
-from kernelscale.verify.replies import AttemptFailed, expect as _expect
-from kernelscale.verify.sandbox import Child, ChildGone, ChildTimeout, sandbox_env
-from kernelscale.verify.timing_rounds import time_interleaved
+from kernelscale.verify.replies import AttemptFailed
+from kernelscale.verify.sandbox import ChildGone, ChildTimeout
+from kernelscale.verify.timing_rounds import TimingResult, time_baselines
+from kernelscale.verify.trials import Case, correctness_plan, fresh_seed, timed_case
 from kernelscale.verify.verdict import Verdict
 
 
-def trial_plan(options: VerifyOptions, secret_seed: int, scale: float | None = None) -> list[tuple[str, int, float]]:
-    """(name, seed, input scale): fresh seeds, the run's secret seed, and one rescaled trial."""
-    scale = scale or options.input_scale
-    fresh = [secrets.randbits(31) for _ in range(options.trials)]
-    plan = [(f"seed {s}", s, 1.0) for s in fresh[: options.trials - 2]]
-    plan.append(("secret seed", secret_seed, 1.0))
-    plan.append((f"seed {fresh[-1]} x{scale:g}", fresh[-1], scale))
-    return plan
+@dataclass
+class Errors:
+    """The worst errors over every checked call, for the verdict."""
+
+    max_abs_error: float = 0.0
+    max_rel_error: float = 0.0
+    calls_checked: int = 0
+    tolerance: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
 
 def run_attempt(oracle, problem: Problem, code: str, options: VerifyOptions) -> Verdict:
-    workdir = Path(tempfile.mkdtemp(prefix="attempt-", dir=oracle.workdir))
+    workdir = attempt_dir(oracle)
     started = time.monotonic()
-    child = None
+    loaded = oracle.load(problem)
+    candidate = CandidateProcess(oracle, loaded, workdir, options.memory_limit_gb)
+    timing = TimingResult()
     try:
-        loaded = oracle.load(problem)
-        child, cost = _start(oracle, loaded, code, options, workdir)
-        deadline = started + options.timeout_s
-        verdict = _verify(oracle, loaded, child, options, deadline, cost)
+        verdict = _verify(oracle, loaded, candidate, code, options, timing)
     except AttemptFailed as failed:
         verdict = failed.verdict
     except ChildTimeout:
-        verdict = Verdict("timeout", f"no result within {options.timeout_s:g} s (compile and run); process group killed")
+        verdict = Verdict("timeout", f"no result within {options.timeout_s:g} s (compile and run); process tree killed")
     except ChildGone as gone:
         verdict = Verdict("runtime_error", f"candidate process {gone}")
     finally:
-        if child is not None:
-            tail = child.log_tail()
-            child.kill()
-    if child is not None and not verdict.log_tail and verdict.status != "correct":
+        tail = candidate.log_tail()
+        candidate.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+    if not verdict.log_tail and verdict.status not in ("correct", "rejected"):
         verdict.log_tail = tail
     verdict.device = oracle.environment
     verdict.interpreted = oracle.device != "cuda"
     verdict.cost_s["total"] = round(time.monotonic() - started, 3)
-    exchange = workdir / "exchange"
-    if exchange.is_symlink():
-        shutil.rmtree(exchange.resolve(), ignore_errors=True)
-    shutil.rmtree(workdir, ignore_errors=True)
     return verdict
 
 
-def _start(oracle, loaded, code: str, options: VerifyOptions, workdir: Path):
+def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, timing: TimingResult) -> Verdict:
+    cost: dict[str, float] = {}
     t0 = time.monotonic()
-    (workdir / "candidate.py").write_text(code)
-    exchange = _exchange_dir(workdir)
-    extra = {"TRITON_INTERPRET": "1"} if oracle.device != "cuda" else {}
-    memory = int((options.memory_limit_gb or 6.0) * 2**30) if oracle.device != "cuda" else None
-    child = Child("kernelscale.verify.runner", [], workdir, sandbox_env(extra, home=str(workdir)), memory)
-    reply = child.request(
-        {"op": "load", "problem": loaded.problem.to_json(), "device": oracle.device,
-         "code_file": str(workdir / "candidate.py"), "forbid_copies": loaded.forbid_copies,
-         "exchange_dir": str(exchange)},
-        t0 + options.timeout_s,
-    )
-    _expect(reply, child)
-    return child, {"process_start": round(time.monotonic() - t0, 3)}
-
-
-def _exchange_dir(workdir: Path) -> Path:
-    """Outputs travel through files: in memory (/dev/shm) where there is one, else the workdir.
-    A GPU-sized output is hundreds of MB per call, and disk made that most of an attempt."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        folder = workdir / "exchange"
-        folder.symlink_to(tempfile.mkdtemp(prefix="ks-exchange-", dir=shm))
-        return folder.resolve()
-    return workdir
-
-
-def _verify(oracle, loaded, child: Child, options: VerifyOptions, deadline: float, cost: dict) -> Verdict:
-    tol = None
-    stats: dict = {"max_abs_error": 0.0, "max_rel_error": 0.0}
-    t0 = time.monotonic()
-    plan = trial_plan(options, oracle.secret_seed, loaded.problem.input_scale)
-    for index, (name, seed, scale) in enumerate(plan):
-        tol = _trial(oracle, loaded, child, name, seed, scale, deadline, stats, again=True)
-        if index == 0:
-            cost["first_trial"] = round(time.monotonic() - t0, 3)
-    _expect(child.request({"op": "guards"}, deadline))
-    cost["correctness"] = round(time.monotonic() - t0, 3)
-    t1 = time.monotonic()
     oracle.timing_setup(loaded)
-    cost["baseline_setup"] = round(time.monotonic() - t1, 3)
+    time_baselines(oracle, loaded, options, timing, warm=oracle.device == "cuda")
+    timing.overhead_ms = handshake_overhead(oracle, loaded, options)
+    cost["baselines_and_calibration"] = round(time.monotonic() - t0, 3)
+    reference = oracle.new_reference(loaded, candidate.exchange)
+    deadline = time.monotonic() + options.timeout_s
+    cost["process_start"] = round(candidate.start(code, reference.init_message, reference.init_seed, deadline), 3)
+    errors = Errors()
+    t1 = time.monotonic()
+    _correctness(oracle, loaded, candidate, reference, options, deadline, errors)
+    cost["correctness"] = round(time.monotonic() - t1, 3)
     t2 = time.monotonic()
-    timing = time_interleaved(oracle, loaded, child, options, deadline)
-    _expect(child.request({"op": "guards"}, deadline))
+    _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors, timing)
+    candidate.check_guards(deadline)
     cost["timing"] = round(time.monotonic() - t2, 3)
-    seed = secrets.randbits(31)
-    _trial(oracle, loaded, child, f"after timing, seed {seed}", seed, 1.0, deadline, stats, again=False)
-    verdict = Verdict("correct", f"all trials within atol=rtol={tol:g}", **_error_fields(stats))
+    candidate.kill()
+    timing.check_own_times(candidate.clock, oracle.device)
+    t3 = time.monotonic()
+    time_baselines(oracle, loaded, options, timing, warm=False)
+    cost["baselines_after"] = round(time.monotonic() - t3, 3)
+    verdict = Verdict("correct", f"{errors.calls_checked} calls checked, every one within atol=rtol={errors.tolerance:g}",
+                      max_abs_error=errors.max_abs_error, max_rel_error=errors.max_rel_error)
     timing.fill(verdict, oracle, loaded, options)
+    verdict.time_stats["calls_checked"] = errors.calls_checked
     verdict.cost_s = cost
     return verdict
 
 
-def _trial(oracle, loaded, child, name, seed, scale, deadline, stats, again: bool) -> float:
-    """Candidate, reference, candidate again on the same seeded inputs; compare both calls."""
-    call = {"op": "call", "seed": seed, "init_seed": seed, "scale": scale}
-    first = _expect(child.request(call, deadline))
-    want, inputs = oracle.reference(loaded, seed, seed, scale)
-    replies = [first] + ([_expect(child.request(call, deadline))] if again else [])
-    tol = loaded.problem.tolerance_for(_dominant_dtype(want, inputs))
-    for which, reply in enumerate(replies):
-        _check_reply(reply, inputs, want, tol, name if which == 0 else f"{name}, second call", stats)
-    return tol
+def _correctness(oracle, loaded, candidate, reference, options, deadline, errors: Errors) -> None:
+    plan = correctness_plan(options.trials, loaded.problem.input_scale or options.input_scale,
+                            loaded.problem.edge_shifts)
+    for index, case in enumerate(plan):
+        inputs = oracle.case_inputs(loaded, case)
+        first = candidate.call(inputs, deadline)  # the candidate runs before the reference exists
+        want = oracle.reference_outputs(reference, inputs)
+        _check(loaded, case.name, inputs, first, want, errors)
+        if index == 0:
+            again = candidate.call(inputs, deadline)
+            _check(loaded, f"{case.name}, second call", inputs, again, want, errors)
+    candidate.check_guards(deadline)
 
 
-def _check_reply(reply, inputs, want, tol, trial: str, stats: dict) -> None:
-    if reply["inputs"] != fingerprint(inputs):
-        raise AttemptFailed(Verdict("runtime_error", "the problem's get_inputs() is not deterministic for a "
-                                    "seed: the two processes made different inputs (not the candidate's fault)"))
-    if reply["mutated_inputs"]:
-        raise AttemptFailed(Verdict("incorrect", f"modified its input(s) {reply['mutated_inputs']} in place",
+def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors: Errors, timing) -> None:
+    """Every timed call has inputs never seen before and is checked; the last is a fresh check
+    after timing. A warm-up call first (compile, autotune) is checked but not timed."""
+    started = time.monotonic()
+    index = 0
+    warm_up = Case("warm-up call", fresh_seed())
+    inputs = oracle.case_inputs(loaded, warm_up)
+    _check(loaded, warm_up.name, inputs, candidate.call(inputs, deadline), oracle.reference_outputs(reference, inputs),
+           errors)
+    while not timing.enough(options, oracle.device, started):
+        case = timed_case(index)
+        inputs = oracle.case_inputs(loaded, case)
+        result = candidate.call(inputs, deadline)
+        timing.add_call(result.window_ms, result.own_ms)
+        _check(loaded, case.name, inputs, result, oracle.reference_outputs(reference, inputs), errors)
+        index += 1
+    case = Case("after timing", fresh_seed())
+    inputs = oracle.case_inputs(loaded, case)
+    _check(loaded, case.name, inputs, candidate.call(inputs, deadline), oracle.reference_outputs(reference, inputs),
+           errors)
+
+
+def _check(loaded, trial: str, inputs: list, result: CallResult, want: list, errors: Errors) -> None:
+    if result.fingerprint and result.fingerprint != fingerprint(inputs):
+        raise AttemptFailed(Verdict("runtime_error", "the inputs the runner staged differ from the ones sent "
+                                    "(the exchange folder was tampered with or the transfer failed)",
                                     failing_trial=trial))
-    # weights_only: a crafted pickle cannot run code here. Compared on the reference's device.
-    device = next((w.device for w in want if isinstance(w, torch.Tensor)), "cpu")
-    got = torch.load(reply["file"], weights_only=True, map_location=device)
-    Path(reply["file"]).unlink(missing_ok=True)
-    mismatch, trial_stats = compare_outputs(got, want, tol)
-    for key in ("max_abs_error", "max_rel_error"):
-        stats[key] = max(stats[key], trial_stats.get(key) or 0.0)
+    if result.mutated_inputs:
+        raise AttemptFailed(Verdict("incorrect", f"modified its input(s) {result.mutated_inputs} in place",
+                                    failing_trial=trial))
+    tol = loaded.problem.tolerance_for(_dominant_dtype(want, inputs))
+    mismatch, stats = compare_outputs(result.outputs, want, tol)
+    errors.calls_checked += 1
+    errors.tolerance = tol
+    errors.max_abs_error = max(errors.max_abs_error, stats.get("max_abs_error") or 0.0)
+    errors.max_rel_error = max(errors.max_rel_error, stats.get("max_rel_error") or 0.0)
     if mismatch is not None:
         raise AttemptFailed(Verdict(
             "incorrect", mismatch.reason, max_abs_error=mismatch.max_abs_error,
@@ -160,7 +159,3 @@ def _dominant_dtype(outputs: list, inputs: list) -> torch.dtype:
         if isinstance(x, torch.Tensor) and x.is_floating_point():
             return x.dtype
     return torch.float32
-
-
-def _error_fields(stats: dict) -> dict:
-    return {"max_abs_error": stats["max_abs_error"], "max_rel_error": stats["max_rel_error"]}

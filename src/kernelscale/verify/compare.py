@@ -1,4 +1,11 @@
-"""Correctness of one candidate output against the reference (runs in the oracle)."""
+"""Correctness of one candidate output against the reference (runs in the oracle).
+
+Element-wise `allclose` alone can be gamed by its absolute floor: on outputs smaller than atol
+(most entries of a softmax over a long row) zeros or a coarse grid pass. So three measures must
+pass together: allclose (atol = rtol = tol, one ulp of slack for 16-bit outputs), the relative
+error of the whole output ‖out − ref‖ / ‖ref‖ ≤ tol, and the share of significant elements
+(|ref| above 1/16 of the output's RMS) off by more than rtol (+ ulp), at most 1%.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+MAX_OFF_SHARE = 0.01  # of significant elements, beyond rtol
 
 
 @dataclass
@@ -20,7 +29,7 @@ def compare_outputs(got: list[Any], want: list[Any], tol: float) -> tuple[Mismat
     """None when every output passes; the error statistics either way (worst over outputs)."""
     if len(got) != len(want):
         return Mismatch(f"returned {len(got)} output(s), the reference returns {len(want)}"), {}
-    stats: dict = {"max_abs_error": 0.0, "max_rel_error": 0.0}
+    stats: dict = {"max_abs_error": 0.0, "max_rel_error": 0.0, "norm_rel_error": 0.0}
     for i, (g, w) in enumerate(zip(got, want)):
         label = f"output {i}" if len(want) > 1 else "output"
         problem = _check_one(label, g, w, tol, stats)
@@ -32,34 +41,106 @@ def compare_outputs(got: list[Any], want: list[Any], tol: float) -> tuple[Mismat
 def _check_one(label: str, got: Any, want: Any, tol: float, stats: dict) -> Mismatch | None:
     if not isinstance(want, torch.Tensor):
         return None if got == want else Mismatch(f"{label}: {got!r} != {want!r}")
-    if type(got) is not torch.Tensor:
-        return Mismatch(f"{label} is a {type(got).__name__}, not exactly torch.Tensor")
-    for attr in ("shape", "dtype"):
-        if getattr(got, attr) != getattr(want, attr):
-            return Mismatch(f"{label} {attr} {tuple(got.shape) if attr == 'shape' else got.dtype} "
-                            f"!= reference {tuple(want.shape) if attr == 'shape' else want.dtype}")
+    problem = _form(label, got, want)
+    if problem:
+        return Mismatch(problem)
     g, w = got.detach().double(), want.detach().double()
-    if not torch.isfinite(g).all() and torch.isfinite(w).all():
-        index = _first(~torch.isfinite(g))
-        return Mismatch(f"{label} has NaN/Inf (first at {index})", worst_index=index)
+    problem = _non_finite(g, w)
+    if problem:
+        return Mismatch(f"{label} {problem[0]}", worst_index=problem[1])
+    finite = torch.isfinite(w)
+    g, w = torch.where(finite, g, 0.0), torch.where(finite, w, 0.0)
     err = (g - w).abs()
-    rel = err / w.abs().clamp_min(1e-12)
     worst = _first(err == err.max()) if err.numel() else None
-    stats["max_abs_error"] = max(stats["max_abs_error"], float(err.max()) if err.numel() else 0.0)
-    stats["max_rel_error"] = max(stats["max_rel_error"], float(rel[torch.isfinite(rel)].max()) if err.numel() else 0.0)
-    stats["worst_index"] = worst
-    degenerate = _degenerate(g, w)
+    _record(stats, err, w, worst)
+    degenerate = _degenerate(got, want)
     if degenerate:
         return Mismatch(f"{label} {degenerate}", stats["max_abs_error"], stats["max_rel_error"], worst)
-    bad = err > tol + (tol + _ulp(want.dtype)) * w.abs()
+    slack = tol + _ulp(want.dtype)
+    bad = err > tol + slack * w.abs()
     if bad.any():
         index = _first(bad & (err == err[bad].max()))
-        return Mismatch(
-            f"{label} mismatch: {int(bad.sum())} of {bad.numel()} elements outside atol=rtol={tol:g}"
-            + (f" (+1 ulp of {str(want.dtype).removeprefix('torch.')})" if _ulp(want.dtype) else ""),
-            stats["max_abs_error"], stats["max_rel_error"], index,
-        )
+        return _mismatch(stats, index, f"{label} mismatch: {int(bad.sum())} of {bad.numel()} elements outside "
+                         f"atol=rtol={tol:g}" + (f" (+1 ulp of {_name(want.dtype)})" if _ulp(want.dtype) else ""))
+    return _whole_output(label, err, w, tol, slack, stats)
+
+
+def _whole_output(label: str, err: torch.Tensor, w: torch.Tensor, tol: float, slack: float, stats: dict):
+    norm = float(w.norm())
+    if norm > 0:
+        relative = float(err.norm()) / norm
+        stats["norm_rel_error"] = max(stats["norm_rel_error"], relative)
+        if relative > slack:
+            return _mismatch(stats, stats.get("worst_index"), f"{label}: relative error of the whole output "
+                             f"‖out − ref‖/‖ref‖ = {relative:.3g} exceeds {tol:g}")
+    rms = float((w.pow(2).mean()).sqrt()) if w.numel() else 0.0
+    significant = w.abs() >= rms / 16
+    off = significant & (err > slack * w.abs())
+    count, total = int(off.sum()), int(significant.sum())
+    if count > max(1, MAX_OFF_SHARE * total):
+        return _mismatch(stats, _first(off), f"{label}: {count} of {total} significant elements are off by more "
+                         f"than rtol={tol:g} (at most {MAX_OFF_SHARE:.0%} may be)")
     return None
+
+
+def _form(label: str, got: Any, want: torch.Tensor) -> str | None:
+    """Exactly a dense torch.Tensor of the reference's shape, dtype and layout."""
+    if type(got) is not torch.Tensor:
+        return f"{label} is a {type(got).__name__}, not exactly torch.Tensor"
+    if got.shape != want.shape:
+        return f"{label} shape {tuple(got.shape)} != reference {tuple(want.shape)}"
+    if got.dtype != want.dtype:
+        return f"{label} dtype {got.dtype} != reference {want.dtype}"
+    if got.layout != want.layout:
+        return f"{label} layout {got.layout} != reference {want.layout}"
+    if want.is_contiguous() and not got.is_contiguous():
+        return f"{label} is not contiguous (strides {got.stride()}) where the reference is: return a new tensor"
+    if got.numel() > 1 and not _dense(got):
+        return f"{label} is not dense (strides {got.stride()}): return a new, non-overlapping tensor"
+    excess = got.untyped_storage().nbytes() - got.numel() * got.element_size()
+    if excess > 0 and got.device.type == "cpu":
+        return f"{label} is a view into a larger buffer ({excess} bytes beyond it): return a new tensor"
+    return None
+
+
+def _dense(t: torch.Tensor) -> bool:
+    """Non-overlapping and dense in some dimension order (a transposed result is fine)."""
+    dims = [d for d in range(t.dim()) if t.shape[d] > 1]
+    expected = 1
+    for d in sorted(dims, key=lambda d: t.stride(d)):
+        if t.stride(d) != expected:
+            return False
+        expected *= t.shape[d]
+    return True
+
+
+def _non_finite(g: torch.Tensor, w: torch.Tensor) -> tuple[str, list[int] | None] | None:
+    """NaN and ±Inf must sit exactly where the reference has them, and nowhere else."""
+    g_fin, w_fin = torch.isfinite(g), torch.isfinite(w)
+    extra = ~g_fin & w_fin
+    if extra.any():
+        return f"has NaN/Inf where the reference is finite (first at {_first(extra)})", _first(extra)
+    differs = ~w_fin & ~((g == w) | (torch.isnan(g) & torch.isnan(w)))
+    if differs.any():
+        return f"differs from the reference's NaN/Inf at {_first(differs)}", _first(differs)
+    return None
+
+
+def _record(stats: dict, err: torch.Tensor, w: torch.Tensor, worst) -> None:
+    if not err.numel():
+        return
+    rel = err / w.abs().clamp_min(1e-12)
+    stats["max_abs_error"] = max(stats["max_abs_error"], float(err.max()))
+    stats["max_rel_error"] = max(stats["max_rel_error"], float(rel[torch.isfinite(rel)].max()))
+    stats["worst_index"] = worst
+
+
+def _mismatch(stats: dict, index, reason: str) -> Mismatch:
+    return Mismatch(reason, stats["max_abs_error"], stats["max_rel_error"], index)
+
+
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def _ulp(dtype: torch.dtype) -> float:

@@ -36,7 +36,10 @@ class OpRecorder(TorchDispatchMode):
         self.ops: set[str] = set()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.add(func.overloadpacket.__name__)
+        # A custom op registered as `mylib::empty` must not pass for aten's `empty`.
+        name = func.overloadpacket.__name__
+        namespace = getattr(func, "namespace", "aten")
+        self.ops.add(name if namespace == "aten" else f"{namespace}::{name}")
         return func(*args, **(kwargs or {}))
 
 
@@ -55,9 +58,11 @@ def pause_recording_in_triton_launches() -> None:
     """Wrap Triton's launch entry points so the recorder sees none of their internal torch ops."""
     from triton.runtime import autotuner, jit
 
+    # Only the launch itself: Autotuner and Heuristics run user code (pre-hooks, heuristic
+    # functions) before they reach JITFunction.run, and torch work there must stay visible.
+    # Their own benchmarking only allocates, zeroes and copies, which the policy allows.
     _wrap_method(jit.JITFunction, "run")
-    _wrap_method(autotuner.Autotuner, "run")  # its benchmarking uses torch ops too
-    _wrap_method(autotuner.Heuristics, "run")
+    del autotuner
     try:
         from triton.runtime import interpreter
     except ImportError:
@@ -71,9 +76,18 @@ def _wrap_method(cls, name: str) -> None:
         return
 
     @functools.wraps(original)
-    def launch_without_recording(*args, **kwargs):
-        with _disable_current_modes():
-            return original(*args, **kwargs)
+    def launch_without_recording(self, *args, **kwargs):
+        hooks = list(getattr(self, "pre_run_hooks", None) or [])
+        for hook in hooks:  # user code: recorded like the forward around it
+            hook(*args, **kwargs)
+        if hooks:
+            self.pre_run_hooks = []
+        try:
+            with _disable_current_modes():
+                return original(self, *args, **kwargs)
+        finally:
+            if hooks:
+                self.pre_run_hooks = hooks
 
     launch_without_recording._ks_paused = True
     setattr(cls, name, launch_without_recording)

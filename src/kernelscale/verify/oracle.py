@@ -1,9 +1,9 @@
 """The oracle: one long-lived process per device (`python -m kernelscale.verify.oracle`).
 
-It makes inputs from seeds, computes the reference, times the baselines and compares; the
-candidate runs in a fresh runner process per attempt and only ever sees inputs. The oracle
-keeps each problem's module, reference op list and compiled baselines between attempts, and
-holds the per-run secret seed.
+It draws every input set from secret seeds, ships it by value, computes the reference, compares,
+and measures time from its own process; the candidate runs in a fresh runner process per attempt
+and only ever sees input values. The oracle keeps each problem's module, reference op list,
+compiled baselines and measured handshake cost between attempts.
 """
 
 from __future__ import annotations
@@ -20,11 +20,17 @@ import torch
 from kernelscale.problems.module import apply_sizes, import_source
 from kernelscale.problems.problem import Problem
 from kernelscale.verify.baselines import BaselineSet, Roofline, build_baselines, measure_roofline
+from kernelscale.verify.exchange import Exchange, load_values
 from kernelscale.verify.inputs import make_inputs, make_model, outputs_as_list, tensor_bytes
 from kernelscale.verify.op_policy import is_data_movement, recording
+from kernelscale.verify.trials import Case, apply_shift
 from kernelscale.verify.verdict import Verdict, describe_environment
 
-TIMING_INIT_SEED = 20250215  # the timing model's parameters: the same for candidate and baselines
+TIMING_INIT_SEED = 20250215  # the baselines' timing model: parameters do not change a time
+
+
+class ProblemSetupError(Exception):
+    """The problem itself cannot be verified (not the candidate's fault)."""
 
 
 @dataclass
@@ -36,16 +42,26 @@ class LoadedProblem:
     baselines: BaselineSet = field(default_factory=BaselineSet)
     timing_model: object = None
     output_bytes: int = 0  # of one reference call at the timing shape (for the roofline floor)
+    overhead_ms: float | None = None  # handshake + output shipping, measured with a trusted runner
+
+
+@dataclass
+class Reference:
+    """One attempt's reference model, built from that attempt's init seed (never an input seed)."""
+
+    model: object
+    init_seed: int
+    init_message: dict  # how the runner gets the same init arguments: by value or by recipe
 
 
 class Oracle:
     def __init__(self, device: str, workdir: Path):
         self.device = device
         self.workdir = workdir
-        self.secret_seed = secrets.randbits(31)
         self.environment = describe_environment(device)
         self.roofline: Roofline | None = measure_roofline() if device == "cuda" else None
         self.problems: dict[str, LoadedProblem] = {}
+        self._flush: torch.Tensor | None = None
 
     def load(self, problem: Problem) -> LoadedProblem:
         key = problem.content_hash()
@@ -68,12 +84,39 @@ class Oracle:
             model(*inputs)
         return is_data_movement(recorder.ops)
 
-    def reference(self, loaded: LoadedProblem, init_seed: int, seed: int, scale: float):
-        model, _ = make_model(loaded.module, "Model", init_seed, self.device)
-        inputs = make_inputs(loaded.module, seed, scale, self.device)
+    def new_reference(self, loaded: LoadedProblem, exchange: Exchange) -> Reference:
+        """A fresh init seed per attempt; the init arguments travel by value where they can."""
+        init_seed = secrets.randbits(31)
+        model, init_args = make_model(loaded.module, "Model", init_seed, self.device)
+        recipe = getattr(loaded.module, "init_recipe", None)
+        if recipe is not None:
+            return Reference(model, init_seed, {"init_recipe": list(recipe())})
+        path = exchange.write("init", init_args)
+        try:
+            load_values(path)
+        except Exception as exc:
+            raise ProblemSetupError(f"get_init_inputs() returns values that cannot travel by value "
+                                    f"(tensors, numbers, strings, lists, dicts only): {exc}") from None
+        return Reference(model, init_seed, {"init_file": str(path)})
+
+    def case_inputs(self, loaded: LoadedProblem, case: Case) -> list:
+        return apply_shift(make_inputs(loaded.module, case.seed, 1.0, self.device), case)
+
+    def reference_outputs(self, reference: Reference, inputs: list) -> list:
         with torch.no_grad():
-            out = outputs_as_list(model(*inputs))
-        return [o.detach() if isinstance(o, torch.Tensor) else o for o in out], inputs
+            out = outputs_as_list(reference.model(*inputs))
+        return [o.detach() if isinstance(o, torch.Tensor) else o for o in out]
+
+    def flush_l2(self) -> None:
+        """Evict the L2 from this process before a timed call: the candidate cannot skip it."""
+        if self.device != "cuda":
+            return
+        if self._flush is None:
+            from kernelscale.verify.timing import l2_flush_buffer
+
+            self._flush = l2_flush_buffer(self.device)
+        self._flush.zero_()
+        torch.cuda.synchronize()
 
     def timing_setup(self, loaded: LoadedProblem) -> None:
         """Build the timing model and baselines once per problem (compilation happens here)."""

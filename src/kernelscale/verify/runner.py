@@ -1,8 +1,15 @@
 """The candidate's process: `python -m kernelscale.verify.runner`, one per attempt.
 
-It receives seeds, makes the inputs itself, runs the candidate and hands back its outputs and
-raw timings. It never holds the reference's outputs or the verdict: those live in the oracle.
-Candidate prints go to the log, not to the result channel (stdout is moved away first).
+It imports the candidate, builds one `ModelNew` from init arguments the oracle shipped (by value,
+or a recipe for attention mods, which are functions), and then serves two kinds of request:
+`stage` (read an input set the oracle wrote, into the same device buffers every time) and `go`
+(call the model once, synchronize, write the outputs). Every call is the same call: correctness
+trials and timed calls cannot be told apart from in here. The problem module is never imported
+and no seed ever arrives, so the inputs cannot be known in advance.
+
+Everything checked here (types, aliasing, torch fallbacks, threads, patched functions) is
+advice for the proposer: this process runs the candidate's code, which can subvert it. The
+verdict's integrity comes from the oracle (values compared there, time measured there).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -21,10 +29,16 @@ def _open_channel():
     return os.fdopen(result_fd, "w", buffering=1), sys.stdin
 
 
-def _tail(exc: BaseException, limit: int = 14) -> str:
-    lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
-    text = "".join(lines).strip().splitlines()
-    return "\n".join(text[-limit:])
+def candidate_frames(exc: BaseException, code_file: str | None, limit: int = 12) -> str:
+    """The traceback lines that point into the candidate's own file, then the error line: a
+    proposer needs its file and line, not the verifier's frames."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if code_file and os.path.basename(f.filename).startswith(("_ks_candidate", "candidate"))]
+    chosen = own[-limit:] if own else frames[-3:]
+    lines = [f'  File "{os.path.basename(f.filename)}", line {f.lineno}, in {f.name}\n    {f.line or ""}'.rstrip()
+             for f in chosen]
+    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return "\n".join(lines + [last])
 
 
 def _status_of(exc: BaseException) -> str:
@@ -38,120 +52,166 @@ def _status_of(exc: BaseException) -> str:
 class Runner:
     def __init__(self, workdir: Path):
         self.workdir = workdir
-        self.problem = None
-        self.candidate = None
-        self.models: dict[int, object] = {}
+        self.model = None
         self.device = "cpu"
         self.forbid_copies = False
         self.allow_torch = False
         self.guards = None
-        self.outputs_seen = 0
-        self.input_buffers: dict[int, object] = {}
+        self.code_file: str | None = None
+        self.exchange = workdir
+        self.buffers: list = []  # the staged inputs: the same device buffers every call
+        self.pristine: list = []  # what was staged, to see in-place changes
+        self.previous: list = []  # the last call's outputs, to see an output reused
+        self.outputs_written = 0
 
     def load(self, msg: dict) -> dict:
-        from kernelscale.problems.module import apply_sizes, import_source
-        from kernelscale.problems.problem import Problem
+        import torch
+
+        from kernelscale.problems.module import import_source
         from kernelscale.verify import guards, op_policy
 
-        problem = Problem.from_json(msg["problem"])
         self.device = msg["device"]
         self.forbid_copies = bool(msg.get("forbid_copies"))
-        self.allow_torch = problem.allow_torch
-        self.exchange = Path(msg.get("exchange_dir") or self.workdir)
-        self.problem = import_source(problem.source, "problem", self.workdir)
-        apply_sizes(self.problem, problem.sizes_for(self.device))
+        self.allow_torch = bool(msg.get("allow_torch"))
+        self.exchange = Path(msg["exchange_dir"])
+        self.code_file = msg["code_file"]
         op_policy.pause_recording_in_triton_launches()
         self.guards = guards.Guards()
         guards.install_audit_hook()
-        code = Path(msg["code_file"]).read_text()
+        code = Path(self.code_file).read_text()
         try:
-            self.candidate = import_source(code, "candidate", self.workdir)
+            candidate = import_source(code, "candidate", self.workdir)
         except BaseException as exc:  # a candidate may raise anything at import
-            return {"ok": False, "status": "compile_error", "reason": _tail(exc)}
-        if not hasattr(self.candidate, "ModelNew"):
+            return {"ok": False, "status": "compile_error", "reason": candidate_frames(exc, self.code_file)}
+        if not hasattr(candidate, "ModelNew"):
             return {"ok": False, "status": "rejected", "rule": "no_model_new", "reason": "no ModelNew after import"}
+        init_args = self._init_args(msg)
+        with torch.device(self._torch_device()):
+            torch.manual_seed(int(msg["init_seed"]))
+            self.model = candidate.ModelNew(*init_args)
+        if isinstance(self.model, torch.nn.Module):
+            self.model = self.model.to(self._torch_device()).eval()
         return {"ok": True}
 
-    def _model(self, init_seed: int):
-        from kernelscale.verify.inputs import make_model
+    def _init_args(self, msg: dict) -> list:
+        """By value (a file of plain values and tensors), or by recipe: a function of the
+        kernelscale.problems package that rebuilds functions (attention mods) from a path."""
+        import importlib
 
-        if init_seed not in self.models:
-            self.models[init_seed], _ = make_model(self.candidate, "ModelNew", init_seed, self.device, self.problem)
-        return self.models[init_seed]
-
-    def call(self, msg: dict) -> dict:
         import torch
 
-        from kernelscale.verify import inputs as inp
-        from kernelscale.verify.op_policy import compute_ops, recording
+        from kernelscale.verify.exchange import load_values
 
-        model = self._model(msg["init_seed"])
-        pristine = inp.make_inputs(self.problem, msg["seed"], msg["scale"], self.device)
-        prints = inp.fingerprint(pristine)
-        args = self._stable_copies(pristine)
-        inp.poison_allocator(2 * inp.tensor_bytes(pristine), self.device)
-        with torch.no_grad(), recording() as recorder:
-            out = model(*args)
-        running = self.guards.threads_running()
-        if running:
-            return {"ok": False, "status": "rejected", "rule": "threads", "reason": running}
+        if msg.get("init_file"):
+            return load_values(msg["init_file"], self._torch_device())
+        module_name, function, args = msg["init_recipe"]
+        if not module_name.startswith("kernelscale.problems."):
+            raise ValueError(f"init recipe outside kernelscale.problems: {module_name}")
+        with torch.device(self._torch_device()):
+            torch.manual_seed(int(msg["init_seed"]))
+            return list(getattr(importlib.import_module(module_name), function)(*args))
+
+    def _torch_device(self):
+        import torch
+
+        return torch.device("cuda", torch.cuda.current_device()) if self.device == "cuda" else torch.device("cpu")
+
+    def stage(self, msg: dict) -> dict:
+        """Read an input set into the staging buffers (outside any timed window)."""
+        import torch
+
+        from kernelscale.verify.exchange import load_values
+        from kernelscale.verify.inputs import fingerprint
+
+        values = load_values(msg["file"], self._torch_device())
+        Path(msg["file"]).unlink(missing_ok=True)
+        if len(self.buffers) != len(values):
+            self.buffers = [None] * len(values)
+        for i, x in enumerate(values):
+            buf = self.buffers[i]
+            if not isinstance(x, torch.Tensor):
+                self.buffers[i] = x
+            elif isinstance(buf, torch.Tensor) and buf.shape == x.shape and buf.dtype == x.dtype:
+                buf.copy_(x)  # same address, new contents: a cache keyed by data_ptr goes stale
+            else:
+                self.buffers[i] = x.clone()
+        self.pristine = values
         if self.device == "cuda":
             torch.cuda.synchronize()
-        outs = inp.outputs_as_list(out)
-        bad_type = [type(o).__name__ for o in outs if isinstance(o, torch.Tensor) and type(o) is not torch.Tensor]
-        if bad_type:
-            return {"ok": False, "status": "rejected", "rule": "tensor_subclass",
-                    "reason": f"forward returned a {bad_type[0]}, not exactly torch.Tensor"}
-        work = compute_ops(recorder.ops, self.forbid_copies)
-        if work and not self.allow_torch:
-            return {"ok": False, "status": "rejected", "rule": "torch_fallback",
-                    "reason": "forward ran torch compute ops: " + ", ".join(f"aten.{op}" for op in sorted(work))}
-        mutated = [i for i, (a, p) in enumerate(zip(args, pristine)) if isinstance(p, torch.Tensor) and not _same(a, p)]
-        path = self.exchange / f"out-{self.outputs_seen}.pt"
-        self.outputs_seen += 1
-        torch.save([o.detach().cpu() if isinstance(o, torch.Tensor) else o for o in outs], path)
-        inp.poison(outs)
-        return {"ok": True, "file": str(path), "inputs": prints, "mutated_inputs": mutated}
+        return {"ok": True, "inputs": fingerprint(values)}
 
-    def _stable_copies(self, pristine: list) -> list:
-        """Copy the inputs into the same buffers every call: new contents at old addresses, so a
-        candidate caching outputs by data_ptr or id() hits its cache on new inputs and fails."""
+    def go(self, msg: dict) -> dict:
+        """One call of the model on the staged inputs, then its outputs to a file. The oracle's
+        clock runs from sending this request to reading the reply; the times measured here
+        (CUDA events on a GPU) may only refine that figure."""
         import torch
 
-        copies = []
-        for i, x in enumerate(pristine):
-            if not isinstance(x, torch.Tensor):
-                copies.append(x)
-                continue
-            buf = self.input_buffers.get(i)
-            if buf is None or buf.shape != x.shape or buf.dtype != x.dtype or buf.stride() != x.stride():
-                buf = self.input_buffers[i] = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device)
-            buf.copy_(x)
-            copies.append(buf)
-        return copies
+        from kernelscale.verify.exchange import save_values
+        from kernelscale.verify.inputs import poison
 
-    def time(self, msg: dict) -> dict:
-        from kernelscale.verify import timing
-        from kernelscale.verify.inputs import make_inputs
+        out, own_ms, ops = self._timed_call()
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        problem = self._advisory_checks(outs, ops)
+        if problem:
+            return problem
+        path = self.exchange / f"out-{self.outputs_written}.pt"
+        self.outputs_written += 1
+        save_values(outs, path)
+        mutated = [i for i, (a, p) in enumerate(zip(self.buffers, self.pristine))
+                   if isinstance(p, torch.Tensor) and not _same(a, p)]
+        poison(outs)  # an output handed back again later is garbage by then
+        self.previous = [o for o in outs if isinstance(o, torch.Tensor)]
+        return {"ok": True, "file": str(path), "own_ms": own_ms, "mutated_inputs": mutated}
 
-        model = self._model(msg["init_seed"])
-        inputs = make_inputs(self.problem, msg["seed"], 1.0, self.device)
-        if msg.get("warmup"):
-            timing.warm_up(model, inputs, self.device)
-        flush = timing.l2_flush_buffer(self.device) if msg.get("flush", True) else None
-        samples = timing.time_block(model, inputs, int(msg["calls"]), self.device, flush)
-        return {"ok": True, "samples": samples.to_json(), "native_threads": self.guards.native_threads()}
+    def _timed_call(self):
+        import torch
+
+        from kernelscale.verify.op_policy import recording
+
+        cuda = self.device == "cuda"
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+        wall0 = time.perf_counter()
+        with torch.no_grad(), recording() as recorder:
+            out = self.model(*self.buffers)
+        if not cuda:
+            return out, (time.perf_counter() - wall0) * 1e3, recorder.ops
+        torch.cuda.synchronize()
+        end.record()
+        end.synchronize()
+        return out, start.elapsed_time(end), recorder.ops
+
+    def _advisory_checks(self, outs: list, ops: set) -> dict | None:
+        import torch
+
+        from kernelscale.verify.op_policy import compute_ops
+
+        running = self.guards.threads_running()
+        if running:
+            return _rejected("threads", running)
+        bad_type = [type(o).__name__ for o in outs if isinstance(o, torch.Tensor) and type(o) is not torch.Tensor]
+        if bad_type:
+            return _rejected("tensor_subclass", f"forward returned a {bad_type[0]}, not exactly torch.Tensor")
+        work = compute_ops(ops, self.forbid_copies)
+        if work and not self.allow_torch:
+            return _rejected("torch_fallback", "forward ran torch compute ops: "
+                             + ", ".join(f"aten.{op}" for op in sorted(work)))
+        shared = _aliasing(outs, self.buffers, self.previous)
+        if shared:
+            return _rejected("aliasing", shared)
+        return None
 
     def check_guards(self, msg: dict) -> dict:
         found = self.guards.violations()
         if found:
             rule, detail = found[0]
-            return {"ok": False, "status": "rejected", "rule": rule, "reason": detail}
+            return _rejected(rule, detail)
         return {"ok": True}
 
     def handle(self, msg: dict) -> dict:
         op = msg.get("op")
-        handler = {"load": self.load, "call": self.call, "time": self.time, "guards": self.check_guards}.get(op)
+        handler = {"load": self.load, "stage": self.stage, "go": self.go, "guards": self.check_guards}.get(op)
         if handler is None:
             return {"ok": False, "status": "runtime_error", "reason": f"unknown op {op!r}"}
         try:
@@ -159,16 +219,43 @@ class Runner:
         except BaseException as exc:  # anything the candidate raises is its verdict, not our crash
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            reason = _tail(exc)
+            reason = candidate_frames(exc, self.code_file)
             if "out of memory" in reason.lower():
                 reason = "out of memory: " + reason.splitlines()[-1]
             return {"ok": False, "status": _status_of(exc), "reason": reason}
 
 
+def _rejected(rule: str, reason: str) -> dict:
+    return {"ok": False, "status": "rejected", "rule": rule, "reason": reason}
+
+
+def _span(t) -> tuple[int, int]:
+    storage = t.untyped_storage()
+    return storage.data_ptr(), storage.data_ptr() + storage.nbytes()
+
+
+def _aliasing(outs: list, inputs: list, previous: list) -> str | None:
+    """An output must be new memory: not a view of an input, of another output or of the last
+    call's output (a view returned as a "copy", or an answer cached between calls)."""
+    import torch
+
+    tensors = [o for o in outs if isinstance(o, torch.Tensor) and o.numel()]
+    others = [("input", i, x) for i, x in enumerate(inputs) if isinstance(x, torch.Tensor) and x.numel()]
+    others += [("the previous call's output", i, x) for i, x in enumerate(previous) if x.numel()]
+    for n, out in enumerate(tensors):
+        lo, hi = _span(out)
+        peers = others + [("output", m, t) for m, t in enumerate(tensors) if m != n]
+        for what, index, x in peers:
+            xlo, xhi = _span(x)
+            if lo < xhi and xlo < hi and x.device == out.device:
+                return f"output {n} shares memory with {what} {index}; return a new tensor"
+    return None
+
+
 def _same(a, b) -> bool:
     import torch
 
-    if a.shape != b.shape or a.dtype != b.dtype:
+    if not isinstance(a, torch.Tensor) or a.shape != b.shape or a.dtype != b.dtype:
         return False
     if a.is_floating_point():
         return bool(torch.equal(torch.nan_to_num(a, nan=1.5), torch.nan_to_num(b, nan=1.5)))

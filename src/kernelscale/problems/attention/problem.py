@@ -53,6 +53,12 @@ def get_init_inputs():
     return _variant.init_inputs(VARIANT_PATH, SHAPE)
 
 
+def init_recipe():
+    """How the candidate's process rebuilds the init arguments (the mods are functions, which
+    cannot travel by value): the same call, under the same init seed, never this module."""
+    return ["kernelscale.problems.attention.variant", "init_inputs", [VARIANT_PATH, dict(SHAPE)]]
+
+
 def make_baseline(name, model, init_inputs):
     return _baselines.make_baseline(name, model, init_inputs)
 '''
@@ -108,6 +114,7 @@ def _build(path: Path, name: str, shape_override: dict | None) -> Problem:
         gpu_sizes={"SHAPE": gpu},
         flops=flops,
         input_scale=0.5,
+        edge_shifts=("negative", "small"),
         path=str(path),
         description=doc[0] if doc else f"attention variant {path.stem}",
     )

@@ -1,0 +1,99 @@
+"""The candidate's process as the oracle drives it: start, stage an input set, call, read back.
+
+Every call goes the same way, whether it is a correctness trial or a timed call: the oracle
+writes the input set, the runner stages it into its buffers, the oracle flushes the L2 from its
+own process, then sends `go` and reads the clock on both sides of the reply. The reply comes
+only after the outputs are written, so work the candidate defers past its own "done" still
+lands inside the oracle's window.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernelscale.verify.exchange import Exchange, load_values
+from kernelscale.verify.replies import expect
+from kernelscale.verify.sandbox import Child, sandbox_env
+
+
+def attempt_dir(oracle) -> Path:
+    """In memory (/dev/shm) where there is one: outputs of every call pass through here, and a
+    GPU-sized output is hundreds of MB. Only this folder is writable from the sandbox."""
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else oracle.workdir
+    return Path(tempfile.mkdtemp(prefix="ks-attempt-", dir=base))
+
+
+@dataclass
+class CallResult:
+    outputs: list
+    window_ms: float  # measured by the oracle: `go` sent → reply read
+    own_ms: float  # the runner's own figure (CUDA events on a GPU): advisory
+    mutated_inputs: list[int]
+    fingerprint: list
+
+
+class CandidateProcess:
+    def __init__(self, oracle, loaded, workdir: Path, memory_gb: float | None):
+        self.oracle = oracle
+        self.loaded = loaded
+        self.workdir = workdir
+        self.exchange = Exchange(workdir)
+        self.memory_gb = memory_gb
+        self.child: Child | None = None
+        self._tail = ""
+        self.clock: list[tuple[float, float]] = []  # (window, own) ms of every call, in order
+
+    def start(self, code: str, init_message: dict, init_seed: int, deadline: float) -> float:
+        """Start the runner, import the candidate and build its model; returns the seconds spent."""
+        t0 = time.monotonic()
+        code_file = self.workdir / "candidate.py"
+        code_file.write_text(code)
+        device = self.oracle.device
+        extra = {"TRITON_INTERPRET": "1"} if device != "cuda" else {}
+        memory = int((self.memory_gb or 6.0) * 2**30) if device != "cuda" else None
+        env = sandbox_env(extra, home=str(self.workdir))
+        self.child = Child("kernelscale.verify.runner", [], self.workdir, env, memory)
+        message = {"op": "load", "device": device, "code_file": str(code_file), "exchange_dir": str(self.workdir),
+                   "init_seed": init_seed, "forbid_copies": self.loaded.forbid_copies,
+                   "allow_torch": self.loaded.problem.allow_torch, **init_message}
+        expect(self.child.request(message, deadline), self.child)
+        return time.monotonic() - t0
+
+    def call(self, inputs: list, deadline: float) -> CallResult:
+        staged = expect(self.child.request({"op": "stage", "file": str(self.exchange.write("in", inputs))}, deadline),
+                        self.child)
+        self.oracle.flush_l2()
+        sent = time.perf_counter()
+        reply = expect(self.child.request({"op": "go"}, deadline), self.child)
+        window_ms = (time.perf_counter() - sent) * 1e3
+        path = Path(reply["file"])
+        if path.parent.resolve() != self.workdir.resolve():
+            raise ValueError("the runner wrote its outputs outside the attempt folder")
+        outputs = load_values(path, self._compare_device())
+        path.unlink(missing_ok=True)
+        own_ms = float(reply.get("own_ms") or 0.0)
+        self.clock.append((window_ms, own_ms))
+        return CallResult(outputs, window_ms, own_ms, list(reply.get("mutated_inputs") or []), staged.get("inputs", []))
+
+    def check_guards(self, deadline: float) -> None:
+        expect(self.child.request({"op": "guards"}, deadline))
+
+    def _compare_device(self):
+        import torch
+
+        return torch.device("cuda", torch.cuda.current_device()) if self.oracle.device == "cuda" else "cpu"
+
+    def log_tail(self) -> str:
+        return self.child.log_tail() if self.child else self._tail
+
+    def kill(self) -> None:
+        """The whole process tree goes: nothing of the candidate's outlives the attempt."""
+        if self.child is not None:
+            self._tail = self.child.log_tail()
+            self.child.kill()
+            self.child = None

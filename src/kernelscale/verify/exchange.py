@@ -1,0 +1,50 @@
+"""Tensors by value between the oracle and the candidate's process: files in the attempt folder.
+
+The oracle writes every input set and the model's init arguments; the runner writes every
+output. Files are read with `weights_only=True`, so a crafted file cannot run code in the
+reader. Nothing travels as a seed: the candidate never learns how an input was drawn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class Exchange:
+    """Numbered files in one folder; each name is used once."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._count = 0
+
+    def next_path(self, kind: str) -> Path:
+        self._count += 1
+        return self.folder / f"{kind}-{self._count}.pt"
+
+    def write(self, kind: str, values: list[Any]) -> Path:
+        path = self.next_path(kind)
+        save_values(values, path)
+        return path
+
+
+def save_values(values: list[Any], path: Path) -> None:
+    """Tensors go to the host first: the other process may sit on another device (CPU tests)."""
+    torch.save([v.detach().cpu() if isinstance(v, torch.Tensor) else v for v in values], path)
+
+
+def load_values(path: str | Path, device: torch.device | str | None = None) -> list[Any]:
+    values = torch.load(path, weights_only=True, map_location=device)
+    if not isinstance(values, list):
+        raise ValueError(f"{Path(path).name}: expected a list of values")
+    return values
+
+
+def storage_excess(tensor: torch.Tensor) -> int:
+    """Bytes of the tensor's storage beyond its own elements. A view into a larger buffer (an
+    input, a cache of earlier outputs) keeps that buffer's storage when it is saved, so a
+    returned view is visible here, on the oracle's side, after the file is read."""
+    own = tensor.numel() * tensor.element_size()
+    return tensor.untyped_storage().nbytes() - own

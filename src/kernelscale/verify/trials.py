@@ -1,0 +1,70 @@
+"""Which input sets an attempt sees: fresh draws, a rescaled set, and shifted distributions.
+
+Every set is drawn by the oracle from a secret seed that never leaves it, then shipped by value.
+Shifts probe the edges a kernel tuned on standard normal inputs gets wrong: all-negative rows
+(a softmax or a max that assumes a positive entry), large and small magnitudes (overflow, an
+absolute tolerance that hides zeroed outputs). Only floating inputs are shifted; integer inputs
+(indices, labels) keep their meaning.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+SHIFTS = ("negative", "small", "large")
+# Per dtype: (small, large) factors. 16-bit types get milder ones: a correct kernel's rounding
+# error grows with the magnitude of its scores.
+MAGNITUDE = {
+    torch.float32: (1e-3, 16.0),
+    torch.float64: (1e-3, 16.0),
+    torch.float16: (2.0**-5, 4.0),
+    torch.bfloat16: (2.0**-5, 4.0),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input set: `seed` stays in the oracle, `name` goes into verdicts."""
+
+    name: str
+    seed: int
+    shift: str = "plain"  # plain | scaled | negative | small | large
+    scale: float = 1.0  # for "scaled"
+
+
+def fresh_seed() -> int:
+    return secrets.randbits(31)
+
+
+def correctness_plan(trials: int, scale: float, shifts: tuple[str, ...]) -> list[Case]:
+    """Fresh draws, one rescaled set and each shifted distribution the problem allows."""
+    plan = [Case(f"trial {i + 1}", fresh_seed()) for i in range(max(1, trials - 1))]
+    plan.append(Case(f"rescaled x{scale:g}", fresh_seed(), "scaled", scale))
+    plan += [Case(f"{shift} inputs", fresh_seed(), shift) for shift in shifts if shift in SHIFTS]
+    return plan
+
+
+def timed_case(index: int) -> Case:
+    """A timed call's inputs: a set never seen before, so an answer cached by content misses."""
+    return Case(f"timed call {index + 1}", fresh_seed())
+
+
+def apply_shift(values: list[Any], case: Case) -> list[Any]:
+    return [_shift(x, case) if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in values]
+
+
+def _shift(x: torch.Tensor, case: Case) -> torch.Tensor:
+    small, large = MAGNITUDE.get(x.dtype, (1e-3, 16.0))
+    if case.shift == "scaled":
+        return x * case.scale
+    if case.shift == "negative":
+        return -(x.abs() + (x == 0).to(x.dtype))  # strictly negative, zeros included
+    if case.shift == "small":
+        return x * small
+    if case.shift == "large":
+        return x * large
+    return x

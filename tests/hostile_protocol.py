@@ -1,0 +1,255 @@
+"""Hostile candidates against the verification protocol itself (not its screen).
+
+Each one attacks something the oracle controls: whether timed calls are checked, whether inputs
+can be known in advance, whether the in-process recorder can be sidestepped, whether the
+candidate's own clock is believed, and how outputs are compared. All are verified with the
+static screen off, so what catches them is the protocol, asserted from its verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCALED_EXP_KERNEL = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def scaled_exp_kernel(x_ptr, y_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(x_ptr + offs, mask=mask)
+    y = tl.load(y_ptr + offs, mask=mask)
+    tl.store(out_ptr + offs, tl.exp(x) * 2.0 + y, mask=mask)
+
+
+def scaled_exp(x, y, n=None):
+    out = torch.empty_like(x)
+    n = x.numel() if n is None else n
+    scaled_exp_kernel[(triton.cdiv(x.numel(), 1024),)](x, y, out, n, BLOCK=1024)
+    return out
+'''
+
+
+@dataclass
+class ProtocolCheat:
+    name: str
+    attack: str  # the class of attack, as docs/verifier.md names it
+    problem: str  # "scaled_exp" (tests/problems) or an ops/... id
+    source: str
+    status: str
+    rule: str | None = None
+    failing_trial_prefix: str | None = None
+
+
+LAZY_AFTER_TRIALS = SCALED_EXP_KERNEL + '''
+
+class ModelNew(nn.Module):
+    """Honest for the first ten calls (every correctness trial there is), then it stops working:
+    timed calls that nobody checks would be a few microseconds each."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x, y):
+        self.calls += 1
+        if self.calls <= 10:
+            return scaled_exp(x, y)
+        return scaled_exp(x, y, n=1)
+'''
+
+REPLAYS_KNOWN_INPUTS = SCALED_EXP_KERNEL + '''
+import sys
+
+
+def _problem_module():
+    for module in list(sys.modules.values()):
+        found = getattr(module, "__dict__", {})
+        if isinstance(found, dict) and "get_inputs" in found and "Model" in found:
+            return module
+    return None
+
+
+class ModelNew(nn.Module):
+    """Regenerates the inputs from the seed it was built under and answers from a table; if the
+    problem module is in its process it uses the reference itself. Both need what the oracle no
+    longer gives: the input seed, the problem module."""
+
+    def __init__(self):
+        super().__init__()
+        seed = torch.initial_seed()
+        self.answers = {}
+        for offset in range(64):
+            torch.manual_seed(seed + offset)
+            x, y = torch.randn(16, 64), torch.randn(16, 64)
+            self.answers[float(x[0, 0])] = scaled_exp(x, y)
+        self.problem = _problem_module()
+
+    def forward(self, x, y):
+        if self.problem is not None:
+            return self.problem.Model()(x, y)
+        key = float(x[0, 0])
+        if key in self.answers:
+            return self.answers[key].clone()
+        return scaled_exp(x, y, n=1)
+'''
+
+CUSTOM_OP_NAMED_EMPTY = SCALED_EXP_KERNEL + '''
+
+@torch.library.custom_op("ks_cheat::empty", mutates_args=())
+def sneaky(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.exp(x) * 2.0 + y
+
+
+class ModelNew(nn.Module):
+    """torch compute behind a custom op that shares its name with an allocation."""
+
+    def forward(self, x, y):
+        scaled_exp(x[:1], y[:1])
+        return torch.ops.ks_cheat.empty(x, y)
+'''
+
+AUTOTUNE_PRE_HOOK = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+def _do_the_work(nargs):
+    nargs["out_ptr"].copy_(torch.exp(nargs["x_ptr"]) * 2.0 + nargs["y_ptr"])
+
+
+@triton.autotune(configs=[triton.Config({"BLOCK": 1024}, pre_hook=_do_the_work)], key=["n"])
+@triton.jit
+def idle_kernel(x_ptr, y_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    pass
+
+
+class ModelNew(nn.Module):
+    """A kernel that does nothing; the answer is computed with torch in the autotuner's pre-hook."""
+
+    def forward(self, x, y):
+        out = torch.empty_like(x)
+        idle_kernel[(1,)](x, y, out, x.numel())
+        return out
+'''
+
+PATCHES_RUNNER_CLOCK = SCALED_EXP_KERNEL + '''
+import sys
+
+_runner = sys.modules["__main__"]  # the runner runs as a script: its module is __main__
+_honest = _runner.Runner._timed_call
+
+
+def _forged(self):
+    out, own_ms, ops = _honest(self)
+    return out, own_ms / 5.0, ops
+
+
+_runner.Runner._timed_call = _forged
+
+
+class ModelNew(nn.Module):
+    def forward(self, x, y):
+        return scaled_exp(x, y)
+'''
+
+FIXED_POINT_GRID = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def grid_softmax_kernel(x_ptr, y_ptr, n_cols, BLOCK: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n_cols
+    x = tl.load(x_ptr + row * n_cols + cols, mask=mask, other=-float("inf"))
+    num = tl.exp(x - tl.max(x, axis=0))
+    y = num / tl.sum(num, axis=0)
+    y = tl.floor(y * 16384.0 + 0.5) / 16384.0  # a 14-bit fixed-point grid: below atol everywhere
+    tl.store(y_ptr + row * n_cols + cols, y, mask=mask)
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        x = x.contiguous()
+        y = torch.empty_like(x)
+        grid_softmax_kernel[(x.shape[0],)](x, y, x.shape[1], BLOCK=triton.next_power_of_2(x.shape[1]))
+        return y
+'''
+
+MAX_FROM_ZERO = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def row_max_kernel(x_ptr, out_ptr, n_cols, BLOCK: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    x = tl.load(x_ptr + row * n_cols + cols, mask=cols < n_cols, other=0.0)  # padding 0, not -inf
+    tl.store(out_ptr + row, tl.max(x, axis=0))
+
+
+class ModelNew(nn.Module):
+    """Right whenever a row has a positive entry, which random normal rows of 128 always have."""
+
+    def forward(self, x):
+        x = x.contiguous()
+        out = torch.empty(x.shape[0], device=x.device, dtype=x.dtype)
+        row_max_kernel[(x.shape[0],)](x, out, x.shape[1], BLOCK=triton.next_power_of_2(x.shape[1] + 1))
+        return out
+'''
+
+VIEW_AS_COPY = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def touch_kernel(x_ptr):
+    pass
+
+
+class ModelNew(nn.Module):
+    """The transpose "copy" returned as a view of the input: no bytes moved."""
+
+    def forward(self, x):
+        touch_kernel[(1,)](x)
+        return x.t()
+'''
+
+# The in-process aliasing check switched off: the oracle still sees the layout it got.
+VIEW_AS_COPY_UNWATCHED = VIEW_AS_COPY.replace(
+    "class ModelNew", "import sys\n\nsys.modules['__main__']._aliasing = lambda *a: None\n\n\nclass ModelNew")
+
+PROTOCOL_CHEATS = [
+    ProtocolCheat("lazy_after_trials", "timed calls unchecked", "scaled_exp", LAZY_AFTER_TRIALS,
+                  "incorrect", failing_trial_prefix="timed call"),
+    ProtocolCheat("replays_known_inputs", "inputs known in advance", "scaled_exp", REPLAYS_KNOWN_INPUTS,
+                  "incorrect", failing_trial_prefix="trial 1"),
+    ProtocolCheat("custom_op_named_empty", "recorder sidestepped", "scaled_exp", CUSTOM_OP_NAMED_EMPTY,
+                  "rejected", "torch_fallback"),
+    ProtocolCheat("autotune_pre_hook", "recorder sidestepped", "scaled_exp", AUTOTUNE_PRE_HOOK,
+                  "rejected", "torch_fallback"),
+    ProtocolCheat("patches_runner_clock", "forged times", "scaled_exp", PATCHES_RUNNER_CLOCK,
+                  "rejected", "timer_mismatch"),
+    ProtocolCheat("fixed_point_grid", "comparison floor", "ops/softmax", FIXED_POINT_GRID, "incorrect"),
+    ProtocolCheat("max_from_zero", "edge distributions", "ops/max_dim", MAX_FROM_ZERO, "incorrect",
+                  failing_trial_prefix="negative inputs"),
+    ProtocolCheat("view_as_copy", "layout and aliasing", "ops/transpose_copy", VIEW_AS_COPY, "rejected", "aliasing"),
+    ProtocolCheat("view_as_copy_unwatched", "layout and aliasing", "ops/transpose_copy", VIEW_AS_COPY_UNWATCHED,
+                  "incorrect"),
+]

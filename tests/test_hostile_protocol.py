@@ -1,0 +1,38 @@
+"""The protocol's own defences, each proved by a planted candidate with the screen off.
+
+What is asserted comes from outside the candidate: the oracle's verdict, its failing trial
+and its rule. An honest kernel on the same problems stays correct (no false rejection).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hostile_protocol import PROTOCOL_CHEATS, ProtocolCheat
+from kernelscale.problems import load_problem
+
+from conftest import TESTS
+
+
+def _problem(ref: str):
+    return load_problem(TESTS / "problems" / "scaled_exp.py" if ref == "scaled_exp" else ref)
+
+
+@pytest.mark.parametrize("cheat", PROTOCOL_CHEATS, ids=lambda c: c.name)
+def test_protocol_cheat_is_caught(cpu_pool, cheat: ProtocolCheat):
+    verdict = cpu_pool.verify(_problem(cheat.problem), cheat.source, screen=False)
+    assert verdict.status == cheat.status, f"{cheat.attack}: {verdict.headline()}\n{verdict.log_tail}"
+    if cheat.rule:
+        assert verdict.rule == cheat.rule, verdict.headline()
+    if cheat.failing_trial_prefix:
+        assert (verdict.failing_trial or "").startswith(cheat.failing_trial_prefix), verdict.failing_trial
+
+
+def test_every_timed_call_is_checked_and_counted(cpu_pool):
+    """An honest kernel: correct, and the verdict says how many calls were compared."""
+    code = (TESTS / "problems" / "good_scaled_exp.py").read_text()
+    verdict = cpu_pool.verify(_problem("scaled_exp"), code)
+    assert verdict.status == "correct", verdict.headline() + verdict.log_tail
+    trials, timed = 9, 2  # 4 fresh + rescaled + 3 shifted + the repeated first; warm-up + 2 timed + after
+    assert verdict.time_stats["calls_checked"] >= trials + timed + 2
+    assert "calls checked" in verdict.reason
