@@ -59,6 +59,38 @@ def screen_verdict(problem: Problem, code: str) -> Verdict | None:
     return Verdict("rejected", first.message(), rule=first.rule, line=first.line)
 
 
+# `python -I` puts neither the working directory nor PYTHONPATH nor the user's site on sys.path,
+# so the package is found through the path the parent imported it from.
+ORACLE_BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+                    "from kernelscale.verify.oracle import main; main()")
+
+
+def oracle_command(device: str) -> list[str]:
+    """The oracle, isolated from anything a candidate could plant (e.g. `redis.py` in its cwd,
+    which Inductor imports optionally): no cwd, PYTHONPATH or user site on sys.path."""
+    import kernelscale
+
+    package_root = os.path.dirname(os.path.dirname(os.path.realpath(kernelscale.__file__)))
+    return [sys.executable, "-I", "-c", ORACLE_BOOTSTRAP, package_root, device]
+
+
+def oracle_env(workdir: str, gpu: int | None) -> dict[str, str]:
+    """Its working directory is `workdir` (enterable, not listable: attempt directories live
+    there); its caches and HOME are in a private 0700 folder inside that no candidate is given."""
+    os.chmod(workdir, 0o711)
+    private = os.path.join(workdir, "private")
+    os.mkdir(private, 0o700)
+    env = sandbox_env({"KERNELSCALE_ORACLE_DIR": workdir}, home=private)
+    env.update(TRITON_CACHE_DIR=f"{private}/triton", TRITON_HOME=private, TORCHINDUCTOR_CACHE_DIR=f"{private}/inductor",
+               XDG_CACHE_HOME=f"{private}/xdg", TORCH_EXTENSIONS_DIR=f"{private}/torch_extensions",
+               CUDA_CACHE_PATH=f"{private}/nv")
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    if os.environ.get("KERNELSCALE_ISOLATION"):  # a forced sandbox mechanism (tests, diagnosis)
+        env["KERNELSCALE_ISOLATION"] = os.environ["KERNELSCALE_ISOLATION"]
+    return env
+
+
 @dataclass
 class _Oracle:
     device: str
@@ -69,13 +101,8 @@ class _Oracle:
 
     async def start(self) -> None:
         self.workdir = tempfile.mkdtemp(prefix="kernelscale-oracle-")
-        env = sandbox_env({"KERNELSCALE_ORACLE_DIR": self.workdir}, home=self.workdir)
-        if self.gpu is not None:
-            env["CUDA_VISIBLE_DEVICES"] = str(self.gpu)
-        if "TRITON_CACHE_DIR" in os.environ:
-            env["TRITON_CACHE_DIR"] = os.environ["TRITON_CACHE_DIR"]
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "kernelscale.verify.oracle", self.device, cwd=self.workdir, env=env,
+            *oracle_command(self.device), cwd=self.workdir, env=oracle_env(self.workdir, self.gpu),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, start_new_session=True,
             limit=2**26,
         )

@@ -1,9 +1,12 @@
 """Start a process the verifier does not trust, talk to it with deadlines, and kill it whole.
 
-The child runs in its own process group and session, in a temporary directory, with an
-allow-listed environment (no keys, no tokens), core dumps off and, on the CPU, a memory limit.
-Messages are JSON lines over its stdin/stdout; a deadline is enforced with `select`, never a
-thread. On timeout the whole group is killed, so compilers or helpers it started go too.
+The child runs under the strongest OS isolation this machine allows (`isolation.py`: PID,
+network, IPC and mount namespaces, a read-only root, private /tmp and /dev/shm, uid `nobody`,
+rlimits), in its own session, with an allow-listed environment (no keys, no tokens) and its
+caches inside its own sandbox. Only its working directory (and any `writable` directories the
+caller names) can be written, at the same path inside and out. Messages are JSON lines over its
+stdin/stdout; a deadline is enforced with `select`, never a thread. `kill` ends the PID
+namespace (every process in it) and the process group; `child.isolation` says what was active.
 """
 
 from __future__ import annotations
@@ -11,13 +14,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import selectors
 import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
+
+from kernelscale.verify import isolation
+from kernelscale.verify.isolation import IsolationReport, SandboxLimits
 
 ENV_ALLOWED = (
     "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "CUDA_PATH",
@@ -45,27 +51,108 @@ def sandbox_env(extra: dict[str, str] | None = None, home: str | None = None) ->
     return {k: v for k, v in env.items() if not SECRET_LOOKING.search(k)}
 
 
-def _limits(memory_bytes: int | None):
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if memory_bytes:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+def _package_root() -> str:
+    import kernelscale
 
-    return apply
+    return str(Path(kernelscale.__file__).resolve().parent.parent)
+
+
+def _cache_env(report: IsolationReport, workdir: Path) -> dict[str, str]:
+    """Every cache and temp location the candidate's libraries write, inside its sandbox: the
+    private /tmp where there is one, else its own working directory. Never a host cache that the
+    oracle or a later candidate reads (the caller's TRITON_CACHE_DIR is overridden)."""
+    private = "private-tmp" in report.layers
+    base = "/tmp/ks" if private else str(workdir / ".cache")
+    return {"TMPDIR": "/tmp" if private else f"{base}/tmp", "TRITON_CACHE_DIR": f"{base}/triton", "TRITON_HOME": f"{base}/triton-home",
+            "TORCHINDUCTOR_CACHE_DIR": f"{base}/inductor", "XDG_CACHE_HOME": f"{base}/xdg",
+            "TORCH_EXTENSIONS_DIR": f"{base}/torch_extensions", "CUDA_CACHE_PATH": f"{base}/nv"}
+
+
+def _symlinked_dirs(workdir: Path) -> list[Path]:
+    """Directories the oracle handed over as symlinks in the working directory (the output
+    exchange in /dev/shm): bound writable at their real path, as the symlink expects."""
+    return [entry.resolve() for entry in workdir.iterdir() if entry.is_symlink() and entry.resolve().is_dir()]
+
+
+def _give_to(uid: int, paths: list[Path]) -> None:
+    for top in paths:
+        os.chown(top, uid, uid)
+        for root, dirs, files in os.walk(top):
+            for name in dirs + files:
+                os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
+
+
+def _pid_namespace_inits(pid: int) -> list[int]:
+    """The children of bwrap or unshare: the first process of the candidate's PID namespace."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(p) for p in children.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def _kill_tree(proc: subprocess.Popen, namespaced: bool) -> None:
+    """SIGKILL to the first process of the child's PID namespace makes the kernel kill every
+    process in it (a `setsid` grandchild too); then the process group; then wait until empty."""
+    inits = _pid_namespace_inits(proc.pid) if namespaced else []
+    for pid in inits:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    deadline = time.monotonic() + 10
+    while any(not _gone(pid) for pid in inits) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the namespace is empty once its first process has exited
 
 
 class Child:
-    """A subprocess speaking JSON lines, in its own process group."""
+    """A subprocess speaking JSON lines, inside OS isolation, in its own session.
+
+    `writable`: more host directories the child may write (bound at the same path); `pass_fds`:
+    descriptors it inherits (e.g. a socket for shipping tensors); `limits`: sizes of the private
+    /tmp and /dev/shm and the rlimits (`memory_bytes` is the address-space cap, CPU only)."""
 
     def __init__(self, module: str, args: list[str], workdir: Path, env: dict[str, str],
-                 memory_bytes: int | None = None):
+                 memory_bytes: int | None = None, *, writable: tuple[Path, ...] = (),
+                 pass_fds: tuple[int, ...] = (), limits: SandboxLimits | None = None):
+        mechanism = isolation.probe()
+        limits = limits or SandboxLimits()
+        if memory_bytes:
+            limits = SandboxLimits(**{**limits.__dict__, "memory_bytes": memory_bytes})
+        workdir = Path(os.path.realpath(workdir))
+        (workdir / ".cache" / "tmp").mkdir(parents=True, exist_ok=True)  # TMPDIR without a private /tmp
+        open_dirs = [workdir, *map(Path, writable), *_symlinked_dirs(workdir)]
+        if mechanism.drop_uid:
+            _give_to(mechanism.uid, open_dirs)
+        env = dict(env)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_package_root(), env.get("PYTHONPATH")) if p)
+        launch = isolation.build(mechanism, [sys.executable, "-m", module, *args], open_dirs, limits, env, workdir)
+        env.update(_cache_env(launch.report, workdir))
+        self.isolation: IsolationReport = launch.report
         self.log_path = workdir / "child.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-            start_new_session=True, preexec_fn=_limits(memory_bytes),
+            launch.argv, cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self._log, start_new_session=True, pass_fds=pass_fds,
         )
+        # Killed even if the caller loses it (an exception between start and its `kill`).
+        self._reaper = weakref.finalize(self, _kill_tree, self.proc, self.isolation.mechanism != "plain")
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.proc.stdout, selectors.EVENT_READ)
         self._buffer = b""
@@ -119,15 +206,8 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
     def kill(self) -> None:
-        """Kill the whole process group (the child and anything it started)."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+        """Kill everything the child started (see `_kill_tree`), then close the channel."""
+        self._reaper()
         self._selector.close()
         for stream in (self.proc.stdin, self.proc.stdout):
             try:
