@@ -1,0 +1,94 @@
+"""The verifier on a GPU: no false rejections, every planted cheat caught, its own cost.
+
+Three phases, one JSON line per attempt, a deadline so one device call ends with what it has:
+  examples  every shipped example against its ops problem (eager baseline only, except the
+            problems named in --full-baselines, which also build torch.compile: the cost table)
+  attention every built-in attention variant's first compiler kernel (eager baseline only)
+  hostile   the planted candidates (classic and protocol) on the GPU
+
+    python benchmarks/verifier_gpu.py --out $OUT/verifier.jsonl --deadline 540
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+from kernelscale.problems import list_problem_ids, load_problem
+from kernelscale.verify.options import VerifyOptions
+from kernelscale.verify.pool import VerifierPool
+
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+
+
+def example_jobs(full: set[str]):
+    folder = Path(str(resources.files("kernelscale.examples")))
+    for path in sorted(p for p in folder.glob("*.py") if not p.name.startswith("_")):
+        problem = load_problem(f"ops/{path.stem}")
+        if path.stem not in full:
+            problem = problem.with_options(baselines=("eager",))
+        yield "examples", path.stem, problem, path.read_text(), "correct"
+
+
+def attention_jobs(shape: str):
+    from kernelscale.propose.compiler.proposer import CompilerProposer
+
+    proposer = CompilerProposer(device="cuda")
+    for ref in list_problem_ids("attention"):
+        problem = load_problem(f"{ref}{shape}").with_options(baselines=("eager",))
+        yield "attention", ref, problem, proposer.first_kernel(problem), "correct"
+
+
+def hostile_jobs():
+    sys.path.insert(0, str(TESTS))
+    from hostile_candidates import CHEATS
+    from hostile_protocol import PROTOCOL_CHEATS
+
+    scaled = load_problem(TESTS / "problems" / "scaled_exp.py").with_options(baselines=("eager",))
+    for cheat in PROTOCOL_CHEATS:
+        problem = scaled if cheat.problem == "scaled_exp" else load_problem(cheat.problem).with_options(baselines=("eager",))
+        yield "hostile", cheat.name, problem, cheat.source, cheat.status
+    for cheat in CHEATS:
+        if cheat.unscreened is not None and cheat.name not in ("exhausts_memory",):
+            yield "hostile-classic", cheat.name, scaled, cheat.source(), cheat.unscreened[0]
+
+
+async def run(args) -> None:
+    started = time.monotonic()
+    phases = {"examples": lambda: example_jobs(set(args.full_baselines)),
+              "attention": lambda: attention_jobs(args.attention_shape), "hostile": hostile_jobs}
+    async with VerifierPool(device="cuda") as pool:
+        for phase in args.phases:
+            for kind, name, problem, code, expected in phases[phase]():
+                if time.monotonic() - started > args.deadline:
+                    print(f"deadline: skipped {kind} {name}", flush=True)
+                    continue
+                screen = kind != "hostile" and kind != "hostile-classic"
+                t0 = time.monotonic()
+                verdict = await pool.verify(problem, code, VerifyOptions(screen=screen, timeout_s=240))
+                row = {"phase": kind, "name": name, "expected": verdict.status == expected,
+                       "wall_s": round(time.monotonic() - t0, 2)} | verdict.to_json()
+                row.pop("log_tail", None)
+                with open(args.out, "a") as handle:
+                    handle.write(json.dumps(row, default=str) + "\n")
+                mark = "ok " if row["expected"] else "BAD"
+                print(f"{mark} {kind:15s} {name:28s} {verdict.headline()[:150]}  [{row['wall_s']} s]", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("verifier.jsonl"))
+    parser.add_argument("--deadline", type=float, default=540.0)
+    parser.add_argument("--phases", nargs="*", default=["hostile", "examples", "attention"])
+    parser.add_argument("--full-baselines", nargs="*", default=["softmax", "rms_norm", "layer_norm"])
+    parser.add_argument("--attention-shape", default="")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
