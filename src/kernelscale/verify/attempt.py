@@ -60,6 +60,7 @@ def run_attempt(oracle, problem: Problem, code: str, options: VerifyOptions) -> 
     if not verdict.log_tail and verdict.status not in ("correct", "rejected"):
         verdict.log_tail = tail
     verdict.device = oracle.environment
+    verdict.isolation = candidate.isolation
     verdict.interpreted = oracle.device != "cuda"
     verdict.cost_s["total"] = round(time.monotonic() - started, 3)
     return verdict

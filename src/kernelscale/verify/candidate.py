@@ -46,6 +46,7 @@ class CandidateProcess:
         self.memory_gb = memory_gb
         self.child: Child | None = None
         self._tail = ""
+        self.isolation: dict = {}
         self.clock: list[tuple[float, float]] = []  # (window, own) ms of every call, in order
 
     def start(self, code: str, init_message: dict, init_seed: int, deadline: float) -> float:
@@ -58,6 +59,7 @@ class CandidateProcess:
         memory = int((self.memory_gb or 6.0) * 2**30) if device != "cuda" else None
         env = sandbox_env(extra, home=str(self.workdir))
         self.child = Child("kernelscale.verify.runner", [], self.workdir, env, memory)
+        self.isolation = self.child.isolation.to_json()
         message = {"op": "load", "device": device, "code_file": str(code_file), "exchange_dir": str(self.workdir),
                    "init_seed": init_seed, "forbid_copies": self.loaded.forbid_copies,
                    "allow_torch": self.loaded.problem.allow_torch, **init_message}

@@ -30,6 +30,9 @@ class Verdict:
     cost_s: dict[str, float] = field(default_factory=dict)  # verifier's own wall-time split
     log_tail: str = ""
     cached: bool = False
+    # The OS layers around the candidate's process (mechanism, layers, uid; docs/sandbox.md):
+    # where a layer is missing the verdict says so rather than implying it.
+    isolation: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
