@@ -25,6 +25,30 @@ GpusOption = Annotated[str | None, typer.Option("--gpus", help="GPUs for the ver
 AttemptsOption = Annotated[int | None, typer.Option("--attempts", help="Stop after this many attempts.")]
 TargetOption = Annotated[float | None, typer.Option("--target", help="Stop once this speedup is reached.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+# -- where verification runs (local GPUs or a Ray cluster) --
+ExecutorOption = Annotated[str, typer.Option("--executor", help="local (this machine's GPUs) or ray (a Ray cluster).")]
+AddressOption = Annotated[str | None, typer.Option(
+    "--address", help="Ray cluster: auto or ray://host:port (default: start a local Ray instance).")]
+WorkersOption = Annotated[int | None, typer.Option(
+    "--workers", help="Verifier workers: CPU stand-ins locally; with ray, how many GPUs of the cluster to use.")]
+
+
+def _executor_spec(executor: str, address: str | None, workers: int | None, device: str | None, gpus: str | None):
+    from kernelscale.search.executor import EXECUTORS, ExecutorSpec
+
+    if executor not in EXECUTORS:
+        fail(f"--executor must be one of {', '.join(EXECUTORS)}, not {executor!r}")
+    if address and executor != "ray":
+        fail("--address is for --executor ray")
+    if workers is not None and workers < 1:
+        fail(f"--workers must be at least 1, not {workers}")
+    if executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            fail("--executor ray needs Ray: pip install 'kernelscale[ray]'")
+    return ExecutorSpec(kind=executor, device=device, gpus=gpus, workers=workers, address=address)
+# -- end executor options --
 
 
 def _llm_options(proposer: str, preset: str | None, model, base_url, api_key_env):
@@ -48,12 +72,15 @@ def solve(
     db: DbOption = DEFAULT_DB, resume: Annotated[int | None, typer.Option("--resume", help="Continue run RUN_ID.")] = None,
     attempts: AttemptsOption = None, target: TargetOption = None, tolerance: ToleranceOption = None,
     language: LanguageOption = "triton", as_json: JsonOption = False,
+    executor: ExecutorOption = "local", address: AddressOption = None, workers: WorkersOption = None,
 ) -> None:
     """Search for the fastest verified kernel for one problem within the budget."""
     from kernelscale.cli.progress import ProgressPrinter, print_summary
     from kernelscale.search.solve import solve as run_solve
 
-    check_device(device)
+    if executor == "local":  # a Ray driver may have no GPU of its own
+        check_device(device)
+    spec = _executor_spec(executor, address, workers, device, gpus)
     if problem is None and resume is None:
         fail("give a PROBLEM, or --resume RUN_ID")
     printer = ProgressPrinter(console(), quiet=as_json)
@@ -63,7 +90,7 @@ def solve(
             problem, proposer=proposer, strategy=strategy, budget_s=budget_s, max_attempts=attempts,
             target_speedup=target, device=device, gpus=gpus, out_dir=out, db_path=db, resume=resume,
             llm=_llm_options(proposer, preset, model, base_url, api_key_env), progress=printer, tolerance=tolerance,
-            language=language,
+            language=language, executor=spec,
         )
     except KeyboardInterrupt:
         fail(f"interrupted; every finished attempt is stored: continue with --resume {printer.run_id}", 130)
@@ -84,17 +111,21 @@ def bench(
     db: DbOption = DEFAULT_DB, resume: Annotated[int | None, typer.Option("--resume", help="Continue run RUN_ID.")] = None,
     attempts: AttemptsOption = None, target: TargetOption = None, tolerance: ToleranceOption = None,
     html: Annotated[bool, typer.Option("--html/--no-html", help="Also write report.html.")] = True,
+    executor: ExecutorOption = "local", address: AddressOption = None, workers: WorkersOption = None,
 ) -> None:
     """Solve every problem of a suite (budget per problem), then report."""
     from kernelscale.cli.bench_run import run_bench
 
-    check_device(device)
+    if executor == "local":
+        check_device(device)
+    spec = _executor_spec(executor, address, workers, device, gpus)
     if suite is None and resume is None:
         fail("give a SUITE_OR_DIR, or --resume RUN_ID")
     budget_s = parse_budget(budget)
     settings = dict(proposer=proposer, strategy=strategy, budget_s=budget_s, max_attempts=attempts,
                     target_speedup=target, device=device, gpus=gpus, db_path=db, resume=resume,
-                    llm=_llm_options(proposer, preset, model, base_url, api_key_env), tolerance=tolerance)
+                    llm=_llm_options(proposer, preset, model, base_url, api_key_env), tolerance=tolerance,
+                    executor=spec)
     try:
         run_bench(suite, settings, out, html)
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from kernelscale.search.refine import best_attempt
 from kernelscale.search.strategies import make_strategy
 from kernelscale.store.db import Store
 from kernelscale.verify.options import VerifyOptions
+from kernelscale.search.executor import ExecutorSpec, executor_from
 from kernelscale.verify.pool import VerifierPool
 from kernelscale.verify.verdict import Verdict
 
@@ -119,13 +120,17 @@ class Evaluator:
 async def solve_problem_async(problem: Problem, *, store: Store, pool: VerifierPool, run_id: int,
                               proposer: Proposer, strategy: str | None = None, budget: Budget,
                               options: VerifyOptions | None = None, progress: Progress | None = None,
-                              history: list[Attempt] | None = None) -> tuple[list[Attempt], str]:
-    """Run one problem's search; every attempt is stored as it finishes. Returns (attempts, why stopped)."""
+                              history: list[Attempt] | None = None,
+                              workers: int | None = None) -> tuple[list[Attempt], str]:
+    """Run one problem's search; every attempt is stored as it finishes. Returns (attempts, why stopped).
+    `workers`: the verifier workers this problem may keep busy (default: the whole pool; a bench
+    that spreads problems over the workers gives each its share)."""
     evaluate = Evaluator(store, pool, run_id, problem, options or VerifyOptions(), budget, progress)
     name = strategy or default_strategy(proposer)
+    share = workers or pool.size
     # LLM strategies keep more requests in flight than there are GPUs, so verifying never waits
     # on a model that is still thinking; the compiler proposes instantly.
-    chosen = make_strategy(name, workers=pool.size if name == "compiler" else max(4, pool.size))
+    chosen = make_strategy(name, workers=share if name == "compiler" else max(4, share))
     stopped = "budget"
     try:
         await chosen.run(problem, proposer, evaluate, budget, list(history or []))
@@ -144,14 +149,18 @@ def solve(problem: Problem | str, *, proposer: str | Proposer = "compiler", stra
           device: str | None = None, gpus: str | None = None, out_dir: str | Path | None = None,
           db_path: str | Path = DEFAULT_DB, resume: int | None = None, llm=None,
           verify_options: VerifyOptions | None = None, progress: Progress | None = None,
-          tolerance: str | None = None, language: str = "triton") -> SolveResult:
-    """Search for the fastest verified kernel for one problem within the budget."""
+          tolerance: str | None = None, language: str = "triton",
+          executor: ExecutorSpec | None = None) -> SolveResult:
+    """Search for the fastest verified kernel for one problem within the budget.
+    `executor` says where verification runs (local GPUs or a Ray cluster); `device`/`gpus` fill it."""
+    executor = executor or ExecutorSpec()
+    executor.device, executor.gpus = executor.device or device, executor.gpus or gpus
     store = Store(db_path)
     try:
         problem, history, run_id = _prepare_run(store, problem, resume, tolerance, proposer, strategy, budget_s)
         return asyncio.run(_solve_async(
             problem, store, run_id, history, proposer, strategy, Budget(budget_s, max_attempts, target_speedup),
-            device, gpus, out_dir, (llm, language), verify_options, progress))
+            executor, out_dir, (llm, language), verify_options, progress))
     finally:
         store.close()
 
@@ -176,9 +185,9 @@ def _prepare_run(store: Store, problem, resume, tolerance, proposer, strategy, b
     return problem, [], run_id
 
 
-async def _solve_async(problem, store, run_id, history, proposer, strategy, budget, device, gpus, out_dir, llm,
+async def _solve_async(problem, store, run_id, history, proposer, strategy, budget, executor, out_dir, llm,
                        verify_options, progress) -> SolveResult:
-    async with VerifierPool(device=device, gpus=gpus) as pool:
+    async with executor_from(executor) as pool:
         chosen = proposer if not isinstance(proposer, str) else make_proposer(proposer, problem, pool.device, *llm)
         if progress:
             progress("start", {"run_id": run_id, "problem": problem.name, "device": pool.device_key,
