@@ -13,8 +13,8 @@ import signal
 from pathlib import Path
 
 import pytest
-
 from executor_helpers import settled_status
+
 from kernelscale.problems import load_problem
 from kernelscale.propose.replay import ReplayProposer
 from kernelscale.search.base import Budget

@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 from executor_helpers import settled_status
+
 from kernelscale.problems import load_problem
 from kernelscale.search.executor import make_executor
 from kernelscale.search.strategies import make_strategy

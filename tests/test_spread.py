@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from test_bench import suite  # noqa: F401 - the three-problem suite fixture
+from test_cli import assert_one_line_error, kernelscale
 
 from kernelscale.search.spread import bench_spread
 from kernelscale.store.db import Store
-from test_bench import suite  # noqa: F401 - the three-problem suite fixture
-from test_cli import assert_one_line_error, kernelscale
 
 
 def _spread(store, target, concurrency, fail=frozenset(), resume=None):
@@ -32,7 +32,7 @@ def _spread(store, target, concurrency, fail=frozenset(), resume=None):
 
 def test_problems_run_side_by_side_up_to_the_worker_count(tmp_path, suite):  # noqa: F811
     store = Store(tmp_path / "k.db")
-    result, peak, seen = _spread(store, suite, concurrency=2)
+    result, peak, _ = _spread(store, suite, concurrency=2)
     assert result.status == "done" and len(result.solved_now) == 3 and peak == 2
     assert [r["status"] for r in store.run_problems(result.run_id)] == ["done"] * 3
 
@@ -58,5 +58,5 @@ def test_ray_missing_is_one_line_and_exit_2(tmp_path):
     # `ray` hidden from the import system: what a user without the extra sees.
     code = ("import sys; sys.modules['ray'] = None; sys.argv = ['kernelscale', 'solve', 'ops/softmax', "
             "'--executor', 'ray']; from kernelscale.cli.app import main; main()")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)
     assert_one_line_error(result, 2, "pip install 'kernelscale[ray]'")

@@ -68,7 +68,7 @@ class RayWorker:
         self.actor = _VerifierActor.options(**resources).remote(self.device)
         try:
             info = await asyncio.wait_for(_awaitable(self.actor.start.remote()), ORACLE_START_S)
-        except (RayError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RayError) as exc:
             raise RuntimeError(f"the Ray verifier actor {self.name} failed to start: {_one_line(exc)}") from None
         self.environment, self.pid, self.node = info["environment"], info["pid"], info["node"]
 
@@ -76,7 +76,7 @@ class RayWorker:
         try:
             reply = await asyncio.wait_for(_awaitable(self.actor.ask.remote(request, timeout)),
                                            timeout + REPLY_MARGIN_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise WorkerLost(f"Ray verifier actor {self.name} stopped answering") from None
         except RayError as exc:  # the actor's process or node died, or its oracle did
             raise WorkerLost(f"Ray verifier actor {self.name} was lost ({_one_line(exc)})") from None
@@ -91,7 +91,7 @@ class RayWorker:
             return
         try:
             await asyncio.wait_for(_awaitable(self.actor.stop.remote()), STOP_S)
-        except (RayError, asyncio.TimeoutError):
+        except (TimeoutError, RayError):
             pass  # already dead, or wedged: the kill below ends it
         ray.kill(self.actor, no_restart=True)
         self.actor = None
@@ -100,7 +100,7 @@ class RayWorker:
 class RayPool(SlotPool):
     """A SlotPool of Ray actors; refuses a cluster whose GPUs differ (timings would not compare)."""
 
-    async def start(self) -> "RayPool":
+    async def start(self) -> RayPool:
         await super().start()
         names = {w.environment.get("name") for w in self.workers}
         if self.device == "cuda" and len(names) > 1:

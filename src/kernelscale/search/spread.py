@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from kernelscale.problems.problem import Problem
 from kernelscale.propose.base import ProposerError
 from kernelscale.search.bench import (
-    DONE, ERROR, INTERRUPTED, RUNNING, BenchResult, EventFn, _new_run, _one_line, _resumed_run,
+    DONE,
+    ERROR,
+    INTERRUPTED,
+    RUNNING,
+    BenchResult,
+    EventFn,
+    _new_run,
+    _one_line,
+    _resumed_run,
 )
 from kernelscale.store.db import Store
 

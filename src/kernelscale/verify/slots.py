@@ -17,12 +17,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from kernelscale.problems.problem import Problem
 from kernelscale.verify.options import VerifyOptions
-from kernelscale.verify.pool import ORACLE_MARGIN_S, _Oracle, default_device, screen_verdict, visible_gpus
+from kernelscale.verify.pool import (
+    ORACLE_MARGIN_S,
+    _Oracle,
+    default_device,
+    screen_verdict,
+    visible_gpus,
+)
 from kernelscale.verify.verdict import Verdict
 
 log = logging.getLogger(__name__)
@@ -73,7 +80,7 @@ class LocalWorker:
     async def ask(self, request: dict, timeout: float) -> Verdict:
         try:
             return await self.oracle.ask(request, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise WorkerLost(f"verifier worker {self.name} stopped answering") from None
         except (ConnectionError, BrokenPipeError, json.JSONDecodeError, KeyError) as exc:
             raise WorkerLost(f"verifier worker {self.name} died ({type(exc).__name__}: {exc})") from None
@@ -115,7 +122,7 @@ class SlotPool:
         self._counter = 0
 
     @classmethod
-    def local(cls, device: str | None = None, gpus: str | None = None, workers: int | None = None) -> "SlotPool":
+    def local(cls, device: str | None = None, gpus: str | None = None, workers: int | None = None) -> SlotPool:
         device = device or default_device()
         return cls(local_workers(device, gpus, workers), device)
 
@@ -128,7 +135,7 @@ class SlotPool:
         env = self.workers[0].environment
         return f"{env.get('name', self.device)}|{self.device}|torch {env.get('torch')}|triton {env.get('triton')}"
 
-    async def start(self) -> "SlotPool":
+    async def start(self) -> SlotPool:
         self._changed = asyncio.Condition()
         started = await asyncio.gather(*(w.start() for w in self.workers), return_exceptions=True)
         failed = [r for r in started if isinstance(r, BaseException)]
@@ -144,7 +151,7 @@ class SlotPool:
         await asyncio.gather(*self._background, return_exceptions=True)
         await asyncio.gather(*(w.stop() for w in self.workers), return_exceptions=True)
 
-    async def __aenter__(self) -> "SlotPool":
+    async def __aenter__(self) -> SlotPool:
         return await self.start()
 
     async def __aexit__(self, *exc) -> None:
