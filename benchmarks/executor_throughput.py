@@ -2,7 +2,8 @@
 
 Each executor verifies a stream of distinct candidates (copies of a hand-written kernel, each
 with its own comment, so the cache never answers) for the same fixed window, after one warm-up
-attempt that builds the problem's baselines and is not counted. The local pool runs first and is
+attempt that builds the problem's baselines and is not counted. One chain (`refine`) with an
+instant proposer keeps the one worker busy; the time between attempts is the executor's own. The local pool runs first and is
 closed before Ray starts, so the two never share the GPU. Writes `executor_throughput.json`.
 
     python benchmarks/executor_throughput.py --deadline 120 --out $OUT
@@ -77,9 +78,9 @@ async def measure(kind: str, problem, kernel: str, window: float, device: str) -
                 copies = ReplayProposer([kernel + f"\n# copy {i} ({kind})\n" for i in range(100000)])
                 t1 = time.monotonic()
                 attempts, _ = await solve_problem_async(problem, store=store, pool=pool, run_id=run_id,
-                                                        proposer=copies, strategy="parallel",
+                                                        proposer=copies, strategy="refine",
                                                         budget=Budget(window), options=options)
-                seconds = time.monotonic() - t1  # verifications in flight at the deadline finish and count
+                seconds = time.monotonic() - t1  # the verification in flight at the deadline finishes and counts
                 store.close()
             return {"workers": pool.size, "device_key": pool.device_key, "start_s": round(start_s, 1),
                     "warm_up": warm.headline()[:200], "attempts": len(attempts), "seconds": round(seconds, 2),
