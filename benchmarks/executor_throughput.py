@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -29,12 +30,14 @@ from kernelscale.store.db import Store
 from kernelscale.verify.options import VerifyOptions
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "src" / "kernelscale" / "examples"
-START_MARGIN_S = 45.0  # both executors' start-up and warm-up, left out of the two windows
+START_MARGIN_S = 60.0  # both executors' start-up and warm-up, left out of the two windows
 
 
 def main() -> int:
     args = parse_args()
+    signal.alarm(int(args.deadline) + 30)  # a Ray start that hangs must not outlive the deadline by much
     started = time.monotonic()
+    args.out.mkdir(parents=True, exist_ok=True)
     window = args.window or max(5.0, min(45.0, (args.deadline - START_MARGIN_S) / 2))
     problem = load_problem(args.problem).with_options(baselines=("eager",))  # no compile in the warm-up
     kernel = (EXAMPLES / f"{problem.name.split('/')[-1]}.py").read_text()
@@ -49,13 +52,17 @@ def main() -> int:
         except Exception as exc:  # noqa: BLE001 - one executor failing still reports the other
             results["executors"][kind] = {"error": f"{type(exc).__name__}: {exc}"}
         print(kind, json.dumps(results["executors"][kind]), flush=True)
+        write(args.out, results)  # what is measured so far survives a later hang
     rates = [results["executors"][k].get("attempts_per_minute") for k in ("local", "ray")]
     results["ray_over_local"] = rates[1] / rates[0] if all(rates) else None
     results["total_s"] = round(time.monotonic() - started, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "executor_throughput.json").write_text(json.dumps(results, indent=2))
+    write(args.out, results)
     print(json.dumps(results, indent=2))
     return 0
+
+
+def write(out: Path, results: dict) -> None:
+    (out / "executor_throughput.json").write_text(json.dumps(results, indent=2))
 
 
 async def measure(kind: str, problem, kernel: str, window: float, device: str) -> dict:
