@@ -60,3 +60,25 @@ def test_ray_missing_is_one_line_and_exit_2(tmp_path):
             "'--executor', 'ray']; from kernelscale.cli.app import main; main()")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)
     assert_one_line_error(result, 2, "pip install 'kernelscale[ray]'")
+
+
+def test_cancelled_bench_keeps_spent_time_and_resume_finishes(tmp_path, suite):  # noqa: F811
+    store = Store(tmp_path / "k.db")
+
+    async def slow(problem, run_id, budget_s):
+        await asyncio.sleep(30)
+
+    async def cancel_soon():
+        task = asyncio.ensure_future(bench_spread(str(suite), solve_fn=slow, store=store, concurrency=2,
+                                                  per_problem_budget_s=60))
+        await asyncio.sleep(0.5)
+        task.cancel()  # what `kernelscale bench` does on Ctrl-C
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(cancel_soon())
+    run_id = store.list_runs()[0].id
+    rows = store.run_problems(run_id)
+    assert [r["status"] for r in rows] == ["interrupted", "interrupted", "pending"]
+    assert all(r["seconds_spent"] >= 0.4 for r in rows[:2]) and store.get_run(run_id).status == "interrupted"
+    again, _, seen = _spread(store, suite, concurrency=2, resume=run_id)
+    assert again.status == "done" and len(seen) == 3

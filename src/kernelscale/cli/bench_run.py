@@ -43,9 +43,15 @@ def run_bench(suite: str | None, settings: dict, out: Path | None, html: bool) -
 
         recorded = {k: settings[k] for k in ("proposer", "strategy", "device")} | {
             "device_key": pool.device_key, "executor": spec.kind, "workers": pool.size}
-        result = loop.run_until_complete(bench_spread(
+        spread = loop.create_task(bench_spread(
             suite, solve_fn=solve_one, store=store, concurrency=pool.size, per_problem_budget_s=settings["budget_s"],
             resume=settings["resume"], tolerance=settings["tolerance"], on_event=on_event, options=recorded))
+        try:
+            result = loop.run_until_complete(spread)
+        except KeyboardInterrupt:  # every problem in flight records the time it spent, for --resume
+            spread.cancel()
+            loop.run_until_complete(asyncio.gather(spread, return_exceptions=True))
+            raise
         folder = out or Path("runs") / f"bench-{result.run_id}"
         paths = report_run(store, result.run_id, folder, html=html)
         out_console.print(f"bench run {result.run_id}: {result.status}; report: {paths.get('html', paths['markdown'])}",
