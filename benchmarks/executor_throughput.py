@@ -104,7 +104,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deadline", type=float, default=120.0, help="seconds for the whole script")
     parser.add_argument("--out", type=Path, required=True, help="folder for executor_throughput.json")
-    parser.add_argument("--problem", default="ops/softmax", help="an ops problem with a kernel in examples/")
+    parser.add_argument("--problem", default="ops/matmul_bf16",
+                        help="an ops problem with a kernel in examples/ (default: the cheapest attempt measured)")
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     parser.add_argument("--window", type=float, default=None, help="seconds per executor (default: from --deadline)")
     return parser.parse_args()
