@@ -21,6 +21,7 @@ from kernelscale.search.base import Budget
 from kernelscale.search.executor import ExecutorSpec, make_executor
 from kernelscale.search.solve import solve, solve_problem_async
 from kernelscale.store.db import Store
+from kernelscale.verify.options import VerifyOptions
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'kernelscale[ray]'; CI installs it)")
 
@@ -28,6 +29,7 @@ TESTS = Path(__file__).parent
 EXAMPLES = TESTS.parent / "src" / "kernelscale" / "examples"
 GOOD = (TESTS / "problems" / "good_scaled_exp.py").read_text()
 BAD = GOOD.replace("* 2.0 + y", "* 2.0")
+FAST = VerifyOptions(timeout_s=120, cpu_calls=1)  # one interpreted timing call: CI has two cores
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,7 @@ async def _run_suite(kind: str, db: Path, suite: dict[str, list[str]]) -> dict:
             run_id = _new_run(store, problem, kind)
             await solve_problem_async(problem, store=store, pool=pool, run_id=run_id,
                                       proposer=ReplayProposer(sources), strategy="refine",
-                                      budget=Budget(600, len(sources)), workers=1)
+                                      budget=Budget(600, len(sources)), workers=1, options=FAST)
             return run_id
 
         run_ids = await asyncio.gather(*(one(ref, sources) for ref, sources in suite.items()))
@@ -112,7 +114,7 @@ def test_killed_ray_worker_loses_no_verdict_and_the_run_resumes(ray_instance, tm
 
             attempts, stopped = await solve_problem_async(
                 scaled_exp, store=store, pool=pool, run_id=run_id, proposer=ReplayProposer(sources),
-                strategy="parallel", budget=Budget(600, len(sources)), progress=kill_a_busy_worker)
+                strategy="parallel", budget=Budget(600, len(sources)), options=FAST, progress=kill_a_busy_worker)
             store.finish_run(run_id, "interrupted")
             pids = [w.pid for w in pool.workers]
             retries = pool.retries
