@@ -179,7 +179,10 @@ class SlotPool:
                 failed_on, reason = worker, str(lost)
             else:
                 await self._give_back(worker)
-                if retry or not _verifier_fault(verdict):
+                if not _verifier_fault(verdict):
+                    return verdict
+                if retry:
+                    verdict.reason += "; the attempt was retried once on another worker, with the same result"
                     return verdict
                 failed_on, reason = worker, verdict.reason
             if not retry:
