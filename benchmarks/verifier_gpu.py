@@ -65,6 +65,8 @@ async def run(args) -> None:
     async with VerifierPool(device="cuda") as pool:
         for phase in args.phases:
             for kind, name, problem, code, expected in phases[phase]():
+                if args.names and name not in args.names:
+                    continue
                 if time.monotonic() - started > args.deadline:
                     print(f"deadline: skipped {kind} {name}", flush=True)
                     continue
@@ -77,7 +79,18 @@ async def run(args) -> None:
                 with open(args.out, "a") as handle:
                     handle.write(json.dumps(row, default=str) + "\n")
                 mark = "ok " if row["expected"] else "BAD"
-                print(f"{mark} {kind:15s} {name:28s} {verdict.headline()[:150]}  [{row['wall_s']} s]", flush=True)
+                print(f"{mark} {kind:15s} {name:28s} {verdict.headline()[:150]}  [{row['wall_s']} s]{_clock(verdict)}",
+                      flush=True)
+
+
+def _clock(verdict) -> str:
+    """The figures the timer rule joined, to see the margins of honest kernels."""
+    stats = verdict.time_stats or {}
+    if "outside_median_ms" not in stats:
+        return ""
+    return (f"  own {stats.get('median_ms', 0):.4f} outside {stats['outside_median_ms']:.4f} ms;"
+            f" ship {stats.get('ship_median_ms', 0):.2f} vs trusted {stats.get('trusted_ship_ms', 0):.2f}"
+            f" (spread {stats.get('trusted_ship_spread_ms', 0):.2f}) ms; cost {verdict.cost_s}")
 
 
 def main() -> None:
@@ -87,6 +100,7 @@ def main() -> None:
     parser.add_argument("--phases", nargs="*", default=["hostile", "examples", "attention"])
     parser.add_argument("--full-baselines", nargs="*", default=["softmax", "rms_norm", "layer_norm"])
     parser.add_argument("--attention-shape", default="")
+    parser.add_argument("--names", nargs="*", default=[], help="only these examples, variants or cheats")
     asyncio.run(run(parser.parse_args()))
 
 

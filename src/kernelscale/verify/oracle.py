@@ -42,7 +42,7 @@ class LoadedProblem:
     baselines: BaselineSet = field(default_factory=BaselineSet)
     timing_model: object = None
     output_bytes: int = 0  # of one reference call at the timing shape (for the roofline floor)
-    overhead_ms: float | None = None  # handshake + output shipping, measured with a trusted runner
+    calibration: object = None  # the handshake and shipping costs of a trusted runner (calibration.py)
 
 
 @dataclass
