@@ -155,11 +155,11 @@ _runner.Runner._timed_call = _forged
 
 
 class ModelNew(nn.Module):
-    """A slow kernel (ten passes), so the forged fifth stands clear of a busy CPU's jitter."""
+    """A slow kernel (30 passes), so the forged fifth stands clear of a busy CPU's jitter."""
 
     def forward(self, x, y):
         out = scaled_exp(x, y)
-        for _ in range(9):
+        for _ in range(29):
             out = scaled_exp(x, y)
         return out
 '''
@@ -169,7 +169,7 @@ class ModelNew(nn.Module):
 DEFERS_WORK_PAST_DONE = SCALED_EXP_KERNEL + '''
 import sys
 
-PASSES = 60
+PASSES = 100
 _runner = sys.modules["__main__"]
 _honest_ship = _runner.Runner.ship
 

@@ -39,7 +39,7 @@ class ClockBounds:
 
 GPU_BOUNDS = ClockBounds(own_slack=0.10, own_slack_ms=0.02, ship_slack=0.15, ship_slack_ms=0.3)
 # The interpreter on a shared CPU: only a gross forgery is a finding, never the scheduler's noise.
-CPU_BOUNDS = ClockBounds(own_slack=0.50, own_slack_ms=1.0, ship_slack=2.0, ship_slack_ms=40.0)
+CPU_BOUNDS = ClockBounds(own_slack=0.50, own_slack_ms=10.0, ship_slack=2.0, ship_slack_ms=60.0)
 
 
 @dataclass
