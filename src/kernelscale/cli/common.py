@@ -34,10 +34,13 @@ _UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
 def parse_budget(text: str | None) -> float | None:
-    """`900`, `90s`, `15m`, `1h`, `1h30m` -> seconds; None or `none` -> no time limit."""
-    if text is None or text.lower() in ("none", "0"):
+    """`900`, `90s`, `15m`, `1h`, `1h30m` -> seconds; `none` -> no time limit (None). Zero is
+    returned as 0.0 and refused by the run's settings: it never silently means "unlimited"."""
+    if text is None:
         return None
     text = text.strip().lower()
+    if text in ("none", "unlimited"):
+        return None
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return float(text)
     parts = re.findall(r"(\d+(?:\.\d+)?)([smh])", text)

@@ -42,6 +42,7 @@ class RunSettings:
     verify_options: VerifyOptions | None = None
     max_calls: int | None = None  # LLM requests per problem
     max_tokens_total: int | None = None  # LLM tokens per problem
+    keep_run_budget: bool = False  # on resume: the budget stored with the run, not `budget_s`
 
     def check(self) -> "RunSettings":
         if self.budget_s is not None and not self.budget_s > 0:
@@ -70,7 +71,7 @@ class RunSettings:
 
     def recorded(self) -> dict:
         """What the store keeps with the run (no objects, no secrets)."""
-        kept = {k: v for k, v in asdict(self).items() if k not in ("llm", "verify_options", "proposer", "db_path")}
+        kept = {k: v for k, v in asdict(self).items() if k not in ("llm", "verify_options", "proposer", "db_path", "keep_run_budget")}
         kept["proposer"] = self.proposer_name
         describe = getattr(self.llm, "describe", None)
         if describe:

@@ -93,6 +93,13 @@ class Store:
     def reopen_run(self, run_id: int) -> None:
         self.db.execute("UPDATE runs SET status='running', finished_at=NULL WHERE id=?", (run_id,))
 
+    def discard_run(self, run_id: int) -> None:
+        """Forget a run that made no attempt (it failed before its first): nothing to resume."""
+        if self.db.execute("SELECT 1 FROM attempts WHERE run_id=? LIMIT 1", (run_id,)).fetchone():
+            raise StoreError(f"run {run_id} has attempts; it is kept")
+        self.db.execute("DELETE FROM run_problems WHERE run_id=?", (run_id,))
+        self.db.execute("DELETE FROM runs WHERE id=?", (run_id,))
+
     def get_run(self, run_id: int) -> RunRecord:
         row = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
