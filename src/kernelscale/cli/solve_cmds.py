@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from kernelscale.cli.common import (
-    DEFAULT_DB, DbOption, DeviceOption, ToleranceOption, check_device, console, fail, parse_budget,
+    DEFAULT_DB, DbOption, DeviceOption, ToleranceOption, check_device, check_gpus, console, fail, parse_budget,
 )
 
 BudgetOption = Annotated[str | None, typer.Option(
@@ -62,6 +62,7 @@ def solve(
     from kernelscale.search.solve import solve as run_solve
 
     check_device(device)
+    check_gpus(gpus, device)
     if problem is None and resume is None:
         fail("give a PROBLEM, or --resume RUN_ID")
     settings = _settings(budget, proposer, strategy, device, gpus, out, db, attempts, target, tolerance, language,
@@ -128,6 +129,7 @@ def bench(
     from kernelscale.cli.bench_run import run_bench
 
     check_device(device)
+    check_gpus(gpus, device)
     if suite is None and resume is None:
         fail("give a SUITE_OR_DIR, or --resume RUN_ID")
     settings = _settings(budget, proposer, strategy, device, gpus, out, db, attempts, target, tolerance, language,
