@@ -17,7 +17,7 @@ from typing import Awaitable, Callable, Iterable, Sequence
 __all__ = ["best_attempt", "rank_key"]  # re-exported: the rule lives in propose.best
 
 from kernelscale.problems.problem import Problem
-from kernelscale.propose.base import Attempt, Candidate, Proposer, ProposerError
+from kernelscale.propose.base import Attempt, Candidate, Proposer, ProposerError, ProposerStopped
 from kernelscale.propose.best import best_attempt, rank_key, trusted
 from kernelscale.search.base import Budget, Evaluate
 
@@ -50,7 +50,10 @@ class RunState:
         except ProposerError as exc:
             self._reserved -= 1
             self.error = self.error or exc
-            self.stop.set()
+            # A spending cap ends only the chain that hit it: the requests already made were paid
+            # for, so their answers are still verified. Any other failure stops every chain.
+            if not (isinstance(exc, ProposerStopped) and exc.reason == "budget"):
+                self.stop.set()
             return None
         if not candidates:  # stopped meanwhile, or the proposer has nothing more (replay spent)
             self._reserved -= 1
