@@ -151,9 +151,15 @@ def test_the_same_answer_forever_stops_as_stuck_after_a_few_calls(tmp_path):
         result = solve("ops/softmax", proposer="llm", strategy="refine", budget_s=60, device="cpu",
                        db_path=tmp_path / "k.db", out_dir=tmp_path / "out", llm=_llm(server))
         requests = len(server.requests)
+        assert requests >= 3
     assert result.stopped == "stuck" and "in a row" in result.detail
     assert requests <= 10 and len(result.attempts) == 1
-    # Re-asks were hotter and asked for a different approach.
+    # First prompt, feedback on attempt 1 (same answer again), then re-asks after a back-off,
+    # each hotter and asking for a different approach.
+    prompts = server.prompts()
+    assert all("exactly the same kernel" in prompt for prompt in prompts[2:]) and len(prompts) >= 4
+    temperatures = [r["body"].get("temperature") for r in server.requests]
+    assert temperatures[1] < temperatures[2] < temperatures[3]
     usage = result.attempts[0].candidate.usage
     assert usage["calls"] == 1 and usage["total_tokens"] > 0
 
@@ -184,3 +190,32 @@ def test_a_refused_endpoint_leaves_no_run_and_offers_no_resume(tmp_path):
                              cwd=tmp_path)
     assert result.returncode == 1 and "--resume" not in result.stderr and "Traceback" not in result.stderr
     assert runs_in(tmp_path / "k.db") == []
+
+
+# -- verifier-side failures ----------------------------------------------------------------------
+
+
+def test_a_verifier_failure_ends_the_run_after_one_attempt(tmp_path):
+    good = GOOD.replace("scaled_exp", "broken_reference")
+    candidates = [tmp_path / f"c{i}.py" for i in range(3)]
+    for i, path in enumerate(candidates):
+        path.write_text(good + f"# variant {i}\n")
+    result = solve(TESTS / "problems" / "broken_reference.py",
+                   proposer=ReplayProposer([p.read_text() for p in candidates]), strategy="refine", budget_s=300,
+                   device="cpu", db_path=tmp_path / "k.db", out_dir=tmp_path / "out")
+    assert result.stopped == "error" and result.verifier_failed and len(result.attempts) == 1
+    assert "the reference cannot run here" in result.detail
+    assert runs_in(tmp_path / "k.db") == [(result.run_id, "error")]
+
+
+def test_the_cli_says_one_line_and_exits_non_zero_on_a_verifier_failure(tmp_path):
+    good = GOOD.replace("scaled_exp", "broken_reference")
+    with FakeOpenAI(default=r1(good)) as server:
+        result = kernelscale("solve", str(TESTS / "problems" / "broken_reference.py"), "--proposer", "llm",
+                             "--base-url", server.base_url, "--model", "fake", "--device", "cpu", "--budget", "60s",
+                             "--db", str(tmp_path / "k.db"), cwd=tmp_path)
+        requests = len(server.requests)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and "verifier error (not the candidate's)" in errors[0] and "--resume" not in errors[0]
+    assert requests == 1 and "stopped: error" in result.stdout
