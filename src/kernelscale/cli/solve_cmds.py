@@ -30,6 +30,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as J
 MaxCallsOption = Annotated[int | None, typer.Option("--max-calls", help="LLM: at most this many requests per problem.")]
 MaxTokensOption = Annotated[int | None, typer.Option(
     "--max-tokens-total", help="LLM: stop once this many tokens (prompt + completion) were used per problem.")]
+FreshBaselinesOption = Annotated[bool, typer.Option(
+    "--fresh-baselines", help="Time the baselines again instead of reusing times stored by an earlier run.")]
 StrategyOptOption = Annotated[list[str] | None, typer.Option(
     "--strategy-option", help="KEY=VALUE for the strategy, e.g. chains=8 (parallel), population=16 (evolve).")]
 
@@ -56,6 +58,7 @@ def solve(
     attempts: AttemptsOption = None, target: TargetOption = None, tolerance: ToleranceOption = None,
     language: LanguageOption = "triton", as_json: JsonOption = False, max_calls: MaxCallsOption = None,
     max_tokens_total: MaxTokensOption = None, strategy_option: StrategyOptOption = None,
+    fresh_baselines: FreshBaselinesOption = False,
 ) -> None:
     """Search for the fastest verified kernel for one problem within the budget."""
     from kernelscale.cli.progress import ProgressPrinter, print_summary
@@ -68,6 +71,7 @@ def solve(
     settings = _settings(budget, proposer, strategy, device, gpus, out, db, attempts, target, tolerance, language,
                          (preset, model, base_url, api_key_env), max_calls, max_tokens_total, strategy_option)
     settings.keep_run_budget = resume is not None and budget is None
+    settings.fresh_baselines = fresh_baselines
     printer = ProgressPrinter(console(), quiet=as_json)
     try:
         result = run_solve(problem, settings, resume=resume, progress=printer)
@@ -123,7 +127,7 @@ def bench(
     attempts: AttemptsOption = None, target: TargetOption = None, tolerance: ToleranceOption = None,
     html: Annotated[bool, typer.Option("--html/--no-html", help="Also write report.html.")] = True,
     language: LanguageOption = "triton", max_calls: MaxCallsOption = None, max_tokens_total: MaxTokensOption = None,
-    strategy_option: StrategyOptOption = None,
+    strategy_option: StrategyOptOption = None, fresh_baselines: FreshBaselinesOption = False,
 ) -> None:
     """Solve every problem of a suite (budget per problem), then report."""
     from kernelscale.cli.bench_run import run_bench
@@ -135,6 +139,7 @@ def bench(
     settings = _settings(budget, proposer, strategy, device, gpus, out, db, attempts, target, tolerance, language,
                          (preset, model, base_url, api_key_env), max_calls, max_tokens_total, strategy_option)
     settings.keep_run_budget = resume is not None and budget is None
+    settings.fresh_baselines = fresh_baselines
     try:
         run_bench(suite, settings, resume, out, html)
     except KeyboardInterrupt:

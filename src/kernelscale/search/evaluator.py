@@ -70,7 +70,17 @@ class Evaluator:
         verdict = no_code_verdict(candidate) or await self.pool.verify(self.problem, candidate.code, self.options)
         if verdict.suspect:
             verdict = await self._reverify(candidate, verdict)
+        self._keep_baselines(verdict)
         return verdict, self.store.add_verdict(*key, verdict)
+
+    def _keep_baselines(self, verdict: Verdict) -> None:
+        """Baselines this verdict measured (not reused) on a device: later runs reuse them."""
+        if not verdict.ok or verdict.interpreted or not verdict.baselines:
+            return
+        reused = set(verdict.time_stats.get("stored_baselines") or [])
+        measured = {name: ms for name, ms in verdict.baselines.items() if name not in reused}
+        if measured:
+            self.store.save_baselines(self.problem_hash, self.pool.device_key, measured)
 
     async def _reverify(self, candidate: Candidate, first: Verdict) -> Verdict:
         """A suspect result counts only if a fresh verification agrees; a time under the roofline

@@ -19,7 +19,7 @@ cluster of machines) can stand in for the local pool: it needs `device`, `device
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from kernelscale.problems import Problem
@@ -110,6 +110,11 @@ class Session:
         options = default_options(name, self.prepare_pool().size) | self.settings.strategy_options
         return make_strategy(name, **options)
 
+    def verify_options(self, problem: Problem) -> VerifyOptions:
+        options = self.settings.verify_options or VerifyOptions()
+        known = _known_baselines(self.store, problem, self.pool, self.settings.fresh_baselines)
+        return replace(options, known_baselines=known or None)
+
     async def search(self, problem: Problem, run_id: int, proposer: Proposer, history: list[Attempt],
                      spent_s: float = 0.0, budget_s: float | None = ...) -> SearchOutcome:
         """Run one problem's search until it stops; attempts are stored as they finish and the
@@ -117,7 +122,7 @@ class Session:
         settings = self.settings
         budget = Budget(settings.budget_s if budget_s is ... else budget_s, settings.max_attempts,
                         settings.target_speedup, used_attempts=len(history), spent_before=spent_s)
-        options = settings.verify_options or VerifyOptions()
+        options = self.verify_options(problem)
         evaluate = Evaluator(self.store, self.pool, run_id, problem, options, budget, self.progress, history)
         strategy = self.make_strategy(proposer)
         stopped, detail = None, ""
@@ -133,6 +138,17 @@ class Session:
                                 budget.elapsed())
         outcome.stopped = stopped or why_stopped(budget, outcome.best)
         return outcome
+
+
+def _known_baselines(store: Store, problem: Problem, pool, fresh: bool) -> dict[str, float]:
+    """Baseline times an earlier run measured for this problem on this device and these versions
+    (the device key names both); `fresh` forgets them so this run times them again."""
+    if pool.device != "cuda":
+        return {}  # interpreted runs claim no speedup: nothing worth reusing
+    key = (problem.content_hash(), pool.device_key)
+    if fresh:
+        store.forget_baselines(*key)
+    return store.baselines(*key)
 
 
 def why_stopped(budget: Budget, best: Attempt | None) -> str:

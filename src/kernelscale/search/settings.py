@@ -42,6 +42,7 @@ class RunSettings:
     verify_options: VerifyOptions | None = None
     max_calls: int | None = None  # LLM requests per problem
     max_tokens_total: int | None = None  # LLM tokens per problem
+    fresh_baselines: bool = False  # time the baselines again instead of reusing stored times
     keep_run_budget: bool = False  # on resume: the budget stored with the run, not `budget_s`
 
     def check(self) -> "RunSettings":
