@@ -27,7 +27,7 @@ def one_solve(label: str, problem: str, out: Path, seconds_left: float) -> dict:
     command = [sys.executable, "-m", "kernelscale", "solve", problem, "--attempts", "1", "--budget", "10m",
                "--db", str(out / "first_verdict.db"), "--out", str(folder)]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=max(1.0, seconds_left))
+        done = subprocess.run(command, capture_output=True, text=True, timeout=max(1.0, seconds_left), check=False)
     except subprocess.TimeoutExpired:
         return {"run": label, "error": f"no verdict within the {seconds_left:.0f} s left"}
     wall = time.monotonic() - started
@@ -47,7 +47,11 @@ def exported_module_follows_inputs(problem_id: str, kernel: Path) -> dict:
     import torch
 
     from kernelscale.problems import load_problem
-    from kernelscale.problems.attention.variant import load_variant_module, make_inputs, resolve_mods
+    from kernelscale.problems.attention.variant import (
+        load_variant_module,
+        make_inputs,
+        resolve_mods,
+    )
     from kernelscale.problems.module import import_source
 
     if not torch.cuda.is_available():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
+from test_report_data import GPU, problem
+
 from kernelscale.propose.base import Candidate
 from kernelscale.search.base import Budget
 from kernelscale.search.evaluator import Evaluator
@@ -12,7 +14,6 @@ from kernelscale.search.session import Session
 from kernelscale.search.settings import RunSettings
 from kernelscale.store.db import SCHEMA_VERSION, Store
 from kernelscale.verify.verdict import Verdict
-from test_report_data import GPU, problem
 
 
 class FakePool:

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import torch
 
-from kernelscale.problems.attention.variant import init_inputs, resolve_mods, load_variant_module
+from kernelscale.problems.attention.variant import (
+    init_inputs,
+    load_variant_module,
+    resolve_mods,
+)
 
 VARIANT = str(Path(__file__).parent / "problems" / "cpu_generator_variant.py")
 SHAPE = {"B": 1, "Hq": 2, "Hkv": 2, "Sq": 16, "Skv": 16, "D": 16, "dtype": "float32"}

@@ -10,7 +10,7 @@ the proposers' feedback and the best-so-far curves all ask this module, so they 
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from kernelscale.propose.base import Attempt
 

@@ -8,7 +8,7 @@ served from the cache, so a fixed problem or machine is verified afresh.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from kernelscale.problems import Problem
 from kernelscale.propose.base import Attempt, Candidate, no_code_verdict

@@ -19,8 +19,8 @@ cluster of machines) can stand in for the local pool: it needs `device`, `device
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 from kernelscale.problems import Problem
 from kernelscale.propose.base import Attempt, Proposer, ProposerError, ProposerStopped
@@ -83,7 +83,7 @@ class Session:
             self.pool = self.executor_factory(self.settings)
         return self.pool
 
-    async def start(self) -> "Session":
+    async def start(self) -> Session:
         started = time.monotonic()
         await self.prepare_pool().start()
         self.startup_s = time.monotonic() - started

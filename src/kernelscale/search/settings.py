@@ -45,7 +45,7 @@ class RunSettings:
     fresh_baselines: bool = False  # time the baselines again instead of reusing stored times
     keep_run_budget: bool = False  # on resume: the budget stored with the run, not `budget_s`
 
-    def check(self) -> "RunSettings":
+    def check(self) -> RunSettings:
         if self.budget_s is not None and not self.budget_s > 0:
             raise SettingsError(f"the budget must be positive, got {self.budget_s:g} s "
                                 "(use --budget none for no time limit)")
