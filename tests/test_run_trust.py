@@ -120,7 +120,25 @@ def test_replay_running_out_stops_as_exhausted(tmp_path):
     result = solve(TESTS / "problems" / "scaled_exp.py", proposer=ReplayProposer([BROKEN]), strategy="refine",
                    budget_s=300, device="cpu", db_path=tmp_path / "k.db", out_dir=tmp_path / "out")
     assert result.stopped == "exhausted" and len(result.attempts) == 1
-    assert json.loads((tmp_path / "out" / "summary.json").read_text())["stopped"] == "exhausted"
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["stopped"] == "exhausted" and summary["shape"] == {"M": 16, "N": 64}
+    assert summary["first_verdict_s"] > 0
+
+
+def test_the_python_api_benches_a_suite_through_the_same_session(tmp_path):
+    import kernelscale
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "scaled_exp.py").write_text((TESTS / "problems" / "scaled_exp.py").read_text())
+    result = kernelscale.bench(suite, proposer=ReplayProposer([BROKEN]), strategy="refine", budget_s=120,
+                               device="cpu", db_path=tmp_path / "k.db")
+    assert result.status == "done" and len(result.solved_now) == 1
+    store = Store(tmp_path / "k.db")
+    assert len(store.attempts(result.run_id)) == 1 and store.get_run(result.run_id).options["budget_s"] == 120
+    store.close()
+    with pytest.raises(TypeError):
+        kernelscale.bench(suite, budget_seconds=5)  # unknown settings are errors, not dropped
 
 
 def test_compiler_on_an_ops_problem_leaves_no_run(tmp_path):
