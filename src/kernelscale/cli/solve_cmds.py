@@ -75,6 +75,8 @@ def solve(
     printer = ProgressPrinter(console(), quiet=as_json)
     try:
         result = run_solve(problem, settings, resume=resume, progress=printer)
+    except KeyboardInterrupt:  # before the first attempt: the run was not kept
+        fail("interrupted before the first verdict; nothing was recorded", 130)
     except Exception as exc:  # noqa: BLE001 - every failure here is one line for the user
         _fail_known(exc)
     print_summary(console(), result, as_json)
