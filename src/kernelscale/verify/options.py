@@ -18,6 +18,9 @@ class VerifyOptions:
     suspect_speedup: float = 10.0
     screen: bool = True  # only tests turn this off, to prove the sandbox stands without it
     memory_limit_gb: float | None = None  # address-space cap for the candidate on the CPU
+    # Baseline medians (name -> ms) already measured for this problem on this device and these
+    # versions by an earlier run: the oracle neither builds (compiles) nor times them again.
+    known_baselines: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         self.trials = max(5, int(self.trials))

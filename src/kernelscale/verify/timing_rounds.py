@@ -101,6 +101,9 @@ class TimingResult:
                                       "handshake_ms": self.calibration.handshake_ms, "baseline_notes": self.notes}
         verdict.time_stats |= self.clock_summary
         verdict.baselines = {name: timing.summarize(s)["median_ms"] for name, s in self.baselines.items() if s.event_ms}
+        stored = {k: v for k, v in (options.known_baselines or {}).items() if k not in verdict.baselines}
+        verdict.baselines.update(stored)  # measured by an earlier run on this device and these versions
+        verdict.time_stats["stored_baselines"] = sorted(stored)
         if oracle.device != "cuda":
             return  # interpreter times are not performance numbers: no speedup is claimed
         verdict.speedup = {name: ms / verdict.time_ms for name, ms in verdict.baselines.items() if verdict.time_ms > 0}

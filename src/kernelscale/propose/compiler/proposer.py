@@ -13,6 +13,7 @@ from typing import Sequence
 from kernelscale.problems.attention.variant import full_shape, load_variant_module, resolve_mods
 from kernelscale.problems.problem import Problem, ProblemError
 from kernelscale.propose.base import Attempt, Candidate, ProposerError
+from kernelscale.propose.best import best_timed
 from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.generate import Compiled, compile_mods, render
 from kernelscale.propose.compiler.space import (
@@ -99,11 +100,9 @@ def _key(config: dict | None) -> tuple:
 
 def _fastest(history: Sequence[Attempt], name: str) -> tuple[Config, Attempt] | None:
     """The fastest correct attempt of this proposer with a measured (not interpreted) time."""
-    timed = [a for a in history if a.candidate.proposer == name and a.verdict.ok
-             and not a.verdict.interpreted and a.verdict.time_ms is not None]
-    if not timed:
+    best = best_timed(a for a in history if a.candidate.proposer == name)
+    if best is None:
         return None
-    best = min(timed, key=lambda a: a.verdict.time_ms)
     try:
         return Config.from_dict(best.candidate.provenance["config"]), best
     except (CompilerError, KeyError, TypeError):
