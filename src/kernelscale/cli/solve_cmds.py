@@ -32,6 +32,11 @@ MaxTokensOption = Annotated[int | None, typer.Option(
     "--max-tokens-total", help="LLM: stop once this many tokens (prompt + completion) were used per problem.")]
 FreshBaselinesOption = Annotated[bool, typer.Option(
     "--fresh-baselines", help="Time the baselines again instead of reusing times stored by an earlier run.")]
+ExecutorOption = Annotated[str, typer.Option("--executor", help="local (this machine's GPUs) or ray (a Ray cluster).")]
+AddressOption = Annotated[str | None, typer.Option(
+    "--address", help="Ray cluster: auto or ray://host:port (default: start a local Ray instance).")]
+WorkersOption = Annotated[int | None, typer.Option(
+    "--workers", help="Verifier workers: CPU stand-ins locally; with ray, how many actors (default: every GPU).")]
 StrategyOptOption = Annotated[list[str] | None, typer.Option(
     "--strategy-option", help="KEY=VALUE for the strategy, e.g. chains=8 (parallel), population=16 (evolve).")]
 
@@ -58,18 +63,21 @@ def solve(
     attempts: AttemptsOption = None, target: TargetOption = None, tolerance: ToleranceOption = None,
     language: LanguageOption = "triton", as_json: JsonOption = False, max_calls: MaxCallsOption = None,
     max_tokens_total: MaxTokensOption = None, strategy_option: StrategyOptOption = None,
-    fresh_baselines: FreshBaselinesOption = False,
+    fresh_baselines: FreshBaselinesOption = False, executor: ExecutorOption = "local",
+    address: AddressOption = None, workers: WorkersOption = None,
 ) -> None:
     """Search for the fastest verified kernel for one problem within the budget."""
     from kernelscale.cli.progress import ProgressPrinter, print_summary
     from kernelscale.search.solve import solve as run_solve
 
-    check_device(device)
-    check_gpus(gpus, device)
+    if executor == "local":  # a Ray driver may have no GPU of its own
+        check_device(device)
+        check_gpus(gpus, device)
     if problem is None and resume is None:
         fail("give a PROBLEM, or --resume RUN_ID")
     settings = _settings(budget, proposer, strategy, device, gpus, out, db, attempts, target, tolerance, language,
-                         (preset, model, base_url, api_key_env), max_calls, max_tokens_total, strategy_option)
+                         (preset, model, base_url, api_key_env), max_calls, max_tokens_total, strategy_option,
+                         (executor, address, workers))
     settings.keep_run_budget = resume is not None and budget is None
     settings.fresh_baselines = fresh_baselines
     printer = ProgressPrinter(console(), quiet=as_json)
@@ -90,7 +98,7 @@ def solve(
 
 
 def _settings(budget, proposer, strategy, device, gpus, out, db, attempts, target, tolerance, language, llm,
-              max_calls, max_tokens_total, strategy_option):
+              max_calls, max_tokens_total, strategy_option, where=("local", None, None)):
     """The command line's flags as RunSettings; a bad value is one line and exit 2."""
     from kernelscale.search.settings import RunSettings, SettingsError
 
@@ -100,7 +108,8 @@ def _settings(budget, proposer, strategy, device, gpus, out, db, attempts, targe
             budget_s=parse_budget(budget if budget is not None else "15m"), max_attempts=attempts,
             target_speedup=target, device=device, gpus=gpus, out_dir=out, db_path=db,
             llm=_llm_options(proposer, *llm), language=language, tolerance=tolerance,
-            max_calls=max_calls, max_tokens_total=max_tokens_total,
+            max_calls=max_calls, max_tokens_total=max_tokens_total, executor=where[0], address=where[1],
+            workers=where[2],
         ).check()
     except SettingsError as exc:
         fail(str(exc))
@@ -130,16 +139,19 @@ def bench(
     html: Annotated[bool, typer.Option("--html/--no-html", help="Also write report.html.")] = True,
     language: LanguageOption = "triton", max_calls: MaxCallsOption = None, max_tokens_total: MaxTokensOption = None,
     strategy_option: StrategyOptOption = None, fresh_baselines: FreshBaselinesOption = False,
+    executor: ExecutorOption = "local", address: AddressOption = None, workers: WorkersOption = None,
 ) -> None:
     """Solve every problem of a suite (budget per problem), then report."""
     from kernelscale.cli.bench_run import run_bench
 
-    check_device(device)
-    check_gpus(gpus, device)
+    if executor == "local":
+        check_device(device)
+        check_gpus(gpus, device)
     if suite is None and resume is None:
         fail("give a SUITE_OR_DIR, or --resume RUN_ID")
     settings = _settings(budget, proposer, strategy, device, gpus, out, db, attempts, target, tolerance, language,
-                         (preset, model, base_url, api_key_env), max_calls, max_tokens_total, strategy_option)
+                         (preset, model, base_url, api_key_env), max_calls, max_tokens_total, strategy_option,
+                         (executor, address, workers))
     settings.keep_run_budget = resume is not None and budget is None
     settings.fresh_baselines = fresh_baselines
     try:

@@ -1,7 +1,7 @@
 """A whole suite through one Session: one verifier pool, one run record, a search per problem.
 
-`bench` (search.bench) keeps the per-problem bookkeeping; this module gives it a solver that
-searches through the session, so a suite's problems are timed, stopped and recorded exactly as
+`bench_spread` (search.spread) keeps the per-problem bookkeeping, with as many problems in
+flight as the pool has workers; this module gives it a solver that searches through the session, so a suite's problems are timed, stopped and recorded exactly as
 `solve` does it. This is also the Python API's `kernelscale.bench`.
 """
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 
 from kernelscale.propose.base import ProposerError
-from kernelscale.search.bench import BenchResult, bench
+from kernelscale.search.bench import BenchResult
 from kernelscale.search.session import Session
+from kernelscale.search.spread import bench_spread
 from kernelscale.search.settings import RunSettings
 from kernelscale.verify.verdict import VERIFIER_ERROR
 
@@ -33,7 +34,9 @@ def bench_suite(suite_or_dir, settings: RunSettings | None = None, *, resume: in
         session.prepare_pool()  # missing GPUs are refused before a run is recorded
         loop.run_until_complete(session.start())
 
-        def solve_one(problem, run_id: int, budget_s: float) -> None:
+        workers = session.pool.size
+
+        async def solve_one(problem, run_id: int, budget_s: float) -> None:
             key = problem.content_hash()
             row = next(r for r in session.store.run_problems(run_id) if r["problem_hash"] == key)
             spent = float(row["seconds_spent"] or 0.0)  # the clock continues where it stopped
@@ -41,11 +44,12 @@ def bench_suite(suite_or_dir, settings: RunSettings | None = None, *, resume: in
             proposer = session.proposer_for(problem)
             if progress:
                 progress("start", {"run_id": run_id, "problem": problem.name, "device": session.pool.device_key,
-                                   "workers": session.pool.size, "proposer": proposer.name,
+                                   "workers": workers, "proposer": proposer.name,
                                    "shape": problem.sizes_for(session.pool.device), "budget_s": spent + budget_s,
                                    "resumed_at": len(history)})
-            outcome = loop.run_until_complete(
-                session.search(problem, run_id, proposer, history, spent, spent + budget_s))
+            # Problems run side by side, one per worker, so each search gets one worker's share.
+            outcome = await session.search(problem, run_id, proposer, history, spent, spent + budget_s,
+                                           workers=1 if workers > 1 else None)
             if outcome.stopped == "error":
                 # A proposer that cannot go on would fail every later problem too: stop the bench.
                 if outcome.detail.startswith(VERIFIER_ERROR):
@@ -53,9 +57,17 @@ def bench_suite(suite_or_dir, settings: RunSettings | None = None, *, resume: in
                 raise ProposerError(outcome.detail)
 
         per_problem = None if (settings.keep_run_budget and resume is not None) else settings.budget_s
-        options = settings.recorded() | {"device_key": session.pool.device_key}
-        return bench(suite_or_dir, solve_fn=solve_one, store=session.store, per_problem_budget_s=per_problem,
-                     resume=resume, tolerance=settings.tolerance, options=options, on_event=on_event)
+        options = settings.recorded() | {"device_key": session.pool.device_key, "workers": workers}
+        spread = loop.create_task(bench_spread(
+            suite_or_dir, solve_fn=solve_one, store=session.store, concurrency=workers,
+            per_problem_budget_s=per_problem, resume=resume, tolerance=settings.tolerance, options=options,
+            on_event=on_event))
+        try:
+            return loop.run_until_complete(spread)
+        except KeyboardInterrupt:  # every problem in flight records the time it spent, for --resume
+            spread.cancel()
+            loop.run_until_complete(asyncio.gather(spread, return_exceptions=True))
+            raise
     finally:
         loop.run_until_complete(session.close())
         loop.close()

@@ -38,10 +38,12 @@ class SolveError(ValueError):
 
 
 def make_executor(settings: RunSettings):
-    """The verifier pool for these settings; raises ValueError for GPUs that are not there."""
-    from kernelscale.verify.pool import VerifierPool
+    """The verifier pool for these settings (local workers or Ray actors); raises ValueError for
+    GPUs that are not there."""
+    from kernelscale.search.executor import make_executor as build
 
-    return VerifierPool(device=settings.device, gpus=settings.gpus)
+    return build(settings.executor, settings.gpus, settings.address, device=settings.device,
+                 workers=settings.workers)
 
 
 @dataclass
@@ -105,9 +107,9 @@ class Session:
     def strategy_name(self, proposer: Proposer) -> str:
         return self.settings.strategy or ("compiler" if proposer.name == "compiler" else "refine")
 
-    def make_strategy(self, proposer: Proposer):
+    def make_strategy(self, proposer: Proposer, workers: int | None = None):
         name = self.strategy_name(proposer)
-        options = default_options(name, self.prepare_pool().size) | self.settings.strategy_options
+        options = default_options(name, workers or self.prepare_pool().size) | self.settings.strategy_options
         return make_strategy(name, **options)
 
     def verify_options(self, problem: Problem) -> VerifyOptions:
@@ -116,7 +118,7 @@ class Session:
         return replace(options, known_baselines=known or None)
 
     async def search(self, problem: Problem, run_id: int, proposer: Proposer, history: list[Attempt],
-                     spent_s: float = 0.0, budget_s: float | None = ...) -> SearchOutcome:
+                     spent_s: float = 0.0, budget_s: float | None = ..., workers: int | None = None) -> SearchOutcome:
         """Run one problem's search until it stops; attempts are stored as they finish and the
         problem's cumulative seconds are stored however it ends (Ctrl-C included)."""
         settings = self.settings
@@ -124,7 +126,7 @@ class Session:
                         settings.target_speedup, used_attempts=len(history), spent_before=spent_s)
         options = self.verify_options(problem)
         evaluate = Evaluator(self.store, self.pool, run_id, problem, options, budget, self.progress, history)
-        strategy = self.make_strategy(proposer)
+        strategy = self.make_strategy(proposer, workers)  # a bench running problems side by side gives a share
         stopped, detail = None, ""
         try:
             await strategy.run(problem, proposer, evaluate, budget, list(history))

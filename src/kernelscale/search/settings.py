@@ -44,6 +44,9 @@ class RunSettings:
     max_tokens_total: int | None = None  # LLM tokens per problem
     fresh_baselines: bool = False  # time the baselines again instead of reusing stored times
     keep_run_budget: bool = False  # on resume: the budget stored with the run, not `budget_s`
+    executor: str = "local"  # where verification runs: local (this machine) or ray (a cluster)
+    address: str | None = None  # ray: auto | ray://host:port | None (start a local Ray instance)
+    workers: int | None = None  # verifier workers: CPU stand-ins locally; with ray, how many actors
 
     def check(self) -> RunSettings:
         if self.budget_s is not None and not self.budget_s > 0:
@@ -62,9 +65,26 @@ class RunSettings:
         if self.device not in (None, "cpu", "cuda"):
             raise SettingsError(f"--device must be cpu or cuda, not {self.device!r}")
         parse_gpus(self.gpus)
+        self._check_executor()
         self.db_path = Path(self.db_path)
         self.out_dir = Path(self.out_dir) if self.out_dir is not None else None
         return self
+
+    def _check_executor(self) -> None:
+        if self.executor not in ("local", "ray"):
+            raise SettingsError(f"--executor must be local or ray, not {self.executor!r}")
+        if self.address and self.executor != "ray":
+            raise SettingsError("--address is for --executor ray")
+        if self.workers is not None and self.workers < 1:
+            raise SettingsError(f"--workers must be at least 1, got {self.workers}")
+        if self.executor == "ray":
+            import importlib.util
+
+            if importlib.util.find_spec("ray") is None:
+                raise SettingsError("--executor ray needs Ray: pip install 'kernelscale[ray]'")
+            if self.gpus:
+                raise SettingsError("--gpus chooses local GPUs; with --executor ray every GPU of the cluster is "
+                                    "used (limit them with --workers)")
 
     @property
     def proposer_name(self) -> str:
