@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from test_compiler_common import inputs, max_err, run_compiled
-from kernelscale.problems import load_problem
+from kernelscale.problems import list_problem_ids, load_problem
 from kernelscale.problems.attention.reference import attention_reference
 from kernelscale.problems.attention.variant import load_variant_module, resolve_mods
 from kernelscale.problems.module import import_source
@@ -134,3 +134,13 @@ def test_query_rows_align_bottom_right(name):
     assert torch.equal(decode, square[-4:])  # the last rows of the square mask
     if name in ("causal", "gqa_causal"):
         assert torch.equal(square, torch.tril(torch.ones(64, 64, dtype=torch.bool)))
+
+
+def test_decode_suite_lists_decode_shapes_of_the_builtin_variants():
+    ids = list_problem_ids("attention-decode")
+    assert "attention/alibi:Sq=1,Skv=32768,Hq=32,Hkv=8,B=8" in ids
+    assert len(ids) == 2 * len(DECODE_SUITE)
+    problem = load_problem("attention/causal:Sq=16,Skv=32768,Hq=32,Hkv=8,B=8")
+    gpu, cpu = problem.gpu_sizes["SHAPE"], problem.cpu_sizes["SHAPE"]
+    assert (gpu["Sq"], gpu["Skv"], gpu["Hq"], gpu["Hkv"], gpu["B"]) == (16, 32768, 32, 8, 8)
+    assert cpu["Sq"] == 16 and cpu["Skv"] < gpu["Skv"] and cpu["Hq"] // cpu["Hkv"] == 4
