@@ -96,10 +96,12 @@ def test_model_serves_other_cache_lengths():
     score_mod, mask_mod = _mods("sliding_window", shape)
     module = import_source(generate(score_mod, mask_mod, DECODE), "test_dec_grow")
     model = module.ModelNew(score_mod, mask_mod, shape)
-    for skv in (100, 100, 130):
+    for skv in (100, 100, 130, 150):
+        if skv == 150:
+            model.prepare(1, 4, 1, 1, skv, "cpu")  # the block schedule for the longer cache
         q, k, v = inputs(1, 4, 1, 1, skv, 16, seed=skv)
         assert max_err(model(q, k, v), attention_reference(q, k, v, score_mod, mask_mod)) < 1e-5
-    assert len(model.schedules) == 2
+    assert len(model.schedules) == 2 and len(model.launches) == 3
 
 
 def _features(decode):
@@ -144,3 +146,13 @@ def test_decode_suite_lists_decode_shapes_of_the_builtin_variants():
     gpu, cpu = problem.gpu_sizes["SHAPE"], problem.cpu_sizes["SHAPE"]
     assert (gpu["Sq"], gpu["Skv"], gpu["Hq"], gpu["Hkv"], gpu["B"]) == (16, 32768, 32, 8, 8)
     assert cpu["Sq"] == 16 and cpu["Skv"] < gpu["Skv"] and cpu["Hq"] // cpu["Hkv"] == 4
+
+
+def test_first_decode_kernel_passes_the_verifier(cpu_pool):
+    # The whole protocol (fresh inputs per trial, every call checked) on the CPU shape of a
+    # decode problem: one query row, four query heads on one KV head, a bottom-right causal mask.
+    problem = load_problem("attention/causal:Sq=1,Skv=32768,Hq=32,Hkv=8,B=8")
+    code = CompilerProposer(device="cpu").first_kernel(problem)
+    assert "_attn_decode" in code
+    verdict = cpu_pool.verify(problem, code, timeout_s=300.0)
+    assert verdict.ok, verdict
