@@ -156,3 +156,14 @@ def test_first_decode_kernel_passes_the_verifier(cpu_pool):
     assert "_attn_decode" in code
     verdict = cpu_pool.verify(problem, code, timeout_s=300.0)
     assert verdict.ok, verdict
+
+
+def test_query_offset_is_a_captured_number_not_a_constant():
+    # One module per variant serves every cache length: the offset Skv - Sq is a constexpr
+    # argument (folded by Triton per value), never text baked into the kernel.
+    sources = set()
+    for sq, skv in ((1, 100), (3, 100), (1, 4000)):
+        score_mod, mask_mod = _mods("alibi_causal", {"B": 1, "Hq": 4, "Hkv": 1, "Sq": sq, "Skv": skv, "D": 16})
+        sources.add(generate(score_mod, mask_mod, DECODE))
+    assert len(sources) == 1
+    assert "P_offset: tl.constexpr" in sources.pop()
