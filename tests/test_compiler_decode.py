@@ -167,3 +167,14 @@ def test_query_offset_is_a_captured_number_not_a_constant():
         sources.add(generate(score_mod, mask_mod, DECODE))
     assert len(sources) == 1
     assert "P_offset: tl.constexpr" in sources.pop()
+
+
+@pytest.mark.parametrize("name", ["softcap", "softcap_causal"])
+def test_fixed_row_max_across_splits(name):
+    # With the bound as a fixed row max every split shares one max: the combine weights are 1.
+    shape = {"B": 1, "Hq": 4, "Hkv": 1, "Sq": 3, "Skv": SKV, "D": 32}
+    score_mod, mask_mod = _mods(name, shape)
+    q, k, v = inputs(1, 4, 1, 3, SKV, 32, seed=7)
+    config = Config(decode=True, block_m=16, block_n=32, num_splits=5, fixed_max=True)
+    out, ref, source = run_compiled(score_mod, mask_mod, q, k, v, config, tag=f"dec_fixed_{name}")
+    assert "FIXED_MAX" in source and max_err(out, ref) < 1e-4
