@@ -102,7 +102,8 @@ def relevant(features: Features) -> dict:
 def decode_relevant(features: Features) -> dict:
     """The decode kernel's knobs: memory-bound, so the KV tile, the pipeline depth and the
     split count matter first; the packed query tile and warps last."""
-    space = {"num_splits": CHOICES["num_splits"], "block_n": CHOICES["block_n"], "num_stages": CHOICES["num_stages"]}
+    # more splits first: more programs in flight and a shorter last wave than the automatic count
+    space = {"num_splits": (0, 32, 64, 16, 8, 4), "block_n": CHOICES["block_n"], "num_stages": CHOICES["num_stages"]}
     if features.has_tanh:
         space["fast_tanh"] = CHOICES["fast_tanh"]
     if features.bounded:
