@@ -46,7 +46,7 @@ def compile_mods(score_mod, mask_mod) -> Compiled:
 
 def generate(score_mod, mask_mod, config: Config | None = None) -> str:
     """Standalone module source defining `attention(q, k, v, schedule=None, **captured)` and
-    `ModelNew(score_mod, mask_mod, shape)`."""
+    `ModelNew(score_mod, mask_mod, shape)`; config.decode selects the split-KV decode kernel."""
     compiled = compile_mods(score_mod, mask_mod)
     return render(compiled, config or Config())
 
