@@ -129,7 +129,7 @@ def _strategy_options(pairs: list[str] | None) -> dict:
 
 
 def bench(
-    suite: Annotated[str | None, typer.Argument(help="ops, attention, or a directory of problem files.")] = None,
+    suite: Annotated[str | None, typer.Argument(help="ops, attention, attention-decode, or a directory of problem files.")] = None,
     budget: BudgetOption = None, proposer: ProposerOption = "compiler", strategy: StrategyOption = None,
     device: DeviceOption = None, model: ModelOption = None, base_url: BaseUrlOption = None,
     api_key_env: KeyEnvOption = None, preset: PresetOption = None, gpus: GpusOption = None,
