@@ -155,6 +155,41 @@ _runner.Runner._timed_call = _forged
 
 
 class ModelNew(nn.Module):
+    """A slow kernel (30 passes), so the forged fifth stands clear of a busy CPU's jitter."""
+
+    def forward(self, x, y):
+        out = scaled_exp(x, y)
+        for _ in range(29):
+            out = scaled_exp(x, y)
+        return out
+'''
+
+# A slow kernel (many passes) that answers `done` at once and does its work while the outputs
+# are being shipped: the window sees nothing, the shipping step sees all of it.
+DEFERS_WORK_PAST_DONE = SCALED_EXP_KERNEL + '''
+import sys
+
+PASSES = 100
+_runner = sys.modules["__main__"]
+_honest_ship = _runner.Runner.ship
+
+
+def _done_at_once(self):
+    return torch.empty_like(self.buffers[0]), 0.001, set()
+
+
+def _ship_after_work(self, msg):
+    out = self.pending[0][0]
+    for _ in range(PASSES):
+        out.copy_(scaled_exp(*self.buffers))
+    return _honest_ship(self, msg)
+
+
+_runner.Runner._timed_call = _done_at_once
+_runner.Runner.ship = _ship_after_work
+
+
+class ModelNew(nn.Module):
     def forward(self, x, y):
         return scaled_exp(x, y)
 '''
@@ -245,6 +280,8 @@ PROTOCOL_CHEATS = [
     ProtocolCheat("autotune_pre_hook", "recorder sidestepped", "scaled_exp", AUTOTUNE_PRE_HOOK,
                   "rejected", "torch_fallback"),
     ProtocolCheat("patches_runner_clock", "forged times", "scaled_exp", PATCHES_RUNNER_CLOCK,
+                  "rejected", "timer_mismatch"),
+    ProtocolCheat("defers_work_past_done", "forged times", "scaled_exp", DEFERS_WORK_PAST_DONE,
                   "rejected", "timer_mismatch"),
     ProtocolCheat("fixed_point_grid", "comparison floor", "ops/softmax", FIXED_POINT_GRID, "incorrect"),
     ProtocolCheat("max_from_zero", "edge distributions", "ops/max_dim", MAX_FROM_ZERO, "incorrect",

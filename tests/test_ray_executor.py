@@ -17,9 +17,9 @@ from executor_helpers import settled_status
 
 from kernelscale.problems import load_problem
 from kernelscale.propose.replay import ReplayProposer
-from kernelscale.search.base import Budget
-from kernelscale.search.executor import ExecutorSpec, make_executor
-from kernelscale.search.solve import solve, solve_problem_async
+from kernelscale.search.session import Session
+from kernelscale.search.settings import RunSettings
+from kernelscale.search.solve import solve
 from kernelscale.store.db import Store
 from kernelscale.verify.options import VerifyOptions
 
@@ -64,25 +64,33 @@ def _new_run(store: Store, problem, kind: str) -> int:
     return run_id
 
 
+def _session(kind: str, db: Path, strategy: str, progress=None) -> Session:
+    """A run's owner with two CPU workers, local or Ray, as `solve --executor KIND --workers 2`."""
+    settings = RunSettings(proposer="replay", strategy=strategy, budget_s=600, device="cpu", db_path=db,
+                           executor=kind, workers=2, verify_options=FAST)
+    return Session(settings, progress)
+
+
 async def _run_suite(kind: str, db: Path, suite: dict[str, list[str]]) -> dict:
     """Every problem at once over two workers, as bench spreads them; what the store then holds."""
-    store = Store(db)
-    async with make_executor(kind, device="cpu", workers=2) as pool:
+    session = await _session(kind, db, "refine").start()
+    store = session.store
+    try:
         async def one(ref: str, sources: list[str]) -> int:
             problem = load_problem(ref)
             run_id = _new_run(store, problem, kind)
-            await solve_problem_async(problem, store=store, pool=pool, run_id=run_id,
-                                      proposer=ReplayProposer(sources), strategy="refine",
-                                      budget=Budget(600, len(sources)), workers=1, options=FAST)
+            await session.search(problem, run_id, ReplayProposer(sources), [], workers=1)
             return run_id
 
         run_ids = await asyncio.gather(*(one(ref, sources) for ref, sources in suite.items()))
+    finally:
+        await session.close()
     outcome = {}
     for ref, run_id in zip(suite, run_ids):
         stored = store.attempts(run_id)  # read back from SQLite: the driver's store has every verdict
         correct = [a.candidate.code for a in stored if settled_status(a.verdict) == "correct"]
         outcome[ref] = ([settled_status(a.verdict) for a in stored], correct)
-    store.close()
+    session.close_store()
     return outcome
 
 
@@ -102,36 +110,36 @@ def test_killed_ray_worker_loses_no_verdict_and_the_run_resumes(ray_instance, tm
     killed: dict = {}
 
     async def first_run():
-        store = Store(db)
-        run_id = _new_run(store, scaled_exp, "ray")
-        async with make_executor("ray", device="cpu", workers=2) as pool:
-            def kill_a_busy_worker(kind: str, info: dict) -> None:
-                if kind == "attempt" and not killed:
-                    busy = [w for w in pool.workers if w not in pool._idle]
-                    victim = (busy or pool.workers)[0]
-                    killed.update(pid=victim.pid, busy=bool(busy))
-                    os.kill(victim.pid, signal.SIGKILL)
+        def kill_a_busy_worker(kind: str, info: dict) -> None:
+            if kind == "attempt" and not killed:
+                busy = [w for w in pool.workers if w not in pool._idle]
+                victim = (busy or pool.workers)[0]
+                killed.update(pid=victim.pid, busy=bool(busy))
+                os.kill(victim.pid, signal.SIGKILL)
 
-            attempts, stopped = await solve_problem_async(
-                scaled_exp, store=store, pool=pool, run_id=run_id, proposer=ReplayProposer(sources),
-                strategy="parallel", budget=Budget(600, len(sources)), options=FAST, progress=kill_a_busy_worker)
-            store.finish_run(run_id, "interrupted")
+        session = await _session("ray", db, "parallel", kill_a_busy_worker).start()
+        pool = session.pool
+        try:
+            run_id = _new_run(session.store, scaled_exp, "ray")
+            outcome = await session.search(scaled_exp, run_id, ReplayProposer(sources), [])
+            session.store.finish_run(run_id, "interrupted")
             pids = [w.pid for w in pool.workers]
             retries = pool.retries
-        store.close()
-        return run_id, attempts, stopped, pids, retries
+        finally:
+            await session.close()
+            session.close_store()
+        return run_id, outcome.attempts, outcome.stopped, pids, retries
 
     run_id, attempts, stopped, pids, retries = asyncio.run(first_run())
     assert killed and killed["pid"] not in pids  # the killed actor was replaced
     if killed["busy"]:
         assert retries == 1  # its in-flight attempt was verified again elsewhere
-    assert stopped == "attempts" and sorted(a.candidate.code for a in attempts) == sorted(sources)
+    assert stopped == "exhausted" and sorted(a.candidate.code for a in attempts) == sorted(sources)
     assert [settled_status(a.verdict) for a in attempts] == ["correct"] * 3, [a.verdict.headline() for a in attempts]
 
     more = GOOD + "\n# after resume\n"
-    result = solve(None, proposer=ReplayProposer([more]), strategy="refine", budget_s=600, max_attempts=1,
-                   db_path=db, resume=run_id, out_dir=tmp_path / "out",
-                   executor=ExecutorSpec("ray", device="cpu", workers=2))
+    result = solve(None, proposer=ReplayProposer([more]), strategy="refine", budget_s=600, max_attempts=4,
+                   db_path=db, resume=run_id, out_dir=tmp_path / "out", device="cpu", executor="ray", workers=2)
     assert result.run_id == run_id
     codes = [a.candidate.code for a in result.attempts]
     assert sorted(codes[:3]) == sorted(sources) and codes[3:] == [more]

@@ -1,63 +1,31 @@
-"""`kernelscale bench`: one verifier pool for the whole suite, the bench bookkeeping, a report.
-
-The problems are spread over the pool's workers (local GPUs or Ray actors): as many problems
-run at once as there are workers, each keeping one worker busy."""
+"""`kernelscale bench`: the suite through one Session (search.bench_run), then the report."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from kernelscale.cli.common import console
 from kernelscale.cli.progress import ProgressPrinter
-from kernelscale.search.base import Budget
-from kernelscale.search.solve import make_proposer, solve_problem_async
-from kernelscale.store.db import Store
-from kernelscale.search.executor import ExecutorSpec, executor_from
 
 
-def run_bench(suite: str | None, settings: dict, out: Path | None, html: bool) -> int:
+def run_bench(suite: str | None, settings, resume: int | None, out: Path | None, html: bool) -> int:
     from kernelscale.report.build import report_run
-    from kernelscale.search.spread import bench_spread
+    from kernelscale.search.bench_run import bench_suite
+    from kernelscale.store.db import Store
 
     out_console = console()
-    printer = ProgressPrinter(out_console)
-    store = Store(settings["db_path"])
-    loop = asyncio.new_event_loop()
-    spec = settings.get("executor") or ExecutorSpec()
-    spec.device, spec.gpus = spec.device or settings["device"], spec.gpus or settings["gpus"]
-    pool = executor_from(spec)
+
+    def on_event(kind: str, info: dict) -> None:
+        extra = f" ({info['error']})" if kind == "error" else ""
+        out_console.print(f"[{info['index'] + 1}/{info['total']}] {info['problem']}: {kind}{extra}", highlight=False)
+
+    result = bench_suite(suite, settings, resume=resume, progress=ProgressPrinter(out_console), on_event=on_event)
+    store = Store(settings.db_path)
     try:
-        loop.run_until_complete(pool.start())
-
-        async def solve_one(problem, run_id: int, budget_s: float) -> None:
-            proposer = make_proposer(settings["proposer"], problem, pool.device, settings["llm"])
-            budget = Budget(budget_s, settings["max_attempts"], settings["target_speedup"])
-            await solve_problem_async(
-                problem, store=store, pool=pool, run_id=run_id, proposer=proposer, strategy=settings["strategy"],
-                budget=budget, progress=printer, history=store.attempts(run_id, problem.content_hash()), workers=1)
-
-        def on_event(kind: str, info: dict) -> None:
-            extra = f" ({info['error']})" if kind == "error" else ""
-            out_console.print(f"[{info['index'] + 1}/{info['total']}] {info['problem']}: {kind}{extra}", highlight=False)
-
-        recorded = {k: settings[k] for k in ("proposer", "strategy", "device")} | {
-            "device_key": pool.device_key, "executor": spec.kind, "workers": pool.size}
-        spread = loop.create_task(bench_spread(
-            suite, solve_fn=solve_one, store=store, concurrency=pool.size, per_problem_budget_s=settings["budget_s"],
-            resume=settings["resume"], tolerance=settings["tolerance"], on_event=on_event, options=recorded))
-        try:
-            result = loop.run_until_complete(spread)
-        except KeyboardInterrupt:  # every problem in flight records the time it spent, for --resume
-            spread.cancel()
-            loop.run_until_complete(asyncio.gather(spread, return_exceptions=True))
-            raise
         folder = out or Path("runs") / f"bench-{result.run_id}"
         paths = report_run(store, result.run_id, folder, html=html)
-        out_console.print(f"bench run {result.run_id}: {result.status}; report: {paths.get('html', paths['markdown'])}",
-                          highlight=False)
-        return result.run_id
     finally:
-        loop.run_until_complete(pool.close())
-        loop.close()
         store.close()
+    out_console.print(f"bench run {result.run_id}: {result.status}; report: {paths.get('html', paths['markdown'])}",
+                      highlight=False)
+    return result.run_id

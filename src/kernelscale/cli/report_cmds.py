@@ -53,6 +53,9 @@ def show(run_id: RunArg, db: DbOption = DEFAULT_DB,
     for table in (tables.overview_table(summary), tables.speed_table(summary), tables.problems_table(summary),
                   tables.attempts_table(rows, limit=attempts)):
         console.print(tables.to_rich(table))
+    for prob in summary.problems:  # the same attempt solve wrote as best_kernel.py (propose.best)
+        best = f"attempt #{prob.best_attempt_id}" if prob.best_attempt_id else "none (no trusted correct kernel)"
+        console.print(f"best for {prob.name}: {best}", highlight=False)
 
 
 def report(run_id: RunArg, db: DbOption = DEFAULT_DB,

@@ -11,16 +11,20 @@ import typer
 from kernelscale.cli.common import DeviceOption, ToleranceOption, check_device, console, fail, read_text
 
 
-def problems(suite: Annotated[str | None, typer.Argument(help="ops, attention, or a directory.")] = None) -> None:
-    """List problems (every built-in suite when no suite is given)."""
-    from rich.table import Table
+def problems(suite: Annotated[str | None, typer.Argument(help="ops, attention, attention-decode, or a directory.")] = None) -> None:
+    """List problems (every built-in suite when no suite is given; attention includes its decode shapes)."""
+    from rich.table import Column, Table
 
     from kernelscale.problems import ProblemError, list_problem_ids, load_problem
     from kernelscale.problems.loader import BUILTIN_SUITES
 
-    table = Table("problem", "kind", "dtype", "baselines", "description")
+    # decode ids (attention/alibi:Sq=1,Skv=32768,...) are long: fold them, never cut them
+    table = Table(Column("problem", overflow="fold"), "kind", "dtype", "baselines", "description")
     try:
-        for name in [suite] if suite else list(BUILTIN_SUITES):
+        names = [suite] if suite else list(BUILTIN_SUITES)
+        if suite == "attention":
+            names.append("attention-decode")
+        for name in names:
             for pid in list_problem_ids(name):
                 p = load_problem(pid)
                 table.add_row(p.name, p.kind, p.dtype or "-", ", ".join(p.baselines), p.description)

@@ -30,7 +30,7 @@ from kernelscale.verify.pool import (
     screen_verdict,
     visible_gpus,
 )
-from kernelscale.verify.verdict import Verdict
+from kernelscale.verify.verdict import VERIFIER_ERROR, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +188,9 @@ class SlotPool:
             if not retry:
                 self.retries += 1
                 log.warning("%s; retrying the attempt once on another worker", reason)
-        return Verdict("runtime_error", f"{reason}; the attempt was retried once on another worker and failed "
-                       f"again there (the fault is the verifier's, not the candidate's)")
+        detail = reason.removeprefix(VERIFIER_ERROR).lstrip(": ")
+        return Verdict("runtime_error", f"{VERIFIER_ERROR}: {detail}; the attempt was retried once on another "
+                       "worker and failed again there")
 
     async def _take(self, avoid: Worker | None) -> Worker:
         """An idle worker, other than `avoid` while another live worker exists."""
