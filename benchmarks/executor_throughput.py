@@ -23,10 +23,8 @@ from pathlib import Path
 
 from kernelscale.problems import load_problem
 from kernelscale.propose.replay import ReplayProposer
-from kernelscale.search.base import Budget
-from kernelscale.search.executor import make_executor
-from kernelscale.search.solve import solve_problem_async
-from kernelscale.store.db import Store
+from kernelscale.search.session import Session
+from kernelscale.search.settings import RunSettings
 from kernelscale.verify.options import VerifyOptions
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "src" / "kernelscale" / "examples"
@@ -66,34 +64,37 @@ def write(out: Path, results: dict) -> None:
 
 
 async def measure(kind: str, problem, kernel: str, window: float, device: str) -> dict:
-    """Start the executor, warm it up with one attempt, then count attempts in `window` seconds."""
-    options = VerifyOptions(timeout_s=60)
+    """Start the executor, warm it up with one attempt, then count attempts in `window` seconds.
+    The search goes through a Session, as `kernelscale solve --executor KIND` does."""
     if kind == "ray":
         import ray
 
         ray.init(include_dashboard=False, log_to_driver=False)
-    pool = make_executor(kind, "0" if kind == "local" and device == "cuda" else None, device=device, workers=1)
+    folder = tempfile.TemporaryDirectory()
+    settings = RunSettings(proposer="replay", strategy="refine", budget_s=window, device=device,
+                           gpus="0" if kind == "local" and device == "cuda" else None, workers=1, executor=kind,
+                           db_path=Path(folder.name) / "k.db", verify_options=VerifyOptions(timeout_s=60))
+    session = Session(settings)
     try:
         t0 = time.monotonic()
-        async with pool:
-            start_s = time.monotonic() - t0
-            warm = await pool.verify(problem, kernel + "\n# warm-up\n", options)
-            with tempfile.TemporaryDirectory() as folder:
-                store = Store(Path(folder) / "k.db")
-                run_id = store.create_run("solve", problem.name, {"executor": kind})
-                store.add_problem(run_id, problem)
-                copies = ReplayProposer([kernel + f"\n# copy {i} ({kind})\n" for i in range(100000)])
-                t1 = time.monotonic()
-                attempts, _ = await solve_problem_async(problem, store=store, pool=pool, run_id=run_id,
-                                                        proposer=copies, strategy="refine",
-                                                        budget=Budget(window), options=options)
-                seconds = time.monotonic() - t1  # the verification in flight at the deadline finishes and counts
-                store.close()
-            return {"workers": pool.size, "device_key": pool.device_key, "start_s": round(start_s, 1),
-                    "warm_up": warm.headline()[:200], "attempts": len(attempts), "seconds": round(seconds, 2),
-                    "attempts_per_minute": round(60 * len(attempts) / seconds, 2),
-                    "statuses": dict(Counter(a.verdict.status for a in attempts))}
+        await session.start()
+        start_s = time.monotonic() - t0
+        warm = await session.pool.verify(problem, kernel + "\n# warm-up\n", settings.verify_options)
+        run_id = session.store.create_run("solve", problem.name, {"executor": kind})
+        session.store.add_problem(run_id, problem)
+        copies = ReplayProposer([kernel + f"\n# copy {i} ({kind})\n" for i in range(100000)])
+        t1 = time.monotonic()
+        outcome = await session.search(problem, run_id, copies, [])
+        seconds = time.monotonic() - t1  # the verification in flight at the deadline finishes and counts
+        attempts = outcome.attempts
+        return {"workers": session.pool.size, "device_key": session.pool.device_key, "start_s": round(start_s, 1),
+                "warm_up": warm.headline()[:200], "stopped": outcome.stopped, "attempts": len(attempts),
+                "seconds": round(seconds, 2), "attempts_per_minute": round(60 * len(attempts) / seconds, 2),
+                "statuses": dict(Counter(a.verdict.status for a in attempts))}
     finally:
+        await session.close()
+        session.close_store()
+        folder.cleanup()
         if kind == "ray":
             import ray
 
