@@ -46,7 +46,7 @@ def test_a_failed_problem_is_isolated_and_resume_runs_only_it(tmp_path, suite): 
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--executor", "slurm"], "--executor must be one of"),
+    (["--executor", "slurm"], "--executor must be local or ray"),
     (["--address", "auto"], "--address is for --executor ray"),
     (["--workers", "0"], "--workers must be at least 1"),
 ])
