@@ -51,7 +51,11 @@ def hostile_jobs():
 
     scaled = load_problem(TESTS / "problems" / "scaled_exp.py").with_options(baselines=("eager",))
     for cheat in PROTOCOL_CHEATS:
-        problem = scaled if cheat.problem == "scaled_exp" else load_problem(cheat.problem).with_options(baselines=("eager",))
+        problem = (
+            scaled
+            if cheat.problem == "scaled_exp"
+            else load_problem(cheat.problem).with_options(baselines=("eager",))
+        )
         yield "hostile", cheat.name, problem, cheat.source, cheat.status
     for cheat in CHEATS:
         if cheat.unscreened is not None and cheat.name not in ("exhausts_memory",):
@@ -60,8 +64,11 @@ def hostile_jobs():
 
 async def run(args) -> None:
     started = time.monotonic()
-    phases = {"examples": lambda: example_jobs(set(args.full_baselines)),
-              "attention": lambda: attention_jobs(args.attention_shape), "hostile": hostile_jobs}
+    phases = {
+        "examples": lambda: example_jobs(set(args.full_baselines)),
+        "attention": lambda: attention_jobs(args.attention_shape),
+        "hostile": hostile_jobs,
+    }
     async with VerifierPool(device="cuda") as pool:
         for phase in args.phases:
             for kind, name, problem, code, expected in phases[phase]():
@@ -71,17 +78,26 @@ async def run(args) -> None:
                 screen = kind != "hostile" and kind != "hostile-classic"
                 t0 = time.monotonic()
                 verdict = await pool.verify(problem, code, VerifyOptions(screen=screen, timeout_s=240))
-                row = {"phase": kind, "name": name, "expected": verdict.status == expected,
-                       "wall_s": round(time.monotonic() - t0, 2)} | verdict.to_json()
+                row = {
+                    "phase": kind,
+                    "name": name,
+                    "expected": verdict.status == expected,
+                    "wall_s": round(time.monotonic() - t0, 2),
+                } | verdict.to_json()
                 row.pop("log_tail", None)
                 with open(args.out, "a") as handle:
                     handle.write(json.dumps(row, default=str) + "\n")
                 mark = "ok " if row["expected"] else "BAD"
-                print(f"{mark} {kind:15s} {name:28s} {verdict.headline()[:150]}  [{row['wall_s']} s]", flush=True)
+                print(
+                    f"{mark} {kind:15s} {name:28s} {verdict.headline()[:150]}  [{row['wall_s']} s]",
+                    flush=True,
+                )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("verifier.jsonl"))
     parser.add_argument("--deadline", type=float, default=540.0)
     parser.add_argument("--phases", nargs="*", default=["hostile", "examples", "attention"])

@@ -22,12 +22,21 @@ import pytest
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-extensions", "--disable-dev-shm-usage", "--virtual-time-budget=3000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-dev-shm-usage",
+    "--virtual-time-budget=3000",
 )
 PROBE_ID = "ks-browser-probe"
-PROBE = """
+PROBE = (
+    """
 <script>
 window.addEventListener("load", function () {
   var images = Array.prototype.map.call(document.images, function (img) {
@@ -46,7 +55,9 @@ window.addEventListener("load", function () {
   document.body.appendChild(out);
 });
 </script>
-""" % PROBE_ID
+"""
+    % PROBE_ID
+)
 
 
 def find_chromium() -> str | None:
@@ -79,8 +90,9 @@ def render(page: Path, timeout: float = 60.0) -> tuple[str, dict]:
             raise AssertionError(f"{page} has no </body>")
         probed.write_text(text.replace("</body>", PROBE + "</body>", 1), encoding="utf-8")
         command = [browser, *FLAGS, f"--user-data-dir={Path(tmp) / 'profile'}", "--dump-dom", probed.as_uri()]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              env=os.environ | {"HOME": tmp})
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, env=os.environ | {"HOME": tmp}
+        )
     if done.returncode != 0 or PROBE_ID not in done.stdout:
         tail = done.stderr.strip().splitlines()[-5:]
         raise AssertionError(f"chromium failed (rc {done.returncode}): " + " | ".join(tail))
@@ -129,5 +141,10 @@ def table_cells(dom: str, table_id: str) -> list[list[str]]:
     if match is None:
         raise AssertionError(f"no table #{table_id}")
     rows = re.findall(r"<tr>(.*?)</tr>", match.group(1), re.S)
-    return [[html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)]
-            for r in rows]
+    return [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)
+        ]
+        for r in rows
+    ]

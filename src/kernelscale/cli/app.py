@@ -7,7 +7,9 @@ import typer
 from kernelscale.cli import report_cmds, solve_cmds, verify_cmds
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="Turn a PyTorch reference into a fast, verified GPU kernel.",
 )
 app.command("problems")(verify_cmds.problems)

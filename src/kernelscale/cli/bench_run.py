@@ -28,21 +28,43 @@ def run_bench(suite: str | None, settings: dict, out: Path | None, html: bool) -
         def solve_one(problem, run_id: int, budget_s: float) -> None:
             proposer = make_proposer(settings["proposer"], problem, pool.device, settings["llm"])
             budget = Budget(budget_s, settings["max_attempts"], settings["target_speedup"])
-            loop.run_until_complete(solve_problem_async(
-                problem, store=store, pool=pool, run_id=run_id, proposer=proposer, strategy=settings["strategy"],
-                budget=budget, progress=printer, history=store.attempts(run_id, problem.content_hash())))
+            loop.run_until_complete(
+                solve_problem_async(
+                    problem,
+                    store=store,
+                    pool=pool,
+                    run_id=run_id,
+                    proposer=proposer,
+                    strategy=settings["strategy"],
+                    budget=budget,
+                    progress=printer,
+                    history=store.attempts(run_id, problem.content_hash()),
+                )
+            )
 
         def on_event(kind: str, info: dict) -> None:
             extra = f" ({info['error']})" if kind == "error" else ""
-            out_console.print(f"[{info['index'] + 1}/{info['total']}] {info['problem']}: {kind}{extra}", highlight=False)
+            out_console.print(
+                f"[{info['index'] + 1}/{info['total']}] {info['problem']}: {kind}{extra}", highlight=False
+            )
 
-        result = bench(suite, solve_fn=solve_one, store=store, per_problem_budget_s=settings["budget_s"],
-                       resume=settings["resume"], tolerance=settings["tolerance"], on_event=on_event,
-                       options={k: settings[k] for k in ("proposer", "strategy", "device")} | {"device_key": pool.device_key})
+        result = bench(
+            suite,
+            solve_fn=solve_one,
+            store=store,
+            per_problem_budget_s=settings["budget_s"],
+            resume=settings["resume"],
+            tolerance=settings["tolerance"],
+            on_event=on_event,
+            options={k: settings[k] for k in ("proposer", "strategy", "device")}
+            | {"device_key": pool.device_key},
+        )
         folder = out or Path("runs") / f"bench-{result.run_id}"
         paths = report_run(store, result.run_id, folder, html=html)
-        out_console.print(f"bench run {result.run_id}: {result.status}; report: {paths.get('html', paths['markdown'])}",
-                          highlight=False)
+        out_console.print(
+            f"bench run {result.run_id}: {result.status}; report: {paths.get('html', paths['markdown'])}",
+            highlight=False,
+        )
         return result.run_id
     finally:
         loop.run_until_complete(pool.close())

@@ -13,8 +13,12 @@ from kernelscale.cli.report_cmds import DEFAULT_DB, DbOption  # one default stor
 
 __all__ = ["DEFAULT_DB", "DbOption", "DeviceOption", "ToleranceOption", "fail", "console", "parse_budget"]
 
-DeviceOption = Annotated[str | None, typer.Option("--device", help="cpu or cuda (default: cuda when a GPU is visible).")]
-ToleranceOption = Annotated[str | None, typer.Option("--tolerance", help="strict (KernelBench today) or loose (v0.1).")]
+DeviceOption = Annotated[
+    str | None, typer.Option("--device", help="cpu or cuda (default: cuda when a GPU is visible).")
+]
+ToleranceOption = Annotated[
+    str | None, typer.Option("--tolerance", help="strict (KernelBench today) or loose (v0.1).")
+]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

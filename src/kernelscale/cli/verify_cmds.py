@@ -11,7 +11,9 @@ import typer
 from kernelscale.cli.common import DeviceOption, ToleranceOption, check_device, console, fail, read_text
 
 
-def problems(suite: Annotated[str | None, typer.Argument(help="ops, attention, or a directory.")] = None) -> None:
+def problems(
+    suite: Annotated[str | None, typer.Argument(help="ops, attention, or a directory.")] = None,
+) -> None:
     """List problems (every built-in suite when no suite is given)."""
     from rich.table import Table
 
@@ -75,4 +77,7 @@ def print_verdict(verdict) -> None:
     if verdict.log_tail and not verdict.ok:
         out.print(verdict.log_tail, highlight=False, markup=False)
     device = verdict.device
-    out.print(f"device: {device.get('name')} (torch {device.get('torch')}, triton {device.get('triton')})", highlight=False)
+    out.print(
+        f"device: {device.get('name')} (torch {device.get('torch')}, triton {device.get('triton')})",
+        highlight=False,
+    )

@@ -29,7 +29,9 @@ def list_problem_ids(suite: str) -> list[str]:
         return sorted(f"{suite}/{p.stem}" for p in builtin_dir(suite).glob("*.py") if _is_problem_file(p))
     folder = Path(suite)
     if not folder.is_dir():
-        raise ProblemError(f"no such suite or directory: {suite} (built-in suites: {', '.join(BUILTIN_SUITES)})")
+        raise ProblemError(
+            f"no such suite or directory: {suite} (built-in suites: {', '.join(BUILTIN_SUITES)})"
+        )
     return sorted(str(p) for p in folder.glob("*.py") if _is_problem_file(p))
 
 
@@ -92,7 +94,9 @@ def _load_file(path: Path, display_name: str) -> Problem:
 
         return load_attention_problem(path, display_name=display_name)
     if "Model" not in names:
-        raise ProblemError(f"{path} defines no `Model` class (not a KernelBench-format problem or attention variant)")
+        raise ProblemError(
+            f"{path} defines no `Model` class (not a KernelBench-format problem or attention variant)"
+        )
     if "get_inputs" not in names:
         raise ProblemError(f"{path} defines no `get_inputs()`: the verifier cannot make inputs for it")
     return _kernelbench_problem(path, source, tree, display_name)

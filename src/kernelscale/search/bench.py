@@ -16,9 +16,9 @@ bench, since every later problem would fail the same way.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from kernelscale.problems import list_problem_ids, load_problem
 from kernelscale.problems.problem import Problem
@@ -103,7 +103,13 @@ class _Context:
 def _solve_one(context: _Context, row: dict, info: dict) -> None:
     """Run one problem with what is left of its budget and record how it ended."""
     store, run_id, budget, result, emit, clock = (
-        context.store, context.run_id, context.budget, context.result, context.emit, context.clock)
+        context.store,
+        context.run_id,
+        context.budget,
+        context.result,
+        context.emit,
+        context.clock,
+    )
     key, name = row["problem_hash"], row["name"]
     spent = float(row["seconds_spent"] or 0.0)
     remaining = budget - spent
@@ -149,7 +155,9 @@ def _new_run(store: Store, target, budget, tolerance, options: dict) -> tuple[in
 def _resumed_run(store: Store, run_id: int, target, budget, tolerance) -> tuple[int, float]:
     run = store.get_run(run_id)
     if run.command != "bench":
-        raise BenchError(f"run {run_id} is a `{run.command}` run, not a bench: resume it with `{run.command}`")
+        raise BenchError(
+            f"run {run_id} is a `{run.command}` run, not a bench: resume it with `{run.command}`"
+        )
     if target is not None and not _same_target(str(target), run.target):
         raise BenchError(f"run {run_id} benchmarked {run.target}, not {target}")
     budget = _check_budget(budget if budget is not None else run.options.get("per_problem_budget_s"))

@@ -77,7 +77,9 @@ class Store:
         if row is None:
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         elif int(row["value"]) > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema v{row['value']}, newer than this kernelscale (v{SCHEMA_VERSION})")
+            raise StoreError(
+                f"{self.path} has schema v{row['value']}, newer than this kernelscale (v{SCHEMA_VERSION})"
+            )
 
     # -- runs ---------------------------------------------------------------------------------
     def create_run(self, command: str, target: str, options: dict) -> int:
@@ -116,10 +118,13 @@ class Store:
         )
         return key
 
-    def set_problem_status(self, run_id: int, problem_hash: str, status: str, seconds: float | None = None) -> None:
+    def set_problem_status(
+        self, run_id: int, problem_hash: str, status: str, seconds: float | None = None
+    ) -> None:
         if seconds is None:
             self.db.execute(
-                "UPDATE run_problems SET status=? WHERE run_id=? AND problem_hash=?", (status, run_id, problem_hash)
+                "UPDATE run_problems SET status=? WHERE run_id=? AND problem_hash=?",
+                (status, run_id, problem_hash),
             )
         else:
             self.db.execute(
@@ -136,7 +141,9 @@ class Store:
         return [dict(r) | {"problem": Problem.from_json(json.loads(r["spec"]))} for r in rows]
 
     # -- verdicts (the cache) -------------------------------------------------------------------
-    def cached_verdict(self, code_hash: str, problem_hash: str, device_key: str) -> tuple[int, Verdict] | None:
+    def cached_verdict(
+        self, code_hash: str, problem_hash: str, device_key: str
+    ) -> tuple[int, Verdict] | None:
         row = self.db.execute(
             "SELECT id, body FROM verdicts WHERE code_hash=? AND problem_hash=? AND device_key=? "
             "ORDER BY id DESC LIMIT 1",
@@ -160,9 +167,20 @@ class Store:
             "INSERT INTO attempts (run_id, problem_hash, code_hash, code, proposer, parents, provenance, usage,"
             " verdict_id, status, time_ms, speedup, elapsed_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                run_id, problem_hash, cand.code_hash, cand.code, cand.proposer, json.dumps(cand.parents),
-                json.dumps(cand.provenance, default=str), json.dumps(cand.usage), verdict_id, verdict.status,
-                verdict.time_ms, attempt.best_speedup, attempt.elapsed_s, time.time(),
+                run_id,
+                problem_hash,
+                cand.code_hash,
+                cand.code,
+                cand.proposer,
+                json.dumps(cand.parents),
+                json.dumps(cand.provenance, default=str),
+                json.dumps(cand.usage),
+                verdict_id,
+                verdict.status,
+                verdict.time_ms,
+                attempt.best_speedup,
+                attempt.elapsed_s,
+                time.time(),
             ),
         )
         return int(cur.lastrowid)
@@ -189,15 +207,23 @@ class Store:
 
 def _run_record(row: sqlite3.Row) -> RunRecord:
     return RunRecord(
-        id=row["id"], command=row["command"], target=row["target"], options=json.loads(row["options"]),
-        status=row["status"], created_at=row["created_at"], finished_at=row["finished_at"],
+        id=row["id"],
+        command=row["command"],
+        target=row["target"],
+        options=json.loads(row["options"]),
+        status=row["status"],
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
     )
 
 
 def _attempt(row: sqlite3.Row) -> Attempt:
     candidate = Candidate(
-        code=row["code"], proposer=row["proposer"], parents=json.loads(row["parents"]),
-        provenance=json.loads(row["provenance"]), usage=json.loads(row["usage"]),
+        code=row["code"],
+        proposer=row["proposer"],
+        parents=json.loads(row["parents"]),
+        provenance=json.loads(row["provenance"]),
+        usage=json.loads(row["usage"]),
     )
     verdict = Verdict.from_json(json.loads(row["body"]))
     return Attempt(candidate=candidate, verdict=verdict, attempt_id=row["id"], elapsed_s=row["elapsed_s"])

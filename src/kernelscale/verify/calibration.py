@@ -46,7 +46,9 @@ def _measure(oracle, loaded, options: VerifyOptions) -> float:
     inputs = make_inputs(loaded.module, loaded.timing_seed, 1.0, oracle.device)
     with torch.no_grad():
         outs = outputs_as_list(loaded.timing_model(*inputs))
-    specs = [(tuple(o.shape), str(o.dtype).removeprefix("torch.")) for o in outs if isinstance(o, torch.Tensor)]
+    specs = [
+        (tuple(o.shape), str(o.dtype).removeprefix("torch.")) for o in outs if isinstance(o, torch.Tensor)
+    ]
     del outs
     workdir = attempt_dir(oracle)
     process = CandidateProcess(oracle, loaded, workdir, options.memory_limit_gb)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass
 
 
 @dataclass
@@ -26,5 +26,5 @@ class VerifyOptions:
         return asdict(self)
 
     @staticmethod
-    def from_json(data: dict) -> "VerifyOptions":
+    def from_json(data: dict) -> VerifyOptions:
         return VerifyOptions(**{k: v for k, v in data.items() if k in VerifyOptions.__dataclass_fields__})

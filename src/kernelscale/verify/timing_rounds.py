@@ -49,7 +49,9 @@ class TimingResult:
             return n >= options.cpu_calls
         if n >= options.min_calls or time.monotonic() - started > options.max_timing_s:
             return True
-        return n >= 2 * options.round_calls and timing.relative_standard_error(self.own_ms) < options.target_rse
+        return (
+            n >= 2 * options.round_calls and timing.relative_standard_error(self.own_ms) < options.target_rse
+        )
 
     def check_own_times(self, clock: list[tuple[float, float]], device: str) -> None:
         """The runner's figure must agree with the oracle's, over every call after the first
@@ -62,22 +64,40 @@ class TimingResult:
         window = statistics.median(w for w, _ in calls)
         outside = statistics.median(max(0.0, w - self.overhead_ms) for w, _ in calls)
         if own > window * 1.05 + 0.05:
-            raise AttemptFailed(Verdict("rejected", f"the runner reported {own:.4f} ms per call inside a "
-                                        f"{window:.4f} ms window", rule="timer_mismatch"))
+            raise AttemptFailed(
+                Verdict(
+                    "rejected",
+                    f"the runner reported {own:.4f} ms per call inside a {window:.4f} ms window",
+                    rule="timer_mismatch",
+                )
+            )
         slack = OWN_TIME_SLACK if device == "cuda" else CPU_OWN_TIME_SLACK
         if own < outside * (1 - slack) - OWN_TIME_SLACK_MS:
-            raise AttemptFailed(Verdict("rejected", f"the candidate's process reported {own:.4f} ms per call; "
-                                        f"measured from outside it took {outside:.4f} ms", rule="timer_mismatch"))
+            raise AttemptFailed(
+                Verdict(
+                    "rejected",
+                    f"the candidate's process reported {own:.4f} ms per call; "
+                    f"measured from outside it took {outside:.4f} ms",
+                    rule="timer_mismatch",
+                )
+            )
 
     def fill(self, verdict: Verdict, oracle, loaded, options) -> None:
         verdict.time_ms = statistics.median(self.own_ms)
         stats = timing.summarize(timing.Samples(self.own_ms, self.window_ms))
-        verdict.time_stats = stats | {"outside_median_ms": statistics.median(self.outside_ms()),
-                                      "handshake_ms": self.overhead_ms, "baseline_notes": self.notes}
-        verdict.baselines = {name: timing.summarize(s)["median_ms"] for name, s in self.baselines.items() if s.event_ms}
+        verdict.time_stats = stats | {
+            "outside_median_ms": statistics.median(self.outside_ms()),
+            "handshake_ms": self.overhead_ms,
+            "baseline_notes": self.notes,
+        }
+        verdict.baselines = {
+            name: timing.summarize(s)["median_ms"] for name, s in self.baselines.items() if s.event_ms
+        }
         if oracle.device != "cuda":
             return  # interpreter times are not performance numbers: no speedup is claimed
-        verdict.speedup = {name: ms / verdict.time_ms for name, ms in verdict.baselines.items() if verdict.time_ms > 0}
+        verdict.speedup = {
+            name: ms / verdict.time_ms for name, ms in verdict.baselines.items() if verdict.time_ms > 0
+        }
         _flag_suspect(verdict, oracle, loaded, options, self.nbytes)
 
 
@@ -85,8 +105,11 @@ def _flag_suspect(verdict: Verdict, oracle, loaded, options, nbytes: int) -> Non
     # Suspicion is about beating every known implementation: a fused kernel 30x faster than
     # an fp32 eager reference is ordinary, 10x faster than the best baseline is not.
     strongest = min(verdict.speedup, key=verdict.speedup.get) if verdict.speedup else None
-    reasons = [f"{verdict.speedup[strongest]:.1f}x over {strongest}, the strongest baseline"] if (
-        strongest and verdict.speedup[strongest] > options.suspect_speedup) else []
+    reasons = (
+        [f"{verdict.speedup[strongest]:.1f}x over {strongest}, the strongest baseline"]
+        if (strongest and verdict.speedup[strongest] > options.suspect_speedup)
+        else []
+    )
     floor = oracle.roofline.floor_ms(loaded.problem.flops, nbytes) if oracle.roofline else 0.0
     verdict.time_stats["roofline_floor_ms"] = floor
     if verdict.time_ms < 0.9 * floor:
@@ -113,8 +136,11 @@ def time_baselines(oracle, loaded, options, result: TimingResult, warm: bool) ->
             samples = result.baselines.setdefault(name, timing.Samples())
             first = len(samples.event_ms)
             while True:
-                samples.extend(timing.time_block(fn, inputs, options.round_calls if device == "cuda" else calls,
-                                                 device, flush))
+                samples.extend(
+                    timing.time_block(
+                        fn, inputs, options.round_calls if device == "cuda" else calls, device, flush
+                    )
+                )
                 if device != "cuda" or _baseline_settled(samples, first + calls, options, started):
                     break
         except Exception as exc:  # a broken baseline is noted, never blamed on the candidate

@@ -17,7 +17,11 @@ import torch
 from kernelscale.problems.attention.baselines import SDPA_BACKENDS, sdpa_mode
 from kernelscale.problems.attention.blockmask import block_any_all
 from kernelscale.problems.attention.variant import (
-    load_variant_module, parse_shape_suffix, resolve_mods, variant_shapes)
+    load_variant_module,
+    parse_shape_suffix,
+    resolve_mods,
+    variant_shapes,
+)
 from kernelscale.problems.problem import Problem, ProblemError
 
 DENSITY_BLOCK = 128  # FlexAttention's default block, as in ANCHORS.md's density column
@@ -133,8 +137,16 @@ def _analyse(path: str, shape_items: tuple) -> tuple[float, tuple[str, ...]]:
         score_mod, mask_mod = resolve_mods(load_variant_module(path), shape, "cpu", path)
         density = 1.0
         if mask_mod is not None:
-            any_, _ = block_any_all(mask_mod, shape["B"], shape["Hq"], shape["Sq"], shape["Skv"],
-                                    DENSITY_BLOCK, DENSITY_BLOCK, "cpu")
+            any_, _ = block_any_all(
+                mask_mod,
+                shape["B"],
+                shape["Hq"],
+                shape["Sq"],
+                shape["Skv"],
+                DENSITY_BLOCK,
+                DENSITY_BLOCK,
+                "cpu",
+            )
             density = float(any_.float().mean())
         expressible = sdpa_mode(score_mod, mask_mod, shape, "cpu") is not None
     return density, tuple(SDPA_BACKENDS) if expressible else ()

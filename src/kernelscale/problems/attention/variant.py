@@ -107,8 +107,15 @@ def _small_shape(gpu: dict) -> dict:
     skv = min(gpu["Skv"], CPU_MAX["Skv"])
     sq = min(gpu["Sq"], max(16, round(gpu["Sq"] * skv / gpu["Skv"])))
     hkv = min(gpu["Hkv"], 1 if group > 2 else 2 // group)
-    return {"B": min(gpu["B"], CPU_MAX["B"]), "Hq": hkv * group, "Hkv": hkv, "Sq": sq, "Skv": skv,
-            "D": min(gpu["D"], CPU_MAX["D"]), "dtype": gpu["dtype"]}
+    return {
+        "B": min(gpu["B"], CPU_MAX["B"]),
+        "Hq": hkv * group,
+        "Hkv": hkv,
+        "Sq": sq,
+        "Skv": skv,
+        "D": min(gpu["D"], CPU_MAX["D"]),
+        "dtype": gpu["dtype"],
+    }
 
 
 def resolve_mods(module: ModuleType, shape: dict, device, path: str | Path = "variant"):
@@ -119,7 +126,9 @@ def resolve_mods(module: ModuleType, shape: dict, device, path: str | Path = "va
         try:
             mods = make(*args, torch.device(device))
         except Exception as exc:
-            raise ProblemError(f"{path}: make(B, Hq, Hkv, Sq, Skv, D, device) failed: {type(exc).__name__}: {exc}") from None
+            raise ProblemError(
+                f"{path}: make(B, Hq, Hkv, Sq, Skv, D, device) failed: {type(exc).__name__}: {exc}"
+            ) from None
         if not (isinstance(mods, (tuple, list)) and len(mods) == 2):
             raise ProblemError(f"{path}: make() must return (score_mod, mask_mod), got {type(mods).__name__}")
         score_mod, mask_mod = mods

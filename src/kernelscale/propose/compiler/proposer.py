@@ -8,7 +8,7 @@ proposed (in this run or in the history of a resumed one) is never proposed agai
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from kernelscale.problems.attention.variant import full_shape, load_variant_module, resolve_mods
 from kernelscale.problems.problem import Problem, ProblemError
@@ -16,7 +16,15 @@ from kernelscale.propose.base import Attempt, Candidate, ProposerError
 from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.generate import Compiled, compile_mods, render
 from kernelscale.propose.compiler.space import (
-    CHOICES, Config, Features, default_config, enumerate_space, fits, neighbours, relevant)
+    CHOICES,
+    Config,
+    Features,
+    default_config,
+    enumerate_space,
+    fits,
+    neighbours,
+    relevant,
+)
 
 
 class CompilerProposer:
@@ -30,7 +38,9 @@ class CompilerProposer:
     async def propose(self, problem: Problem, history: Sequence[Attempt], n: int = 1) -> list[Candidate]:
         compiled, features = self._compile(problem)
         issued = self._issued.setdefault(problem.content_hash(), set())
-        issued |= {_key(a.candidate.provenance.get("config")) for a in history if a.candidate.proposer == self.name}
+        issued |= {
+            _key(a.candidate.provenance.get("config")) for a in history if a.candidate.proposer == self.name
+        }
         best = _fastest(history, self.name)
         out = []
         for config in self.plan(features, best):
@@ -41,8 +51,11 @@ class CompilerProposer:
             issued.add(_key(config.as_dict()))
             parents = [best[1].candidate.code_hash] if best else []
             code = render(compiled, config)
-            out.append(Candidate(code=code, proposer=self.name, parents=parents,
-                                 provenance={"config": config.as_dict()}))
+            out.append(
+                Candidate(
+                    code=code, proposer=self.name, parents=parents, provenance={"config": config.as_dict()}
+                )
+            )
         return out
 
     def first_kernel(self, problem: Problem) -> str | None:
@@ -71,7 +84,9 @@ class CompilerProposer:
         key = problem.content_hash()
         if key not in self._compiled:
             if problem.kind != "attention" or not problem.path:
-                raise ProposerError(f"the compiler handles attention problems only; {problem.name} is {problem.kind}")
+                raise ProposerError(
+                    f"the compiler handles attention problems only; {problem.name} is {problem.kind}"
+                )
             try:
                 self._compiled[key] = compile_problem(problem)
             except (CompilerError, ProblemError) as exc:
@@ -99,8 +114,14 @@ def _key(config: dict | None) -> tuple:
 
 def _fastest(history: Sequence[Attempt], name: str) -> tuple[Config, Attempt] | None:
     """The fastest correct attempt of this proposer with a measured (not interpreted) time."""
-    timed = [a for a in history if a.candidate.proposer == name and a.verdict.ok
-             and not a.verdict.interpreted and a.verdict.time_ms is not None]
+    timed = [
+        a
+        for a in history
+        if a.candidate.proposer == name
+        and a.verdict.ok
+        and not a.verdict.interpreted
+        and a.verdict.time_ms is not None
+    ]
     if not timed:
         return None
     best = min(timed, key=lambda a: a.verdict.time_ms)

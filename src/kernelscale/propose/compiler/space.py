@@ -43,7 +43,7 @@ class Config:
         return asdict(self)
 
     @staticmethod
-    def from_dict(data: dict) -> "Config":
+    def from_dict(data: dict) -> Config:
         known = {f.name for f in fields(Config)}
         unknown = set(data) - known
         if unknown:
@@ -89,9 +89,13 @@ def default_config(features: Features, device: str = "cuda") -> Config:
     cheap = features.score_cost <= 2
     big = cheap and features.D >= 128
     config = Config(
-        block_m=128 if cheap else 64, block_n=128 if big else 64, num_warps=8 if big else 4,
-        num_stages=3, fast_tanh=features.has_tanh and device == "cuda",
-        fixed_max=features.bounded, reverse_m=features.has_mask,
+        block_m=128 if cheap else 64,
+        block_n=128 if big else 64,
+        num_warps=8 if big else 4,
+        num_stages=3,
+        fast_tanh=features.has_tanh and device == "cuda",
+        fixed_max=features.bounded,
+        reverse_m=features.has_mask,
     )
     return config
 
@@ -119,4 +123,6 @@ def neighbours(config: Config, space: dict) -> list[Config]:
 
 def enumerate_space(space: dict, base: Config) -> list[Config]:
     keys = list(space)
-    return [replace(base, **dict(zip(keys, values))) for values in itertools.product(*(space[k] for k in keys))]
+    return [
+        replace(base, **dict(zip(keys, values))) for values in itertools.product(*(space[k] for k in keys))
+    ]
