@@ -125,7 +125,7 @@ def bench_variant(name, D, device, args, log):
             out = kernel(q, k, v)
             entry["max_abs_err"], entry["ok"] = check(out, reference, tol)
             if entry["ok"]:
-                entry["ms"] = timer(lambda: kernel(q, k, v), device)
+                entry["ms"] = timer(lambda kernel=kernel: kernel(q, k, v), device)
         except Exception as exc:  # a config that fails to build or run is a result, not a crash
             entry["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
         row["configs"].append(entry)
@@ -156,7 +156,7 @@ def baselines(score_mod, mask_mod, shape, device, q, k, v, reference, tol):
                 continue
             err, ok = check(fn(q, k, v), reference, tol)
             out[f"{name}_max_abs_err"] = err
-            out[f"{name}_ms"] = timer(lambda: fn(q, k, v), device)
+            out[f"{name}_ms"] = timer(lambda fn=fn: fn(q, k, v), device)
         except Exception as exc:
             out[f"{name}_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     return out
@@ -175,7 +175,7 @@ def table(rows):
     lines = [head, "-" * len(head)]
     for r in rows:
 
-        def f(key, fmt="9.3f"):
+        def f(key, fmt="9.3f", r=r):
             return (
                 format(r[key], fmt)
                 if r.get(key) is not None

@@ -90,7 +90,7 @@ def run_variant(name, D, options, device):
                 out = kernel(q, k, v)
                 entry["max_abs_err"], entry["ok"] = ab.check(out, reference, tol)
                 if entry["ok"]:
-                    entry["ms"] = ab.timer(lambda: kernel(q, k, v), device)
+                    entry["ms"] = ab.timer(lambda kernel=kernel: kernel(q, k, v), device)
             except Exception as exc:  # a config that fails is a result, not a crash
                 entry["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
         row["options"].append(entry)

@@ -35,8 +35,7 @@ FLAGS = (
     "--virtual-time-budget=3000",
 )
 PROBE_ID = "ks-browser-probe"
-PROBE = (
-    """
+PROBE = """
 <script>
 window.addEventListener("load", function () {
   var images = Array.prototype.map.call(document.images, function (img) {
@@ -49,15 +48,13 @@ window.addEventListener("load", function () {
   });
   var fetched = performance.getEntriesByType("resource").map(function (e) { return e.name; });
   var out = document.createElement("pre");
-  out.id = "%s";
+  out.id = "PROBE_ID";
   out.textContent = JSON.stringify({images: images, external: external, fetched: fetched,
                                     title: document.title, tables: document.querySelectorAll("table").length});
   document.body.appendChild(out);
 });
 </script>
-"""
-    % PROBE_ID
-)
+""".replace("PROBE_ID", PROBE_ID)
 
 
 def find_chromium() -> str | None:

@@ -113,7 +113,7 @@ def _check_example(stem: str) -> None:
         assert out.shape == expected.shape and out.dtype == expected.dtype, (stem, out.shape, out.dtype)
         tol = problem.tolerance_for(expected.dtype)
         torch.testing.assert_close(
-            out, expected, atol=tol, rtol=tol, msg=lambda m: f"{stem}, seed {seed}: {m}"
+            out, expected, atol=tol, rtol=tol, msg=lambda m, seed=seed: f"{stem}, seed {seed}: {m}"
         )
 
 
