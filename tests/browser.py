@@ -70,7 +70,7 @@ def require_chromium() -> str:
     browser is required (CI sets KERNELSCALE_REQUIRE_BROWSER=1 so a missing one fails loudly)."""
     path = find_chromium()
     if path is None:
-        message = "no chromium (apt-get install -y chromium)"
+        message = "no chromium: browser tests skipped; `make test-deps` as root (apt-get install chromium) enables them"
         if os.environ.get("KERNELSCALE_REQUIRE_BROWSER") == "1":
             pytest.fail(message)
         pytest.skip(message)
