@@ -18,6 +18,8 @@ def run_bench(suite: str | None, settings: dict, out: Path | None, html: bool) -
     from kernelscale.search.bench import bench
 
     out_console = console()
+    if suite is not None and settings["resume"] is None:
+        _print_skipped_files(out_console, suite)
     printer = ProgressPrinter(out_console)
     store = Store(settings["db_path"])
     loop = asyncio.new_event_loop()
@@ -70,3 +72,11 @@ def run_bench(suite: str | None, settings: dict, out: Path | None, html: bool) -
         loop.run_until_complete(pool.close())
         loop.close()
         store.close()
+
+
+def _print_skipped_files(out_console, suite: str) -> None:
+    """Name the files of the suite that are not problems (bench runs the rest)."""
+    from kernelscale.problems import scan_suite
+
+    for entry in scan_suite(suite).skipped:
+        out_console.print(f"skipped {entry.path}: {entry.why}", highlight=False, markup=False, soft_wrap=True)

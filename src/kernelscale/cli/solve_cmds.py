@@ -19,7 +19,12 @@ from kernelscale.cli.common import (
     parse_budget,
 )
 
-BudgetOption = Annotated[str, typer.Option("--budget", help="Time budget: seconds, or 90s, 15m, 1h.")]
+BudgetOption = Annotated[
+    str,
+    typer.Option(
+        "--budget", help="Time budget: 900 (seconds), 90s, 15m, 1h, 1h30m, 2.5m; none or 0 for no limit."
+    ),
+]
 ProposerOption = Annotated[str, typer.Option("--proposer", help="compiler (attention, no LLM) or llm.")]
 StrategyOption = Annotated[
     str | None, typer.Option("--strategy", help="refine, parallel, evolve (llm) or compiler.")
@@ -69,7 +74,12 @@ def solve(
     preset: PresetOption = None,
     gpus: GpusOption = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Folder for best_kernel.py and the report.")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder for best_kernel.py and summary.json (default: runs/run-<id>); "
+            "the report comes from `kernelscale report RUN_ID`.",
+        ),
     ] = None,
     db: DbOption = DEFAULT_DB,
     resume: Annotated[int | None, typer.Option("--resume", help="Continue run RUN_ID.")] = None,
@@ -132,7 +142,9 @@ def bench(
     api_key_env: KeyEnvOption = None,
     preset: PresetOption = None,
     gpus: GpusOption = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for the report.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the report (default: runs/bench-<id>).")
+    ] = None,
     db: DbOption = DEFAULT_DB,
     resume: Annotated[int | None, typer.Option("--resume", help="Continue run RUN_ID.")] = None,
     attempts: AttemptsOption = None,
@@ -190,5 +202,7 @@ def _fail_known(exc: Exception) -> None:
         OSError,
     )
     if isinstance(exc, known):
-        fail(str(exc) or type(exc).__name__, 1 if isinstance(exc, (ProposerError, RuntimeError)) else 2)
+        # A store error names bad input (an unknown run id, a foreign database): exit 2 like `show`.
+        failed_at_runtime = isinstance(exc, ProposerError | RuntimeError) and not isinstance(exc, StoreError)
+        fail(str(exc) or type(exc).__name__, 1 if failed_at_runtime else 2)
     raise exc

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kernelscale.problems import list_problem_ids, load_problem
+from kernelscale.problems import scan_suite
 from kernelscale.problems.problem import Problem
 from kernelscale.propose.base import ProposerError
 from kernelscale.store.db import Store
@@ -171,11 +171,16 @@ def _resumed_run(store: Store, run_id: int, target, budget, tolerance) -> tuple[
 
 
 def load_suite_problems(target: str, tolerance: str | None = None) -> list[Problem]:
-    """Every problem of a built-in suite or directory, in a stable (sorted) order."""
-    problems = [load_problem(pid, tolerance=tolerance) for pid in list_problem_ids(target)]
-    if not problems:
-        raise BenchError(f"{target} holds no problem files (*.py defining Model or score_mod/mask_mod)")
-    return problems
+    """Every problem of a built-in suite or directory, in a stable (sorted) order; files that are
+    not problems are skipped (the CLI names them, from the same scan_suite)."""
+    scan = scan_suite(target, tolerance=tolerance)
+    if not scan.problems:
+        why = "; ".join(f"{entry.path}: {entry.why}" for entry in scan.skipped[:3])
+        raise BenchError(
+            f"{target} holds no problem files (*.py defining Model or score_mod/mask_mod)"
+            + (f"; skipped {why}" if why else "")
+        )
+    return scan.problems
 
 
 def _check_budget(budget) -> float:
