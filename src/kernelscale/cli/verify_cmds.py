@@ -15,12 +15,13 @@ def problems(
     suite: Annotated[str | None, typer.Argument(help="ops, attention, or a directory.")] = None,
 ) -> None:
     """List problems (every built-in suite when no suite is given), and the files skipped and why."""
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from kernelscale.problems import ProblemError, scan_suite
     from kernelscale.problems.loader import BUILTIN_SUITES
 
-    table = Table("problem", "kind", "dtype", "baselines", "description")
+    # The problem column never wraps: it is the id (or path) a user copies into `solve`.
+    table = Table(Column("problem", no_wrap=True), "kind", "dtype", "baselines", "description")
     skipped = []
     try:
         for name in [suite] if suite else list(BUILTIN_SUITES):
