@@ -1,4 +1,4 @@
-"""The command line contract (DESIGN §5): exit codes, --json, one-line errors, never a traceback."""
+"""The command line contract: exit codes, --json, one-line errors, never a traceback."""
 
 from __future__ import annotations
 

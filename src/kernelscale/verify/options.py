@@ -1,4 +1,4 @@
-"""Settings of one verification (the protocol's knobs, with DESIGN §3's minimums as defaults)."""
+"""Settings of one verification (the protocol's knobs; the defaults are its minimums)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Attention variant files (DESIGN §4): loading them, their shapes, their mods and inputs.
+"""Attention variant files: loading them, their shapes, their mods and inputs.
 
 A variant file defines `score_mod(score, b, h, q_idx, kv_idx)` and/or `mask_mod(b, h, q_idx,
 kv_idx)` at module level, or a factory `make(B, Hq, Hkv, Sq, Skv, D, device)` returning

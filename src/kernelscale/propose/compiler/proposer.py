@@ -1,7 +1,7 @@
 """`CompilerProposer`: the built-in, no-LLM proposer for attention problems.
 
 It compiles the problem's variant once, then proposes kernels for untried configurations:
-the default from ANCHORS.md first, then neighbours of the fastest verified config (one knob
+the measured default (`default_config`) first, then neighbours of the fastest verified config (one knob
 changed at a time), then the rest of the relevant space in a fixed order. A config already
 proposed (in this run or in the history of a resumed one) is never proposed again.
 """

@@ -3,8 +3,9 @@
 Tiles, warps and pipeline depth are the usual Triton knobs; the rest are the compiler's own:
 fast_tanh (tanh.approx.f32, GPU only), fixed_max (a bounded score's upper bound as the row max),
 split_loops (full KV blocks in a loop that skips the mask), reverse_m (heaviest query blocks
-first) and use_schedule (the block schedule at all). Per ANCHORS.md, TMA descriptors were slower
-and warp specialisation crashed or hung on Hopper with triton 3.6: neither is in the space.
+first) and use_schedule (the block schedule at all). In a probe on an H200 with triton 3.6, TMA
+descriptors were 2-18% slower than pointer loads and warp specialisation crashed or hung: neither
+is in the space (docs/perf-notes.md).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def relevant(features: Features) -> dict:
 
 
 def default_config(features: Features, device: str = "cuda") -> Config:
-    """The first guess, from what ANCHORS.md measured on an H200: 128x128 tiles and 8 warps for
+    """The first guess, from what a hand-written kernel measured on an H200 (docs/perf-notes.md): 128x128 tiles and 8 warps for
     plain attention at D=128, 64x64 and 4 warps when the score mod costs work per element,
     3 stages, fast tanh and the fixed max where they apply, longest query blocks first."""
     cheap = features.score_cost <= 2
