@@ -138,7 +138,10 @@ def resolve_mods(module: ModuleType, shape: dict, device, path: str | Path = "va
         if fn is not None and not callable(fn):
             raise ProblemError(f"{path}: {label} is not callable")
     if score_mod is None and mask_mod is None:
-        raise ProblemError(f"{path}: defines neither score_mod nor mask_mod (nor a make() returning one)")
+        raise ProblemError(
+            f"{path}: defines neither score_mod nor mask_mod (nor a make() returning one); a variant "
+            "file defines score_mod(score, b, h, q_idx, kv_idx) and/or mask_mod(b, h, q_idx, kv_idx)"
+        )
     return score_mod, mask_mod
 
 
