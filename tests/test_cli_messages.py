@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kernelscale.cli.verdict_view import parse_reason, verdict_lines
@@ -12,6 +14,7 @@ from test_cli import GOOD, PROBLEM, assert_one_line_error, kernelscale
 CRASHING = GOOD.read_text().replace(
     "    out = torch.empty_like(x)\n", "    out = torch.empty_like(x)\n    out = out.view(-1, 7, 13)\n"
 )
+ROOT = Path(__file__).resolve().parent.parent
 NOT_A_VARIANT = 'SHAPE = {"D": 64}\n\n\ndef helper(x):\n    return x\n'
 
 
@@ -58,6 +61,14 @@ def test_verdict_reason_parsing_keeps_plain_reasons_and_renames_the_copy():
     assert verdict_lines("runtime_error", reason, "k.py")[0] == (
         "runtime_error: ValueError: bad continued (/usr/lib/triton/jit.py:700)"
     )
+
+
+def test_a_syntax_error_names_the_candidates_line(tmp_path):
+    candidate = tmp_path / "typo.py"
+    candidate.write_text("import torch\n\n\ndef f(:\n    pass\n")
+    result = kernelscale("verify", str(PROBLEM), str(candidate), "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0] == "compile_error: SyntaxError: invalid syntax (typo.py:4)"
 
 
 def make_stray_suite(folder):
@@ -130,6 +141,11 @@ def test_flags_read_as_flags_in_help(command, flags):
     for flag in flags:
         assert any(line.strip().startswith(flag) for line in result.stdout.splitlines()), result.stdout
     assert "--budget <str>" in result.stdout or command in ("verify", "report")
+
+
+def test_runs_and_reports_are_ignored_by_git():
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert "/runs/" in ignored and "/reports/" in ignored
 
 
 def test_version():

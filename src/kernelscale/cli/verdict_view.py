@@ -56,11 +56,13 @@ def parse_reason(reason: str, candidate_name: str) -> CrashReport | None:
     return CrashReport(headline or "the candidate raised", tuple(frames))
 
 
-def verdict_lines(status: str, reason: str, candidate_name: str) -> list[str]:
-    """The verdict as printed: `status: what happened (file:line)`, then one line per own frame."""
+def verdict_lines(status: str, reason: str, candidate_name: str, line: int | None = None) -> list[str]:
+    """The verdict as printed: `status: what happened (file:line)`, then one line per own frame.
+    `line` is where the static screen or the parser placed the problem, when it did."""
     crash = parse_reason(reason, candidate_name)
     if crash is None:
-        return [f"{status}: {reason}"]
+        where = f" ({candidate_name}:{line})" if line else ""
+        return [f"{status}: {reason}{where}"]
     innermost = crash.frames[-1]
     head = f"{status}: {crash.headline} ({innermost.file}:{innermost.line})"
     return [head] + [str(frame) for frame in crash.frames]

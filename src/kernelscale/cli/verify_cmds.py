@@ -74,7 +74,7 @@ def print_verdict(verdict, candidate_name: str = "candidate.py") -> None:
 
     out = console()
     style = "green" if verdict.ok else "red"
-    head, *frames = verdict_lines(verdict.status, verdict.reason, candidate_name)
+    head, *frames = verdict_lines(verdict.status, verdict.reason, candidate_name, verdict.line)
     out.print(f"[{style}]{verdict.status}[/{style}]{head[len(verdict.status) :]}", highlight=False)
     for frame in frames:
         out.print(frame, highlight=False, markup=False)
