@@ -39,4 +39,5 @@ lint: install
 # System packages for the full suite (Debian/Ubuntu, as root): the headless browser that renders
 # the HTML report and bubblewrap, the verifier's sandbox.
 test-deps:
-	apt-get install -y -qq $(SYSTEM_TEST_DEPS) || (apt-get update -qq && apt-get install -y -qq $(SYSTEM_TEST_DEPS))
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_TEST_DEPS) || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_TEST_DEPS))

@@ -82,6 +82,22 @@ def test_cpu_torch_installer_falls_back_and_says_so(monkeypatch, capsys):
     assert "unreachable" in out and "--index-url" not in out
 
 
+def test_cpu_torch_installer_retries_the_default_index_when_the_cpu_index_fails(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(install_cpu_torch, "has_nvidia_gpu", lambda: False)
+    monkeypatch.setattr(install_cpu_torch, "index_reachable", lambda url: True)
+    monkeypatch.setattr(
+        install_cpu_torch.subprocess,
+        "run",
+        lambda command: (
+            calls.append(command) or subprocess.CompletedProcess(command, 1 if len(calls) == 1 else 0)
+        ),
+    )
+    assert install_cpu_torch.main(["--python", "py"]) == 0
+    assert "--index-url" in calls[0] and "--index-url" not in calls[1]
+    assert "failed" in capsys.readouterr().out
+
+
 def test_cpu_torch_installer_does_nothing_with_a_gpu(monkeypatch, capsys):
     monkeypatch.setattr(install_cpu_torch, "has_nvidia_gpu", lambda: True)
     monkeypatch.setattr(install_cpu_torch, "index_reachable", lambda url: pytest.fail("probed"))

@@ -70,7 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     print("no GPU: " + " ".join(command))
     if args.dry_run:
         return 0
-    return subprocess.run(command).returncode
+    returncode = subprocess.run(command).returncode
+    if returncode != 0 and cpu_index_ok:
+        # Reachable but unusable (a proxy that answers with errors, a partial mirror): try PyPI.
+        print(f"installing from {CPU_INDEX} failed: installing torch from the default index instead")
+        returncode = subprocess.run(pip_command(args.python, args.torch, cpu_index_ok=False)).returncode
+    return returncode
 
 
 if __name__ == "__main__":
