@@ -159,3 +159,15 @@ def test_solve_help_lists_budget_forms_and_what_out_holds():
     text = " ".join(kernelscale("solve", "--help").stdout.split())
     assert "90s, 15m, 1h, 1h30m" in text and "none or 0 for no limit" in text
     assert "best_kernel.py and summary.json" in text and "kernelscale report RUN_ID" in text
+
+
+def test_bench_dir_names_skipped_files_and_fails_when_none_is_a_problem(tmp_path):
+    folder = tmp_path / "strays"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("x")
+    (folder / "not_a_problem.py").write_text(NOT_A_VARIANT)
+    result = kernelscale(
+        "bench", str(folder), "--device", "cpu", "--db", str(tmp_path / "k.db"), cwd=tmp_path
+    )
+    assert f"skipped {folder / 'notes.txt'}: not a .py file" in result.stdout
+    assert_one_line_error(result, 2, "holds no problem files")
