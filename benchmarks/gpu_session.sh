@@ -4,6 +4,7 @@
 #   suite        `kernelscale bench attention` (one compiler attempt per variant) + its report, tarred
 #   solve-start  `kernelscale solve attention/softcap --budget 15m` in its own session (survives the call)
 #   solve-wait   wait for it, then copy its db, summary and log to $OUT
+#   decode       benchmarks/attention_decode.py (decode shapes vs Flex, FLASH, cuDNN; wrapper overhead)
 set -u
 export PYTHONPATH=$PWD/src TRITON_CACHE_DIR=/tmp/ks-triton PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/ks-out}
@@ -34,8 +35,12 @@ solve-wait)
   cp "$SOLVE/out/best_kernel.py" "$OUT/softcap_best_kernel.py" 2>/dev/null
   tail -25 "$SOLVE/solve.log"
   ;;
+decode)
+  timeout 170 python3 benchmarks/attention_decode.py --deadline "${2:-100}" --out "$OUT" 2>&1 \
+    | grep -v Warning | tee "$OUT/attention-decode.log"
+  ;;
 *)
-  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait" >&2
+  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]" >&2
   exit 2
   ;;
 esac

@@ -150,7 +150,7 @@ class ModelNew(nn.Module):
 
 PATCHES_RUNNER_CLOCK = (
     SCALED_EXP_KERNEL
-    + """
+    + '''
 import sys
 
 _runner = sys.modules["__main__"]  # the runner runs as a script: its module is __main__
@@ -163,6 +163,44 @@ def _forged(self):
 
 
 _runner.Runner._timed_call = _forged
+
+
+class ModelNew(nn.Module):
+    """A slow kernel (30 passes), so the forged fifth stands clear of a busy CPU's jitter."""
+
+    def forward(self, x, y):
+        out = scaled_exp(x, y)
+        for _ in range(29):
+            out = scaled_exp(x, y)
+        return out
+'''
+)
+
+# A slow kernel (many passes) that answers `done` at once and does its work while the outputs
+# are being shipped: the window sees nothing, the shipping step sees all of it.
+DEFERS_WORK_PAST_DONE = (
+    SCALED_EXP_KERNEL
+    + """
+import sys
+
+PASSES = 100
+_runner = sys.modules["__main__"]
+_honest_ship = _runner.Runner.ship
+
+
+def _done_at_once(self):
+    return torch.empty_like(self.buffers[0]), 0.001, set()
+
+
+def _ship_after_work(self, msg):
+    out = self.pending[0][0]
+    for _ in range(PASSES):
+        out.copy_(scaled_exp(*self.buffers))
+    return _honest_ship(self, msg)
+
+
+_runner.Runner._timed_call = _done_at_once
+_runner.Runner.ship = _ship_after_work
 
 
 class ModelNew(nn.Module):
@@ -286,6 +324,14 @@ PROTOCOL_CHEATS = [
         "forged times",
         "scaled_exp",
         PATCHES_RUNNER_CLOCK,
+        "rejected",
+        "timer_mismatch",
+    ),
+    ProtocolCheat(
+        "defers_work_past_done",
+        "forged times",
+        "scaled_exp",
+        DEFERS_WORK_PAST_DONE,
         "rejected",
         "timer_mismatch",
     ),

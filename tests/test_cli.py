@@ -96,7 +96,8 @@ def test_problems_lists_the_builtin_suites():
     assert "attention/softcap" in kernelscale("problems", "attention").stdout
 
 
-def test_unreachable_endpoint_is_one_line_and_keeps_the_run(tmp_path):
+def test_unreachable_endpoint_is_one_line_and_records_nothing(tmp_path):
+    # Nothing was verified, so there is no run to resume: none is recorded or offered.
     result = kernelscale(
         "solve",
         "ops/softmax",
@@ -114,6 +115,7 @@ def test_unreachable_endpoint_is_one_line_and_keeps_the_run(tmp_path):
         str(tmp_path / "k.db"),
         cwd=tmp_path,
     )
-    assert_one_line_error(result, 1, "run 1")
+    assert_one_line_error(result, 1, "cannot reach")
+    assert "--resume" not in result.stderr
     runs = kernelscale("runs", "--db", str(tmp_path / "k.db"))
-    assert runs.returncode == 0 and "ops/softmax" in runs.stdout
+    assert runs.returncode == 0 and "ops/softmax" not in runs.stdout

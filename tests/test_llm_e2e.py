@@ -112,7 +112,7 @@ def llm_options(server, **overrides) -> LLMOptions:
     return LLMOptions(**settings)
 
 
-def test_solve_through_every_fault_keeps_the_fastest_correct_kernel(tmp_path, monkeypatch):
+def test_solve_through_every_fault_keeps_every_correct_kernel(tmp_path, monkeypatch):
     monkeypatch.setenv("KS_E2E_KEY", SECRET)
     script = [
         r1(BROKEN, thinking="Softmax needs the row max first."),  # R1-style, inline <think>
@@ -140,9 +140,12 @@ def test_solve_through_every_fault_keeps_the_fastest_correct_kernel(tmp_path, mo
 
     statuses = [a.verdict.status for a in result.attempts]
     assert statuses == ["compile_error", "rejected", "compile_error", "correct", "correct"]
-    assert result.best is not None and result.best.candidate.code == FAST
-    assert result.best.verdict.time_ms < result.attempts[3].verdict.time_ms  # faster than SLOW
-    assert (tmp_path / "out" / "best_kernel.py").read_text() == FAST
+    assert result.attempts[4].candidate.code == FAST
+    assert result.attempts[4].verdict.time_ms < result.attempts[3].verdict.time_ms  # faster than SLOW
+    # Interpreted times are not performance numbers: the best (written, reported) is the first
+    # correct kernel, by the one rule solve and the report share.
+    assert result.best is not None and result.best.candidate.code == SLOW
+    assert (tmp_path / "out" / "best_kernel.py").read_text() == SLOW
 
     # requests: first, feedback(BROKEN) x2 (429), feedback(CHEAT), feedback(no code) x2 (drop),
     # feedback(SLOW) x2 (hang)
@@ -208,12 +211,13 @@ def test_resume_after_a_kill_continues_the_chain_without_repeating_it(tmp_path):
         server.push(r1(FAST))
         with sqlite3.connect(db) as con:
             run_id = con.execute("SELECT id FROM runs").fetchone()[0]
+        # --attempts counts the whole run: two were made before the kill, one more now.
         result = solve(
             "ops/softmax",
             proposer="llm",
             strategy="refine",
             budget_s=None,
-            max_attempts=1,
+            max_attempts=3,
             device="cpu",
             out_dir=tmp_path / "resumed",
             db_path=db,

@@ -123,7 +123,8 @@ def test_endpoint_failure_is_a_proposer_error(server, softmax):
 def test_the_key_never_reaches_store_provenance_or_logs(server, softmax, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("KS_SECRET_KEY", SECRET)
     server.api_key = SECRET  # the server only answers when the key was really sent
-    server.push(r1(CODE), status(500), r1(CODE))
+    # (a different second kernel: a duplicate answer would be re-asked, not returned)
+    server.push(r1(CODE), status(500), r1(CODE + "# second\n"))
     options = LLMOptions(preset="nim", base_url=server.base_url, api_key_env="KS_SECRET_KEY", backoff_s=0.01)
     proposer = LLMProposer(options)
     caplog.set_level(logging.DEBUG)

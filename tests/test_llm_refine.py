@@ -94,7 +94,12 @@ def test_refine_chain_carries_each_verdict_into_the_next_prompt(softmax):
 
 
 def test_parallel_chains_ask_the_endpoint_concurrently(softmax):
-    with FakeOpenAI(default=r1(SLOW, delay=0.2)) as server:
+    counter = iter(range(100))  # a new kernel each time: duplicates would be re-asked, not verified
+
+    def fresh(body):
+        return r1(SLOW + f"# answer {next(counter)}\n", delay=0.2)
+
+    with FakeOpenAI(default=fresh) as server:
         evaluate, attempts = make_evaluate()
         strategy = make_strategy("parallel", chains=3)
         asyncio.run(strategy.run(softmax, llm(server, max_concurrency=3), evaluate, Budget(attempts=6), []))

@@ -66,4 +66,4 @@ def test_two_workers_verify_concurrently(scaled_exp):
             )
 
     verdicts = asyncio.run(scenario())
-    assert [v.status for v in verdicts] == ["correct"] * 3
+    assert [v.status for v in verdicts] == ["correct"] * 3, [v.headline() for v in verdicts]

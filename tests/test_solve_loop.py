@@ -85,7 +85,15 @@ def test_ctrl_c_keeps_verdicts_and_resume_continues(tmp_path):
     assert kept >= 2
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status FROM runs WHERE id=1").fetchone()[0] == "interrupted"
+        spent = conn.execute("SELECT seconds_spent FROM run_problems WHERE run_id=1").fetchone()[0]
+        last_elapsed = conn.execute("SELECT MAX(elapsed_s) FROM attempts WHERE run_id=1").fetchone()[0]
+    # Ctrl-C still writes the outputs for what was verified.
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["stopped"] == "interrupted" and summary["attempts"] == kept
+    assert (tmp_path / "out" / "best_kernel.py").exists() == (summary["best"] is not None)
+    assert spent >= last_elapsed > 0
 
+    # Resumed: --attempts counts the whole run, numbering and the clock continue.
     resumed = subprocess.run(
         [
             sys.executable,
@@ -97,7 +105,9 @@ def test_ctrl_c_keeps_verdicts_and_resume_continues(tmp_path):
             "--device",
             "cpu",
             "--budget",
-            "25s",
+            "10m",
+            "--attempts",
+            str(kept + 1),
             "--db",
             str(db),
             "--out",
@@ -109,11 +119,18 @@ def test_ctrl_c_keeps_verdicts_and_resume_continues(tmp_path):
         timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr
+    assert f"#{kept + 1} " in resumed.stdout
     with sqlite3.connect(db) as conn:
         total = conn.execute("SELECT COUNT(*) FROM attempts WHERE run_id=1").fetchone()[0]
+        newest = conn.execute(
+            "SELECT elapsed_s FROM attempts WHERE run_id=1 ORDER BY id DESC LIMIT 1"
+        ).fetchone()[0]
+        spent_after = conn.execute("SELECT seconds_spent FROM run_problems WHERE run_id=1").fetchone()[0]
         repeats = conn.execute("SELECT COUNT(*) - COUNT(DISTINCT code_hash) FROM verdicts").fetchone()[0]
         status = conn.execute("SELECT status FROM runs WHERE id=1").fetchone()[0]
-    assert total > kept and repeats == 0 and status == "finished"
+    assert total == kept + 1 and repeats == 0 and status == "finished"
+    assert newest > spent and spent_after > spent  # the clock went on from where it stopped
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["stopped"] == "attempts"
 
 
 def test_python_api_verify_survives_submodule_imports(tmp_path):
@@ -128,10 +145,11 @@ def test_llm_on_attention_starts_from_the_compiler_kernel():
     from kernelscale.problems import load_problem
     from kernelscale.propose.llm.options import LLMOptions
     from kernelscale.propose.llm.prompts import first_prompt
-    from kernelscale.search.solve import make_proposer
+    from kernelscale.search.session import make_proposer
+    from kernelscale.search.settings import RunSettings
 
     problem = load_problem("attention/alibi")
-    proposer = make_proposer("llm", problem, "cpu", LLMOptions(preset="vllm"))
+    proposer = make_proposer("llm", problem, "cpu", RunSettings(llm=LLMOptions(preset="vllm")))
     start = proposer.settings.start_kernel
     assert start and "class ModelNew" in start and "@triton.jit" in start
     assert start in first_prompt(problem, proposer.settings)

@@ -235,12 +235,28 @@ def test_population_keeps_the_best_distinct_correct():
 
 def test_make_strategy():
     assert {"refine", "parallel", "evolve", "compiler"} <= set(strategy_names())
-    assert isinstance(make_strategy("refine", chains=4, workers=None), RefineStrategy)
+    assert isinstance(make_strategy("refine", workers=None), RefineStrategy)
     assert make_strategy("parallel", chains=2).chains == 2
     assert make_strategy("parallel", chains=None).chains == 4
-    evolve = make_strategy("evolve", workers=3, population=5, chains=9)
+    evolve = make_strategy("evolve", workers=3, population=5)
     assert (evolve.workers, evolve.population) == (3, 5)
     with pytest.raises(ValueError, match="unknown strategy 'beam'.*refine"):
         make_strategy("beam")
-    compiler = make_strategy("compiler", workers=2, chains=3)  # resolved lazily by import path
-    assert compiler.name == "compiler"
+    compiler = make_strategy("compiler", workers=2)  # resolved lazily by import path
+    assert compiler.name == "compiler" and compiler.workers == 2
+
+
+def test_unknown_strategy_options_are_errors_not_dropped():
+    with pytest.raises(ValueError, match="refine takes no option chains"):
+        make_strategy("refine", chains=4)
+    with pytest.raises(ValueError, match="parallel takes no option workers"):
+        make_strategy("parallel", workers=8)
+
+
+def test_strategies_get_the_real_worker_count():
+    from kernelscale.search.strategies import default_options
+
+    assert make_strategy("parallel", **default_options("parallel", 8)).chains == 8
+    assert make_strategy("compiler", **default_options("compiler", 3)).workers == 3
+    assert make_strategy("evolve", **default_options("evolve", 6)).workers == 6
+    assert make_strategy("refine", **default_options("refine", 8)).name == "refine"

@@ -11,7 +11,16 @@ import typer
 
 from kernelscale.cli.report_cmds import DEFAULT_DB, DbOption  # one default store for every command
 
-__all__ = ["DEFAULT_DB", "DbOption", "DeviceOption", "ToleranceOption", "fail", "console", "parse_budget"]
+__all__ = [
+    "DEFAULT_DB",
+    "DbOption",
+    "DeviceOption",
+    "ToleranceOption",
+    "fail",
+    "console",
+    "parse_budget",
+    "check_gpus",
+]
 
 DeviceOption = Annotated[
     str | None, typer.Option("--device", help="cpu or cuda (default: cuda when a GPU is visible).")
@@ -38,10 +47,13 @@ _UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
 def parse_budget(text: str | None) -> float | None:
-    """`900`, `90s`, `15m`, `1h`, `1h30m` -> seconds; None or `none` -> no time limit."""
-    if text is None or text.lower() in ("none", "0"):
+    """`900`, `90s`, `15m`, `1h`, `1h30m` -> seconds; `none` -> no time limit (None). Zero is
+    returned as 0.0 and refused by the run's settings: it never silently means "unlimited"."""
+    if text is None:
         return None
     text = text.strip().lower()
+    if text in ("none", "unlimited"):
+        return None
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return float(text)
     parts = re.findall(r"(\d+(?:\.\d+)?)([smh])", text)
@@ -59,6 +71,32 @@ def check_device(device: str | None) -> str | None:
         if not torch.cuda.is_available():
             fail("--device cuda, but no GPU is visible (use --device cpu for the interpreter)")
     return device
+
+
+def check_gpus(spec: str | None, device: str | None) -> str | None:
+    """`--gpus`: a list of visible GPU indices or `all`; anything else is one line and exit 2."""
+    if spec is None:
+        return None
+    from kernelscale.search.settings import SettingsError, parse_gpus
+
+    try:
+        chosen = parse_gpus(spec)
+    except SettingsError as exc:
+        fail(str(exc))
+    if device == "cpu":
+        fail("--gpus picks GPUs for --device cuda; it means nothing with --device cpu")
+    import torch
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        fail(f"--gpus {spec}, but no GPU is visible on this machine")
+    missing = [g for g in chosen or [] if g >= count]
+    if missing:
+        fail(
+            f"--gpus {spec}: GPU(s) {', '.join(map(str, missing))} not available "
+            f"(this machine has {count}: 0-{count - 1})"
+        )
+    return spec
 
 
 def read_text(path: Path, what: str) -> str:

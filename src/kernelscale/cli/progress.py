@@ -1,46 +1,67 @@
-"""Live progress lines and the closing summary of `solve`."""
+"""Live progress of a search (a header, then one line per attempt with a budget bar) and the
+closing result table of `solve`."""
 
 from __future__ import annotations
 
 import json
 
+BAR_WIDTH = 10
+
 
 class ProgressPrinter:
-    """Receives the loop's events; one line per attempt with the best so far."""
+    """Receives the loop's events; one line per attempt with the best so far and the spend."""
 
     def __init__(self, console, quiet: bool = False):
         self.console = console
         self.quiet = quiet
         self.run_id = None
         self.tokens = 0
+        self.calls = 0
 
     def __call__(self, kind: str, info: dict) -> None:
         if kind == "start":
             self.run_id = info["run_id"]
+            self.tokens = self.calls = 0
+            budget = info.get("budget_s")
+            limit = "no time limit" if budget is None else f"budget {budget:g} s"
+            resumed = f", resumed after attempt #{info['resumed_at']}" if info.get("resumed_at") else ""
             self._say(
                 f"run {info['run_id']}: {info['problem']} on {info['device']} "
-                f"({info['workers']} worker(s), proposer {info['proposer']})"
+                f"({info['workers']} worker(s), proposer {info['proposer']}, {limit}{resumed})"
             )
+            if info.get("shape"):
+                self._say(f"shape: {_compact(info['shape'])}")
         elif kind == "attempt":
             self._attempt(info)
 
     def _attempt(self, info: dict) -> None:
         attempt, best = info["attempt"], info["best"]
-        self.tokens += int(attempt.candidate.usage.get("total_tokens") or 0)
+        usage = attempt.candidate.usage
+        self.tokens += int(usage.get("total_tokens") or 0)
+        self.calls += int(usage.get("calls", 1)) if usage else 0
         config = attempt.candidate.provenance.get("config")
         best_text = "-"
         if best is not None:
-            best_text = f"{best.best_speedup:.2f}x" if best.best_speedup else "correct"
-        tokens = f"  tokens {self.tokens}" if self.tokens else ""
+            best_text = f"{best.best_speedup:.2f}x" if best.best_speedup else f"correct #{best.attempt_id}"
+        spend = f"  llm {self.calls} call(s), {self.tokens} tokens" if self.calls else ""
         cached = " (cached)" if attempt.verdict.cached else ""
         self._say(
-            f"#{info['n']:<3} {attempt.elapsed_s:7.1f}s  {attempt.verdict.headline()}{cached}  "
-            f"best {best_text}{tokens}" + (f"  {_compact(config)}" if config else "")
+            f"#{info['n']:<3} {_bar(attempt.elapsed_s, info.get('budget_s'))} {attempt.elapsed_s:7.1f}s  "
+            f"{attempt.verdict.headline()}{cached}  best {best_text}{spend}"
+            + (f"  {_compact(config)}" if config else "")
         )
 
     def _say(self, text: str) -> None:
         if not self.quiet:
             self.console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+def _bar(elapsed: float, budget: float | None) -> str:
+    """[####------] the share of the time budget used (no bar without a time limit)."""
+    if not budget:
+        return ""
+    done = min(BAR_WIDTH, int(BAR_WIDTH * elapsed / budget))
+    return "[" + "#" * done + "-" * (BAR_WIDTH - done) + "]"
 
 
 def _compact(config: dict) -> str:
@@ -52,31 +73,43 @@ def print_summary(console, result, as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary))
         return
-    best = result.best
+    detail = f" ({result.detail})" if result.detail and result.stopped != "error" else ""
     console.print(
-        f"\nrun {result.run_id}: {len(result.attempts)} attempts, stopped: {result.stopped}", highlight=False
+        f"\nrun {result.run_id}: {len(result.attempts)} attempts, stopped: {result.stopped}{detail}",
+        highlight=False,
     )
+    if summary.get("llm"):
+        llm = summary["llm"]
+        console.print(
+            f"llm: {llm['calls']} call(s), {llm['tokens']} tokens, ${llm['cost_usd']:.4f}", highlight=False
+        )
+    best = result.best
     if best is None:
         console.print("no correct kernel found", style="red")
         return
-    verdict = best.verdict
-    if verdict.interpreted:
-        console.print(
-            f"best: correct (interpreted on the CPU, {verdict.time_ms:.2f} ms: not a performance number)"
-        )
-    else:
-        console.print(
-            f"best: {verdict.time_ms:.4f} ms on {verdict.device.get('name')}"
-            + (" [suspect]" if verdict.suspect else ""),
-            highlight=False,
-        )
-        for name, ms in verdict.baselines.items():
-            console.print(
-                f"  vs {name:<12} {ms:.4f} ms  speedup {verdict.speedup.get(name, 0):.2f}x", highlight=False
-            )
-    config = best.candidate.provenance.get("config")
-    if config:
-        console.print(f"config: {_compact(config)}", highlight=False)
+    _result_table(console, best, result.shape)
     console.print(
         f"wrote {result.out_dir / 'best_kernel.py'} and {result.out_dir / 'summary.json'}", highlight=False
     )
+
+
+def _result_table(console, best, shape: dict) -> None:
+    """The best attempt against every baseline measured, as one table."""
+    from rich.table import Table
+
+    verdict = best.verdict
+    title = f"best: attempt #{best.attempt_id}" + (f" at {_compact(shape)}" if shape else "")
+    table = Table(title=title, title_justify="left")
+    for column in ("kernel", "time (ms)", "speedup"):
+        table.add_column(column, justify="left" if column == "kernel" else "right")
+    if verdict.interpreted:
+        table.add_row("best (interpreted on the CPU)", f"{verdict.time_ms:.2f}", "not a performance number")
+    else:
+        label = "best" + (" [suspect]" if verdict.suspect else "")
+        table.add_row(f"{label} on {verdict.device.get('name')}", f"{verdict.time_ms:.4f}", "")
+        for name, ms in verdict.baselines.items():
+            table.add_row(name, f"{ms:.4f}", f"{verdict.speedup.get(name, 0):.2f}x")
+    config = best.candidate.provenance.get("config")
+    if config:
+        table.caption = f"config: {_compact(config)}"
+    console.print(table)

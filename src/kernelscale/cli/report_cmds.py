@@ -63,6 +63,11 @@ def show(
         tables.attempts_table(rows, limit=attempts),
     ):
         console.print(tables.to_rich(table))
+    for prob in summary.problems:  # the same attempt solve wrote as best_kernel.py (propose.best)
+        best = (
+            f"attempt #{prob.best_attempt_id}" if prob.best_attempt_id else "none (no trusted correct kernel)"
+        )
+        console.print(f"best for {prob.name}: {best}", highlight=False)
 
 
 def report(

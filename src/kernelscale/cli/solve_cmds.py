@@ -14,15 +14,18 @@ from kernelscale.cli.common import (
     DeviceOption,
     ToleranceOption,
     check_device,
+    check_gpus,
     console,
     fail,
     parse_budget,
 )
 
 BudgetOption = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--budget", help="Time budget: 900 (seconds), 90s, 15m, 1h, 1h30m, 2.5m; none or 0 for no limit."
+        "--budget",
+        help="Time budget per problem: 900 (seconds), 2.5, 90s, 15m, 1h, 1h30m, 2.5m; `none` for no time "
+        "limit (default 15m; a resumed run keeps its own).",
     ),
 ]
 ProposerOption = Annotated[str, typer.Option("--proposer", help="compiler (attention, no LLM) or llm.")]
@@ -47,6 +50,46 @@ GpusOption = Annotated[str | None, typer.Option("--gpus", help="GPUs for the ver
 AttemptsOption = Annotated[int | None, typer.Option("--attempts", help="Stop after this many attempts.")]
 TargetOption = Annotated[float | None, typer.Option("--target", help="Stop once this speedup is reached.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+MaxCallsOption = Annotated[
+    int | None, typer.Option("--max-calls", help="LLM: at most this many requests per problem.")
+]
+MaxTokensOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens-total",
+        help="LLM: stop once this many tokens (prompt + completion) were used per problem.",
+    ),
+]
+FreshBaselinesOption = Annotated[
+    bool,
+    typer.Option(
+        "--fresh-baselines",
+        help="Time the baselines again instead of reusing times stored by an earlier run.",
+    ),
+]
+ExecutorOption = Annotated[
+    str, typer.Option("--executor", help="local (this machine's GPUs) or ray (a Ray cluster).")
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--address", help="Ray cluster: auto or ray://host:port (default: start a local Ray instance)."
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        help="Verifier workers: CPU stand-ins locally; with ray, how many actors (default: every GPU).",
+    ),
+]
+StrategyOptOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--strategy-option",
+        help="KEY=VALUE for the strategy, e.g. chains=8 (parallel), population=16 (evolve).",
+    ),
+]
 
 
 def _llm_options(proposer: str, preset: str | None, model, base_url, api_key_env):
@@ -64,7 +107,7 @@ def _llm_options(proposer: str, preset: str | None, model, base_url, api_key_env
 
 def solve(
     problem: Annotated[str | None, typer.Argument(help="attention/<name>, ops/<name>, or a file.")] = None,
-    budget: BudgetOption = "15m",
+    budget: BudgetOption = None,
     proposer: ProposerOption = "compiler",
     strategy: StrategyOption = None,
     device: DeviceOption = None,
@@ -77,8 +120,8 @@ def solve(
         Path | None,
         typer.Option(
             "--out",
-            help="Folder for best_kernel.py and summary.json (default: runs/run-<id>); "
-            "the report comes from `kernelscale report RUN_ID`.",
+            help="Folder for best_kernel.py and summary.json (default: "
+            "runs/run-<id>); the report comes from `kernelscale report RUN_ID`.",
         ),
     ] = None,
     db: DbOption = DEFAULT_DB,
@@ -88,52 +131,130 @@ def solve(
     tolerance: ToleranceOption = None,
     language: LanguageOption = "triton",
     as_json: JsonOption = False,
+    max_calls: MaxCallsOption = None,
+    max_tokens_total: MaxTokensOption = None,
+    strategy_option: StrategyOptOption = None,
+    fresh_baselines: FreshBaselinesOption = False,
+    executor: ExecutorOption = "local",
+    address: AddressOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Search for the fastest verified kernel for one problem within the budget."""
     from kernelscale.cli.progress import ProgressPrinter, print_summary
     from kernelscale.search.solve import solve as run_solve
 
-    check_device(device)
+    if executor == "local":  # a Ray driver may have no GPU of its own
+        check_device(device)
+        check_gpus(gpus, device)
     if problem is None and resume is None:
         fail("give a PROBLEM, or --resume RUN_ID")
+    settings = _settings(
+        budget,
+        proposer,
+        strategy,
+        device,
+        gpus,
+        out,
+        db,
+        attempts,
+        target,
+        tolerance,
+        language,
+        (preset, model, base_url, api_key_env),
+        max_calls,
+        max_tokens_total,
+        strategy_option,
+        (executor, address, workers),
+    )
+    settings.keep_run_budget = resume is not None and budget is None
+    settings.fresh_baselines = fresh_baselines
     printer = ProgressPrinter(console(), quiet=as_json)
-    budget_s = parse_budget(budget)
     try:
-        result = run_solve(
-            problem,
+        result = run_solve(problem, settings, resume=resume, progress=printer)
+    except KeyboardInterrupt:  # before the first attempt: the run was not kept
+        fail("interrupted before the first verdict; nothing was recorded", 130)
+    except Exception as exc:  # noqa: BLE001 - every failure here is one line for the user
+        _fail_known(exc)
+    print_summary(console(), result, as_json)
+    if result.stopped == "interrupted":
+        fail(f"interrupted; every finished attempt is stored: continue with --resume {result.run_id}", 130)
+    if result.verifier_failed:
+        fail(
+            f"{result.detail} (run {result.run_id} stopped; fix the problem or the machine, then solve again)",
+            1,
+        )
+    if result.stopped == "error":
+        fail(
+            f"{result.detail} (finished attempts are stored in run {result.run_id}; "
+            f"continue with --resume {result.run_id})",
+            1,
+        )
+
+
+def _settings(
+    budget,
+    proposer,
+    strategy,
+    device,
+    gpus,
+    out,
+    db,
+    attempts,
+    target,
+    tolerance,
+    language,
+    llm,
+    max_calls,
+    max_tokens_total,
+    strategy_option,
+    where=("local", None, None),
+):
+    """The command line's flags as RunSettings; a bad value is one line and exit 2."""
+    from kernelscale.search.settings import RunSettings, SettingsError
+
+    try:
+        return RunSettings(
             proposer=proposer,
             strategy=strategy,
-            budget_s=budget_s,
+            strategy_options=_strategy_options(strategy_option),
+            budget_s=parse_budget(budget if budget is not None else "15m"),
             max_attempts=attempts,
             target_speedup=target,
             device=device,
             gpus=gpus,
             out_dir=out,
             db_path=db,
-            resume=resume,
-            llm=_llm_options(proposer, preset, model, base_url, api_key_env),
-            progress=printer,
-            tolerance=tolerance,
+            llm=_llm_options(proposer, *llm),
             language=language,
-        )
-    except KeyboardInterrupt:
-        fail(f"interrupted; every finished attempt is stored: continue with --resume {printer.run_id}", 130)
-    except Exception as exc:  # noqa: BLE001 - every failure here is one line for the user
-        _fail_known(exc)
-    print_summary(console(), result, as_json)
-    if result.stopped.startswith("proposer error"):
-        fail(
-            f"{result.stopped.removeprefix('proposer error: ')} (finished attempts are stored in run "
-            f"{result.run_id}; continue with --resume {result.run_id})",
-            1,
-        )
+            tolerance=tolerance,
+            max_calls=max_calls,
+            max_tokens_total=max_tokens_total,
+            executor=where[0],
+            address=where[1],
+            workers=where[2],
+        ).check()
+    except SettingsError as exc:
+        fail(str(exc))
+
+
+def _strategy_options(pairs: list[str] | None) -> dict:
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            fail(f"--strategy-option takes KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError:
+            options[key.strip()] = value
+    return options
 
 
 def bench(
     suite: Annotated[
-        str | None, typer.Argument(help="ops, attention, or a directory of problem files.")
+        str | None, typer.Argument(help="ops, attention, attention-decode, or a directory of problem files.")
     ] = None,
-    budget: BudgetOption = "15m",
+    budget: BudgetOption = None,
     proposer: ProposerOption = "compiler",
     strategy: StrategyOption = None,
     device: DeviceOption = None,
@@ -151,29 +272,45 @@ def bench(
     target: TargetOption = None,
     tolerance: ToleranceOption = None,
     html: Annotated[bool, typer.Option("--html/--no-html", help="Also write report.html.")] = True,
+    language: LanguageOption = "triton",
+    max_calls: MaxCallsOption = None,
+    max_tokens_total: MaxTokensOption = None,
+    strategy_option: StrategyOptOption = None,
+    fresh_baselines: FreshBaselinesOption = False,
+    executor: ExecutorOption = "local",
+    address: AddressOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Solve every problem of a suite (budget per problem), then report."""
     from kernelscale.cli.bench_run import run_bench
 
-    check_device(device)
+    if executor == "local":
+        check_device(device)
+        check_gpus(gpus, device)
     if suite is None and resume is None:
         fail("give a SUITE_OR_DIR, or --resume RUN_ID")
-    budget_s = parse_budget(budget)
-    settings = dict(
-        proposer=proposer,
-        strategy=strategy,
-        budget_s=budget_s,
-        max_attempts=attempts,
-        target_speedup=target,
-        device=device,
-        gpus=gpus,
-        db_path=db,
-        resume=resume,
-        llm=_llm_options(proposer, preset, model, base_url, api_key_env),
-        tolerance=tolerance,
+    settings = _settings(
+        budget,
+        proposer,
+        strategy,
+        device,
+        gpus,
+        out,
+        db,
+        attempts,
+        target,
+        tolerance,
+        language,
+        (preset, model, base_url, api_key_env),
+        max_calls,
+        max_tokens_total,
+        strategy_option,
+        (executor, address, workers),
     )
+    settings.keep_run_budget = resume is not None and budget is None
+    settings.fresh_baselines = fresh_baselines
     try:
-        run_bench(suite, settings, out, html)
+        run_bench(suite, settings, resume, out, html)
     except KeyboardInterrupt:
         fail("interrupted; finished problems and attempts are stored: continue with --resume RUN_ID", 130)
     except Exception as exc:  # noqa: BLE001
@@ -187,7 +324,8 @@ def _fail_known(exc: Exception) -> None:
     from kernelscale.problems import ProblemError
     from kernelscale.propose.base import ProposerError
     from kernelscale.search.bench import BenchError
-    from kernelscale.search.solve import SolveError
+    from kernelscale.search.evaluator import VerifierFailure
+    from kernelscale.search.session import SolveError
     from kernelscale.store.db import StoreError
 
     known = (
@@ -201,6 +339,8 @@ def _fail_known(exc: Exception) -> None:
         asyncio.TimeoutError,
         OSError,
     )
+    if isinstance(exc, (ProposerError, VerifierFailure)):
+        fail(f"{exc} (nothing was verified, so no run was recorded)", 1)
     if isinstance(exc, known):
         # A store error names bad input (an unknown run id, a foreign database): exit 2 like `show`.
         failed_at_runtime = isinstance(exc, ProposerError | RuntimeError) and not isinstance(exc, StoreError)

@@ -12,19 +12,26 @@ from kernelscale.cli.common import DeviceOption, ToleranceOption, check_device, 
 
 
 def problems(
-    suite: Annotated[str | None, typer.Argument(help="ops, attention, or a directory.")] = None,
+    suite: Annotated[
+        str | None, typer.Argument(help="ops, attention, attention-decode, or a directory.")
+    ] = None,
 ) -> None:
-    """List problems (every built-in suite when no suite is given), and the files skipped and why."""
+    """List problems (every built-in suite when no suite is given; attention includes its decode
+    shapes), and the files skipped and why."""
     from rich.table import Column, Table
 
     from kernelscale.problems import ProblemError, scan_suite
     from kernelscale.problems.loader import BUILTIN_SUITES
 
-    # The problem column never wraps: it is the id (or path) a user copies into `solve`.
-    table = Table(Column("problem", no_wrap=True), "kind", "dtype", "baselines", "description")
+    # Problem ids are copied into `solve`, and decode ids (attention/alibi:Sq=1,Skv=32768,...) are
+    # long: fold them, never cut them.
+    table = Table(Column("problem", overflow="fold"), "kind", "dtype", "baselines", "description")
     skipped = []
     try:
-        for name in [suite] if suite else list(BUILTIN_SUITES):
+        names = [suite] if suite else list(BUILTIN_SUITES)
+        if suite == "attention":
+            names.append("attention-decode")
+        for name in names:
             scan = scan_suite(name)
             skipped += scan.skipped
             for p in scan.problems:

@@ -14,7 +14,9 @@ from pathlib import Path
 from kernelscale.problems.module import literal_metadata, top_level_names
 from kernelscale.problems.problem import DEFAULT_BASELINES, Problem, ProblemError
 
-BUILTIN_SUITES = ("ops", "attention")
+BUILTIN_SUITES = ("ops", "attention", "attention-decode")
+# Suites made of shape variants of another suite's files (ids like attention/alibi:Sq=1,...).
+SHAPE_SUITES = {"attention-decode": "attention"}
 ATTENTION_NAMES = {"score_mod", "mask_mod", "make"}
 WHAT_A_PROBLEM_FILE_DEFINES = (
     "an attention variant defines score_mod(score, b, h, q_idx, kv_idx) and/or "
@@ -30,7 +32,11 @@ def builtin_dir(suite: str) -> Path:
 
 
 def list_problem_ids(suite: str) -> list[str]:
-    """Ids of the problems in a built-in suite or a directory, sorted."""
+    """Ids of the problems in a built-in suite or a directory, sorted (a shape suite in its own order)."""
+    if suite == "attention-decode":
+        from kernelscale.problems.attention.decode_suite import decode_problem_ids
+
+        return decode_problem_ids()
     if suite in BUILTIN_SUITES:
         return sorted(f"{suite}/{p.stem}" for p in builtin_dir(suite).glob("*.py") if _is_problem_file(p))
     folder = Path(suite)
@@ -49,6 +55,10 @@ def load_problem(ref: str | Path, *, tolerance: str | None = None) -> Problem:
         from kernelscale.problems.attention import load_attention_problem
 
         problem = load_attention_problem(ref)
+    elif suite in SHAPE_SUITES and name:
+        raise ProblemError(
+            f"{suite} holds shapes, not files: use the ids `kernelscale problems {suite}` lists"
+        )
     elif suite in BUILTIN_SUITES and name and not Path(ref).exists():
         path = builtin_dir(suite) / f"{name}.py"
         if not path.is_file():

@@ -75,3 +75,12 @@ def no_code_verdict(candidate: Candidate) -> Verdict | None:
 
 class ProposerError(RuntimeError):
     """The proposer cannot go on (endpoint unreachable, key rejected); one line for the user."""
+
+
+class ProposerStopped(ProposerError):
+    """The proposer stops the run on purpose, not by failure: `reason` is the stop reason the run
+    reports ("stuck": the same answer again and again; "budget": a call or token cap reached)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason

@@ -5,10 +5,9 @@ count against it) that are correct and more than p times faster than the baselin
 read from the best attempt's verdict, over eager by default and also over the strongest baseline
 that verdict measured (the one a user already has).
 
-"Best" is the fastest correct attempt not marked suspect: a suspect verdict (implausible speedup,
-time under the roofline floor) must be re-verified before it can be reported. Under the CPU
-interpreter no timing is a performance number, so the best is the first correct attempt and no
-speedup is claimed.
+"Best" is the rule of `kernelscale.propose.best` (the same one solve uses for best_kernel.py): the
+fastest correct attempt not marked suspect; under the CPU interpreter the first correct attempt,
+with no speedup claimed.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from kernelscale.propose.base import Attempt
+from kernelscale.propose.best import best_attempt, improvements
 from kernelscale.store.db import RunRecord, Store
 
 FAST_P = (0.0, 1.0, 1.5, 2.0)
@@ -136,7 +136,7 @@ def summarize_problem(row: dict, attempts: list[Attempt]) -> ProblemSummary:
         return summary
     summary.correct = True
     summary.first_correct_s = min(a.elapsed_s for a in trusted)
-    best = _best(trusted)
+    best = best_attempt(trusted)
     verdict = best.verdict
     summary.best_attempt_id = best.attempt_id
     summary.best_time_ms = verdict.time_ms
@@ -148,14 +148,6 @@ def summarize_problem(row: dict, attempts: list[Attempt]) -> ProblemSummary:
         fast = [a.elapsed_s for a in trusted if (a.verdict.speedup.get(PRIMARY) or 0.0) > 1.0]
         summary.first_fast_s = min(fast) if fast else None
     return summary
-
-
-def _best(trusted: list[Attempt]) -> Attempt:
-    timed = [a for a in trusted if not a.verdict.interpreted and a.verdict.time_ms is not None]
-    if timed:
-        return min(timed, key=lambda a: (a.verdict.time_ms, a.elapsed_s))
-    # Interpreted times are not performance numbers: the first correct kernel is the answer.
-    return min(trusted, key=lambda a: (a.elapsed_s, a.attempt_id or 0))
 
 
 def speedup_stats(problems: list[ProblemSummary], baseline: str, interpreted: bool) -> SpeedupStats:
@@ -228,19 +220,15 @@ def solved_curve(problems: list[ProblemSummary], attr: str = "first_correct_s") 
 
 
 def best_over_time(attempts: list[Attempt]) -> dict[str, list[tuple[float, float]]]:
-    """Per baseline, the best speedup found so far at each trusted correct attempt's elapsed_s."""
+    """Per baseline, the best attempt's speedup at each moment the best changed (measured runs only)."""
     curves: dict[str, list[tuple[float, float]]] = {}
-    best: dict[str, float] = {}
-    ordered = sorted(attempts, key=lambda a: (a.elapsed_s, a.attempt_id or 0))
-    for attempt in ordered:
+    for attempt in improvements(attempts):
         v = attempt.verdict
-        if not v.ok or v.suspect or v.interpreted or v.time_ms is None:
+        if v.interpreted or v.time_ms is None:
             continue
         for name, ratio in v.speedup.items():
-            if ratio is None or ratio <= best.get(name, 0.0):
-                continue
-            best[name] = ratio
-            curves.setdefault(name, []).append((attempt.elapsed_s, ratio))
+            if ratio is not None:
+                curves.setdefault(name, []).append((attempt.elapsed_s, ratio))
     return {name: curves[name] for name in order_baselines(curves)}
 
 

@@ -13,15 +13,25 @@ from kernelscale.propose.base import Attempt, Candidate, Proposer
 
 @dataclass
 class Budget:
-    """Wall-time and/or attempt budget, with an optional early stop at a target speedup."""
+    """Wall-time and/or attempt budget, with an optional early stop at a target speedup.
+
+    A resumed run continues its clock and its count: `spent_before` seconds and `used_attempts`
+    start from what the run used before, and the limits are totals for the run.
+    """
 
     seconds: float | None = None
     attempts: int | None = None
     target_speedup: float | None = None
     started: float = field(default_factory=time.monotonic)
     used_attempts: int = 0
+    spent_before: float = 0.0
 
     def elapsed(self) -> float:
+        """Seconds this problem's search has run, earlier sessions included."""
+        return self.spent_before + self.elapsed_here()
+
+    def elapsed_here(self) -> float:
+        """Seconds since this session's search started."""
         return time.monotonic() - self.started
 
     def remaining_s(self) -> float | None:

@@ -142,7 +142,9 @@ def _solve_one(context: _Context, row: dict, info: dict) -> None:
 
 def _new_run(store: Store, target, budget, tolerance, options: dict) -> tuple[int, float]:
     if target is None:
-        raise BenchError("bench needs a suite (ops, attention) or a directory of problem files")
+        raise BenchError(
+            "bench needs a suite (ops, attention, attention-decode) or a directory of problem files"
+        )
     budget = _check_budget(budget)
     problems = load_suite_problems(str(target), tolerance)
     recorded = {"per_problem_budget_s": budget, "tolerance": tolerance, **options}

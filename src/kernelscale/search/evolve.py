@@ -16,8 +16,9 @@ from collections.abc import Sequence
 
 from kernelscale.problems.problem import Problem
 from kernelscale.propose.base import Attempt, Proposer
+from kernelscale.propose.best import rank_key
 from kernelscale.search.base import Budget, Evaluate
-from kernelscale.search.refine import ProposeCall, RunState, rank_key, run_all, split_chains
+from kernelscale.search.refine import ProposeCall, RunState, run_all, split_chains
 
 
 class Population:

@@ -18,10 +18,12 @@ from kernelscale.search.refine import RunState, run_all, run_chain, split_chains
 class ParallelStrategy:
     name = "parallel"
 
-    def __init__(self, chains: int = 4):
-        if chains < 1:
+    def __init__(self, chains: int | None = None, workers: int | None = None):
+        # The search loop passes `workers` (the verifier's real size, at least 4 for LLM
+        # strategies); an explicit `chains` wins over it.
+        self.chains = chains if chains is not None else (workers if workers is not None else 4)
+        if self.chains < 1:
             raise ValueError("parallel needs at least one chain")
-        self.chains = chains
 
     async def run(
         self,

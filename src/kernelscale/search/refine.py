@@ -14,23 +14,14 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+__all__ = ["best_attempt", "rank_key"]  # re-exported: the rule lives in propose.best
+
 from kernelscale.problems.problem import Problem
-from kernelscale.propose.base import Attempt, Candidate, Proposer, ProposerError
+from kernelscale.propose.base import Attempt, Candidate, Proposer, ProposerError, ProposerStopped
+from kernelscale.propose.best import best_attempt, rank_key, trusted
 from kernelscale.search.base import Budget, Evaluate
 
 ProposeCall = Callable[[], Awaitable[list[Candidate]]]
-
-
-def rank_key(attempt: Attempt) -> tuple:
-    """Sort key, larger is better: correct, not suspect, then speedup, then lower time."""
-    verdict = attempt.verdict
-    time_ms = verdict.time_ms if verdict.time_ms is not None else float("inf")
-    return (verdict.ok, not verdict.suspect, attempt.best_speedup or 0.0, -time_ms)
-
-
-def best_attempt(attempts: Iterable[Attempt]) -> Attempt | None:
-    correct = [a for a in attempts if a.verdict.ok]
-    return max(correct, key=rank_key) if correct else None
 
 
 class RunState:
@@ -59,7 +50,10 @@ class RunState:
         except ProposerError as exc:
             self._reserved -= 1
             self.error = self.error or exc
-            self.stop.set()
+            # A spending cap ends only the chain that hit it: the requests already made were paid
+            # for, so their answers are still verified. Any other failure stops every chain.
+            if not (isinstance(exc, ProposerStopped) and exc.reason == "budget"):
+                self.stop.set()
             return None
         if not candidates:  # stopped meanwhile, or the proposer has nothing more (replay spent)
             self._reserved -= 1
@@ -82,7 +76,7 @@ class RunState:
 
     def _count(self, attempt: Attempt) -> None:
         self.budget.used_attempts += 1
-        if attempt.verdict.ok and (self.best is None or rank_key(attempt) > rank_key(self.best)):
+        if trusted(attempt) and (self.best is None or rank_key(attempt) > rank_key(self.best)):
             self.best = attempt
         if self.finished():
             self.stop.set()  # wakes the other chains' proposals in flight: nobody will verify them

@@ -1,33 +1,25 @@
-"""The loop: a strategy asks a proposer, the pool verifies, the store keeps everything.
+"""`solve`: one problem, one run, through a `Session`; writes best_kernel.py and summary.json.
 
-`solve_problem_async` is the per-problem core (bench calls it for every problem of a suite);
-`solve` wraps it with the store, the pool, a run record and the output folder.
+A command that fails before its first attempt (bad proposer for the problem, a refused endpoint,
+a variant the compiler cannot trace) leaves no run behind: there is nothing to resume. Ctrl-C
+keeps every verdict and still writes the outputs for what was verified.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kernelscale.problems import Problem, load_problem
-from kernelscale.propose.base import Attempt, Candidate, Proposer, ProposerError, no_code_verdict
-from kernelscale.search.base import Budget
-from kernelscale.search.refine import best_attempt
-from kernelscale.search.strategies import make_strategy
-from kernelscale.store.db import Store
-from kernelscale.verify.options import VerifyOptions
-from kernelscale.verify.pool import VerifierPool
-from kernelscale.verify.verdict import Verdict
-
-DEFAULT_DB = Path("kernelscale.db")
-Progress = Callable[[str, dict], None]
-
-
-class SolveError(ValueError):
-    """A solve that cannot start (wrong proposer for the problem, unknown run); one line for users."""
+from kernelscale.propose.base import Attempt, ProposerError
+from kernelscale.propose.best import best_attempt, improvements
+from kernelscale.search.evaluator import VerifierFailure
+from kernelscale.search.session import SearchOutcome, Session, SolveError, make_proposer  # noqa: F401
+from kernelscale.search.settings import DEFAULT_DB, RunSettings  # noqa: F401
+from kernelscale.verify.verdict import VERIFIER_ERROR
 
 
 @dataclass
@@ -37,280 +29,189 @@ class SolveResult:
     best: Attempt | None
     attempts: list[Attempt] = field(default_factory=list)
     out_dir: Path | None = None
-    stopped: str = "budget"  # budget | target | attempts | proposer error: ... | interrupted
+    stopped: str = "budget"  # budget | attempts | target | exhausted | stuck | interrupted | error
+    detail: str = ""  # one line on the stop: which limit, which error
+    shape: dict = field(default_factory=dict)
+    first_verdict_s: float | None = None  # from the command's start (pool start included)
+
+    @property
+    def verifier_failed(self) -> bool:
+        return self.stopped == "error" and self.detail.startswith(VERIFIER_ERROR)
 
 
-def make_proposer(name: str, problem: Problem, device: str, llm=None, language: str = "triton") -> Proposer:
-    if name == "compiler":
-        if problem.kind != "attention":
-            raise SolveError(
-                f"the compiler proposer handles attention problems; {problem.name} needs --proposer llm"
-            )
-        from kernelscale.propose.compiler import CompilerProposer
+@dataclass
+class _Started:
+    """What a solve had set up when it was interrupted (for the outputs Ctrl-C still writes)."""
 
-        return CompilerProposer(device=device)
-    if name == "llm":
-        from kernelscale.propose.llm import make_llm_proposer
-
-        if language not in ("triton", "cuda"):
-            raise SolveError(f"--language must be triton or cuda, not {language!r}")
-        start = (
-            _compiler_kernel(problem, device)
-            if problem.kind == "attention" and language == "triton"
-            else None
-        )
-        return make_llm_proposer(llm, device=device, language=language, start_kernel=start)
-    if name == "replay":
-        raise SolveError("the replay proposer takes files: use the Python API with a ReplayProposer")
-    raise SolveError(f"unknown proposer {name!r} (compiler, llm)")
-
-
-def _compiler_kernel(problem: Problem, device: str) -> str | None:
-    """The attention compiler's first kernel: the LLM starts from a correct, fast kernel instead
-    of a blank page (None when the compiler cannot express the variant)."""
-    from kernelscale.propose.compiler.proposer import CompilerProposer
-
-    return CompilerProposer(device=device).first_kernel(problem)
-
-
-def default_strategy(proposer: Proposer) -> str:
-    return "compiler" if proposer.name == "compiler" else "refine"
-
-
-class Evaluator:
-    """Verifies a candidate once per (code, problem, device), re-verifies suspects, stores all."""
-
-    def __init__(
-        self,
-        store: Store,
-        pool: VerifierPool,
-        run_id: int,
-        problem: Problem,
-        options: VerifyOptions,
-        budget: Budget,
-        progress: Progress | None,
-    ):
-        self.store, self.pool, self.run_id, self.problem = store, pool, run_id, problem
-        self.options, self.budget, self.progress = options, budget, progress
-        self.problem_hash = problem.content_hash()
-        self.attempts: list[Attempt] = []
-
-    async def __call__(self, candidate: Candidate) -> Attempt:
-        verdict, verdict_id = await self._verdict(candidate)
-        attempt = Attempt(candidate=candidate, verdict=verdict, elapsed_s=self.budget.elapsed())
-        attempt.attempt_id = self.store.add_attempt(self.run_id, self.problem_hash, attempt, verdict_id)
-        self.attempts.append(attempt)
-        if self.progress:
-            self.progress(
-                "attempt",
-                {
-                    "attempt": attempt,
-                    "best": best_attempt(self.attempts),
-                    "n": len(self.attempts),
-                    "problem": self.problem.name,
-                },
-            )
-        return attempt
-
-    async def _verdict(self, candidate: Candidate) -> tuple[Verdict, int]:
-        key = (candidate.code_hash, self.problem_hash, self.pool.device_key)
-        cached = self.store.cached_verdict(*key)
-        if cached is not None:
-            verdict_id, verdict = cached
-            verdict.cached = True
-            return verdict, verdict_id
-        verdict = no_code_verdict(candidate) or await self.pool.verify(
-            self.problem, candidate.code, self.options
-        )
-        if verdict.suspect:
-            verdict = await self._reverify(candidate, verdict)
-        return verdict, self.store.add_verdict(*key, verdict)
-
-    async def _reverify(self, candidate: Candidate, first: Verdict) -> Verdict:
-        """A suspect result counts only if a fresh verification agrees; a time under the roofline
-        floor never counts, however often it repeats."""
-        second = await self.pool.verify(self.problem, candidate.code, self.options)
-        agrees = second.ok and second.time_ms and abs(second.time_ms - first.time_ms) <= 0.3 * first.time_ms
-        if agrees and "roofline" not in first.suspect_reason + second.suspect_reason:
-            first.suspect = False
-            first.suspect_reason += f" (re-verified: {second.time_ms:.4f} ms on fresh inputs)"
-        else:
-            first.suspect_reason += f" (re-verification: {second.headline()})"
-        return first
-
-
-async def solve_problem_async(
-    problem: Problem,
-    *,
-    store: Store,
-    pool: VerifierPool,
-    run_id: int,
-    proposer: Proposer,
-    strategy: str | None = None,
-    budget: Budget,
-    options: VerifyOptions | None = None,
-    progress: Progress | None = None,
-    history: list[Attempt] | None = None,
-) -> tuple[list[Attempt], str]:
-    """Run one problem's search; every attempt is stored as it finishes. Returns (attempts, why stopped)."""
-    evaluate = Evaluator(store, pool, run_id, problem, options or VerifyOptions(), budget, progress)
-    name = strategy or default_strategy(proposer)
-    # LLM strategies keep more requests in flight than there are GPUs, so verifying never waits
-    # on a model that is still thinking; the compiler proposes instantly.
-    chosen = make_strategy(name, workers=pool.size if name == "compiler" else max(4, pool.size))
-    stopped = "budget"
-    try:
-        await chosen.run(problem, proposer, evaluate, budget, list(history or []))
-    except ProposerError as exc:
-        stopped = f"proposer error: {exc}"
-    best = best_attempt(list(history or []) + evaluate.attempts)
-    if budget.target_speedup and best and (best.best_speedup or 0) >= budget.target_speedup:
-        stopped = "target"
-    elif budget.attempts is not None and budget.used_attempts >= budget.attempts and stopped == "budget":
-        stopped = "attempts"
-    return evaluate.attempts, stopped
+    run_id: int | None = None
+    problem: Problem | None = None
+    new_run: bool = True
+    started: float = field(default_factory=time.monotonic)
 
 
 def solve(
-    problem: Problem | str,
+    problem: Problem | str | None = None,
+    settings: RunSettings | None = None,
     *,
-    proposer: str | Proposer = "compiler",
-    strategy: str | None = None,
-    budget_s: float | None = 900.0,
-    max_attempts: int | None = None,
-    target_speedup: float | None = None,
-    device: str | None = None,
-    gpus: str | None = None,
-    out_dir: str | Path | None = None,
-    db_path: str | Path = DEFAULT_DB,
     resume: int | None = None,
-    llm=None,
-    verify_options: VerifyOptions | None = None,
-    progress: Progress | None = None,
-    tolerance: str | None = None,
-    language: str = "triton",
+    progress=None,
+    **fields,
 ) -> SolveResult:
-    """Search for the fastest verified kernel for one problem within the budget."""
-    store = Store(db_path)
+    """Search for the fastest verified kernel for one problem. Pass a RunSettings, or its fields
+    as keywords (`budget_s=60, device="cpu", proposer=...`); `resume` continues a stored run."""
+    if settings is not None and fields:
+        raise TypeError(f"pass RunSettings or its fields ({sorted(fields)}), not both")
+    settings = settings or RunSettings(**fields)
+    session = Session(settings, progress)
+    started = _Started()
     try:
-        problem, history, run_id = _prepare_run(
-            store, problem, resume, tolerance, proposer, strategy, budget_s
-        )
-        return asyncio.run(
-            _solve_async(
-                problem,
-                store,
-                run_id,
-                history,
-                proposer,
-                strategy,
-                Budget(budget_s, max_attempts, target_speedup),
-                device,
-                gpus,
-                out_dir,
-                (llm, language),
-                verify_options,
-                progress,
-            )
-        )
+        return asyncio.run(_solve(session, started, problem, resume))
+    except KeyboardInterrupt:
+        if started.run_id is None:
+            raise
+        return _interrupted(session, started)
     finally:
-        store.close()
+        session.close_store()
 
 
-def _prepare_run(store: Store, problem, resume, tolerance, proposer, strategy, budget_s):
+async def _solve(session: Session, started: _Started, problem, resume: int | None) -> SolveResult:
+    store, settings = session.store, session.settings
     if resume is not None:
-        record = store.get_run(resume)
-        rows = store.run_problems(resume)
-        if record.command != "solve" or len(rows) != 1:
-            raise SolveError(
-                f"run {resume} is a {record.command} run; resume it with `kernelscale {record.command}`"
-            )
-        problem = rows[0]["problem"]
-        store.reopen_run(resume)
-        return problem, store.attempts(resume, rows[0]["problem_hash"]), resume
-    if not isinstance(problem, Problem):
-        problem = load_problem(problem, tolerance=tolerance)
-    elif tolerance:
-        problem = problem.with_options(tolerance=tolerance)
-    options = {
-        "proposer": getattr(proposer, "name", proposer),
-        "strategy": strategy,
-        "budget_s": budget_s,
-        "tolerance": problem.tolerance,
-    }
-    run_id = store.create_run("solve", problem.name, options)
-    store.add_problem(run_id, problem)
-    return problem, [], run_id
-
-
-async def _solve_async(
-    problem,
-    store,
-    run_id,
-    history,
-    proposer,
-    strategy,
-    budget,
-    device,
-    gpus,
-    out_dir,
-    llm,
-    verify_options,
-    progress,
-) -> SolveResult:
-    async with VerifierPool(device=device, gpus=gpus) as pool:
-        chosen = (
-            proposer if not isinstance(proposer, str) else make_proposer(proposer, problem, pool.device, *llm)
-        )
-        if progress:
-            progress(
+        problem, history, spent, budget_s = _resumed(store, resume, settings)
+    else:
+        problem = _load(problem, settings.tolerance)
+        history, spent, budget_s = [], 0.0, settings.budget_s
+    session.prepare_pool()  # refuses missing GPUs before anything is recorded
+    proposer = session.proposer_for(problem)
+    session.make_strategy(proposer)  # refuses unknown strategy options, likewise
+    await session.start()
+    try:
+        run_id = resume if resume is not None else _new_run(store, problem, settings)
+        started.run_id, started.problem, started.new_run = run_id, problem, resume is None
+        shape = problem.sizes_for(session.pool.device)
+        if session.progress:
+            session.progress(
                 "start",
                 {
                     "run_id": run_id,
                     "problem": problem.name,
-                    "device": pool.device_key,
-                    "workers": pool.size,
-                    "proposer": chosen.name,
+                    "device": session.pool.device_key,
+                    "workers": session.pool.size,
+                    "proposer": proposer.name,
+                    "shape": shape,
+                    "budget_s": budget_s,
+                    "resumed_at": len(history),
                 },
             )
-        status = "interrupted"
-        attempts: list[Attempt] = []
-        try:
-            attempts, stopped = await solve_problem_async(
-                problem,
-                store=store,
-                pool=pool,
-                run_id=run_id,
-                proposer=chosen,
-                strategy=strategy,
-                budget=budget,
-                options=verify_options,
-                progress=progress,
-                history=history,
-            )
-            status = "finished" if not stopped.startswith("proposer error") else "error"
-        finally:
-            store.finish_run(run_id, status)
-            store.set_problem_status(
-                run_id, problem.content_hash(), "done" if status == "finished" else status, budget.elapsed()
-            )
-    everything = history + attempts
-    result = SolveResult(run_id, problem, best_attempt(everything), everything, stopped=stopped)
-    result.out_dir = write_outputs(result, Path(out_dir) if out_dir else Path("runs") / f"run-{run_id}")
+        outcome = await session.search(problem, run_id, proposer, history, spent, budget_s)
+    except BaseException:
+        _discard_if_empty(store, started)
+        raise
+    finally:
+        await session.close()
+    return _finish(session, started, outcome, shape)
+
+
+def _finish(session: Session, started: _Started, outcome: SearchOutcome, shape: dict) -> SolveResult:
+    store, run_id, problem = session.store, started.run_id, started.problem
+    if outcome.stopped == "error" and _discard_if_empty(store, started):
+        raise (VerifierFailure if outcome.detail.startswith(VERIFIER_ERROR) else ProposerError)(
+            outcome.detail
+        )
+    failed = outcome.stopped == "error"
+    store.finish_run(run_id, "error" if failed else "finished")
+    store.set_problem_status(run_id, problem.content_hash(), "error" if failed else "done", outcome.elapsed_s)
+    first = None if outcome.first_verdict_s is None else session.startup_s + outcome.first_verdict_s
+    result = SolveResult(
+        run_id,
+        problem,
+        outcome.best,
+        outcome.everything,
+        stopped=outcome.stopped,
+        detail=outcome.detail,
+        shape=shape,
+        first_verdict_s=first,
+    )
+    result.out_dir = write_outputs(result, _out_dir(session.settings, run_id))
     return result
 
 
+def _interrupted(session: Session, started: _Started) -> SolveResult:
+    """Ctrl-C: the run is kept as interrupted (resumable) and the outputs describe what was verified."""
+    store, run_id, problem = session.store, started.run_id, started.problem
+    store.finish_run(run_id, "interrupted")
+    store.set_problem_status(run_id, problem.content_hash(), "interrupted")
+    attempts = store.attempts(run_id, problem.content_hash())
+    result = SolveResult(
+        run_id,
+        problem,
+        best_attempt(attempts),
+        attempts,
+        stopped="interrupted",
+        detail="interrupted (Ctrl-C)",
+    )
+    result.out_dir = write_outputs(result, _out_dir(session.settings, run_id))
+    return result
+
+
+def _discard_if_empty(store, started: _Started) -> bool:
+    """Forget a new run that has no attempt: a failure before the first verdict leaves nothing."""
+    if started.run_id is None or not started.new_run or store.attempts(started.run_id):
+        return False
+    store.discard_run(started.run_id)
+    started.run_id = None
+    return True
+
+
+def _load(problem, tolerance: str | None) -> Problem:
+    if problem is None:
+        raise SolveError("give a problem, or resume a run")
+    if not isinstance(problem, Problem):
+        return load_problem(problem, tolerance=tolerance)
+    return problem.with_options(tolerance=tolerance) if tolerance else problem
+
+
+def _new_run(store, problem: Problem, settings: RunSettings) -> int:
+    run_id = store.create_run("solve", problem.name, settings.recorded() | {"tolerance": problem.tolerance})
+    store.add_problem(run_id, problem)
+    return run_id
+
+
+def _resumed(store, run_id: int, settings: RunSettings):
+    """(problem, attempts so far, seconds spent so far, budget) of a stored solve run."""
+    record = store.get_run(run_id)
+    rows = store.run_problems(run_id)
+    if record.command != "solve" or len(rows) != 1:
+        raise SolveError(
+            f"run {run_id} is a {record.command} run; resume it with `kernelscale {record.command}`"
+        )
+    row = rows[0]
+    budget_s = record.options.get("budget_s") if settings.keep_run_budget else settings.budget_s
+    store.reopen_run(run_id)
+    return (
+        row["problem"],
+        store.attempts(run_id, row["problem_hash"]),
+        float(row["seconds_spent"] or 0.0),
+        budget_s,
+    )
+
+
+def _out_dir(settings: RunSettings, run_id: int) -> Path:
+    return settings.out_dir or Path("runs") / f"run-{run_id}"
+
+
 def write_outputs(result: SolveResult, out_dir: Path) -> Path:
-    """`best_kernel.py` (the fastest verified module, as verified) and `summary.json`."""
+    """`best_kernel.py` (the best verified module, as verified) and `summary.json`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     best = result.best
     if best is not None:
         (out_dir / "best_kernel.py").write_text(best.candidate.code)
-    curve = speedup_curve(result.attempts)
     summary = {
         "run_id": result.run_id,
         "problem": result.problem.name,
+        "shape": result.shape,
         "stopped": result.stopped,
+        "stop_detail": result.detail,
         "attempts": len(result.attempts),
         "correct": sum(a.verdict.ok for a in result.attempts),
         "best": None
@@ -327,19 +228,29 @@ def write_outputs(result: SolveResult, out_dir: Path) -> Path:
             "device": best.verdict.device,
             "elapsed_s": best.elapsed_s,
         },
+        "first_verdict_s": result.first_verdict_s,
         "first_correct_s": next((a.elapsed_s for a in result.attempts if a.verdict.ok), None),
-        "best_speedup_over_time": curve,
+        "llm": llm_spend(result.attempts),
+        "best_speedup_over_time": speedup_curve(result.attempts),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return out_dir
 
 
+def llm_spend(attempts: list[Attempt]) -> dict | None:
+    """Requests and tokens the proposer spent over the run (None when no attempt used an LLM)."""
+    usages = [a.candidate.usage for a in attempts if a.candidate.usage]
+    if not usages:
+        return None
+    return {
+        "calls": sum(int(u.get("calls", 1)) for u in usages),
+        "tokens": sum(int(u.get("total_tokens") or 0) for u in usages),
+        "cost_usd": round(sum(float(u.get("cost_usd") or 0.0) for u in usages), 6),
+    }
+
+
 def speedup_curve(attempts: list[Attempt]) -> list[tuple[float, float]]:
-    """(elapsed s, best speedup so far over the strongest baseline) at each improvement."""
-    curve, best = [], 0.0
-    for attempt in sorted(attempts, key=lambda a: a.elapsed_s):
-        speedup = attempt.best_speedup
-        if speedup and not attempt.verdict.suspect and speedup > best:
-            best = speedup
-            curve.append((round(attempt.elapsed_s, 2), round(best, 4)))
-    return curve
+    """(elapsed s, speedup over the strongest baseline) each time the best improved."""
+    return [
+        (round(a.elapsed_s, 2), round(a.best_speedup, 4)) for a in improvements(attempts) if a.best_speedup
+    ]

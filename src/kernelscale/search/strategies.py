@@ -24,13 +24,29 @@ def strategy_names() -> list[str]:
 
 
 def make_strategy(name: str, **options) -> Strategy:
-    """Build a strategy by name. Options it does not take, and options set to None, are ignored,
-    so a caller can pass one set of settings (workers, seed, ...) whatever the strategy."""
+    """Build a strategy by name. An option the strategy does not take is an error (a misspelt or
+    misplaced option must not be dropped silently); options set to None keep their defaults."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
     module_name, _, attribute = STRATEGIES[name].partition(":")
     factory = getattr(importlib.import_module(module_name), attribute)
     accepted = inspect.signature(factory).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    chosen = {k: v for k, v in options.items() if v is not None and (takes_any or k in accepted)}
+    chosen = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(k for k in chosen if not takes_any and k not in accepted)
+    if unknown:
+        known = ", ".join(k for k in accepted if k != "self") or "none"
+        raise ValueError(f"strategy {name} takes no option {', '.join(unknown)} (its options: {known})")
     return factory(**chosen)
+
+
+def default_options(name: str, workers: int) -> dict:
+    """What a strategy is given for a pool of `workers` verifier workers. LLM strategies keep more
+    proposals in flight than there are GPUs, so verifying never waits on a model still thinking;
+    the compiler proposes instantly, so one evaluation per worker keeps every GPU busy."""
+    concurrent = max(4, workers)
+    return {
+        "compiler": {"workers": workers},
+        "parallel": {"chains": concurrent},
+        "evolve": {"workers": concurrent},
+    }.get(name, {})

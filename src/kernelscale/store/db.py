@@ -16,7 +16,7 @@ from kernelscale.problems.problem import Problem
 from kernelscale.propose.base import Attempt, Candidate
 from kernelscale.verify.verdict import Verdict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v2: the baselines table (v1 files gain it on open)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS attempts (
     verdict_id INTEGER NOT NULL REFERENCES verdicts(id), status TEXT NOT NULL,
     time_ms REAL, speedup REAL, elapsed_s REAL NOT NULL, created_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS attempts_run ON attempts (run_id, problem_hash);
+CREATE TABLE IF NOT EXISTS baselines (
+    problem_hash TEXT NOT NULL, device_key TEXT NOT NULL, name TEXT NOT NULL, time_ms REAL NOT NULL,
+    created_at REAL NOT NULL, PRIMARY KEY (problem_hash, device_key, name));
 """
 
 
@@ -80,6 +83,9 @@ class Store:
             raise StoreError(
                 f"{self.path} has schema v{row['value']}, newer than this kernelscale (v{SCHEMA_VERSION})"
             )
+        elif int(row["value"]) < SCHEMA_VERSION:
+            # v1 -> v2 only adds a table, which the script above has just created.
+            self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     # -- runs ---------------------------------------------------------------------------------
     def create_run(self, command: str, target: str, options: dict) -> int:
@@ -94,6 +100,13 @@ class Store:
 
     def reopen_run(self, run_id: int) -> None:
         self.db.execute("UPDATE runs SET status='running', finished_at=NULL WHERE id=?", (run_id,))
+
+    def discard_run(self, run_id: int) -> None:
+        """Forget a run that made no attempt (it failed before its first): nothing to resume."""
+        if self.db.execute("SELECT 1 FROM attempts WHERE run_id=? LIMIT 1", (run_id,)).fetchone():
+            raise StoreError(f"run {run_id} has attempts; it is kept")
+        self.db.execute("DELETE FROM run_problems WHERE run_id=?", (run_id,))
+        self.db.execute("DELETE FROM runs WHERE id=?", (run_id,))
 
     def get_run(self, run_id: int) -> RunRecord:
         row = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
@@ -159,6 +172,26 @@ class Store:
             (code_hash, problem_hash, device_key, verdict.status, verdict.dumps(), time.time()),
         )
         return int(cur.lastrowid)
+
+    # -- baselines measured on a device (reused by later runs) ---------------------------------
+    def baselines(self, problem_hash: str, device_key: str) -> dict[str, float]:
+        rows = self.db.execute(
+            "SELECT name, time_ms FROM baselines WHERE problem_hash=? AND device_key=?",
+            (problem_hash, device_key),
+        ).fetchall()
+        return {r["name"]: float(r["time_ms"]) for r in rows}
+
+    def save_baselines(self, problem_hash: str, device_key: str, times: dict[str, float]) -> None:
+        for name, ms in times.items():
+            self.db.execute(
+                "INSERT OR REPLACE INTO baselines VALUES (?,?,?,?,?)",
+                (problem_hash, device_key, name, float(ms), time.time()),
+            )
+
+    def forget_baselines(self, problem_hash: str, device_key: str) -> None:
+        self.db.execute(
+            "DELETE FROM baselines WHERE problem_hash=? AND device_key=?", (problem_hash, device_key)
+        )
 
     # -- attempts -----------------------------------------------------------------------------
     def add_attempt(self, run_id: int, problem_hash: str, attempt: Attempt, verdict_id: int) -> int:

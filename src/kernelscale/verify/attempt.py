@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from kernelscale.problems.problem import Problem
-from kernelscale.verify.calibration import handshake_overhead
+from kernelscale.verify.calibration import calibrate
 from kernelscale.verify.candidate import CallResult, CandidateProcess, attempt_dir
 from kernelscale.verify.compare import compare_outputs
 from kernelscale.verify.inputs import fingerprint
@@ -73,7 +73,7 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
     t0 = time.monotonic()
     oracle.timing_setup(loaded)
     time_baselines(oracle, loaded, options, timing, warm=oracle.device == "cuda")
-    timing.overhead_ms = handshake_overhead(oracle, loaded, options)
+    timing.calibration = calibrate(oracle, loaded, options)
     cost["baselines_and_calibration"] = round(time.monotonic() - t0, 3)
     reference = oracle.new_reference(loaded, candidate.exchange)
     deadline = time.monotonic() + options.timeout_s
@@ -89,7 +89,7 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
     candidate.check_guards(deadline)
     cost["timing"] = round(time.monotonic() - t2, 3)
     candidate.kill()
-    timing.check_own_times(candidate.clock, oracle.device)
+    timing.check_clock(candidate.clock, oracle.device)
     t3 = time.monotonic()
     time_baselines(oracle, loaded, options, timing, warm=False)
     cost["baselines_after"] = round(time.monotonic() - t3, 3)

@@ -2,9 +2,9 @@
 
 Every call goes the same way, whether it is a correctness trial or a timed call: the oracle
 writes the input set, the runner stages it into its buffers, the oracle flushes the L2 from its
-own process, then sends `go` and reads the clock on both sides of the reply. The reply comes
-only after the outputs are written, so work the candidate defers past its own "done" still
-lands inside the oracle's window.
+own process, then sends `go` and reads the clock on both sides of the `done` reply (the window),
+then asks for the outputs (`ship`) and times that step as well. Work the candidate defers past
+its own `done` lands in the shipping step, which is held to a trusted runner's (timing_rounds).
 """
 
 from __future__ import annotations
@@ -29,10 +29,18 @@ def attempt_dir(oracle) -> Path:
 
 
 @dataclass
+class ClockReading:
+    window_ms: float
+    own_ms: float
+    ship_ms: float
+
+
+@dataclass
 class CallResult:
     outputs: list
-    window_ms: float  # measured by the oracle: `go` sent → reply read
+    window_ms: float  # measured by the oracle: `go` sent → `done` read
     own_ms: float  # the runner's own figure (CUDA events on a GPU): advisory
+    ship_ms: float  # measured by the oracle: `ship` sent → outputs written
     mutated_inputs: list[int]
     fingerprint: list
 
@@ -47,7 +55,7 @@ class CandidateProcess:
         self.child: Child | None = None
         self._tail = ""
         self.isolation: dict = {}
-        self.clock: list[tuple[float, float]] = []  # (window, own) ms of every call, in order
+        self.clock: list[ClockReading] = []  # every call's times, in order
 
     def start(self, code: str, init_message: dict, init_seed: int, deadline: float) -> float:
         """Start the runner, import the candidate and build its model; returns the seconds spent."""
@@ -80,17 +88,25 @@ class CandidateProcess:
         )
         self.oracle.flush_l2()
         sent = time.perf_counter()
-        reply = expect(self.child.request({"op": "go"}, deadline), self.child)
+        done = expect(self.child.request({"op": "go"}, deadline), self.child)
         window_ms = (time.perf_counter() - sent) * 1e3
+        sent = time.perf_counter()
+        reply = expect(self.child.request({"op": "ship"}, deadline), self.child)
+        ship_ms = (time.perf_counter() - sent) * 1e3
         path = Path(reply["file"])
         if path.parent.resolve() != self.workdir.resolve():
             raise ValueError("the runner wrote its outputs outside the attempt folder")
         outputs = load_values(path, self._compare_device())
         path.unlink(missing_ok=True)
-        own_ms = float(reply.get("own_ms") or 0.0)
-        self.clock.append((window_ms, own_ms))
+        reading = ClockReading(window_ms, float(done.get("own_ms") or 0.0), ship_ms)
+        self.clock.append(reading)
         return CallResult(
-            outputs, window_ms, own_ms, list(reply.get("mutated_inputs") or []), staged.get("inputs", [])
+            outputs,
+            window_ms,
+            reading.own_ms,
+            ship_ms,
+            list(reply.get("mutated_inputs") or []),
+            staged.get("inputs", []),
         )
 
     def check_guards(self, deadline: float) -> None:

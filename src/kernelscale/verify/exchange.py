@@ -30,6 +30,20 @@ class Exchange:
         return path
 
 
+def _skip_checksums() -> None:
+    """A CRC over every byte costs ~40% of writing a large output and guards against nothing
+    here (the files live in memory, one writer, one reader); where torch can skip it, skip it."""
+    try:
+        from torch.utils.serialization import config
+    except ImportError:
+        return
+    if hasattr(config.save, "compute_crc32"):
+        config.save.compute_crc32 = False
+
+
+_skip_checksums()
+
+
 def save_values(values: list[Any], path: Path) -> None:
     """Tensors go to the host first: the other process may sit on another device (CPU tests)."""
     torch.save([v.detach().cpu() if isinstance(v, torch.Tensor) else v for v in values], path)

@@ -12,12 +12,15 @@ class VerifyOptions:
     timeout_s: float = 300.0  # wall clock for the whole attempt in the candidate's process
     min_calls: int = 100  # timed calls, unless the relative standard error is under `target_rse` first
     target_rse: float = 0.01
-    round_calls: int = 20  # calls per interleaved round (candidate, then each baseline)
-    max_timing_s: float = 60.0
+    round_calls: int = 10  # calls per interleaved round (candidate, then each baseline)
+    max_timing_s: float = 30.0
     cpu_calls: int = 2  # interpreted timing on the CPU: a few calls, not a performance number
     suspect_speedup: float = 10.0
     screen: bool = True  # only tests turn this off, to prove the sandbox stands without it
     memory_limit_gb: float | None = None  # address-space cap for the candidate on the CPU
+    # Baseline medians (name -> ms) already measured for this problem on this device and these
+    # versions by an earlier run: the oracle neither builds (compiles) nor times them again.
+    known_baselines: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         self.trials = max(5, int(self.trials))

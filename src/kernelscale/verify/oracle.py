@@ -24,7 +24,7 @@ from kernelscale.verify.exchange import Exchange, load_values
 from kernelscale.verify.inputs import make_inputs, make_model, outputs_as_list, tensor_bytes
 from kernelscale.verify.op_policy import is_data_movement, recording
 from kernelscale.verify.trials import Case, apply_shift
-from kernelscale.verify.verdict import Verdict, describe_environment
+from kernelscale.verify.verdict import VERIFIER_ERROR, Verdict, describe_environment
 
 TIMING_INIT_SEED = 20250215  # the baselines' timing model: parameters do not change a time
 
@@ -42,7 +42,7 @@ class LoadedProblem:
     baselines: BaselineSet = field(default_factory=BaselineSet)
     timing_model: object = None
     output_bytes: int = 0  # of one reference call at the timing shape (for the roofline floor)
-    overhead_ms: float | None = None  # handshake + output shipping, measured with a trusted runner
+    calibration: object = None  # the handshake and shipping costs of a trusted runner (calibration.py)
 
 
 @dataclass
@@ -61,6 +61,7 @@ class Oracle:
         self.environment = describe_environment(device)
         self.roofline: Roofline | None = measure_roofline() if device == "cuda" else None
         self.problems: dict[str, LoadedProblem] = {}
+        self.known_baselines: dict[str, float] = {}  # of the request being served (VerifyOptions)
         self._flush: torch.Tensor | None = None
 
     def load(self, problem: Problem) -> LoadedProblem:
@@ -132,9 +133,9 @@ class Oracle:
         loaded.output_bytes = tensor_bytes(out)
         del out
         loaded.timing_model = model
-        loaded.baselines = build_baselines(
-            loaded.problem.baselines, loaded.module, model, init_inputs, self.device
-        )
+        # Baselines a stored earlier measurement already covers are not built (compiled) again.
+        wanted = tuple(name for name in loaded.problem.baselines if name not in self.known_baselines)
+        loaded.baselines = build_baselines(wanted, loaded.module, model, init_inputs, self.device)
 
 
 def serve(device: str) -> None:
@@ -151,12 +152,13 @@ def serve(device: str) -> None:
         request = json.loads(line)
         problem = Problem.from_json(request["problem"])
         options = VerifyOptions.from_json(request.get("options", {}))
+        oracle.known_baselines = dict(options.known_baselines or {})
         try:
             verdict = run_attempt(oracle, problem, request["code"], options)
         except Exception as exc:  # the reference or a baseline broke: report it, keep serving
             verdict = Verdict(
                 "runtime_error",
-                f"verifier error (not the candidate's): {type(exc).__name__}: "
+                f"{VERIFIER_ERROR}: {type(exc).__name__}: "
                 f"{str(exc).splitlines()[0][:300] if str(exc) else ''}",
             )
         results.write(json.dumps({"id": request.get("id"), "verdict": verdict.to_json()}, default=str) + "\n")

@@ -1,9 +1,11 @@
 """Times from the oracle's side: the candidate's calls, the baselines, and the rule joining them.
 
 A candidate call is timed from the oracle's process (the window from sending `go` to reading
-the reply), less the handshake-and-shipping cost measured with a trusted runner in the same
-sandbox. The runner's own CUDA-event figure may refine that number, never undercut it: a median
-below the outside figure by more than a small bound is `rejected: timer_mismatch`.
+`done`), less the handshake cost measured with a trusted runner in the same sandbox. The
+runner's own CUDA-event figure may refine that number, never undercut it: a median below the
+outside figure by more than a small bound is `rejected: timer_mismatch`. The step after `done`
+(shipping the outputs) is timed too and held to the trusted runner's shipping of outputs of the
+same sizes, so work deferred past a forged `done` is a `timer_mismatch` as well.
 
 Baselines are timed here, in the oracle, by the same per-call method (L2 flushed, device-wide
 synchronize, event pair) before the candidate's process starts and after it is killed, so no
@@ -17,31 +19,44 @@ import time
 from dataclasses import dataclass, field
 
 from kernelscale.verify import timing
+from kernelscale.verify.calibration import Calibration
+from kernelscale.verify.candidate import ClockReading
 from kernelscale.verify.inputs import make_inputs, tensor_bytes
 from kernelscale.verify.replies import AttemptFailed
 from kernelscale.verify.verdict import Verdict
 
-# The runner's own figure may sit below the oracle's outside figure by at most this much.
-OWN_TIME_SLACK = 0.10  # relative
-OWN_TIME_SLACK_MS = 0.02  # absolute: the jitter of one pipe round trip
-CPU_OWN_TIME_SLACK = 0.50  # the interpreter on a shared CPU: only a gross forgery is a finding
+
+@dataclass(frozen=True)
+class ClockBounds:
+    """How far the candidate's figures may stray from the oracle's before it is a finding."""
+
+    own_slack: float  # the runner's figure may sit this fraction below the outside figure
+    own_slack_ms: float  # plus this, plus three handshake spreads
+    ship_slack: float  # its shipping step may exceed the trusted runner's by this fraction
+    ship_slack_ms: float  # plus this, plus four shipping spreads
+
+
+GPU_BOUNDS = ClockBounds(own_slack=0.10, own_slack_ms=0.02, ship_slack=0.15, ship_slack_ms=0.3)
+# The interpreter on a shared CPU: only a gross forgery is a finding, never the scheduler's noise.
+CPU_BOUNDS = ClockBounds(own_slack=0.50, own_slack_ms=10.0, ship_slack=2.0, ship_slack_ms=60.0)
 
 
 @dataclass
 class TimingResult:
     window_ms: list[float] = field(default_factory=list)
     own_ms: list[float] = field(default_factory=list)
-    overhead_ms: float = 0.0
+    calibration: Calibration = field(default_factory=lambda: Calibration(0.0, 0.0, 0.0, 0.0))
     baselines: dict[str, timing.Samples] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     nbytes: int = 0
+    clock_summary: dict[str, float] = field(default_factory=dict)
 
     def add_call(self, window_ms: float, own_ms: float) -> None:
         self.window_ms.append(window_ms)
         self.own_ms.append(own_ms)
 
     def outside_ms(self) -> list[float]:
-        return [max(0.0, w - self.overhead_ms) for w in self.window_ms]
+        return [max(0.0, w - self.calibration.handshake_ms) for w in self.window_ms]
 
     def enough(self, options, device: str, started: float) -> bool:
         n = len(self.own_ms)
@@ -53,33 +68,41 @@ class TimingResult:
             n >= 2 * options.round_calls and timing.relative_standard_error(self.own_ms) < options.target_rse
         )
 
-    def check_own_times(self, clock: list[tuple[float, float]], device: str) -> None:
-        """The runner's figure must agree with the oracle's, over every call after the first
-        two (compile, autotune): never longer than the window around it, never shorter than
-        the outside figure by more than the slack (wider under the CPU interpreter)."""
+    def check_clock(self, clock: list[ClockReading], device: str) -> None:
+        """The runner's figures must agree with the oracle's, over every call after the first
+        two (compile, autotune): its own time never longer than the window around it, never
+        shorter than the outside figure beyond the bound; its shipping step never longer than
+        the trusted runner's beyond the bound (work deferred past `done`)."""
         calls = clock[2:] or clock
         if not calls:
             return
-        own = statistics.median(o for _, o in calls)
-        window = statistics.median(w for w, _ in calls)
-        outside = statistics.median(max(0.0, w - self.overhead_ms) for w, _ in calls)
+        bounds = GPU_BOUNDS if device == "cuda" else CPU_BOUNDS
+        cal = self.calibration
+        own = statistics.median(c.own_ms for c in calls)
+        window = statistics.median(c.window_ms for c in calls)
+        outside = statistics.median(max(0.0, c.window_ms - cal.handshake_ms) for c in calls)
+        ship = statistics.median(c.ship_ms for c in calls)
+        self.clock_summary = {
+            "ship_median_ms": ship,
+            "trusted_ship_ms": cal.ship_ms,
+            "trusted_ship_spread_ms": cal.ship_jitter_ms,
+            "handshake_spread_ms": cal.handshake_jitter_ms,
+        }
         if own > window * 1.05 + 0.05:
-            raise AttemptFailed(
-                Verdict(
-                    "rejected",
-                    f"the runner reported {own:.4f} ms per call inside a {window:.4f} ms window",
-                    rule="timer_mismatch",
-                )
+            raise _timer_mismatch(
+                f"the runner reported {own:.4f} ms per call inside a {window:.4f} ms window"
             )
-        slack = OWN_TIME_SLACK if device == "cuda" else CPU_OWN_TIME_SLACK
-        if own < outside * (1 - slack) - OWN_TIME_SLACK_MS:
-            raise AttemptFailed(
-                Verdict(
-                    "rejected",
-                    f"the candidate's process reported {own:.4f} ms per call; "
-                    f"measured from outside it took {outside:.4f} ms",
-                    rule="timer_mismatch",
-                )
+        if own < outside * (1 - bounds.own_slack) - bounds.own_slack_ms - 3 * cal.handshake_jitter_ms:
+            raise _timer_mismatch(
+                f"the candidate's process reported {own:.4f} ms per call; measured from "
+                f"outside it took {outside:.4f} ms"
+            )
+        allowed = cal.ship_ms * (1 + bounds.ship_slack) + bounds.ship_slack_ms + 4 * cal.ship_jitter_ms
+        if ship > allowed:
+            raise _timer_mismatch(
+                f"shipping the outputs took {ship:.3f} ms per call after `done`, a trusted runner "
+                f"{cal.ship_ms:.3f} ms for outputs of the same sizes: work finished after the "
+                "process reported it done"
             )
 
     def fill(self, verdict: Verdict, oracle, loaded, options) -> None:
@@ -87,18 +110,26 @@ class TimingResult:
         stats = timing.summarize(timing.Samples(self.own_ms, self.window_ms))
         verdict.time_stats = stats | {
             "outside_median_ms": statistics.median(self.outside_ms()),
-            "handshake_ms": self.overhead_ms,
+            "handshake_ms": self.calibration.handshake_ms,
             "baseline_notes": self.notes,
         }
+        verdict.time_stats |= self.clock_summary
         verdict.baselines = {
             name: timing.summarize(s)["median_ms"] for name, s in self.baselines.items() if s.event_ms
         }
+        stored = {k: v for k, v in (options.known_baselines or {}).items() if k not in verdict.baselines}
+        verdict.baselines.update(stored)  # measured by an earlier run on this device and these versions
+        verdict.time_stats["stored_baselines"] = sorted(stored)
         if oracle.device != "cuda":
             return  # interpreter times are not performance numbers: no speedup is claimed
         verdict.speedup = {
             name: ms / verdict.time_ms for name, ms in verdict.baselines.items() if verdict.time_ms > 0
         }
         _flag_suspect(verdict, oracle, loaded, options, self.nbytes)
+
+
+def _timer_mismatch(reason: str) -> AttemptFailed:
+    return AttemptFailed(Verdict("rejected", reason, rule="timer_mismatch"))
 
 
 def _flag_suspect(verdict: Verdict, oracle, loaded, options, nbytes: int) -> None:

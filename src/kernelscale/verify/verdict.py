@@ -7,6 +7,9 @@ import platform
 from dataclasses import asdict, dataclass, field
 
 STATUSES = ("compile_error", "runtime_error", "timeout", "rejected", "incorrect", "correct")
+# How a runtime_error verdict starts when the verifier itself failed (the reference, a baseline):
+# the search stops on it instead of blaming, and burning, candidate after candidate.
+VERIFIER_ERROR = "verifier error (not the candidate's)"
 
 
 @dataclass

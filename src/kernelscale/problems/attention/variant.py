@@ -124,7 +124,11 @@ def resolve_mods(module: ModuleType, shape: dict, device, path: str | Path = "va
     if make is not None:
         args = [shape[k] for k in ("B", "Hq", "Hkv", "Sq", "Skv", "D")]
         try:
-            mods = make(*args, torch.device(device))
+            # make() runs as its contract says: given its device and nothing ambient. Callers may
+            # sit inside `with torch.device(...)`; under it a CPU torch.Generator, or a tensor the
+            # variant means to build on the CPU and move, would land on that device instead.
+            with torch.device("cpu"):
+                mods = make(*args, torch.device(device))
         except Exception as exc:
             raise ProblemError(
                 f"{path}: make(B, Hq, Hkv, Sq, Skv, D, device) failed: {type(exc).__name__}: {exc}"
@@ -153,7 +157,8 @@ def init_inputs(path: str, shape: dict) -> list:
     """[score_mod, mask_mod, shape] for Model/ModelNew, made on the current default device.
 
     The verifier calls this inside `with torch.device(dev):` after seeding, so captured tensors
-    drawn in make() (document ids...) differ per seed and live on the right device.
+    drawn in make() (document ids...) differ per seed; make() itself gets `dev` as its argument
+    and runs without that ambient device (see resolve_mods).
     """
     shape = full_shape(shape)
     device = torch.get_default_device()

@@ -1,8 +1,10 @@
 """The built-in attention compiler: score_mod / mask_mod -> specialised Triton kernels.
 
 trace (tracer, ops, captures) -> expression graph (graph) -> rewrite -> codegen into the
-template (generate) for one `Config` of the search space (space); `CompilerProposer` proposes
-configs to the verifier. Imports are lazy so `import kernelscale.propose` stays cheap.
+template (generate) for one `Config` of the search space (space): the prefill kernel
+(templates/kernel.py.j2) or, for few query rows against a long cache, the split-KV decode kernel
+(templates/decode.py.j2), which share the per-block step (templates/_step.j2). `CompilerProposer`
+proposes configs to the verifier. Imports are lazy so `import kernelscale.propose` stays cheap.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def compile_mods(score_mod, mask_mod) -> Compiled:
 
 def generate(score_mod, mask_mod, config: Config | None = None) -> str:
     """Standalone module source defining `attention(q, k, v, schedule=None, **captured)` and
-    `ModelNew(score_mod, mask_mod, shape)`."""
+    `ModelNew(score_mod, mask_mod, shape)`; config.decode selects the split-KV decode kernel."""
     compiled = compile_mods(score_mod, mask_mod)
     return render(compiled, config or Config())
 
@@ -84,7 +84,7 @@ def render(compiled: Compiled, config: Config) -> str:
         capture_args += (
             [f"c_{name}"] + [f"c_{name}_n{i}" for i in range(ndim)] + [f"c_{name}_s{i}" for i in range(ndim)]
         )
-    return _template().render(
+    return _template("decode.py.j2" if config.decode else "kernel.py.j2").render(
         config=config.as_dict(),
         score_text=g.render(tr.score) if tr.score is not None else "None",
         mask_text=g.render(tr.mask) if tr.mask is not None else "None",
@@ -140,8 +140,13 @@ def _blockmask_source() -> str:
     return inspect.getsource(blockmask)
 
 
+@lru_cache(maxsize=4)
+def _template(name: str) -> jinja2.Template:
+    return _environment().get_template(name)
+
+
 @lru_cache(maxsize=1)
-def _template() -> jinja2.Template:
-    text = (resources.files("kernelscale.propose.compiler") / "templates" / "kernel.py.j2").read_text()
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    return env.from_string(text)
+def _environment() -> jinja2.Environment:
+    folder = resources.files("kernelscale.propose.compiler") / "templates"
+    loader = jinja2.FunctionLoader(lambda name: (folder / name).read_text())
+    return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)

@@ -2,7 +2,9 @@
 
 It compiles the problem's variant once, then proposes kernels for untried configurations:
 the measured default (`default_config`) first, then neighbours of the fastest verified config (one knob
-changed at a time), then the rest of the relevant space in a fixed order. A config already
+changed at a time), then the rest of the relevant space in a fixed order. For a decode-shaped
+problem (few query rows, long cache) the split-KV decode kernel's configs come first and the
+prefill kernel's after them, so the verifier can still judge between the two. A config already
 proposed (in this run or in the history of a resumed one) is never proposed again.
 """
 
@@ -13,15 +15,19 @@ from collections.abc import Sequence
 from kernelscale.problems.attention.variant import full_shape, load_variant_module, resolve_mods
 from kernelscale.problems.problem import Problem, ProblemError
 from kernelscale.propose.base import Attempt, Candidate, ProposerError
+from kernelscale.propose.best import best_timed
 from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.generate import Compiled, compile_mods, render
 from kernelscale.propose.compiler.space import (
     CHOICES,
     Config,
     Features,
+    decode_default_config,
+    decode_relevant,
     default_config,
     enumerate_space,
     fits,
+    is_decode_shape,
     neighbours,
     relevant,
 )
@@ -69,15 +75,19 @@ class CompilerProposer:
 
     def plan(self, features: Features, best: tuple[Config, Attempt] | None) -> list[Config]:
         """Configs in the order worth trying: default, neighbours of the best, everything else."""
-        space = relevant(features)
-        if self.device != "cuda":
-            space.pop("fast_tanh", None)  # inline PTX does not run under the interpreter
-        first = default_config(features, self.device)
-        order = [first]
-        if best is not None:
-            order += neighbours(best[0], space)
-        order += neighbours(first, space)
-        order += enumerate_space(space, first)
+        kernels = [(relevant(features), default_config(features, self.device))]
+        if features.decode:
+            kernels.insert(0, (decode_relevant(features), decode_default_config(features, self.device)))
+        order: list[Config] = []
+        for space, first in kernels:
+            if self.device != "cuda":
+                space.pop("fast_tanh", None)  # inline PTX does not run under the interpreter
+            order.append(first)
+            if best is not None and best[0].decode == first.decode:
+                order += neighbours(best[0], space)
+            order += neighbours(first, space)
+        for space, first in kernels:
+            order += enumerate_space(space, first)
         return [c for c in dict.fromkeys(order) if not features.D or fits(c, features.D)]
 
     def _compile(self, problem: Problem) -> tuple[Compiled, Features]:
@@ -94,7 +104,7 @@ class CompilerProposer:
         compiled = self._compiled[key]
         shape = full_shape(problem.gpu_sizes.get("SHAPE", {}))
         features = compiled.features
-        return compiled, Features(**{**features.__dict__, "D": shape["D"]})
+        return compiled, Features(**{**features.__dict__, "D": shape["D"], "decode": is_decode_shape(shape)})
 
 
 def compile_problem(problem: Problem) -> Compiled:
@@ -114,17 +124,9 @@ def _key(config: dict | None) -> tuple:
 
 def _fastest(history: Sequence[Attempt], name: str) -> tuple[Config, Attempt] | None:
     """The fastest correct attempt of this proposer with a measured (not interpreted) time."""
-    timed = [
-        a
-        for a in history
-        if a.candidate.proposer == name
-        and a.verdict.ok
-        and not a.verdict.interpreted
-        and a.verdict.time_ms is not None
-    ]
-    if not timed:
+    best = best_timed(a for a in history if a.candidate.proposer == name)
+    if best is None:
         return None
-    best = min(timed, key=lambda a: a.verdict.time_ms)
     try:
         return Config.from_dict(best.candidate.provenance["config"]), best
     except (CompilerError, KeyError, TypeError):

@@ -3,9 +3,11 @@
 Tiles, warps and pipeline depth are the usual Triton knobs; the rest are the compiler's own:
 fast_tanh (tanh.approx.f32, GPU only), fixed_max (a bounded score's upper bound as the row max),
 split_loops (full KV blocks in a loop that skips the mask), reverse_m (heaviest query blocks
-first) and use_schedule (the block schedule at all). In a probe on an H200 with triton 3.6, TMA
-descriptors were 2-18% slower than pointer loads and warp specialisation crashed or hung: neither
-is in the space (docs/perf-notes.md).
+first) and use_schedule (the block schedule at all). decode selects the split-KV kernel for few
+query rows against a long cache (block_m is then the most packed query rows per tile, and
+num_splits the KV splits per head, 0 meaning enough to fill the GPU). In a probe on an H200 with
+triton 3.6, TMA descriptors were 2-18% slower than pointer loads and warp specialisation crashed
+or hung: neither is in the space (docs/perf-notes.md).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from kernelscale.propose.compiler.errors import CompilerError
 
+PREFILL_BLOCK_M = (64, 128)
 CHOICES = {
-    "block_m": (64, 128),
+    "block_m": (16, 32, 64, 128),
     "block_n": (64, 128),
     "num_warps": (4, 8),
     "num_stages": (2, 3, 4),
@@ -25,7 +28,13 @@ CHOICES = {
     "split_loops": (True, False),
     "reverse_m": (False, True),
     "use_schedule": (True, False),
+    "decode": (False, True),
+    "num_splits": (0, 4, 8, 16, 32, 64),
 }
+# A shape is decode-shaped when its few query rows (times the heads sharing a KV head) fit one
+# tile and the cache is long: streaming K and V once then bounds the time, not the dot products.
+DECODE_MAX_SQ = 64
+DECODE_MIN_RATIO = 16
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,8 @@ class Config:
     split_loops: bool = True
     reverse_m: bool = False
     use_schedule: bool = True
+    decode: bool = False
+    num_splits: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +76,11 @@ class Features:
     bounded: bool
     score_cost: int  # element-level operations in the score (0 for plain attention)
     D: int
+    decode: bool = False  # the problem's shape is decode-shaped (see is_decode_shape)
+
+
+def is_decode_shape(shape: dict) -> bool:
+    return shape["Sq"] <= DECODE_MAX_SQ and shape["Skv"] >= DECODE_MIN_RATIO * shape["Sq"]
 
 
 def relevant(features: Features) -> dict:
@@ -79,8 +95,44 @@ def relevant(features: Features) -> dict:
         space["fixed_max"] = CHOICES["fixed_max"]
     if features.has_mask:
         space.update({k: CHOICES[k] for k in ("split_loops", "reverse_m")})
-    space.update({k: CHOICES[k] for k in ("block_m", "num_warps")})
+    space["block_m"] = PREFILL_BLOCK_M
+    space["num_warps"] = CHOICES["num_warps"]
     return space
+
+
+def decode_relevant(features: Features) -> dict:
+    """The decode kernel's knobs: memory-bound, so the KV tile, the pipeline depth and the
+    split count matter first; the packed query tile and warps last."""
+    # more splits first: more programs in flight and a shorter last wave than the automatic count
+    space = {
+        "num_splits": (0, 32, 64, 16, 8, 4),
+        "block_n": CHOICES["block_n"],
+        "num_stages": CHOICES["num_stages"],
+    }
+    if features.has_tanh:
+        space["fast_tanh"] = CHOICES["fast_tanh"]
+    if features.bounded:
+        space["fixed_max"] = CHOICES["fixed_max"]
+    if features.has_mask:
+        space["split_loops"] = CHOICES["split_loops"]
+    space["num_warps"] = CHOICES["num_warps"]
+    space["block_m"] = CHOICES["block_m"]
+    return space
+
+
+def decode_default_config(features: Features, device: str = "cuda") -> Config:
+    """Split-KV with enough splits to fill the GPU, 64-key tiles, 4 warps and a 3-deep pipeline:
+    a flash-decoding kernel streams K and V and does little arithmetic per byte."""
+    return Config(
+        block_m=64,
+        block_n=64,
+        num_warps=4,
+        num_stages=3,
+        decode=True,
+        num_splits=0,
+        fast_tanh=features.has_tanh and device == "cuda",
+        fixed_max=features.bounded,
+    )
 
 
 def default_config(features: Features, device: str = "cuda") -> Config:

@@ -56,15 +56,17 @@ class LLMClient:
             self._limit = (loop, asyncio.Semaphore(self.options.max_concurrency))
         return self._limit[1]
 
-    async def complete(self, messages: list[dict]) -> Completion:
-        """The model's reply to `messages`; raises ProposerError when the endpoint cannot serve it."""
+    async def complete(self, messages: list[dict], temperature: float | None = None) -> Completion:
+        """The model's reply to `messages`; raises ProposerError when the endpoint cannot serve it.
+        `temperature` overrides the options' for this request (spend control raises it after a
+        duplicate answer)."""
         # Back-off sleeps hold the slot: a rate-limited endpoint gets fewer requests, not more.
         async with self._semaphore():
             started = time.monotonic()
             retries = 0
             while True:
                 try:
-                    result = await self._request(messages)
+                    result = await self._request(messages, temperature)
                 except _Transient as exc:
                     if retries >= self.options.max_retries:
                         raise ProposerError(f"{exc} (gave up after {retries + 1} tries)") from None
@@ -81,13 +83,14 @@ class LLMClient:
         # Jitter keeps parallel chains that failed together from retrying in lockstep.
         return min(opts.backoff_s * 2**retries, opts.backoff_max_s) * (1 + 0.25 * random.random())
 
-    async def _request(self, messages: list[dict]) -> Completion:
+    async def _request(self, messages: list[dict], temperature: float | None = None) -> Completion:
         import openai
 
         opts = self.options
         kwargs: dict = {"model": opts.model, "messages": messages, opts.token_param: opts.max_tokens}
-        if opts.temperature is not None:
-            kwargs["temperature"] = opts.temperature
+        temperature = temperature if temperature is not None else opts.temperature
+        if temperature is not None:
+            kwargs["temperature"] = temperature
         # OPENAI_ORG_ID / OPENAI_PROJECT_ID are read from the environment by the library and are
         # OpenAI's business only: other endpoints do not get them.
         private = (
@@ -192,6 +195,7 @@ class LLMClient:
             "prompt_tokens": int(prompt),
             "completion_tokens": int(completion),
             "reasoning_tokens": int(reasoning),
+            "total_tokens": int(prompt) + int(completion),
             "cost_usd": round(self.options.cost_usd(prompt, completion), 6),
             "estimated": estimated,
             "model": self.options.model,

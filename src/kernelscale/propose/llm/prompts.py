@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kernelscale.problems.problem import TOLERANCE_PRESETS, Problem
 from kernelscale.propose.base import Attempt, primary_speedup
+from kernelscale.propose.best import best_timed
 from kernelscale.propose.llm.examples import choose_example
 from kernelscale.verify.verdict import Verdict
 
@@ -190,12 +191,9 @@ def _history_lines(history: Sequence[Attempt]) -> list[str]:
 
 def _best_line(history: Sequence[Attempt]) -> str | None:
     # Interpreted times are not performance numbers: no "best" among them.
-    correct = [
-        a for a in history if a.verdict.ok and not a.verdict.interpreted and a.verdict.time_ms is not None
-    ]
-    if not correct:
+    best = best_timed(history)
+    if best is None:
         return None
-    best = min(correct, key=lambda a: a.verdict.time_ms)
     speedup = primary_speedup(best.verdict)
     gain = f", {speedup:.2f}x over the strongest baseline" if speedup else ""
     return f"{best.verdict.time_ms:.4f} ms{gain}"

@@ -25,6 +25,7 @@ from kernelscale.propose.llm.prompts import (
     feedback_prompt,
     first_prompt,
 )
+from kernelscale.propose.llm.spend import DIFFERENT_APPROACH, SpendGuard, SpendLimits
 
 
 class LLMProposer:
@@ -41,6 +42,7 @@ class LLMProposer:
         device: str = "cuda",
         example: str | None = "auto",
         start_kernel: str | None = None,
+        spend: SpendLimits | None = None,
     ):
         self.options = options or LLMOptions()
         self.settings = PromptSettings(
@@ -51,9 +53,11 @@ class LLMProposer:
             start_kernel=start_kernel,
         )
         self.client = LLMClient(self.options)
+        self.spend = SpendGuard(spend)
 
     async def propose(self, problem: Problem, history: Sequence[Attempt], n: int = 1) -> list[Candidate]:
         """Empty history: the first prompt. Otherwise feedback on the history's last attempt."""
+        self.spend.remember(a.candidate.code for a in history)
         if not history:
             return await self._ask(first_prompt(problem, self.settings), "first", [], n)
         base = next((a for a in reversed(history) if a.candidate.code.strip()), None)
@@ -69,14 +73,34 @@ class LLMProposer:
 
     async def _ask(self, prompt: str, kind: str, parents: list[str], n: int) -> list[Candidate]:
         messages = [{"role": "user", "content": prompt}]
-        tasks = [asyncio.ensure_future(self.client.complete(messages)) for _ in range(max(1, n))]
+        tasks = [asyncio.ensure_future(self._new_answer(messages, kind, parents)) for _ in range(max(1, n))]
         try:
-            replies = await asyncio.gather(*tasks)
+            return list(await asyncio.gather(*tasks))
         except BaseException:
             for task in tasks:  # one failed (or we were cancelled): the others' answers are not wanted
                 task.cancel()
             raise
-        return [self._candidate(messages, reply, kind, parents) for reply in replies]
+
+    async def _new_answer(self, messages: list[dict], kind: str, parents: list[str]) -> Candidate:
+        """One answer whose code was never seen in this run; a duplicate is re-asked only after a
+        back-off, hotter and with a request for another approach (SpendGuard stops it when stuck).
+        The candidate's usage adds up every request it took, with their count as `calls`."""
+        asked, temperature, spent, calls = messages, None, {}, 0
+        while True:
+            self.spend.reserve_call()
+            reply = await self.client.complete(asked, temperature)
+            self.spend.record(reply.usage)
+            calls += 1
+            spent = _add_usage(spent, reply.usage)
+            candidate = self._candidate(asked, reply, kind, parents)
+            if self.spend.is_new(candidate.code):
+                candidate.usage = dict(reply.usage) | spent | {"calls": calls}
+                return candidate
+            temperature = await self.spend.after_duplicate(temperature or self.options.temperature)
+            asked = messages + [
+                {"role": "assistant", "content": f"```python\n{candidate.code}```"},
+                {"role": "user", "content": DIFFERENT_APPROACH},
+            ]
 
     def _candidate(self, messages: list[dict], reply: Completion, kind: str, parents: list[str]) -> Candidate:
         provenance = {
@@ -100,6 +124,12 @@ class LLMProposer:
             provenance=provenance,
             usage=dict(reply.usage),
         )
+
+
+def _add_usage(total: dict, usage: dict) -> dict:
+    """Sum the token and cost counters of two usage records (other fields are the last reply's)."""
+    keys = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens", "cost_usd")
+    return {k: round((total.get(k) or 0) + (usage.get(k) or 0), 6) for k in keys}
 
 
 def make_llm_proposer(options: LLMOptions | None = None, **settings) -> LLMProposer:

@@ -1,11 +1,15 @@
-"""Prefix LM: a bidirectional prefix (1024 at S=4096, a quarter of shorter sequences), causal after."""
+"""Prefix LM: a bidirectional prefix (1024 at S=4096, a quarter of shorter sequences), causal after.
+
+Query row i sits at key position i + (Skv - Sq) (bottom-right, as in decoding).
+"""
 
 
 def make(B, Hq, Hkv, Sq, Skv, D, device):
     prefix = min(1024, max(1, Skv // 4))
+    offset = Skv - Sq
 
     def mask_mod(b, h, q_idx, kv_idx):
-        return (kv_idx < prefix) | (q_idx >= kv_idx)
+        return (kv_idx < prefix) | (q_idx + offset >= kv_idx)
 
     return None, mask_mod
 

@@ -1,0 +1,113 @@
+"""Verifying one candidate for a run: the verdict cache, re-verifying suspects, storing attempts.
+
+A verdict that says the *verifier* failed (the reference or a baseline broke, not the candidate)
+is stored with its attempt and then stops the run with `VerifierFailure`: every later attempt
+would fail the same way, and a budget spent on that measures nothing. Such verdicts are never
+served from the cache, so a fixed problem or machine is verified afresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kernelscale.problems import Problem
+from kernelscale.propose.base import Attempt, Candidate, no_code_verdict
+from kernelscale.propose.best import best_attempt
+from kernelscale.search.base import Budget
+from kernelscale.store.db import Store
+from kernelscale.verify.options import VerifyOptions
+from kernelscale.verify.verdict import VERIFIER_ERROR, Verdict
+
+Progress = Callable[[str, dict], None]
+
+
+class VerifierFailure(RuntimeError):
+    """The verifier, not the candidate, failed: the run stops at once."""
+
+
+def is_verifier_failure(verdict: Verdict) -> bool:
+    return verdict.status == "runtime_error" and verdict.reason.startswith(VERIFIER_ERROR)
+
+
+class Evaluator:
+    """Verifies a candidate once per (code, problem, device), re-verifies suspects, stores all.
+
+    `history` is what the run verified before this call (a resumed run): numbering and the best
+    so far continue from it.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        pool,
+        run_id: int,
+        problem: Problem,
+        options: VerifyOptions,
+        budget: Budget,
+        progress: Progress | None,
+        history: list[Attempt] | None = None,
+    ):
+        self.store, self.pool, self.run_id, self.problem = store, pool, run_id, problem
+        self.options, self.budget, self.progress = options, budget, progress
+        self.problem_hash = problem.content_hash()
+        self.history = list(history or [])
+        self.attempts: list[Attempt] = []
+        self.first_verdict_s: float | None = None
+
+    async def __call__(self, candidate: Candidate) -> Attempt:
+        verdict, verdict_id = await self._verdict(candidate)
+        attempt = Attempt(candidate=candidate, verdict=verdict, elapsed_s=self.budget.elapsed())
+        attempt.attempt_id = self.store.add_attempt(self.run_id, self.problem_hash, attempt, verdict_id)
+        self.attempts.append(attempt)
+        if self.first_verdict_s is None:
+            self.first_verdict_s = self.budget.elapsed_here()
+        if self.progress:
+            self.progress(
+                "attempt",
+                {
+                    "attempt": attempt,
+                    "best": best_attempt(self.history + self.attempts),
+                    "n": len(self.history) + len(self.attempts),
+                    "problem": self.problem.name,
+                    "budget_s": self.budget.seconds,
+                },
+            )
+        if is_verifier_failure(verdict):
+            raise VerifierFailure(verdict.reason)
+        return attempt
+
+    async def _verdict(self, candidate: Candidate) -> tuple[Verdict, int]:
+        key = (candidate.code_hash, self.problem_hash, self.pool.device_key)
+        cached = self.store.cached_verdict(*key)
+        if cached is not None and not is_verifier_failure(cached[1]):
+            verdict_id, verdict = cached
+            verdict.cached = True
+            return verdict, verdict_id
+        verdict = no_code_verdict(candidate) or await self.pool.verify(
+            self.problem, candidate.code, self.options
+        )
+        if verdict.suspect:
+            verdict = await self._reverify(candidate, verdict)
+        self._keep_baselines(verdict)
+        return verdict, self.store.add_verdict(*key, verdict)
+
+    def _keep_baselines(self, verdict: Verdict) -> None:
+        """Baselines this verdict measured (not reused) on a device: later runs reuse them."""
+        if not verdict.ok or verdict.interpreted or not verdict.baselines:
+            return
+        reused = set(verdict.time_stats.get("stored_baselines") or [])
+        measured = {name: ms for name, ms in verdict.baselines.items() if name not in reused}
+        if measured:
+            self.store.save_baselines(self.problem_hash, self.pool.device_key, measured)
+
+    async def _reverify(self, candidate: Candidate, first: Verdict) -> Verdict:
+        """A suspect result counts only if a fresh verification agrees; a time under the roofline
+        floor never counts, however often it repeats."""
+        second = await self.pool.verify(self.problem, candidate.code, self.options)
+        agrees = second.ok and second.time_ms and abs(second.time_ms - first.time_ms) <= 0.3 * first.time_ms
+        if agrees and "roofline" not in first.suspect_reason + second.suspect_reason:
+            first.suspect = False
+            first.suspect_reason += f" (re-verified: {second.time_ms:.4f} ms on fresh inputs)"
+        else:
+            first.suspect_reason += f" (re-verification: {second.headline()})"
+        return first
