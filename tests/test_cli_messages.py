@@ -157,7 +157,7 @@ def test_version():
 
 def test_solve_help_lists_budget_forms_and_what_out_holds():
     text = " ".join(kernelscale("solve", "--help").stdout.split())
-    assert "90s, 15m, 1h, 1h30m" in text and "none or 0 for no limit" in text
+    assert "90s, 15m, 1h, 1h30m" in text and "`none` for no time limit" in text
     assert "best_kernel.py and summary.json" in text and "kernelscale report RUN_ID" in text
 
 
