@@ -32,7 +32,10 @@ import torch  # noqa: E402
 import triton  # noqa: E402
 
 from kernelscale.problems.attention.baselines import (  # noqa: E402
-    flex_baseline, raise_dynamo_limits, sdpa_baseline)
+    flex_baseline,
+    raise_dynamo_limits,
+    sdpa_baseline,
+)
 from kernelscale.problems.attention.problem import builtin_names, load_attention_problem  # noqa: E402
 from kernelscale.problems.module import apply_sizes, import_source  # noqa: E402
 from kernelscale.propose.compiler.generate import compile_mods, render  # noqa: E402
@@ -41,8 +44,16 @@ from kernelscale.propose.compiler.space import Features  # noqa: E402
 
 SMOKE_SHAPE = {"B": 1, "Sq": 128, "Skv": 128}
 D64_VARIANTS = ("full", "causal", "document", "relative_positional", "alibi", "softcap", "sliding_window")
-TARGETS = {"full": 1.15, "causal": 1.2, "relative_positional": 1.2, "alibi": 1.25, "softcap": 2.1,
-           "document": 1.1, "sliding_window": 1.15, "natten2d": 1.5}
+TARGETS = {
+    "full": 1.15,
+    "causal": 1.2,
+    "relative_positional": 1.2,
+    "alibi": 1.25,
+    "softcap": 2.1,
+    "document": 1.1,
+    "sliding_window": 1.15,
+    "natten2d": 1.5,
+}
 
 
 def parse_args():
@@ -50,7 +61,9 @@ def parse_args():
     ap.add_argument("--variants", nargs="*", default=None, help="default: the whole built-in suite")
     ap.add_argument("--dims", nargs="*", type=int, default=[128, 64])
     ap.add_argument("--configs", type=int, default=3, help="compiler configs per variant and D")
-    ap.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/attention-<card>.json)")
+    ap.add_argument(
+        "--out", default=None, help="JSON path (default: benchmarks/results/attention-<card>.json)"
+    )
     ap.add_argument("--deadline-s", type=float, default=480.0, help="stop starting new work after this")
     ap.add_argument("--cpu-smoke", action="store_true", help="interpreter at a tiny shape: proves the script")
     return ap.parse_args()
@@ -112,7 +125,7 @@ def bench_variant(name, D, device, args, log):
             out = kernel(q, k, v)
             entry["max_abs_err"], entry["ok"] = check(out, reference, tol)
             if entry["ok"]:
-                entry["ms"] = timer(lambda: kernel(q, k, v), device)
+                entry["ms"] = timer(lambda kernel=kernel: kernel(q, k, v), device)
         except Exception as exc:  # a config that fails to build or run is a result, not a crash
             entry["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
         row["configs"].append(entry)
@@ -143,7 +156,7 @@ def baselines(score_mod, mask_mod, shape, device, q, k, v, reference, tol):
                 continue
             err, ok = check(fn(q, k, v), reference, tol)
             out[f"{name}_max_abs_err"] = err
-            out[f"{name}_ms"] = timer(lambda: fn(q, k, v), device)
+            out[f"{name}_ms"] = timer(lambda fn=fn: fn(q, k, v), device)
         except Exception as exc:
             out[f"{name}_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     return out
@@ -161,14 +174,28 @@ def table(rows):
     head = f"{'variant':22s} {'D':>4s} {'ours ms':>9s} {'flex ms':>9s} {'x flex':>7s} {'target':>6s} {'cudnn ms':>9s} {'x cudnn':>7s}  best config"
     lines = [head, "-" * len(head)]
     for r in rows:
-        def f(key, fmt="9.3f"):
-            return format(r[key], fmt) if r.get(key) is not None else " " * int(fmt.split(".")[0]) if False else f"{'-':>{fmt.split('.')[0]}}"
+
+        def f(key, fmt="9.3f", r=r):
+            return (
+                format(r[key], fmt)
+                if r.get(key) is not None
+                else " " * int(fmt.split(".")[0])
+                if False
+                else f"{'-':>{fmt.split('.')[0]}}"
+            )
+
         cfg = r.get("best_config") or {}
-        short = f"{cfg.get('block_m')}x{cfg.get('block_n')} w{cfg.get('num_warps')} s{cfg.get('num_stages')}" if cfg else "-"
+        short = (
+            f"{cfg.get('block_m')}x{cfg.get('block_n')} w{cfg.get('num_warps')} s{cfg.get('num_stages')}"
+            if cfg
+            else "-"
+        )
         short += "".join(f" {k}" for k in ("fast_tanh", "fixed_max") if cfg.get(k))
         target = TARGETS.get(r["variant"]) if r["D"] == 128 else None
-        lines.append(f"{r['variant']:22s} {r['D']:4d} {f('ours_ms')} {f('flex_ms')} {f('speedup_flex', '7.2f')} "
-                     f"{format(target, '6.2f') if target else '     -'} {f('sdpa_cudnn_ms')} {f('speedup_sdpa_cudnn', '7.2f')}  {short}")
+        lines.append(
+            f"{r['variant']:22s} {r['D']:4d} {f('ours_ms')} {f('flex_ms')} {f('speedup_flex', '7.2f')} "
+            f"{format(target, '6.2f') if target else '     -'} {f('sdpa_cudnn_ms')} {f('speedup_sdpa_cudnn', '7.2f')}  {short}"
+        )
     return "\n".join(lines)
 
 

@@ -55,7 +55,9 @@ def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--deadline", type=float, default=100.0, help="seconds; no new work starts after this")
     ap.add_argument("--out", default="benchmarks/results", help="folder for attention-decode-<card>.json")
-    ap.add_argument("--configs", type=int, default=3, help="compiler configs tried at Sq=1 (the first at every Sq)")
+    ap.add_argument(
+        "--configs", type=int, default=3, help="compiler configs tried at Sq=1 (the first at every Sq)"
+    )
     ap.add_argument("--calls", type=int, default=1000, help="back-to-back calls for the wrapper overhead")
     ap.add_argument("--smoke", action="store_true", help="Triton interpreter on the CPU at a tiny shape")
     return ap.parse_args()
@@ -73,7 +75,9 @@ def timer(fn, device):
 def check(out, reference):
     """(max abs error on batch 0, within tolerance and finite)."""
     a, b = out[:1].float(), reference.float()
-    return (a - b).abs().max().item(), bool(torch.allclose(a, b, atol=TOL, rtol=TOL)) and bool(torch.isfinite(a).all())
+    return (a - b).abs().max().item(), bool(torch.allclose(a, b, atol=TOL, rtol=TOL)) and bool(
+        torch.isfinite(a).all()
+    )
 
 
 class Case:
@@ -86,14 +90,17 @@ class Case:
             torch.manual_seed(0)
             self.score_mod, self.mask_mod = resolve_mods(load_variant_module(path), shape, device, path)
         self.q, self.k, self.v = inputs
-        self.reference = attention_reference(self.q[:1], self.k[:1], self.v[:1], self.score_mod, self.mask_mod)
+        self.reference = attention_reference(
+            self.q[:1], self.k[:1], self.v[:1], self.score_mod, self.mask_mod
+        )
         kv_bytes = 2 * self.k.numel() * self.k.element_size()
         self.row = {"variant": name, "Sq": shape["Sq"], "shape": shape, "kv_bytes": kv_bytes, "ours": []}
         self.compiled = compile_mods(self.score_mod, self.mask_mod)
 
     def configs(self):
-        features = Features(**{**self.compiled.features.__dict__, "D": self.shape["D"],
-                               "decode": is_decode_shape(self.shape)})
+        features = Features(
+            **{**self.compiled.features.__dict__, "D": self.shape["D"], "decode": is_decode_shape(self.shape)}
+        )
         return CompilerProposer(device=self.device).plan(features, None)
 
     def model(self, config):
@@ -145,12 +152,19 @@ def flex(case, backend=None):
     block_mask = None
     if case.mask_mod is not None:
         dep_b, dep_h = mask_dependence(case.mask_mod, s["B"], s["Hq"], s["Sq"], s["Skv"], case.device)
-        block_mask = create_block_mask(case.mask_mod, s["B"] if dep_b else None, s["Hq"] if dep_h else None,
-                                       s["Sq"], s["Skv"], device=case.device)
+        block_mask = create_block_mask(
+            case.mask_mod,
+            s["B"] if dep_b else None,
+            s["Hq"] if dep_h else None,
+            s["Sq"],
+            s["Skv"],
+            device=case.device,
+        )
     compiled = torch.compile(flex_attention, dynamic=False)
     options = {"kernel_options": {"BACKEND": backend}} if backend else {}
-    return lambda q, k, v: compiled(q, k, v, score_mod=case.score_mod, block_mask=block_mask,
-                                    enable_gqa=s["Hq"] != s["Hkv"], **options)
+    return lambda q, k, v: compiled(
+        q, k, v, score_mod=case.score_mod, block_mask=block_mask, enable_gqa=s["Hq"] != s["Hkv"], **options
+    )
 
 
 def cudnn(case):
@@ -177,16 +191,27 @@ def overhead(case, config_index, calls):
         fn()
     host_us = (time.perf_counter() - start) * 1e6 / host_calls
     sync()
-    return {"variant": case.name, "shape": case.shape, "calls": calls, "kernel_ms": kernel_ms,
-            "wall_ms_per_call": wall_ms, "overhead_us": (wall_ms - kernel_ms) * 1e3, "host_us_per_call": host_us}
+    return {
+        "variant": case.name,
+        "shape": case.shape,
+        "calls": calls,
+        "kernel_ms": kernel_ms,
+        "wall_ms_per_call": wall_ms,
+        "overhead_us": (wall_ms - kernel_ms) * 1e3,
+        "host_us_per_call": host_us,
+    }
 
 
 def make_inputs(shape, device):
     gen = torch.Generator(device=device).manual_seed(1)
     dtype = getattr(torch, shape["dtype"])
     q = torch.randn(shape["B"], shape["Hq"], shape["Sq"], shape["D"], generator=gen, device=device).to(dtype)
-    k = torch.randn(shape["B"], shape["Hkv"], shape["Skv"], shape["D"], generator=gen, device=device).to(dtype)
-    v = torch.randn(shape["B"], shape["Hkv"], shape["Skv"], shape["D"], generator=gen, device=device).to(dtype)
+    k = torch.randn(shape["B"], shape["Hkv"], shape["Skv"], shape["D"], generator=gen, device=device).to(
+        dtype
+    )
+    v = torch.randn(shape["B"], shape["Hkv"], shape["Skv"], shape["D"], generator=gen, device=device).to(
+        dtype
+    )
     return q, k, v
 
 
@@ -211,17 +236,25 @@ def tasks(device, args):
 
     work = [(f"ours {n} Sq={sq}", lambda n=n, sq=sq: case(n, sq).ours(0)) for sq in SQS for n in VARIANTS]
     work.append(("wrapper overhead", measure_overhead))
-    work += [(f"cudnn {n} Sq={sq}", lambda n=n, sq=sq: case(n, sq).peer("cudnn", lambda: cudnn(case(n, sq))))
-             for sq in SQS for n in VARIANTS]
+    work += [
+        (f"cudnn {n} Sq={sq}", lambda n=n, sq=sq: case(n, sq).peer("cudnn", lambda: cudnn(case(n, sq))))
+        for sq in SQS
+        for n in VARIANTS
+    ]
 
     def peers(sq, label, key, backend):
-        return [(f"{label} {n} Sq={sq}",
-                 lambda n=n: case(n, sq).peer(key, lambda: flex(case(n, sq), backend))) for n in VARIANTS]
+        return [
+            (f"{label} {n} Sq={sq}", lambda n=n: case(n, sq).peer(key, lambda: flex(case(n, sq), backend)))
+            for n in VARIANTS
+        ]
 
     # FlexAttention compiles per variant and shape (seconds each): Sq=1 first, where the bars are.
     work += peers(1, "flex", "flex", None) + peers(1, "flex FLASH", "flex_flash", "FLASH")
-    work += [(f"ours {n} Sq=1 config {i}", lambda n=n, i=i: case(n, 1).ours(i))
-             for i in range(1, args.configs) for n in VARIANTS]
+    work += [
+        (f"ours {n} Sq=1 config {i}", lambda n=n, i=i: case(n, 1).ours(i))
+        for i in range(1, args.configs)
+        for n in VARIANTS
+    ]
     work += peers(16, "flex", "flex", None) + peers(16, "flex FLASH", "flex_flash", "FLASH")
     return work, cases, state
 
@@ -234,12 +267,18 @@ def environment(device):
 
 
 def summary(rows):
-    lines = [f"{'variant':20s} {'Sq':>3s} {'ours ms':>8s} {'GB/s':>7s} {'flex':>8s} {'FLASH':>8s} {'cudnn':>8s}"]
+    lines = [
+        f"{'variant':20s} {'Sq':>3s} {'ours ms':>8s} {'GB/s':>7s} {'flex':>8s} {'FLASH':>8s} {'cudnn':>8s}"
+    ]
     for r in rows:
+
         def f(key, fmt="8.3f", r=r):
             return format(r[key], fmt) if isinstance(r.get(key), float) else f"{'-':>{fmt.split('.')[0]}}"
-        lines.append(f"{r['variant']:20s} {r['Sq']:3d} {f('ours_ms')} {f('ours_gbps', '7.0f')} {f('flex_ms')} "
-                     f"{f('flex_flash_ms')} {f('cudnn_ms')}")
+
+        lines.append(
+            f"{r['variant']:20s} {r['Sq']:3d} {f('ours_ms')} {f('ours_gbps', '7.0f')} {f('flex_ms')} "
+            f"{f('flex_flash_ms')} {f('cudnn_ms')}"
+        )
     return "\n".join(lines)
 
 
@@ -265,10 +304,21 @@ def main():
             errors.append({"task": label, "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
             log(f"{time.monotonic() - start:6.1f}s {label}: {errors[-1]['error']}")
         rows = [c.row for c in cases.values()]
-        out.write_text(json.dumps({"environment": env, "interpreted": SMOKE, "deadline_s": args.deadline,
-                                   "gbps_means": "K and V bytes of the whole cache / ours_ms",
-                                   "rows": rows, "overhead": state["overhead"], "errors": errors,
-                                   "skipped": skipped}, indent=1))
+        out.write_text(
+            json.dumps(
+                {
+                    "environment": env,
+                    "interpreted": SMOKE,
+                    "deadline_s": args.deadline,
+                    "gbps_means": "K and V bytes of the whole cache / ours_ms",
+                    "rows": rows,
+                    "overhead": state["overhead"],
+                    "errors": errors,
+                    "skipped": skipped,
+                },
+                indent=1,
+            )
+        )
     log(summary([c.row for c in cases.values()]))
     log(f"skipped after the deadline: {len(skipped)} tasks" if skipped else "nothing skipped")
     log(f"wrote {out} in {time.monotonic() - start:.0f} s")

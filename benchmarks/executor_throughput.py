@@ -71,9 +71,17 @@ async def measure(kind: str, problem, kernel: str, window: float, device: str) -
 
         ray.init(include_dashboard=False, log_to_driver=False)
     folder = tempfile.TemporaryDirectory()
-    settings = RunSettings(proposer="replay", strategy="refine", budget_s=window, device=device,
-                           gpus="0" if kind == "local" and device == "cuda" else None, workers=1, executor=kind,
-                           db_path=Path(folder.name) / "k.db", verify_options=VerifyOptions(timeout_s=60))
+    settings = RunSettings(
+        proposer="replay",
+        strategy="refine",
+        budget_s=window,
+        device=device,
+        gpus="0" if kind == "local" and device == "cuda" else None,
+        workers=1,
+        executor=kind,
+        db_path=Path(folder.name) / "k.db",
+        verify_options=VerifyOptions(timeout_s=60),
+    )
     session = Session(settings)
     try:
         t0 = time.monotonic()
@@ -87,10 +95,17 @@ async def measure(kind: str, problem, kernel: str, window: float, device: str) -
         outcome = await session.search(problem, run_id, copies, [])
         seconds = time.monotonic() - t1  # the verification in flight at the deadline finishes and counts
         attempts = outcome.attempts
-        return {"workers": session.pool.size, "device_key": session.pool.device_key, "start_s": round(start_s, 1),
-                "warm_up": warm.headline()[:200], "stopped": outcome.stopped, "attempts": len(attempts),
-                "seconds": round(seconds, 2), "attempts_per_minute": round(60 * len(attempts) / seconds, 2),
-                "statuses": dict(Counter(a.verdict.status for a in attempts))}
+        return {
+            "workers": session.pool.size,
+            "device_key": session.pool.device_key,
+            "start_s": round(start_s, 1),
+            "warm_up": warm.headline()[:200],
+            "stopped": outcome.stopped,
+            "attempts": len(attempts),
+            "seconds": round(seconds, 2),
+            "attempts_per_minute": round(60 * len(attempts) / seconds, 2),
+            "statuses": dict(Counter(a.verdict.status for a in attempts)),
+        }
     finally:
         await session.close()
         session.close_store()
@@ -105,10 +120,15 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deadline", type=float, default=120.0, help="seconds for the whole script")
     parser.add_argument("--out", type=Path, required=True, help="folder for executor_throughput.json")
-    parser.add_argument("--problem", default="ops/matmul_bf16",
-                        help="an ops problem with a kernel in examples/ (default: the cheapest attempt measured)")
+    parser.add_argument(
+        "--problem",
+        default="ops/matmul_bf16",
+        help="an ops problem with a kernel in examples/ (default: the cheapest attempt measured)",
+    )
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
-    parser.add_argument("--window", type=float, default=None, help="seconds per executor (default: from --deadline)")
+    parser.add_argument(
+        "--window", type=float, default=None, help="seconds per executor (default: from --deadline)"
+    )
     return parser.parse_args()
 
 

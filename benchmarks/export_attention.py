@@ -33,10 +33,15 @@ def verifier_rows(db: Path) -> tuple[list[dict], dict]:
     for problem in summary.problems:
         if problem.best_time_ms is None:
             continue
-        rows.append({
-            "variant": problem.name.split("/", 1)[1], "D": 128, "ours_ms": problem.best_time_ms,
-            "baselines_ms": problem.baselines_ms, "speedup": problem.speedup,
-        })
+        rows.append(
+            {
+                "variant": problem.name.split("/", 1)[1],
+                "D": 128,
+                "ours_ms": problem.best_time_ms,
+                "baselines_ms": problem.baselines_ms,
+                "speedup": problem.speedup,
+            }
+        )
     device = _device(store_path=db)
     return rows, device
 
@@ -53,12 +58,17 @@ def _device(store_path: Path) -> dict:
 def do_bench_rows(path: Path) -> tuple[list[dict], dict]:
     data = json.loads(path.read_text())
     keep = ("variant", "D", "ours_ms", "flex_ms", "speedup_flex", "ours_tflops", "best_config")
-    rows = [{k: r.get(k) for k in keep} | {k: v for k, v in r.items() if k.startswith("sdpa")} for r in data["rows"]]
+    rows = [
+        {k: r.get(k) for k in keep} | {k: v for k, v in r.items() if k.startswith("sdpa")}
+        for r in data["rows"]
+    ]
     return rows, data["environment"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--suite-db", type=Path, required=True)
     parser.add_argument("--do-bench", type=Path, required=True)
     parser.add_argument("--solve-db", type=Path, default=None)
@@ -70,11 +80,17 @@ def main() -> None:
     card = (device.get("name") or environment.get("card", "gpu")).replace("NVIDIA ", "").replace(" ", "-")
     shape = {"B": 4, "Hq": 16, "Hkv": 16, "Sq": 4096, "Skv": 4096, "dtype": "bfloat16"}
     document = {
-        "card": device.get("name"), "torch": device.get("torch"), "triton": device.get("triton"),
-        "cuda": device.get("cuda"), "shape": shape,
+        "card": device.get("name"),
+        "torch": device.get("torch"),
+        "triton": device.get("triton"),
+        "cuda": device.get("cuda"),
+        "shape": shape,
         "verifier": {"method": "kernelscale bench attention: full verification protocol", "rows": verifier},
-        "do_bench": {"method": "triton.testing.do_bench median, same process as Flex/SDPA",
-                     "environment": environment, "rows": bench},
+        "do_bench": {
+            "method": "triton.testing.do_bench median, same process as Flex/SDPA",
+            "environment": environment,
+            "rows": bench,
+        },
     }
     (args.out / f"attention-{card}.json").write_text(json.dumps(document, indent=1, default=str))
     _figures(args, card)
@@ -92,8 +108,11 @@ def _figures(args, card: str) -> None:
         store = Store(args.solve_db)
         try:
             run = store.list_runs(1)[0]
-            plots.best_over_time(store.attempts(run.id), args.out / f"softcap-15m-{card}.png",
-                                 title=f"attention/softcap, compiler, --budget 15m ({card})")
+            plots.best_over_time(
+                store.attempts(run.id),
+                args.out / f"softcap-15m-{card}.png",
+                title=f"attention/softcap, compiler, --budget 15m ({card})",
+            )
         finally:
             store.close()
 

@@ -24,21 +24,45 @@ BARS = {"first": 30.0, "second": 15.0}
 def one_solve(label: str, problem: str, out: Path, seconds_left: float) -> dict:
     folder = out / label
     started = time.monotonic()
-    command = [sys.executable, "-m", "kernelscale", "solve", problem, "--attempts", "1", "--budget", "10m",
-               "--db", str(out / "first_verdict.db"), "--out", str(folder)]
+    command = [
+        sys.executable,
+        "-m",
+        "kernelscale",
+        "solve",
+        problem,
+        "--attempts",
+        "1",
+        "--budget",
+        "10m",
+        "--db",
+        str(out / "first_verdict.db"),
+        "--out",
+        str(folder),
+    ]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=max(1.0, seconds_left), check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=max(1.0, seconds_left), check=False
+        )
     except subprocess.TimeoutExpired:
         return {"run": label, "error": f"no verdict within the {seconds_left:.0f} s left"}
     wall = time.monotonic() - started
-    record = {"run": label, "exit": done.returncode, "wall_s": round(wall, 2), "stderr_tail": done.stderr[-2000:]}
+    record = {
+        "run": label,
+        "exit": done.returncode,
+        "wall_s": round(wall, 2),
+        "stderr_tail": done.stderr[-2000:],
+    }
     summary_path = folder / "summary.json"
     if summary_path.exists():
         summary = json.loads(summary_path.read_text())
         first = summary.get("first_verdict_s")
-        record |= {"first_verdict_s": first, "bar_s": BARS[label],
-                   "meets_bar": first is not None and first <= BARS[label], "stopped": summary.get("stopped"),
-                   "best": summary.get("best")}
+        record |= {
+            "first_verdict_s": first,
+            "bar_s": BARS[label],
+            "meets_bar": first is not None and first <= BARS[label],
+            "stopped": summary.get("stopped"),
+            "best": summary.get("best"),
+        }
     return record
 
 

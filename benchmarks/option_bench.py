@@ -23,7 +23,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import attention_bench as ab  # noqa: E402  (sets TRITON_INTERPRET / TRITON_CACHE_DIR first)
-
 import torch  # noqa: E402
 
 from kernelscale.problems.attention.baselines import flex_baseline, raise_dynamo_limits  # noqa: E402
@@ -33,7 +32,7 @@ from kernelscale.propose.compiler.space import Config, fits  # noqa: E402
 
 BIG = dict(block_m=128, block_n=128, num_warps=8, num_stages=3)  # run 2's best for cheap scores, D=128
 MID = dict(block_m=128, block_n=64, num_warps=8, num_stages=3)
-D64 = dict(block_m=128, block_n=64, num_warps=4, num_stages=3)   # run 2's best at D=64
+D64 = dict(block_m=128, block_n=64, num_warps=4, num_stages=3)  # run 2's best at D=64
 SOFT = dict(block_m=64, block_n=64, num_warps=4, num_stages=3, fast_tanh=True, fixed_max=True)
 
 
@@ -48,8 +47,11 @@ PLAN = [
     ("relative_positional", 128, _opts(BIG)),
     ("alibi", 128, _opts(BIG)),
     ("causal", 128, _opts({**BIG, "reverse_m": True}, fwd={**BIG})),
-    ("sliding_window", 128, _opts({**BIG, "reverse_m": True}, fwd={**BIG},
-                                  n64_s4={**MID, "reverse_m": True, "num_stages": 4})),
+    (
+        "sliding_window",
+        128,
+        _opts({**BIG, "reverse_m": True}, fwd={**BIG}, n64_s4={**MID, "reverse_m": True, "num_stages": 4}),
+    ),
     ("document", 128, _opts({**MID, "reverse_m": True}, fwd={**MID})),
     ("softcap", 128, _opts(SOFT)),
     ("natten2d", 128, _opts({**BIG, "reverse_m": True})),
@@ -88,7 +90,7 @@ def run_variant(name, D, options, device):
                 out = kernel(q, k, v)
                 entry["max_abs_err"], entry["ok"] = ab.check(out, reference, tol)
                 if entry["ok"]:
-                    entry["ms"] = ab.timer(lambda: kernel(q, k, v), device)
+                    entry["ms"] = ab.timer(lambda kernel=kernel: kernel(q, k, v), device)
             except Exception as exc:  # a config that fails is a result, not a crash
                 entry["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
         row["options"].append(entry)
@@ -104,7 +106,9 @@ def run_variant(name, D, options, device):
 
 
 def table(rows) -> str:
-    lines = [f"{'variant':20s} {'D':>3s} {'option':12s} {'ms':>7s} {'vs base':>7s} {'x flex':>6s} {'err':>8s}"]
+    lines = [
+        f"{'variant':20s} {'D':>3s} {'option':12s} {'ms':>7s} {'vs base':>7s} {'x flex':>6s} {'err':>8s}"
+    ]
     for r in rows:
         base = [o["ms"] for o in r.get("options", []) if o["label"] in ("base", "base2") and "ms" in o]
         ref = min(base) if base else None
@@ -139,7 +143,9 @@ def main():
             print(f"deadline: skipping {name} D={D}", flush=True)
             continue
         crashed = {"variant": name, "D": D, "error": "the process died during this variant"}
-        out.write_text(json.dumps({"environment": env, "interpreted": ab.SMOKE, "rows": rows + [crashed]}, indent=1))
+        out.write_text(
+            json.dumps({"environment": env, "interpreted": ab.SMOKE, "rows": rows + [crashed]}, indent=1)
+        )
         try:
             rows.append(run_variant(name, D, options, device))
         except Exception as exc:

@@ -51,7 +51,11 @@ def hostile_jobs():
 
     scaled = load_problem(TESTS / "problems" / "scaled_exp.py").with_options(baselines=("eager",))
     for cheat in PROTOCOL_CHEATS:
-        problem = scaled if cheat.problem == "scaled_exp" else load_problem(cheat.problem).with_options(baselines=("eager",))
+        problem = (
+            scaled
+            if cheat.problem == "scaled_exp"
+            else load_problem(cheat.problem).with_options(baselines=("eager",))
+        )
         yield "hostile", cheat.name, problem, cheat.source, cheat.status
     clocks = ("side_stream", "forges_its_timings", "patches_event_elapsed_time", "patches_perf_counter")
     for cheat in sorted(CHEATS, key=lambda c: c.name not in clocks):  # the timer's attackers first
@@ -61,8 +65,11 @@ def hostile_jobs():
 
 async def run(args) -> None:
     started = time.monotonic()
-    phases = {"examples": lambda: example_jobs(set(args.full_baselines)),
-              "attention": lambda: attention_jobs(args.attention_shape), "hostile": hostile_jobs}
+    phases = {
+        "examples": lambda: example_jobs(set(args.full_baselines)),
+        "attention": lambda: attention_jobs(args.attention_shape),
+        "hostile": hostile_jobs,
+    }
     async with VerifierPool(device="cuda") as pool:
         for phase in args.phases:
             for kind, name, problem, code, expected in phases[phase]():
@@ -77,14 +84,20 @@ async def run(args) -> None:
                 if phase in args.quick_phases:  # coverage, not the cost table: fewer timed calls
                     options.round_calls, options.min_calls = 5, 10
                 verdict = await pool.verify(problem, code, options)
-                row = {"phase": kind, "name": name, "expected": verdict.status == expected,
-                       "wall_s": round(time.monotonic() - t0, 2)} | verdict.to_json()
+                row = {
+                    "phase": kind,
+                    "name": name,
+                    "expected": verdict.status == expected,
+                    "wall_s": round(time.monotonic() - t0, 2),
+                } | verdict.to_json()
                 row.pop("log_tail", None)
                 with open(args.out, "a") as handle:
                     handle.write(json.dumps(row, default=str) + "\n")
                 mark = "ok " if row["expected"] else "BAD"
-                print(f"{mark} {kind:15s} {name:28s} {verdict.headline()[:150]}  [{row['wall_s']} s]{_clock(verdict)}",
-                      flush=True)
+                print(
+                    f"{mark} {kind:15s} {name:28s} {verdict.headline()[:150]}  [{row['wall_s']} s]{_clock(verdict)}",
+                    flush=True,
+                )
 
 
 def _clock(verdict) -> str:
@@ -92,13 +105,17 @@ def _clock(verdict) -> str:
     stats = verdict.time_stats or {}
     if "outside_median_ms" not in stats:
         return ""
-    return (f"  own {stats.get('median_ms', 0):.4f} outside {stats['outside_median_ms']:.4f} ms;"
-            f" ship {stats.get('ship_median_ms', 0):.2f} vs trusted {stats.get('trusted_ship_ms', 0):.2f}"
-            f" (spread {stats.get('trusted_ship_spread_ms', 0):.2f}) ms; cost {verdict.cost_s}")
+    return (
+        f"  own {stats.get('median_ms', 0):.4f} outside {stats['outside_median_ms']:.4f} ms;"
+        f" ship {stats.get('ship_median_ms', 0):.2f} vs trusted {stats.get('trusted_ship_ms', 0):.2f}"
+        f" (spread {stats.get('trusted_ship_spread_ms', 0):.2f}) ms; cost {verdict.cost_s}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("verifier.jsonl"))
     parser.add_argument("--deadline", type=float, default=540.0)
     parser.add_argument("--phases", nargs="*", default=["hostile", "examples", "attention"])

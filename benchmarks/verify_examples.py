@@ -47,21 +47,27 @@ async def run(out: Path, device: str | None, deadline_s: float, only: list[str])
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| example | status | ours ms | eager ms | compile ms | vs eager | vs compile | attempt s | start / correctness / timing s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| example | status | ours ms | eager ms | compile ms | vs eager | vs compile | attempt s | start / correctness / timing s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         b, s, c = r["baselines"], r["speedup"], r["cost_s"]
         ms = lambda v: f"{v:.4f}" if isinstance(v, (int, float)) else "–"  # noqa: E731
         ratio = lambda v: f"{v:.2f}x" if isinstance(v, (int, float)) else "–"  # noqa: E731
         split = f"{c.get('process_start', 0):.1f} / {c.get('correctness', 0):.1f} / {c.get('timing', 0):.1f}"
-        lines.append(f"| {r['example']} | {r['status']}{' (suspect)' if r['suspect'] else ''} | {ms(r['time_ms'])} | "
-                     f"{ms(b.get('eager'))} | {ms(b.get('compile'))} | {ratio(s.get('eager'))} | "
-                     f"{ratio(s.get('compile'))} | {r['wall_s']} | {split} |")
+        lines.append(
+            f"| {r['example']} | {r['status']}{' (suspect)' if r['suspect'] else ''} | {ms(r['time_ms'])} | "
+            f"{ms(b.get('eager'))} | {ms(b.get('compile'))} | {ratio(s.get('eager'))} | "
+            f"{ratio(s.get('compile'))} | {r['wall_s']} | {split} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("examples.jsonl"))
     parser.add_argument("--device", default=None)
     parser.add_argument("--deadline", type=float, default=420.0)

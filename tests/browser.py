@@ -22,9 +22,17 @@ import pytest
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-extensions", "--disable-dev-shm-usage", "--virtual-time-budget=3000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-dev-shm-usage",
+    "--virtual-time-budget=3000",
 )
 PROBE_ID = "ks-browser-probe"
 PROBE = """
@@ -40,13 +48,13 @@ window.addEventListener("load", function () {
   });
   var fetched = performance.getEntriesByType("resource").map(function (e) { return e.name; });
   var out = document.createElement("pre");
-  out.id = "%s";
+  out.id = "PROBE_ID";
   out.textContent = JSON.stringify({images: images, external: external, fetched: fetched,
                                     title: document.title, tables: document.querySelectorAll("table").length});
   document.body.appendChild(out);
 });
 </script>
-""" % PROBE_ID
+""".replace("PROBE_ID", PROBE_ID)
 
 
 def find_chromium() -> str | None:
@@ -62,7 +70,7 @@ def require_chromium() -> str:
     browser is required (CI sets KERNELSCALE_REQUIRE_BROWSER=1 so a missing one fails loudly)."""
     path = find_chromium()
     if path is None:
-        message = "no chromium (apt-get install -y chromium)"
+        message = "no chromium: browser tests skipped; `make test-deps` as root (apt-get install chromium) enables them"
         if os.environ.get("KERNELSCALE_REQUIRE_BROWSER") == "1":
             pytest.fail(message)
         pytest.skip(message)
@@ -79,8 +87,9 @@ def render(page: Path, timeout: float = 60.0) -> tuple[str, dict]:
             raise AssertionError(f"{page} has no </body>")
         probed.write_text(text.replace("</body>", PROBE + "</body>", 1), encoding="utf-8")
         command = [browser, *FLAGS, f"--user-data-dir={Path(tmp) / 'profile'}", "--dump-dom", probed.as_uri()]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              env=os.environ | {"HOME": tmp})
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, env=os.environ | {"HOME": tmp}
+        )
     if done.returncode != 0 or PROBE_ID not in done.stdout:
         tail = done.stderr.strip().splitlines()[-5:]
         raise AssertionError(f"chromium failed (rc {done.returncode}): " + " | ".join(tail))
@@ -129,5 +138,10 @@ def table_cells(dom: str, table_id: str) -> list[list[str]]:
     if match is None:
         raise AssertionError(f"no table #{table_id}")
     rows = re.findall(r"<tr>(.*?)</tr>", match.group(1), re.S)
-    return [[html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)]
-            for r in rows]
+    return [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)
+        ]
+        for r in rows
+    ]

@@ -21,16 +21,39 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 # -- steps ------------------------------------------------------------------------------------
 
 
-def reply(content: str = "", *, reasoning_content: str | None = None, reasoning: str | None = None,
-          finish_reason: str = "stop", usage: dict | bool = True, pieces: int = 3, delay: float = 0.0) -> dict:
+def reply(
+    content: str = "",
+    *,
+    reasoning_content: str | None = None,
+    reasoning: str | None = None,
+    finish_reason: str = "stop",
+    usage: dict | bool = True,
+    pieces: int = 3,
+    delay: float = 0.0,
+) -> dict:
     """A normal answer, sent after `delay` seconds; `usage=True` reports estimated tokens, False
     omits usage, a dict sets it."""
-    return {"kind": "reply", "content": content, "reasoning_content": reasoning_content, "reasoning": reasoning,
-            "finish_reason": finish_reason, "usage": usage, "pieces": pieces, "delay": delay}
+    return {
+        "kind": "reply",
+        "content": content,
+        "reasoning_content": reasoning_content,
+        "reasoning": reasoning,
+        "finish_reason": finish_reason,
+        "usage": usage,
+        "pieces": pieces,
+        "delay": delay,
+    }
 
 
-def r1(code: str | None, *, thinking: str = "Let me think about the memory access pattern.",
-       where: str = "inline", open_tag: bool = True, prose: str = "Here is the kernel:", **kw) -> dict:
+def r1(
+    code: str | None,
+    *,
+    thinking: str = "Let me think about the memory access pattern.",
+    where: str = "inline",
+    open_tag: bool = True,
+    prose: str = "Here is the kernel:",
+    **kw,
+) -> dict:
     """An R1-style answer: reasoning (inline `<think>` or in `reasoning_content`), prose, one code block."""
     answer = f"{prose}\n\n```python\n{code}```\n" if code is not None else prose
     if where == "field":
@@ -80,11 +103,13 @@ class FakeOpenAI:
         self._server: ThreadingHTTPServer | None = None
 
     # lifecycle
-    def start(self) -> "FakeOpenAI":
+    def start(self) -> FakeOpenAI:
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -93,7 +118,7 @@ class FakeOpenAI:
             self._server.shutdown()
             self._server.server_close()
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -208,7 +233,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"data: [DONE]\n\n")
 
     # plumbing
-    def _start(self, code: int, content_type: str, headers: dict | None = None, length: int | None = None) -> None:
+    def _start(
+        self, code: int, content_type: str, headers: dict | None = None, length: int | None = None
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         if length is not None:
@@ -238,19 +265,26 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _envelope(body: dict, obj: str) -> dict:
-    return {"id": "chatcmpl-fake", "object": obj, "created": int(time.time()), "model": body.get("model", "fake")}
+    return {
+        "id": "chatcmpl-fake",
+        "object": obj,
+        "created": int(time.time()),
+        "model": body.get("model", "fake"),
+    }
 
 
 def _chunk(body: dict, delta: dict, finish: str | None = None) -> dict:
-    return dict(_envelope(body, "chat.completion.chunk"),
-                choices=[{"index": 0, "delta": delta, "finish_reason": finish}])
+    return dict(
+        _envelope(body, "chat.completion.chunk"),
+        choices=[{"index": 0, "delta": delta, "finish_reason": finish}],
+    )
 
 
 def _split(text: str, pieces: int) -> list[str]:
     if not text:
         return []
     size = max(1, -(-len(text) // max(1, pieces)))
-    return [text[i:i + size] for i in range(0, len(text), size)]
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def _usage(step: dict, body: dict) -> dict | None:

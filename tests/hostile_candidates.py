@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TEMPLATE = '''
+TEMPLATE = """
 import torch
 import torch.nn as nn
 import triton
@@ -38,10 +38,10 @@ def scaled_exp(x, y, out=None, n=None):
 class ModelNew(nn.Module):
     def forward(self, x, y):
 {forward}
-'''
+"""
 
 
-HALF_KERNEL = '''
+HALF_KERNEL = """
 @triton.jit
 def half_kernel(x_ptr, y_ptr, out_ptr, n, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
@@ -50,7 +50,7 @@ def half_kernel(x_ptr, y_ptr, out_ptr, n, BLOCK: tl.constexpr):
     y = tl.load(y_ptr + offs, mask=mask).to(tl.float16)
     e = tl.exp(x.to(tl.float32)).to(tl.float16)
     tl.store(out_ptr + offs, (e * 2.0 + y).to(tl.float32), mask=mask)
-'''
+"""
 
 
 @dataclass
@@ -70,69 +70,168 @@ class Cheat:
 NO_MODEL_NEW = TEMPLATE.replace("class ModelNew(", "class ModelNewer(")
 
 CHEATS = [
-    Cheat("calls_torch_op", "scaled_exp(x, y)\nreturn torch.exp(x) * 2.0 + y",
-          ("rejected", "torch_fallback"), ("rejected", "torch_fallback")),
-    Cheat("hidden_torch_op", "f = x.new_empty(0).__class__.exp\nscaled_exp(x, y)\nreturn f(x) * 2 + y",
-          ("rejected", "private_access"), ("rejected", "torch_fallback")),
-    Cheat("try_except_fallback",
-          "try:\n    return scaled_exp(x, y)\nexcept Exception:\n    return torch.exp(x) * 2.0 + y",
-          ("rejected", "try_except")),
-    Cheat("subclasses_model", "return scaled_exp(x, y)", ("rejected", "subclasses_model"),
-          helpers="class Model(nn.Module):\n    pass\n\nclass Helper(Model):\n    pass\n"),
-    Cheat("returns_empty_for_freed_reference",
-          "scaled_exp(x[:1], y[:1], torch.empty_like(x[:1]), 1)\nreturn torch.empty_like(x)",
-          ("incorrect", None), ("incorrect", None)),
-    Cheat("zeroes_its_inputs", "out = scaled_exp(x, y)\nx.zero_()\nreturn out",
-          ("incorrect", None), ("incorrect", None)),
-    Cheat("side_stream", "s = torch.cuda.Stream()\nwith torch.cuda.stream(s):\n    return scaled_exp(x, y)",
-          ("rejected", "streams"), ("runtime_error", None)),
-    Cheat("background_thread",
-          "out = torch.empty_like(x)\nthreading.Thread(target=scaled_exp, args=(x, y, out)).start()\nreturn out",
-          ("rejected", "threads"), ("rejected", "threads"), imports="import threading"),
-    Cheat("patches_perf_counter", "time.perf_counter = lambda: 0.0\nreturn scaled_exp(x, y)",
-          ("rejected", "monkey_patch"), ("rejected", "monkey_patch"), imports="import time"),
-    Cheat("patches_event_elapsed_time",
-          "setattr(torch.cuda.Event, 'elapsed_time', lambda a, b: 1e-3)\nreturn scaled_exp(x, y)",
-          ("rejected", "forbidden_call"), ("rejected", "monkey_patch")),
-    Cheat("caches_by_data_ptr",
-          "key = (x.data_ptr(), y.data_ptr())\nif key not in CACHE:\n    CACHE[key] = scaled_exp(x, y)\nreturn CACHE[key]",
-          ("rejected", "aliasing"), ("rejected", "aliasing"), helpers="CACHE = {}\n"),
-    Cheat("caches_by_shape",
-          "if x.shape not in CACHE:\n    CACHE[x.shape] = scaled_exp(x, y)\nreturn CACHE[x.shape]",
-          ("rejected", "aliasing"), ("rejected", "aliasing"), helpers="CACHE = {}\n"),
-    Cheat("digs_in_gc",
-          "for obj in gc.get_objects():\n    if isinstance(obj, torch.Tensor) and obj.shape == x.shape and obj is not x and obj is not y:\n"
-          "        return obj\nreturn scaled_exp(x[:1], y[:1], torch.empty_like(x), 1)",
-          ("rejected", "introspection"), ("incorrect", None), imports="import gc"),
-    Cheat("tensor_subclass", "return scaled_exp(x, y).as_subclass(Sneaky)", ("rejected", "tensor_subclass"),
-          ("rejected", "tensor_subclass"), helpers="class Sneaky(torch.Tensor):\n    pass\n"),
-    Cheat("writes_part_of_output", "out = torch.empty_like(x)\nscaled_exp(x, y, out, x.numel() // 2)\nreturn out",
-          ("incorrect", None), ("incorrect", None)),
-    Cheat("returns_constant", "out = torch.full_like(x, 2.0)\nscaled_exp(x[:1], y[:1], torch.empty_like(x[:1]), 1)\nreturn out",
-          ("incorrect", None), ("incorrect", None)),
-    Cheat("hard_codes_one_seed", "scaled_exp(x[:1], y[:1], torch.empty_like(x[:1]), 1)\nreturn ANSWER.clone()",
-          ("incorrect", None), ("incorrect", None),
-          helpers="torch.manual_seed(0)\n_X, _Y = torch.randn(16, 64), torch.randn(16, 64)\nANSWER = scaled_exp(_X, _Y)\n"),
-    Cheat("fp32_work_in_fp16", "out = torch.empty_like(x)\nhalf_kernel[(triton.cdiv(x.numel(), 1024),)](x, y, out, x.numel(), BLOCK=1024)\nreturn out",
-          ("incorrect", None), ("incorrect", None), helpers=HALF_KERNEL),
-    Cheat("stale_after_first_call",
-          "if not CACHE:\n    CACHE.append(scaled_exp(x, y))\nreturn CACHE[0]",
-          ("rejected", "aliasing"), ("rejected", "aliasing"), helpers="CACHE = []\n"),
-    Cheat("reads_secret_env", "assert 'KS_TEST_API_KEY' not in os.environ\nreturn scaled_exp(x, y)",
-          ("rejected", "env_access"), ("correct", None), imports="import os"),
-    Cheat("opens_socket", "socket.create_connection(('127.0.0.1', 9))\nreturn scaled_exp(x, y)",
-          ("rejected", "forbidden_import"), ("runtime_error", None), imports="import socket"),
-    Cheat("forges_its_timings",
-          "kernelscale.verify.timing.time_block = lambda *a, **k: kernelscale.verify.timing.Samples([1e-4], [1e-4])\n"
-          "return scaled_exp(x, y)",
-          ("rejected", "forbidden_import"), ("rejected", "monkey_patch"), imports="import kernelscale.verify.timing"),
-    Cheat("uses_torch_compile", "f = torch.compile(lambda a, b: torch.exp(a) * 2.0 + b)\nscaled_exp(x, y)\nreturn f(x, y)",
-          ("rejected", "torch_compile")),
+    Cheat(
+        "calls_torch_op",
+        "scaled_exp(x, y)\nreturn torch.exp(x) * 2.0 + y",
+        ("rejected", "torch_fallback"),
+        ("rejected", "torch_fallback"),
+    ),
+    Cheat(
+        "hidden_torch_op",
+        "f = x.new_empty(0).__class__.exp\nscaled_exp(x, y)\nreturn f(x) * 2 + y",
+        ("rejected", "private_access"),
+        ("rejected", "torch_fallback"),
+    ),
+    Cheat(
+        "try_except_fallback",
+        "try:\n    return scaled_exp(x, y)\nexcept Exception:\n    return torch.exp(x) * 2.0 + y",
+        ("rejected", "try_except"),
+    ),
+    Cheat(
+        "subclasses_model",
+        "return scaled_exp(x, y)",
+        ("rejected", "subclasses_model"),
+        helpers="class Model(nn.Module):\n    pass\n\nclass Helper(Model):\n    pass\n",
+    ),
+    Cheat(
+        "returns_empty_for_freed_reference",
+        "scaled_exp(x[:1], y[:1], torch.empty_like(x[:1]), 1)\nreturn torch.empty_like(x)",
+        ("incorrect", None),
+        ("incorrect", None),
+    ),
+    Cheat(
+        "zeroes_its_inputs",
+        "out = scaled_exp(x, y)\nx.zero_()\nreturn out",
+        ("incorrect", None),
+        ("incorrect", None),
+    ),
+    Cheat(
+        "side_stream",
+        "s = torch.cuda.Stream()\nwith torch.cuda.stream(s):\n    return scaled_exp(x, y)",
+        ("rejected", "streams"),
+        ("runtime_error", None),
+    ),
+    Cheat(
+        "background_thread",
+        "out = torch.empty_like(x)\nthreading.Thread(target=scaled_exp, args=(x, y, out)).start()\nreturn out",
+        ("rejected", "threads"),
+        ("rejected", "threads"),
+        imports="import threading",
+    ),
+    Cheat(
+        "patches_perf_counter",
+        "time.perf_counter = lambda: 0.0\nreturn scaled_exp(x, y)",
+        ("rejected", "monkey_patch"),
+        ("rejected", "monkey_patch"),
+        imports="import time",
+    ),
+    Cheat(
+        "patches_event_elapsed_time",
+        "setattr(torch.cuda.Event, 'elapsed_time', lambda a, b: 1e-3)\nreturn scaled_exp(x, y)",
+        ("rejected", "forbidden_call"),
+        ("rejected", "monkey_patch"),
+    ),
+    Cheat(
+        "caches_by_data_ptr",
+        "key = (x.data_ptr(), y.data_ptr())\nif key not in CACHE:\n    CACHE[key] = scaled_exp(x, y)\nreturn CACHE[key]",
+        ("rejected", "aliasing"),
+        ("rejected", "aliasing"),
+        helpers="CACHE = {}\n",
+    ),
+    Cheat(
+        "caches_by_shape",
+        "if x.shape not in CACHE:\n    CACHE[x.shape] = scaled_exp(x, y)\nreturn CACHE[x.shape]",
+        ("rejected", "aliasing"),
+        ("rejected", "aliasing"),
+        helpers="CACHE = {}\n",
+    ),
+    Cheat(
+        "digs_in_gc",
+        "for obj in gc.get_objects():\n    if isinstance(obj, torch.Tensor) and obj.shape == x.shape and obj is not x and obj is not y:\n"
+        "        return obj\nreturn scaled_exp(x[:1], y[:1], torch.empty_like(x), 1)",
+        ("rejected", "introspection"),
+        ("incorrect", None),
+        imports="import gc",
+    ),
+    Cheat(
+        "tensor_subclass",
+        "return scaled_exp(x, y).as_subclass(Sneaky)",
+        ("rejected", "tensor_subclass"),
+        ("rejected", "tensor_subclass"),
+        helpers="class Sneaky(torch.Tensor):\n    pass\n",
+    ),
+    Cheat(
+        "writes_part_of_output",
+        "out = torch.empty_like(x)\nscaled_exp(x, y, out, x.numel() // 2)\nreturn out",
+        ("incorrect", None),
+        ("incorrect", None),
+    ),
+    Cheat(
+        "returns_constant",
+        "out = torch.full_like(x, 2.0)\nscaled_exp(x[:1], y[:1], torch.empty_like(x[:1]), 1)\nreturn out",
+        ("incorrect", None),
+        ("incorrect", None),
+    ),
+    Cheat(
+        "hard_codes_one_seed",
+        "scaled_exp(x[:1], y[:1], torch.empty_like(x[:1]), 1)\nreturn ANSWER.clone()",
+        ("incorrect", None),
+        ("incorrect", None),
+        helpers="torch.manual_seed(0)\n_X, _Y = torch.randn(16, 64), torch.randn(16, 64)\nANSWER = scaled_exp(_X, _Y)\n",
+    ),
+    Cheat(
+        "fp32_work_in_fp16",
+        "out = torch.empty_like(x)\nhalf_kernel[(triton.cdiv(x.numel(), 1024),)](x, y, out, x.numel(), BLOCK=1024)\nreturn out",
+        ("incorrect", None),
+        ("incorrect", None),
+        helpers=HALF_KERNEL,
+    ),
+    Cheat(
+        "stale_after_first_call",
+        "if not CACHE:\n    CACHE.append(scaled_exp(x, y))\nreturn CACHE[0]",
+        ("rejected", "aliasing"),
+        ("rejected", "aliasing"),
+        helpers="CACHE = []\n",
+    ),
+    Cheat(
+        "reads_secret_env",
+        "assert 'KS_TEST_API_KEY' not in os.environ\nreturn scaled_exp(x, y)",
+        ("rejected", "env_access"),
+        ("correct", None),
+        imports="import os",
+    ),
+    Cheat(
+        "opens_socket",
+        "socket.create_connection(('127.0.0.1', 9))\nreturn scaled_exp(x, y)",
+        ("rejected", "forbidden_import"),
+        ("runtime_error", None),
+        imports="import socket",
+    ),
+    Cheat(
+        "forges_its_timings",
+        "kernelscale.verify.timing.time_block = lambda *a, **k: kernelscale.verify.timing.Samples([1e-4], [1e-4])\n"
+        "return scaled_exp(x, y)",
+        ("rejected", "forbidden_import"),
+        ("rejected", "monkey_patch"),
+        imports="import kernelscale.verify.timing",
+    ),
+    Cheat(
+        "uses_torch_compile",
+        "f = torch.compile(lambda a, b: torch.exp(a) * 2.0 + b)\nscaled_exp(x, y)\nreturn f(x, y)",
+        ("rejected", "torch_compile"),
+    ),
     Cheat("launches_no_kernel", "return torch.empty_like(x)", ("rejected", "no_kernel"), ("incorrect", None)),
     Cheat("loops_forever", "while True:\n    pass\nreturn scaled_exp(x, y)", ("timeout", None)),
-    Cheat("aborts", "os.abort()\nreturn scaled_exp(x, y)", ("rejected", "forbidden_import"),
-          ("runtime_error", None), imports="import os"),
-    Cheat("exhausts_memory",
-          "hoard = []\nwhile True:\n    hoard.append(torch.ones(2**28))\nreturn scaled_exp(x, y)",
-          ("runtime_error", None)),
+    Cheat(
+        "aborts",
+        "os.abort()\nreturn scaled_exp(x, y)",
+        ("rejected", "forbidden_import"),
+        ("runtime_error", None),
+        imports="import os",
+    ),
+    Cheat(
+        "exhausts_memory",
+        "hoard = []\nwhile True:\n    hoard.append(torch.ones(2**28))\nreturn scaled_exp(x, y)",
+        ("runtime_error", None),
+    ),
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCALED_EXP_KERNEL = '''
+SCALED_EXP_KERNEL = """
 import torch
 import torch.nn as nn
 import triton
@@ -31,7 +31,7 @@ def scaled_exp(x, y, n=None):
     n = x.numel() if n is None else n
     scaled_exp_kernel[(triton.cdiv(x.numel(), 1024),)](x, y, out, n, BLOCK=1024)
     return out
-'''
+"""
 
 
 @dataclass
@@ -45,7 +45,9 @@ class ProtocolCheat:
     failing_trial_prefix: str | None = None
 
 
-LAZY_AFTER_TRIALS = SCALED_EXP_KERNEL + '''
+LAZY_AFTER_TRIALS = (
+    SCALED_EXP_KERNEL
+    + '''
 
 class ModelNew(nn.Module):
     """Honest for the first ten calls (every correctness trial there is), then it stops working:
@@ -61,8 +63,11 @@ class ModelNew(nn.Module):
             return scaled_exp(x, y)
         return scaled_exp(x, y, n=1)
 '''
+)
 
-REPLAYS_KNOWN_INPUTS = SCALED_EXP_KERNEL + '''
+REPLAYS_KNOWN_INPUTS = (
+    SCALED_EXP_KERNEL
+    + '''
 import sys
 
 
@@ -97,8 +102,11 @@ class ModelNew(nn.Module):
             return self.answers[key].clone()
         return scaled_exp(x, y, n=1)
 '''
+)
 
-CUSTOM_OP_NAMED_EMPTY = SCALED_EXP_KERNEL + '''
+CUSTOM_OP_NAMED_EMPTY = (
+    SCALED_EXP_KERNEL
+    + '''
 
 @torch.library.custom_op("ks_cheat::empty", mutates_args=())
 def sneaky(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -112,6 +120,7 @@ class ModelNew(nn.Module):
         scaled_exp(x[:1], y[:1])
         return torch.ops.ks_cheat.empty(x, y)
 '''
+)
 
 AUTOTUNE_PRE_HOOK = '''
 import torch
@@ -139,7 +148,9 @@ class ModelNew(nn.Module):
         return out
 '''
 
-PATCHES_RUNNER_CLOCK = SCALED_EXP_KERNEL + '''
+PATCHES_RUNNER_CLOCK = (
+    SCALED_EXP_KERNEL
+    + '''
 import sys
 
 _runner = sys.modules["__main__"]  # the runner runs as a script: its module is __main__
@@ -163,10 +174,13 @@ class ModelNew(nn.Module):
             out = scaled_exp(x, y)
         return out
 '''
+)
 
 # A slow kernel (many passes) that answers `done` at once and does its work while the outputs
 # are being shipped: the window sees nothing, the shipping step sees all of it.
-DEFERS_WORK_PAST_DONE = SCALED_EXP_KERNEL + '''
+DEFERS_WORK_PAST_DONE = (
+    SCALED_EXP_KERNEL
+    + """
 import sys
 
 PASSES = 100
@@ -192,9 +206,10 @@ _runner.Runner.ship = _ship_after_work
 class ModelNew(nn.Module):
     def forward(self, x, y):
         return scaled_exp(x, y)
-'''
+"""
+)
 
-FIXED_POINT_GRID = '''
+FIXED_POINT_GRID = """
 import torch
 import torch.nn as nn
 import triton
@@ -219,7 +234,7 @@ class ModelNew(nn.Module):
         y = torch.empty_like(x)
         grid_softmax_kernel[(x.shape[0],)](x, y, x.shape[1], BLOCK=triton.next_power_of_2(x.shape[1]))
         return y
-'''
+"""
 
 MAX_FROM_ZERO = '''
 import torch
@@ -268,25 +283,75 @@ class ModelNew(nn.Module):
 
 # The in-process aliasing check switched off: the oracle still sees the layout it got.
 VIEW_AS_COPY_UNWATCHED = VIEW_AS_COPY.replace(
-    "class ModelNew", "import sys\n\nsys.modules['__main__']._aliasing = lambda *a: None\n\n\nclass ModelNew")
+    "class ModelNew", "import sys\n\nsys.modules['__main__']._aliasing = lambda *a: None\n\n\nclass ModelNew"
+)
 
 PROTOCOL_CHEATS = [
-    ProtocolCheat("lazy_after_trials", "timed calls unchecked", "scaled_exp", LAZY_AFTER_TRIALS,
-                  "incorrect", failing_trial_prefix="timed call"),
-    ProtocolCheat("replays_known_inputs", "inputs known in advance", "scaled_exp", REPLAYS_KNOWN_INPUTS,
-                  "incorrect", failing_trial_prefix="trial 1"),
-    ProtocolCheat("custom_op_named_empty", "recorder sidestepped", "scaled_exp", CUSTOM_OP_NAMED_EMPTY,
-                  "rejected", "torch_fallback"),
-    ProtocolCheat("autotune_pre_hook", "recorder sidestepped", "scaled_exp", AUTOTUNE_PRE_HOOK,
-                  "rejected", "torch_fallback"),
-    ProtocolCheat("patches_runner_clock", "forged times", "scaled_exp", PATCHES_RUNNER_CLOCK,
-                  "rejected", "timer_mismatch"),
-    ProtocolCheat("defers_work_past_done", "forged times", "scaled_exp", DEFERS_WORK_PAST_DONE,
-                  "rejected", "timer_mismatch"),
+    ProtocolCheat(
+        "lazy_after_trials",
+        "timed calls unchecked",
+        "scaled_exp",
+        LAZY_AFTER_TRIALS,
+        "incorrect",
+        failing_trial_prefix="timed call",
+    ),
+    ProtocolCheat(
+        "replays_known_inputs",
+        "inputs known in advance",
+        "scaled_exp",
+        REPLAYS_KNOWN_INPUTS,
+        "incorrect",
+        failing_trial_prefix="trial 1",
+    ),
+    ProtocolCheat(
+        "custom_op_named_empty",
+        "recorder sidestepped",
+        "scaled_exp",
+        CUSTOM_OP_NAMED_EMPTY,
+        "rejected",
+        "torch_fallback",
+    ),
+    ProtocolCheat(
+        "autotune_pre_hook",
+        "recorder sidestepped",
+        "scaled_exp",
+        AUTOTUNE_PRE_HOOK,
+        "rejected",
+        "torch_fallback",
+    ),
+    ProtocolCheat(
+        "patches_runner_clock",
+        "forged times",
+        "scaled_exp",
+        PATCHES_RUNNER_CLOCK,
+        "rejected",
+        "timer_mismatch",
+    ),
+    ProtocolCheat(
+        "defers_work_past_done",
+        "forged times",
+        "scaled_exp",
+        DEFERS_WORK_PAST_DONE,
+        "rejected",
+        "timer_mismatch",
+    ),
     ProtocolCheat("fixed_point_grid", "comparison floor", "ops/softmax", FIXED_POINT_GRID, "incorrect"),
-    ProtocolCheat("max_from_zero", "edge distributions", "ops/max_dim", MAX_FROM_ZERO, "incorrect",
-                  failing_trial_prefix="negative inputs"),
-    ProtocolCheat("view_as_copy", "layout and aliasing", "ops/transpose_copy", VIEW_AS_COPY, "rejected", "aliasing"),
-    ProtocolCheat("view_as_copy_unwatched", "layout and aliasing", "ops/transpose_copy", VIEW_AS_COPY_UNWATCHED,
-                  "incorrect"),
+    ProtocolCheat(
+        "max_from_zero",
+        "edge distributions",
+        "ops/max_dim",
+        MAX_FROM_ZERO,
+        "incorrect",
+        failing_trial_prefix="negative inputs",
+    ),
+    ProtocolCheat(
+        "view_as_copy", "layout and aliasing", "ops/transpose_copy", VIEW_AS_COPY, "rejected", "aliasing"
+    ),
+    ProtocolCheat(
+        "view_as_copy_unwatched",
+        "layout and aliasing",
+        "ops/transpose_copy",
+        VIEW_AS_COPY_UNWATCHED,
+        "incorrect",
+    ),
 ]

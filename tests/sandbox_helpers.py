@@ -18,7 +18,7 @@ from kernelscale.verify import isolation
 from kernelscale.verify.sandbox import Child, sandbox_env
 
 # The planted program: answers one JSON request per line by doing the hostile thing it names.
-CHILD = r'''
+CHILD = r"""
 import ctypes, json, os, signal, socket, sys
 
 def facts(msg):
@@ -96,7 +96,7 @@ def run_cc(msg):
 for line in sys.stdin:
     msg = json.loads(line)
     print(json.dumps(globals()[msg["op"]](msg)), flush=True)
-'''
+"""
 
 MODULE = "planted_child"
 
@@ -109,8 +109,10 @@ def require(mechanism: str, monkeypatch) -> isolation.Mechanism:
     if mechanism != "plain" and not shutil.which(mechanism):
         if mechanism == "bwrap" and os.environ.get("KERNELSCALE_REQUIRE_SANDBOX"):
             pytest.fail("bubblewrap is required here (apt-get install -y bubblewrap)")
-        pytest.skip(f"{mechanism} is not installed (Debian: apt-get install -y "
-                    f"{'bubblewrap' if mechanism == 'bwrap' else 'util-linux'})")
+        pytest.skip(
+            f"{mechanism} is not installed (Debian: apt-get install -y "
+            f"{'bubblewrap' if mechanism == 'bwrap' else 'util-linux'})"
+        )
     try:
         return isolation.probe(refresh=True)
     except RuntimeError as exc:

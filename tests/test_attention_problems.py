@@ -13,8 +13,21 @@ from kernelscale.problems.attention.reference import attention_reference
 from kernelscale.problems.module import apply_sizes, import_source
 from kernelscale.problems.problem import ProblemError
 
-SUITE = ["alibi", "alibi_causal", "causal", "document", "full", "gqa_causal", "natten2d", "natten2d_dilated",
-         "prefix_lm", "relative_positional", "sliding_window", "softcap", "softcap_causal"]
+SUITE = [
+    "alibi",
+    "alibi_causal",
+    "causal",
+    "document",
+    "full",
+    "gqa_causal",
+    "natten2d",
+    "natten2d_dilated",
+    "prefix_lm",
+    "relative_positional",
+    "sliding_window",
+    "softcap",
+    "softcap_causal",
+]
 
 
 def test_suite_lists_every_variant():
@@ -25,7 +38,15 @@ def test_problem_metadata_and_baselines():
     causal = load_problem("attention/causal")
     assert causal.kind == "attention" and causal.dtype == "bfloat16"
     assert causal.baselines == ("eager", "compile", "flex", "sdpa_cudnn", "sdpa_flash")
-    assert causal.gpu_sizes["SHAPE"] == {"B": 4, "Hq": 16, "Hkv": 16, "Sq": 4096, "Skv": 4096, "D": 128, "dtype": "bfloat16"}
+    assert causal.gpu_sizes["SHAPE"] == {
+        "B": 4,
+        "Hq": 16,
+        "Hkv": 16,
+        "Sq": 4096,
+        "Skv": 4096,
+        "D": 128,
+        "dtype": "bfloat16",
+    }
     dense = 4.0 * 4 * 16 * 4096 * 4096 * 128
     assert causal.flops == pytest.approx(dense * (32 * 33 / 2) / 32**2)  # 128-blocks on/below the diagonal
     assert load_problem("attention/full").baselines[-2:] == ("sdpa_cudnn", "sdpa_flash")  # identity score_mod
@@ -44,12 +65,18 @@ def test_shape_suffix_in_ids():
         load_problem("attention/nope")
 
 
-@pytest.mark.parametrize("body, message", [
-    ("SHAPE = {'S': 5}\ndef mask_mod(b, h, q, kv):\n    return q >= kv\n", "unknown shape keys"),
-    ("def make(B, Hq, Hkv, Sq, Skv, D, device):\n    raise RuntimeError('boom')\n", "make.*failed.*boom"),
-    ("def make(B, Hq, Hkv, Sq, Skv, D, device):\n    return None, None\n", "neither score_mod nor mask_mod"),
-    ("SHAPE = {'Hq': 6, 'Hkv': 4}\ndef mask_mod(b, h, q, kv):\n    return q >= kv\n", "multiple of Hkv"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("SHAPE = {'S': 5}\ndef mask_mod(b, h, q, kv):\n    return q >= kv\n", "unknown shape keys"),
+        ("def make(B, Hq, Hkv, Sq, Skv, D, device):\n    raise RuntimeError('boom')\n", "make.*failed.*boom"),
+        (
+            "def make(B, Hq, Hkv, Sq, Skv, D, device):\n    return None, None\n",
+            "neither score_mod nor mask_mod",
+        ),
+        ("SHAPE = {'Hq': 6, 'Hkv': 4}\ndef mask_mod(b, h, q, kv):\n    return q >= kv\n", "multiple of Hkv"),
+    ],
+)
 def test_bad_variant_files_give_one_line_errors(tmp_path, body, message):
     path = tmp_path / "variant.py"
     path.write_text(body)
@@ -60,9 +87,11 @@ def test_bad_variant_files_give_one_line_errors(tmp_path, body, message):
 
 def test_generated_problem_module_contract(tmp_path):
     path = tmp_path / "my_variant.py"
-    path.write_text("import torch\n\ndef make(B, Hq, Hkv, Sq, Skv, D, device):\n"
-                    "    ids = torch.randint(0, 3, (Skv,), device=device)\n"
-                    "    return None, lambda b, h, q, kv: ids[q] == ids[kv]\n")
+    path.write_text(
+        "import torch\n\ndef make(B, Hq, Hkv, Sq, Skv, D, device):\n"
+        "    ids = torch.randint(0, 3, (Skv,), device=device)\n"
+        "    return None, lambda b, h, q, kv: ids[q] == ids[kv]\n"
+    )
     problem = load_problem(str(path))
     module = import_source(problem.source, "contract")
     apply_sizes(module, problem.cpu_sizes)

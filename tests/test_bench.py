@@ -46,7 +46,9 @@ class FakeSolver:
         if stem in self.explode:
             raise RuntimeError("verifier pool died\nlong traceback")
         if SPEEDUPS[stem] is not None:
-            record(self.store, run_id, key, correct(1.0, {"eager": SPEEDUPS[stem], "compile": 1.0}), 4.0, stem)
+            record(
+                self.store, run_id, key, correct(1.0, {"eager": SPEEDUPS[stem], "compile": 1.0}), 4.0, stem
+            )
 
 
 def statuses(store, run_id):
@@ -57,8 +59,14 @@ def test_bench_runs_every_problem_in_one_run(tmp_path, suite):
     store = Store(tmp_path / "k.db")
     solver = FakeSolver(store)
     events = []
-    result = bench(suite, solve_fn=solver, store=store, per_problem_budget_s=30,
-                   options={"proposer": "fake"}, on_event=lambda kind, info: events.append((kind, info["problem"])))
+    result = bench(
+        suite,
+        solve_fn=solver,
+        store=store,
+        per_problem_budget_s=30,
+        options={"proposer": "fake"},
+        on_event=lambda kind, info: events.append((kind, info["problem"])),
+    )
     assert result.status == "done" and not result.failed
     assert [c[0] for c in solver.calls] == ["p_alpha", "p_beta", "p_gamma"]
     assert all(run_id == result.run_id and budget == 30 for _, run_id, budget in solver.calls)
@@ -115,7 +123,9 @@ def test_interrupt_keeps_spent_time_and_resume_uses_the_rest(tmp_path, suite):
 def test_builtin_suite_ids_resolve(tmp_path, suite_id):
     store = Store(tmp_path / "k.db")
     seen = []
-    result = bench(suite_id, solve_fn=lambda p, r, b: seen.append(p.name), store=store, per_problem_budget_s=1)
+    result = bench(
+        suite_id, solve_fn=lambda p, r, b: seen.append(p.name), store=store, per_problem_budget_s=1
+    )
     assert len(seen) > 3 and all(name.startswith(f"{suite_id}/") for name in seen)
     assert result.status == "done"
 

@@ -41,5 +41,8 @@ def test_shape_dtype_and_subclass_checks():
     class Sub(torch.Tensor):
         pass
 
-    assert "not exactly torch.Tensor" in compare_outputs([torch.ones(4, 4).as_subclass(Sub)], [want], 1e-4)[0].reason
+    assert (
+        "not exactly torch.Tensor"
+        in compare_outputs([torch.ones(4, 4).as_subclass(Sub)], [want], 1e-4)[0].reason
+    )
     assert "NaN" in compare_outputs([torch.full((4, 4), float("nan"))], [want], 1e-4)[0].reason

@@ -29,7 +29,14 @@ def run_compiled(score_mod, mask_mod, q, k, v, config: Config = SMALL, tag="t"):
     """(kernel output, reference output, generated source)."""
     source = generate(score_mod, mask_mod, config)
     module = import_source(source, f"test_{tag}")
-    shape = {"B": q.shape[0], "Hq": q.shape[1], "Hkv": k.shape[1], "Sq": q.shape[2], "Skv": k.shape[2], "D": q.shape[3]}
+    shape = {
+        "B": q.shape[0],
+        "Hq": q.shape[1],
+        "Hkv": k.shape[1],
+        "Sq": q.shape[2],
+        "Skv": k.shape[2],
+        "D": q.shape[3],
+    }
     model = module.ModelNew(score_mod, mask_mod, shape)
     return model(q, k, v), attention_reference(q, k, v, score_mod, mask_mod), source
 

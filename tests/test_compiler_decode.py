@@ -9,7 +9,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from test_compiler_common import inputs, max_err, run_compiled
 from kernelscale.problems import list_problem_ids, load_problem
 from kernelscale.problems.attention.reference import attention_reference
 from kernelscale.problems.attention.variant import load_variant_module, resolve_mods
@@ -17,10 +16,22 @@ from kernelscale.problems.module import import_source
 from kernelscale.propose.compiler.generate import generate
 from kernelscale.propose.compiler.proposer import CompilerProposer
 from kernelscale.propose.compiler.space import Config, Features, is_decode_shape
+from test_compiler_common import inputs, max_err, run_compiled
 
 # natten2d needs Sq == Skv == W*W: it has no decode shape.
-DECODE_SUITE = ["alibi", "alibi_causal", "causal", "document", "full", "gqa_causal", "prefix_lm",
-                "relative_positional", "sliding_window", "softcap", "softcap_causal"]
+DECODE_SUITE = [
+    "alibi",
+    "alibi_causal",
+    "causal",
+    "document",
+    "full",
+    "gqa_causal",
+    "prefix_lm",
+    "relative_positional",
+    "sliding_window",
+    "softcap",
+    "softcap_causal",
+]
 # Skv = 203 is a multiple of no tile (32, 64) and of no split count used here.
 SKV = 203
 DECODE = Config(decode=True, block_m=64, block_n=32, num_warps=4, num_stages=2, num_splits=3)
@@ -43,11 +54,14 @@ def test_builtin_variant_at_decode_shapes_matches_reference(name, sq, group):
     assert max_err(out, ref) < 2e-2
 
 
-@pytest.mark.parametrize("config", [
-    DECODE,
-    Config(decode=True, block_m=16, block_n=64, num_splits=8, split_loops=False),
-    Config(decode=True, block_m=32, block_n=32, num_splits=4, use_schedule=False),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        DECODE,
+        Config(decode=True, block_m=16, block_n=64, num_splits=8, split_loops=False),
+        Config(decode=True, block_m=32, block_n=32, num_splits=4, use_schedule=False),
+    ],
+)
 def test_empty_splits_and_fully_masked_rows(config):
     # Keys 30..160 are masked for every row, so the middle splits see nothing at all; every third
     # query row is masked out entirely; 4 query heads per KV head, 16 rows packed with a ragged tile.
@@ -70,8 +84,9 @@ def _split_module():
         score = lambda s, b, h, qi, kv: s + slopes[h] * (kv - qi)  # noqa: E731
         mask = lambda b, h, qi, kv: (kv < 40) | (kv >= 90)  # noqa: E731
         source = generate(score, mask, Config(decode=True, block_m=16, block_n=16, num_splits=0))
-        _SPLIT_MODULE.update(module=import_source(source, "test_dec_split"), score=score, mask=mask,
-                             slopes=slopes)
+        _SPLIT_MODULE.update(
+            module=import_source(source, "test_dec_split"), score=score, mask=mask, slopes=slopes
+        )
     return _SPLIT_MODULE
 
 
@@ -129,7 +144,9 @@ def test_query_rows_align_bottom_right(name):
         torch.manual_seed(0)
         _, mask_mod = _mods(name, shape)
         idx = lambda n, d: torch.arange(n, dtype=torch.int32).view([n if i == d else 1 for i in range(4)])  # noqa: E731
-        return torch.broadcast_to(mask_mod(idx(1, 0), idx(1, 1), idx(sq, 2), idx(skv, 3)), (1, 1, sq, skv))[0, 0]
+        return torch.broadcast_to(mask_mod(idx(1, 0), idx(1, 1), idx(sq, 2), idx(skv, 3)), (1, 1, sq, skv))[
+            0, 0
+        ]
 
     square = grid(64, 64)
     decode = grid(4, 64)
@@ -163,7 +180,9 @@ def test_query_offset_is_a_captured_number_not_a_constant():
     # argument (folded by Triton per value), never text baked into the kernel.
     sources = set()
     for sq, skv in ((1, 100), (3, 100), (1, 4000)):
-        score_mod, mask_mod = _mods("alibi_causal", {"B": 1, "Hq": 4, "Hkv": 1, "Sq": sq, "Skv": skv, "D": 16})
+        score_mod, mask_mod = _mods(
+            "alibi_causal", {"B": 1, "Hq": 4, "Hkv": 1, "Sq": sq, "Skv": skv, "D": 16}
+        )
         sources.add(generate(score_mod, mask_mod, DECODE))
     assert len(sources) == 1
     assert "P_offset: tl.constexpr" in sources.pop()

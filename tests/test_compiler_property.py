@@ -7,38 +7,53 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from test_compiler_common import inputs, max_err, run_compiled
 from kernelscale.propose.compiler.space import Config
+from test_compiler_common import inputs, max_err, run_compiled
 
 S, H = 48, 2
 
 INT_LEAVES = st.sampled_from(["q", "kv", "h", "b"]) | st.integers(-5, 9).map(lambda c: ("int", c))
-FLOAT_LEAVES = st.sampled_from(["score", "bias", "ids_f"]) | st.floats(-2, 2).map(lambda c: ("float", round(c, 3)))
+FLOAT_LEAVES = st.sampled_from(["score", "bias", "ids_f"]) | st.floats(-2, 2).map(
+    lambda c: ("float", round(c, 3))
+)
 
 
 def _int_exprs():
-    return st.recursive(INT_LEAVES, lambda inner: st.one_of(
-        st.tuples(st.sampled_from(["+", "-", "*"]), inner, inner),
-        st.tuples(st.sampled_from(["//", "%"]), inner, st.integers(1, 7)),
-        st.tuples(st.just("abs"), inner),
-        st.tuples(st.sampled_from(["min", "max"]), inner, inner),
-        st.tuples(st.just("ids"), inner),
-    ), max_leaves=5)
+    return st.recursive(
+        INT_LEAVES,
+        lambda inner: st.one_of(
+            st.tuples(st.sampled_from(["+", "-", "*"]), inner, inner),
+            st.tuples(st.sampled_from(["//", "%"]), inner, st.integers(1, 7)),
+            st.tuples(st.just("abs"), inner),
+            st.tuples(st.sampled_from(["min", "max"]), inner, inner),
+            st.tuples(st.just("ids"), inner),
+        ),
+        max_leaves=5,
+    )
 
 
 def _float_exprs(ints):
-    return st.recursive(FLOAT_LEAVES | ints.map(lambda e: ("float_of", e)), lambda inner: st.one_of(
-        st.tuples(st.sampled_from(["+", "-", "*"]), inner, inner),
-        st.tuples(st.sampled_from(["tanh", "abs", "squash_exp"]), inner),
-        st.tuples(st.sampled_from(["min", "max"]), inner, inner),
-        st.tuples(st.just("where"), _conds(ints), inner, inner),
-    ), max_leaves=6)
+    return st.recursive(
+        FLOAT_LEAVES | ints.map(lambda e: ("float_of", e)),
+        lambda inner: st.one_of(
+            st.tuples(st.sampled_from(["+", "-", "*"]), inner, inner),
+            st.tuples(st.sampled_from(["tanh", "abs", "squash_exp"]), inner),
+            st.tuples(st.sampled_from(["min", "max"]), inner, inner),
+            st.tuples(st.just("where"), _conds(ints), inner, inner),
+        ),
+        max_leaves=6,
+    )
 
 
 def _conds(ints):
     cmp = st.tuples(st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), ints, ints)
-    return st.recursive(cmp, lambda inner: st.one_of(
-        st.tuples(st.sampled_from(["&", "|"]), inner, inner), st.tuples(st.just("~"), inner)), max_leaves=3)
+    return st.recursive(
+        cmp,
+        lambda inner: st.one_of(
+            st.tuples(st.sampled_from(["&", "|"]), inner, inner), st.tuples(st.just("~"), inner)
+        ),
+        max_leaves=3,
+    )
 
 
 def build(expr, env):
@@ -55,10 +70,21 @@ def build(expr, env):
     vals = [build(a, env) if isinstance(a, (tuple, str)) else a for a in args]
     if op in ("+", "-", "*", "//", "%", "<", "<=", ">", ">=", "==", "!=", "&", "|"):
         a, b = vals
-        return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "//": lambda: a // b,
-                "%": lambda: a % b, "<": lambda: a < b, "<=": lambda: a <= b, ">": lambda: a > b,
-                ">=": lambda: a >= b, "==": lambda: a == b, "!=": lambda: a != b, "&": lambda: a & b,
-                "|": lambda: a | b}[op]()
+        return {
+            "+": lambda: a + b,
+            "-": lambda: a - b,
+            "*": lambda: a * b,
+            "//": lambda: a // b,
+            "%": lambda: a % b,
+            "<": lambda: a < b,
+            "<=": lambda: a <= b,
+            ">": lambda: a > b,
+            ">=": lambda: a >= b,
+            "==": lambda: a == b,
+            "!=": lambda: a != b,
+            "&": lambda: a & b,
+            "|": lambda: a | b,
+        }[op]()
     if op == "~":
         return ~vals[0]
     if op == "abs":
@@ -85,8 +111,16 @@ def make_mods(score_expr, mask_expr):
     ids_t = torch.randint(0, 4, (S,), generator=gen)
 
     def env(score, b, h, q, kv):
-        return {"score": score, "b": b, "h": h, "q": q, "kv": kv, "ids_t": ids_t,
-                "bias": bias[h, q - kv + S], "ids_f": ids_t[kv] * 0.25}
+        return {
+            "score": score,
+            "b": b,
+            "h": h,
+            "q": q,
+            "kv": kv,
+            "ids_t": ids_t,
+            "bias": bias[h, q - kv + S],
+            "ids_f": ids_t[kv] * 0.25,
+        }
 
     def score_mod(score, b, h, q, kv):
         return build(score_expr, env(score, b, h, q, kv))
@@ -97,8 +131,13 @@ def make_mods(score_expr, mask_expr):
     return score_mod, mask_mod
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-          phases=[Phase.explicit, Phase.reuse, Phase.generate])  # shrinking interpreted kernels takes minutes
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)  # shrinking interpreted kernels takes minutes
 @given(score=_float_exprs(_int_exprs()), mask=st.none() | _conds(_int_exprs()))
 def test_random_mods_match_reference(score, mask):
     score_mod, mask_mod = make_mods(score, mask)

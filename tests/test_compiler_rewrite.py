@@ -7,7 +7,6 @@ import asyncio
 import pytest
 import torch
 
-from test_compiler_common import inputs, max_err, run_compiled
 from kernelscale.problems import load_problem
 from kernelscale.propose.base import Attempt
 from kernelscale.propose.compiler import CompilerError, CompilerProposer
@@ -16,6 +15,7 @@ from kernelscale.propose.compiler.graph import render
 from kernelscale.search.base import Budget
 from kernelscale.search.compiler_search import CompilerSearch
 from kernelscale.verify.verdict import Verdict
+from test_compiler_common import inputs, max_err, run_compiled
 
 
 def test_unsupported_op_names_itself():
@@ -42,7 +42,9 @@ def test_shift_invariance_drops_query_only_terms():
     assert "q" not in rw.logits.deps and "h" not in rw.logits.deps
     assert {render(d) for d in rw.dropped} == {"mul(q, 1.4426950408889634)", "mul(h, 0.7213475204444817)"}
     source = generate(lambda s, b, h, q, kv: s + (q - kv), None)
-    assert "q_idx" not in source.split("def _attn_fwd(")[1].split("def attention(")[0].replace("q_idx = offs_m", "")
+    assert "q_idx" not in source.split("def _attn_fwd(")[1].split("def attention(")[0].replace(
+        "q_idx = offs_m", ""
+    )
 
 
 def test_alibi_slope_is_hoisted_and_its_query_term_dropped():
@@ -50,8 +52,9 @@ def test_alibi_slope_is_hoisted_and_its_query_term_dropped():
     from kernelscale.propose.compiler.proposer import compile_problem
 
     rw = compile_problem(problem).rewritten
-    assert render(rw.logits) == ("add(mul(qk, mul(__sm_scale, 1.4426950408889634)), "
-                                 "mul(kv, mul(slopes[h], 1.4426950408889634)))")
+    assert render(rw.logits) == (
+        "add(mul(qk, mul(__sm_scale, 1.4426950408889634)), mul(kv, mul(slopes[h], 1.4426950408889634)))"
+    )
 
 
 def test_softcap_bounds_give_a_fixed_row_max():
@@ -63,6 +66,7 @@ def test_guard_on_a_captured_number_used_in_python_control_flow():
     def make(flag):
         def score(s, b, h, q, kv):
             return s * 2.0 if flag > 0 else s
+
         return score
 
     q, k, v = inputs(Sq=32, Skv=32, D=16)

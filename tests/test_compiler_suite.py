@@ -6,13 +6,26 @@ from __future__ import annotations
 import pytest
 import torch
 
-from test_compiler_common import SMALL, inputs, max_err, run_compiled
 from kernelscale.problems import load_problem
 from kernelscale.problems.attention.variant import load_variant_module, resolve_mods
 from kernelscale.propose.compiler.space import Config
+from test_compiler_common import SMALL, inputs, max_err, run_compiled
 
-SUITE = ["alibi", "alibi_causal", "causal", "document", "full", "gqa_causal", "natten2d", "natten2d_dilated",
-         "prefix_lm", "relative_positional", "sliding_window", "softcap", "softcap_causal"]
+SUITE = [
+    "alibi",
+    "alibi_causal",
+    "causal",
+    "document",
+    "full",
+    "gqa_causal",
+    "natten2d",
+    "natten2d_dilated",
+    "prefix_lm",
+    "relative_positional",
+    "sliding_window",
+    "softcap",
+    "softcap_causal",
+]
 
 
 def _mods(name, shape):
@@ -23,7 +36,11 @@ def _mods(name, shape):
 @pytest.mark.parametrize("name", SUITE)
 def test_builtin_variant_matches_reference(name):
     small = load_problem(f"attention/{name}").cpu_sizes["SHAPE"]
-    shape = {**small, "Sq": 128, "Skv": 128} if not name.startswith("natten") else {**small, "Sq": 144, "Skv": 144}
+    shape = (
+        {**small, "Sq": 128, "Skv": 128}
+        if not name.startswith("natten")
+        else {**small, "Sq": 144, "Skv": 144}
+    )
     torch.manual_seed(3)
     score_mod, mask_mod = _mods(name, shape)
     q, k, v = inputs(shape["B"], shape["Hq"], shape["Hkv"], shape["Sq"], shape["Skv"], 32, torch.bfloat16)
@@ -32,11 +49,14 @@ def test_builtin_variant_matches_reference(name):
     assert max_err(out, ref) < 2e-2
 
 
-@pytest.mark.parametrize("config", [
-    SMALL,
-    Config(block_m=32, block_n=64, split_loops=False, reverse_m=True),
-    Config(block_m=64, block_n=32, use_schedule=False),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        SMALL,
+        Config(block_m=32, block_n=64, split_loops=False, reverse_m=True),
+        Config(block_m=64, block_n=32, use_schedule=False),
+    ],
+)
 def test_rectangular_gqa_ragged_and_fully_masked_rows(config):
     # Sq != Skv, neither a multiple of the tiles, D not a power of two, 3 query heads per kv head,
     # and every third query row masked out entirely (those rows must be zeros, not NaN).

@@ -83,7 +83,10 @@ def test_example_matches_reference(stem):
         return
     run = subprocess.run(
         [sys.executable, __file__, "--interpret", stem],
-        capture_output=True, text=True, env={**os.environ, "TRITON_INTERPRET": "1"}, timeout=300,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TRITON_INTERPRET": "1"},
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-4000:]
 
@@ -109,7 +112,9 @@ def _check_example(stem: str) -> None:
         assert type(out) is torch.Tensor
         assert out.shape == expected.shape and out.dtype == expected.dtype, (stem, out.shape, out.dtype)
         tol = problem.tolerance_for(expected.dtype)
-        torch.testing.assert_close(out, expected, atol=tol, rtol=tol, msg=lambda m: f"{stem}, seed {seed}: {m}")
+        torch.testing.assert_close(
+            out, expected, atol=tol, rtol=tol, msg=lambda m, seed=seed: f"{stem}, seed {seed}: {m}"
+        )
 
 
 def _assert_same_parameters(model, candidate, stem: str) -> None:
@@ -142,7 +147,9 @@ def test_example_keeps_the_candidate_rules(stem):
 def _host_functions(tree: ast.Module, model_new: ast.ClassDef):
     """Module-level functions that are not Triton kernels, plus ModelNew's methods but __init__."""
     for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and not any("jit" in ast.unparse(d) for d in node.decorator_list):
+        if isinstance(node, ast.FunctionDef) and not any(
+            "jit" in ast.unparse(d) for d in node.decorator_list
+        ):
             yield node
     for node in model_new.body:
         if isinstance(node, ast.FunctionDef) and node.name != "__init__":
@@ -183,7 +190,10 @@ def test_examples_compile_for_h100():
     env = {**os.environ, "TRITON_INTERPRET": "0"}  # compiled kernels, not the interpreter
     run = subprocess.run(
         [sys.executable, __file__, "--compile-sm90", *EXAMPLE_STEMS],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     kernels = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
@@ -220,7 +230,9 @@ def _compile_sm90(stems: list[str]) -> None:
     launched = []
 
     def compile_only(self, grid):
-        return lambda *args, **kwargs: launched.append((self, self.run(*args, grid=grid, warmup=True, **kwargs)))
+        return lambda *args, **kwargs: launched.append(
+            (self, self.run(*args, grid=grid, warmup=True, **kwargs))
+        )
 
     JITFunction.__getitem__ = compile_only
     for stem in stems:
@@ -235,11 +247,18 @@ def _compile_sm90(stems: list[str]) -> None:
         for fn, kernel in launched:
             ttgir = kernel.asm["ttgir"]
             has_dot = "tt.dot" in ttgir or "warp_group_dot" in ttgir
-            print(json.dumps({
-                "example": stem, "kernel": fn.__name__, "shared": kernel.metadata.shared,
-                "num_warps": kernel.metadata.num_warps, "cubin_bytes": len(kernel.asm["cubin"]),
-                "tensor_core_dot": ("warp_group_dot" in ttgir) if has_dot else None,
-            }))
+            print(
+                json.dumps(
+                    {
+                        "example": stem,
+                        "kernel": fn.__name__,
+                        "shared": kernel.metadata.shared,
+                        "num_warps": kernel.metadata.num_warps,
+                        "cubin_bytes": len(kernel.asm["cubin"]),
+                        "tensor_core_dot": ("warp_group_dot" in ttgir) if has_dot else None,
+                    }
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def test_cheat_is_caught_without_the_screen(cpu_pool, scaled_exp, cheat: Cheat, 
 
 
 def test_honest_kernel_is_correct(cpu_pool, scaled_exp):
-    code = (os.path.dirname(__file__) + "/problems/good_scaled_exp.py")
+    code = os.path.dirname(__file__) + "/problems/good_scaled_exp.py"
     verdict = cpu_pool.verify(scaled_exp, open(code).read())
     assert verdict.status == "correct", verdict.headline() + verdict.log_tail
     assert verdict.interpreted and verdict.speedup == {}
@@ -61,7 +61,7 @@ def test_timer_mismatch_rule_on_forged_samples():
 def test_cuda_extension_counts_as_a_kernel():
     from kernelscale.verify.screen import screen
 
-    code = '''
+    code = """
 import torch
 import torch.nn as nn
 from torch.utils.cpp_extension import load_inline
@@ -72,5 +72,5 @@ ext = load_inline("scaled_exp", cpp_sources="", cuda_sources="", functions=["sca
 class ModelNew(nn.Module):
     def forward(self, x, y):
         return ext.scaled_exp(x, y)
-'''
+"""
     assert [v.rule for v in screen(code)] == []

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import TESTS
 from hostile_protocol import PROTOCOL_CHEATS, ProtocolCheat
 from kernelscale.problems import load_problem
-
-from conftest import TESTS
 
 
 def _problem(ref: str):

@@ -6,8 +6,8 @@ import socket
 import time
 
 import pytest
-from fake_openai import FakeOpenAI, drop, drop_mid_stream, hang, r1, raw, reply, status
 
+from fake_openai import FakeOpenAI, drop, drop_mid_stream, hang, r1, raw, reply, status
 from kernelscale.propose.base import ProposerError
 from kernelscale.propose.llm.client import LLMClient, _retry_after
 from kernelscale.propose.llm.options import LLMOptions
@@ -22,8 +22,14 @@ def server():
 
 
 def options(server, **overrides) -> LLMOptions:
-    settings = dict(preset="vllm", base_url=server.base_url, backoff_s=0.01, backoff_max_s=1.0,
-                    request_timeout_s=2.0, max_retries=3)
+    settings = dict(
+        preset="vllm",
+        base_url=server.base_url,
+        backoff_s=0.01,
+        backoff_max_s=1.0,
+        request_timeout_s=2.0,
+        max_retries=3,
+    )
     settings.update(overrides)
     return LLMOptions(**settings)
 
@@ -75,8 +81,12 @@ def test_openai_reasoning_models_get_max_completion_tokens_and_no_temperature(se
 
 
 def test_usage_and_cost_from_the_server(server):
-    usage = {"prompt_tokens": 1000, "completion_tokens": 3000, "total_tokens": 4000,
-             "completion_tokens_details": {"reasoning_tokens": 2500}}
+    usage = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 3000,
+        "total_tokens": 4000,
+        "completion_tokens_details": {"reasoning_tokens": 2500},
+    }
     server.push(r1(CODE, usage=usage), r1(CODE, usage=usage))
     for stream in (True, False):
         result = complete(options(server, stream=stream, price_in_per_m=0.5, price_out_per_m=2.0))
@@ -102,8 +112,11 @@ def test_429_waits_what_retry_after_asks(server):
 
 
 @pytest.mark.parametrize("stream", [True, False])
-@pytest.mark.parametrize("failure", [status(500), status(503), drop(), drop_mid_stream()],
-                         ids=["500", "503", "dropped", "dropped-mid-body"])
+@pytest.mark.parametrize(
+    "failure",
+    [status(500), status(503), drop(), drop_mid_stream()],
+    ids=["500", "503", "dropped", "dropped-mid-body"],
+)
 def test_transient_failures_are_retried(server, stream, failure):
     server.push(failure, r1(CODE))
     result = complete(options(server, stream=stream))
@@ -207,7 +220,9 @@ def test_concurrency_is_limited_per_endpoint(server):
     client = LLMClient(options(server, max_concurrency=2))
 
     async def many():
-        return await asyncio.gather(*(client.complete([{"role": "user", "content": str(i)}]) for i in range(5)))
+        return await asyncio.gather(
+            *(client.complete([{"role": "user", "content": str(i)}]) for i in range(5))
+        )
 
     assert len(asyncio.run(many())) == 5
     assert server.max_in_flight == 2

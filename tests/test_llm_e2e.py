@@ -11,11 +11,10 @@ import textwrap
 import time
 
 from fake_openai import FakeOpenAI, drop, hang, r1, status
-
 from kernelscale.propose.llm import LLMOptions
 from kernelscale.search.solve import solve
 
-FAST = '''import torch
+FAST = """import torch
 import torch.nn as nn
 import triton
 import triton.language as tl
@@ -38,10 +37,10 @@ class ModelNew(nn.Module):
         y = torch.empty_like(x)
         _row_softmax[(x.shape[0],)](x, y, x.shape[1], x.stride(0), BLOCK=triton.next_power_of_2(x.shape[1]))
         return y
-'''
+"""
 
 # Correct, but three passes over each row in chunks: several times slower, even interpreted.
-SLOW = '''import torch
+SLOW = """import torch
 import torch.nn as nn
 import triton
 import triton.language as tl
@@ -73,12 +72,12 @@ class ModelNew(nn.Module):
         y = torch.empty_like(x)
         _row_softmax_chunked[(x.shape[0],)](x, y, x.shape[1], x.stride(0), CHUNK=64)
         return y
-'''
+"""
 
 BROKEN = FAST.replace("def forward(self, x):", "def forward(self, x)")  # a missing colon
 
 # Launches a kernel of its own, then lets torch do the real work.
-CHEAT = '''import torch
+CHEAT = """import torch
 import torch.nn as nn
 import triton
 import triton.language as tl
@@ -95,14 +94,20 @@ class ModelNew(nn.Module):
         y = torch.empty_like(x)
         _copy[(triton.cdiv(x.numel(), 1024),)](x, y, x.numel(), BLOCK=1024)
         return torch.softmax(y, dim=-1)
-'''
+"""
 
 SECRET = "sk-e2e-secret-0b7c"
 
 
 def llm_options(server, **overrides) -> LLMOptions:
-    settings = dict(preset="vllm", base_url=server.base_url, api_key_env="KS_E2E_KEY", backoff_s=0.05,
-                    request_timeout_s=1.0, max_retries=2)
+    settings = dict(
+        preset="vllm",
+        base_url=server.base_url,
+        api_key_env="KS_E2E_KEY",
+        backoff_s=0.05,
+        request_timeout_s=1.0,
+        max_retries=2,
+    )
     settings.update(overrides)
     return LLMOptions(**settings)
 
@@ -120,8 +125,17 @@ def test_solve_through_every_fault_keeps_every_correct_kernel(tmp_path, monkeypa
         r1(FAST),
     ]
     with FakeOpenAI(script, api_key=SECRET) as server:
-        result = solve("ops/softmax", proposer="llm", strategy="refine", budget_s=None, max_attempts=5,
-                       device="cpu", out_dir=tmp_path / "out", db_path=tmp_path / "ks.db", llm=llm_options(server))
+        result = solve(
+            "ops/softmax",
+            proposer="llm",
+            strategy="refine",
+            budget_s=None,
+            max_attempts=5,
+            device="cpu",
+            out_dir=tmp_path / "out",
+            db_path=tmp_path / "ks.db",
+            llm=llm_options(server),
+        )
         prompts = server.prompts()
 
     statuses = [a.verdict.status for a in result.attempts]
@@ -138,7 +152,9 @@ def test_solve_through_every_fault_keeps_every_correct_kernel(tmp_path, monkeypa
     assert len(prompts) == 8
     assert "## The verifier's verdict" not in prompts[0]
     assert "SyntaxError: expected ':'" in prompts[1] and prompts[1] == prompts[2]
-    assert "rule `torch_fallback`" in prompts[3] and "line 17: `return torch.softmax(y, dim=-1)`" in prompts[3]
+    assert (
+        "rule `torch_fallback`" in prompts[3] and "line 17: `return torch.softmax(y, dim=-1)`" in prompts[3]
+    )
     assert "#1 compile_error: SyntaxError: expected ':'" in prompts[3]
     assert "your answer contained no ```python block" in prompts[4]
     assert "It is correct" in prompts[6] and "Make it faster" in prompts[6]
@@ -162,14 +178,14 @@ def _stored_attempts(db) -> int:
             return 0
 
 
-KILLED_RUN = textwrap.dedent('''
+KILLED_RUN = textwrap.dedent("""
     import sys
     from kernelscale.propose.llm import LLMOptions
     from kernelscale.search.solve import solve
     solve("ops/softmax", proposer="llm", strategy="refine", budget_s=300, max_attempts=10, device="cpu",
           out_dir=sys.argv[2], db_path=sys.argv[1],
           llm=LLMOptions(preset="vllm", base_url=sys.argv[3], request_timeout_s=120, max_retries=0))
-''')
+""")
 
 
 def test_resume_after_a_kill_continues_the_chain_without_repeating_it(tmp_path):
@@ -177,7 +193,9 @@ def test_resume_after_a_kill_continues_the_chain_without_repeating_it(tmp_path):
     with FakeOpenAI([r1(BROKEN), r1(CHEAT)], default=hang(120)) as server:
         process = subprocess.Popen(
             [sys.executable, "-c", KILLED_RUN, str(db), str(tmp_path / "first"), server.base_url],
-            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             deadline = time.monotonic() + 120
@@ -194,9 +212,18 @@ def test_resume_after_a_kill_continues_the_chain_without_repeating_it(tmp_path):
         with sqlite3.connect(db) as con:
             run_id = con.execute("SELECT id FROM runs").fetchone()[0]
         # --attempts counts the whole run: two were made before the kill, one more now.
-        result = solve("ops/softmax", proposer="llm", strategy="refine", budget_s=None, max_attempts=3,
-                       device="cpu", out_dir=tmp_path / "resumed", db_path=db, resume=run_id,
-                       llm=LLMOptions(preset="vllm", base_url=server.base_url, request_timeout_s=5))
+        result = solve(
+            "ops/softmax",
+            proposer="llm",
+            strategy="refine",
+            budget_s=None,
+            max_attempts=3,
+            device="cpu",
+            out_dir=tmp_path / "resumed",
+            db_path=db,
+            resume=run_id,
+            llm=LLMOptions(preset="vllm", base_url=server.base_url, request_timeout_s=5),
+        )
         resumed_prompt = server.prompts()[-1]
 
     assert [a.verdict.status for a in result.attempts] == ["compile_error", "rejected", "correct"]

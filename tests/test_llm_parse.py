@@ -56,4 +56,6 @@ def test_unclosed_block_is_not_code():
 def test_no_code_reason_explains_the_length_limit():
     assert no_code_reason("Here is the idea.", "stop") == "your answer contained no ```python block"
     cut = no_code_reason("", "length", max_tokens=16384)
-    assert cut.startswith("your answer contained no ```python block") and "16384" in cut and "reasoning" in cut
+    assert (
+        cut.startswith("your answer contained no ```python block") and "16384" in cut and "reasoning" in cut
+    )

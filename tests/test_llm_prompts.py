@@ -6,7 +6,12 @@ from kernelscale.problems.loader import load_problem
 from kernelscale.propose.base import Attempt, Candidate
 from kernelscale.propose.llm.examples import choose_example
 from kernelscale.propose.llm.prompts import (
-    GPUFacts, PromptSettings, _environment, crossover_prompt, feedback_prompt, first_prompt,
+    GPUFacts,
+    PromptSettings,
+    _environment,
+    crossover_prompt,
+    feedback_prompt,
+    first_prompt,
 )
 from kernelscale.verify.screen import RULES
 from kernelscale.verify.verdict import Verdict
@@ -49,8 +54,16 @@ def test_first_prompt_options(softmax, tmp_path):
     gpu = GPUFacts(name="NVIDIA H200", sm_count=132, mem_bandwidth_gbs=4800, bf16_tflops=989)
     own_example = tmp_path / "mine.py"
     own_example.write_text("# my example\n")
-    text = first_prompt(softmax, PromptSettings(language="cuda", gpu=gpu, interpreter=True,
-                                                example=str(own_example), start_kernel="# start here\n"))
+    text = first_prompt(
+        softmax,
+        PromptSettings(
+            language="cuda",
+            gpu=gpu,
+            interpreter=True,
+            example=str(own_example),
+            start_kernel="# start here\n",
+        ),
+    )
     assert "load_inline" in text and "4800 GB/s" in text and "NVIDIA H200" in text
     assert "CPU interpreter" in text and "BATCH=37, DIM=300" in text
     assert "# my example" in text and "# start here" in text
@@ -93,20 +106,32 @@ def test_feedback_on_a_rejection_names_the_rule_and_the_line(softmax):
 
 
 def test_feedback_on_a_mismatch_gives_the_error_statistics(softmax):
-    verdict = Verdict("incorrect", reason="outputs differ", max_abs_error=0.25, max_rel_error=1.5,
-                      worst_index=[3, 7], failing_trial="scaled inputs (x3)")
+    verdict = Verdict(
+        "incorrect",
+        reason="outputs differ",
+        max_abs_error=0.25,
+        max_rel_error=1.5,
+        worst_index=[3, 7],
+        failing_trial="scaled inputs (x3)",
+    )
     text = feedback_prompt(softmax, [attempt(verdict)], PromptSettings())
     assert "max abs error 0.25, max rel error 1.5" in text
     assert "index [3, 7]" in text and "scaled inputs (x3)" in text
 
 
 def test_feedback_on_a_correct_kernel_gives_every_baseline_and_asks_for_speed(softmax):
-    verdict = Verdict("correct", time_ms=0.5, baselines={"eager": 0.75, "compile": 0.4},
-                      speedup={"eager": 1.5, "compile": 0.8})
+    verdict = Verdict(
+        "correct",
+        time_ms=0.5,
+        baselines={"eager": 0.75, "compile": 0.4},
+        speedup={"eager": 1.5, "compile": 0.8},
+    )
     history = [attempt(Verdict("compile_error", reason="boom")), attempt(verdict)]
     text = feedback_prompt(softmax, history, PromptSettings())
     assert "your kernel: 0.5000 ms" in text
-    assert "eager: 0.7500 ms (your speedup 1.50x)" in text and "compile: 0.4000 ms (your speedup 0.80x)" in text
+    assert (
+        "eager: 0.7500 ms (your speedup 1.50x)" in text and "compile: 0.4000 ms (your speedup 0.80x)" in text
+    )
     assert "#1 compile_error: boom" in text and "#2 correct" in text
     assert "Best correct so far: 0.5000 ms, 0.80x over the strongest baseline" in text
     assert "Make it faster" in text
@@ -120,8 +145,10 @@ def test_interpreted_timings_are_not_presented_as_performance(softmax):
 
 def test_feedback_after_an_answer_without_code(softmax):
     failed = attempt(Verdict("incorrect", reason="outputs differ"))
-    empty = Attempt(Candidate("", "llm", provenance={"no_code": "your answer contained no ```python block"}),
-                    Verdict("compile_error", reason="your answer contained no ```python block"))
+    empty = Attempt(
+        Candidate("", "llm", provenance={"no_code": "your answer contained no ```python block"}),
+        Verdict("compile_error", reason="your answer contained no ```python block"),
+    )
     text = feedback_prompt(softmax, [failed, empty], PromptSettings())
     assert "It could not be verified: your answer contained no ```python block" in text
     assert KERNEL.strip() in text and "outputs differ" in text  # the last attempt that had code
@@ -131,7 +158,9 @@ def test_feedback_after_an_answer_without_code(softmax):
 
 def test_crossover_shows_both_parents(softmax):
     fast = attempt(Verdict("correct", time_ms=0.4, baselines={"eager": 0.8}, speedup={"eager": 2.0}), "# A\n")
-    slow = attempt(Verdict("correct", time_ms=0.6, baselines={"eager": 0.8}, speedup={"eager": 1.33}), "# B\n")
+    slow = attempt(
+        Verdict("correct", time_ms=0.6, baselines={"eager": 0.8}, speedup={"eager": 1.33}), "# B\n"
+    )
     text = crossover_prompt(softmax, [fast, slow], PromptSettings())
     assert "## Implementation A" in text and "## Implementation B" in text
     assert "# A" in text and "# B" in text and "0.4000 ms" in text and "0.6000 ms" in text

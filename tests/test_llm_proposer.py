@@ -5,8 +5,8 @@ import json
 import logging
 
 import pytest
-from fake_openai import FakeOpenAI, r1, reply, status
 
+from fake_openai import FakeOpenAI, r1, reply, status
 from kernelscale.problems.loader import load_problem
 from kernelscale.propose.base import Attempt, Candidate, Proposer, ProposerError
 from kernelscale.propose.llm import LLMOptions, LLMProposer, make_llm_proposer, no_code_verdict, preset_for
@@ -40,8 +40,14 @@ def test_it_is_a_proposer():
 
 
 def test_first_proposal(server, softmax):
-    server.push(r1(CODE, thinking="rows fit in registers", where="field",
-                   usage={"prompt_tokens": 2000, "completion_tokens": 5000}))
+    server.push(
+        r1(
+            CODE,
+            thinking="rows fit in registers",
+            where="field",
+            usage={"prompt_tokens": 2000, "completion_tokens": 5000},
+        )
+    )
     proposer = proposer_for(server, device="cpu")
     (candidate,) = asyncio.run(proposer.propose(softmax, [], 1))
     assert candidate.code == CODE and candidate.proposer == "llm" and candidate.parents == []
@@ -58,7 +64,9 @@ def test_first_proposal(server, softmax):
 
 def test_feedback_proposal_carries_the_verdict(server, softmax):
     server.push(r1(CODE))
-    previous = Attempt(Candidate("bad(\n", "llm"), Verdict("compile_error", reason="SyntaxError: never closed"))
+    previous = Attempt(
+        Candidate("bad(\n", "llm"), Verdict("compile_error", reason="SyntaxError: never closed")
+    )
     (candidate,) = asyncio.run(proposer_for(server).propose(softmax, [previous], 1))
     prompt = server.prompts()[0]
     assert "bad(" in prompt and "SyntaxError: never closed" in prompt
@@ -79,20 +87,27 @@ def test_an_answer_without_code_is_a_candidate_without_code(server, softmax):
 def test_a_reply_cut_off_while_thinking(server, softmax):
     server.push(reply("<think>\nlong long reasoning", finish_reason="length"))
     (candidate,) = asyncio.run(proposer_for(server).propose(softmax, [], 1))
-    assert candidate.code == "" and "length limit of 16384 tokens while still reasoning" in candidate.provenance["no_code"]
+    assert (
+        candidate.code == ""
+        and "length limit of 16384 tokens while still reasoning" in candidate.provenance["no_code"]
+    )
 
 
 def test_several_candidates_at_once(server, softmax):
     server.push(r1(CODE), r1(CODE.replace("pass", "x = 1")))
     candidates = asyncio.run(proposer_for(server).propose(softmax, [], 2))
     assert len(candidates) == 2 and len(server.requests) == 2
-    assert {c.code_hash for c in candidates} == {Candidate(CODE, "llm").code_hash,
-                                                  Candidate(CODE.replace("pass", "x = 1"), "llm").code_hash}
+    assert {c.code_hash for c in candidates} == {
+        Candidate(CODE, "llm").code_hash,
+        Candidate(CODE.replace("pass", "x = 1"), "llm").code_hash,
+    }
 
 
 def test_crossover_proposal(server, softmax):
     server.push(r1(CODE))
-    parents = [Attempt(Candidate(f"# parent {i}\n", "llm"), Verdict("correct", time_ms=1.0 + i)) for i in range(2)]
+    parents = [
+        Attempt(Candidate(f"# parent {i}\n", "llm"), Verdict("correct", time_ms=1.0 + i)) for i in range(2)
+    ]
     (candidate,) = asyncio.run(proposer_for(server).propose_crossover(softmax, parents, 1))
     assert candidate.provenance["prompt_kind"] == "crossover"
     assert candidate.parents == [p.candidate.code_hash for p in parents]
@@ -123,7 +138,9 @@ def test_the_key_never_reaches_store_provenance_or_logs(server, softmax, tmp_pat
     key = store.add_problem(run, softmax)
     for candidate in (first, second):
         attempt = Attempt(candidate, Verdict("incorrect", reason="x"))
-        store.add_attempt(run, key, attempt, store.add_verdict(candidate.code_hash, key, "cpu", attempt.verdict))
+        store.add_attempt(
+            run, key, attempt, store.add_verdict(candidate.code_hash, key, "cpu", attempt.verdict)
+        )
     store.close()
     for path in tmp_path.iterdir():  # the database and its WAL
         assert SECRET.encode() not in path.read_bytes(), path
@@ -134,8 +151,9 @@ def test_the_key_never_reaches_store_provenance_or_logs(server, softmax, tmp_pat
 
 
 def test_make_llm_proposer_splits_options_from_settings(server):
-    proposer = make_llm_proposer(preset="vllm", base_url=server.base_url, model=None, device="cpu",
-                                 language="cuda", example=None)
+    proposer = make_llm_proposer(
+        preset="vllm", base_url=server.base_url, model=None, device="cpu", language="cuda", example=None
+    )
     assert proposer.options.base_url == server.base_url and proposer.options.model.startswith("deepseek-ai/")
     assert proposer.settings.interpreter and proposer.settings.language == "cuda"
     assert proposer.settings.example == "auto"  # None means "not given"
@@ -144,11 +162,18 @@ def test_make_llm_proposer_splits_options_from_settings(server):
     assert make_llm_proposer().options.preset == "nim"
 
 
-@pytest.mark.parametrize("url, preset", [
-    ("https://api.deepseek.com", "deepseek"), ("https://integrate.api.nvidia.com/v1", "nim"),
-    ("https://api.openai.com/v1", "openai"), ("http://localhost:11434/v1", "ollama"),
-    ("http://gpu-box:11434/v1", "ollama"), ("http://10.0.0.3:30000/v1", "vllm"), (None, "nim"),
-])
+@pytest.mark.parametrize(
+    "url, preset",
+    [
+        ("https://api.deepseek.com", "deepseek"),
+        ("https://integrate.api.nvidia.com/v1", "nim"),
+        ("https://api.openai.com/v1", "openai"),
+        ("http://localhost:11434/v1", "ollama"),
+        ("http://gpu-box:11434/v1", "ollama"),
+        ("http://10.0.0.3:30000/v1", "vllm"),
+        (None, "nim"),
+    ],
+)
 def test_a_base_url_alone_picks_its_preset(url, preset):
     assert preset_for(url) == preset
     if url:
@@ -159,11 +184,20 @@ def test_a_base_url_alone_picks_its_preset(url, preset):
 def test_presets_and_overrides():
     nim = LLMOptions()
     assert (nim.base_url, nim.model, nim.api_key_env) == (
-        "https://integrate.api.nvidia.com/v1", "deepseek-ai/deepseek-r1", "NVIDIA_API_KEY")
+        "https://integrate.api.nvidia.com/v1",
+        "deepseek-ai/deepseek-r1",
+        "NVIDIA_API_KEY",
+    )
     assert LLMOptions(preset="deepseek").model == "deepseek-reasoner"
-    assert LLMOptions(preset="ollama").api_key_env is None and LLMOptions(preset="ollama").api_key() == "unused"
+    assert (
+        LLMOptions(preset="ollama").api_key_env is None and LLMOptions(preset="ollama").api_key() == "unused"
+    )
     custom = LLMOptions(preset="nim", base_url="http://gpu-box:9000/v1/", model="my-r1", api_key_env="MY_KEY")
-    assert (custom.base_url, custom.model, custom.api_key_env) == ("http://gpu-box:9000/v1", "my-r1", "MY_KEY")
+    assert (custom.base_url, custom.model, custom.api_key_env) == (
+        "http://gpu-box:9000/v1",
+        "my-r1",
+        "MY_KEY",
+    )
     with pytest.raises(ValueError, match="unknown LLM preset"):
         LLMOptions(preset="bard")
 

@@ -4,8 +4,8 @@ each next prompt must carry the verdict of the attempt before it."""
 import asyncio
 
 import pytest
-from fake_openai import FakeOpenAI, drop, hang, r1, reply, status
 
+from fake_openai import FakeOpenAI, drop, hang, r1, reply, status
 from kernelscale.problems.loader import load_problem
 from kernelscale.propose.base import Attempt, Candidate, ProposerError
 from kernelscale.propose.llm import LLMOptions, LLMProposer, no_code_verdict
@@ -47,23 +47,44 @@ def softmax():
 
 
 def llm(server, **overrides) -> LLMProposer:
-    settings = dict(preset="vllm", base_url=server.base_url, backoff_s=0.01, request_timeout_s=0.5, max_retries=2)
+    settings = dict(
+        preset="vllm", base_url=server.base_url, backoff_s=0.01, request_timeout_s=0.5, max_retries=2
+    )
     settings.update(overrides)
     return LLMProposer(LLMOptions(**settings), device="cpu")
 
 
 def test_refine_chain_carries_each_verdict_into_the_next_prompt(softmax):
-    script = [r1(BROKEN), status(429, retry_after=0.05), r1(CHEAT, where="field"), r1(None, prose="Hmm."),
-              drop(), r1(SLOW, open_tag=False), hang(30), r1(FAST)]
+    script = [
+        r1(BROKEN),
+        status(429, retry_after=0.05),
+        r1(CHEAT, where="field"),
+        r1(None, prose="Hmm."),
+        drop(),
+        r1(SLOW, open_tag=False),
+        hang(30),
+        r1(FAST),
+    ]
     with FakeOpenAI(script) as server:
         evaluate, attempts = make_evaluate()
         asyncio.run(make_strategy("refine").run(softmax, llm(server), evaluate, Budget(attempts=5), []))
         prompts = server.prompts()
-    assert [a.verdict.status for a in attempts] == ["compile_error", "rejected", "compile_error", "correct", "correct"]
+    assert [a.verdict.status for a in attempts] == [
+        "compile_error",
+        "rejected",
+        "compile_error",
+        "correct",
+        "correct",
+    ]
     assert [a.best_speedup for a in attempts[3:]] == [1.1, 2.0]
     # one prompt per request: 5 answers, one 429 retried, one drop, one hang
-    first, after_compile, after_cheat, after_no_code, after_slow = (prompts[0], prompts[1], prompts[3],
-                                                                    prompts[4], prompts[6])
+    first, after_compile, after_cheat, after_no_code, after_slow = (
+        prompts[0],
+        prompts[1],
+        prompts[3],
+        prompts[4],
+        prompts[6],
+    )
     assert "## The verifier's verdict" not in first
     assert "SyntaxError: invalid syntax" in after_compile and "class ModelNew(:" in after_compile
     assert "rule `torch_fallback`" in after_cheat and "line 5: `return torch.softmax(x, -1)`" in after_cheat
@@ -110,4 +131,7 @@ def test_reply_without_usage_or_reasoning_still_counts(softmax):
     with FakeOpenAI([reply(f"```python\n{SLOW}```", usage=False)]) as server:
         evaluate, attempts = make_evaluate()
         asyncio.run(make_strategy("refine").run(softmax, llm(server), evaluate, Budget(attempts=1), []))
-    assert attempts[0].candidate.usage["estimated"] is True and attempts[0].candidate.provenance["reasoning"] == ""
+    assert (
+        attempts[0].candidate.usage["estimated"] is True
+        and attempts[0].candidate.provenance["reasoning"] == ""
+    )

@@ -61,7 +61,9 @@ def test_two_workers_verify_concurrently(scaled_exp):
     async def scenario():
         async with VerifierPool(device="cpu", workers=2) as pool:
             assert pool.size == 2
-            return await asyncio.gather(*(pool.verify(scaled_exp, GOOD, VerifyOptions(timeout_s=60)) for _ in range(3)))
+            return await asyncio.gather(
+                *(pool.verify(scaled_exp, GOOD, VerifyOptions(timeout_s=60)) for _ in range(3))
+            )
 
     verdicts = asyncio.run(scenario())
     assert [v.status for v in verdicts] == ["correct"] * 3, [v.headline() for v in verdicts]

@@ -13,8 +13,8 @@ import signal
 from pathlib import Path
 
 import pytest
-from executor_helpers import settled_status
 
+from executor_helpers import settled_status
 from kernelscale.problems import load_problem
 from kernelscale.propose.replay import ReplayProposer
 from kernelscale.search.session import Session
@@ -23,7 +23,9 @@ from kernelscale.search.solve import solve
 from kernelscale.store.db import Store
 from kernelscale.verify.options import VerifyOptions
 
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'kernelscale[ray]'; CI installs it)")
+ray = pytest.importorskip(
+    "ray", reason="Ray is not installed (pip install 'kernelscale[ray]'; CI installs it)"
+)
 
 TESTS = Path(__file__).parent
 EXAMPLES = TESTS.parent / "src" / "kernelscale" / "examples"
@@ -39,8 +41,13 @@ def ray_instance():
     # Ray's worker processes must import this very kernelscale (a source checkout may differ from
     # the installed one).
     root = os.path.dirname(os.path.dirname(os.path.realpath(kernelscale.__file__)))
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": root}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="WARNING",
+        log_to_driver=False,
+        runtime_env={"env_vars": {"PYTHONPATH": root}},
+    )
     yield
     ray.shutdown()
 
@@ -66,8 +73,16 @@ def _new_run(store: Store, problem, kind: str) -> int:
 
 def _session(kind: str, db: Path, strategy: str, progress=None) -> Session:
     """A run's owner with two CPU workers, local or Ray, as `solve --executor KIND --workers 2`."""
-    settings = RunSettings(proposer="replay", strategy=strategy, budget_s=600, device="cpu", db_path=db,
-                           executor=kind, workers=2, verify_options=FAST)
+    settings = RunSettings(
+        proposer="replay",
+        strategy=strategy,
+        budget_s=600,
+        device="cpu",
+        db_path=db,
+        executor=kind,
+        workers=2,
+        verify_options=FAST,
+    )
     return Session(settings, progress)
 
 
@@ -76,6 +91,7 @@ async def _run_suite(kind: str, db: Path, suite: dict[str, list[str]]) -> dict:
     session = await _session(kind, db, "refine").start()
     store = session.store
     try:
+
         async def one(ref: str, sources: list[str]) -> int:
             problem = load_problem(ref)
             run_id = _new_run(store, problem, kind)
@@ -135,11 +151,24 @@ def test_killed_ray_worker_loses_no_verdict_and_the_run_resumes(ray_instance, tm
     if killed["busy"]:
         assert retries == 1  # its in-flight attempt was verified again elsewhere
     assert stopped == "exhausted" and sorted(a.candidate.code for a in attempts) == sorted(sources)
-    assert [settled_status(a.verdict) for a in attempts] == ["correct"] * 3, [a.verdict.headline() for a in attempts]
+    assert [settled_status(a.verdict) for a in attempts] == ["correct"] * 3, [
+        a.verdict.headline() for a in attempts
+    ]
 
     more = GOOD + "\n# after resume\n"
-    result = solve(None, proposer=ReplayProposer([more]), strategy="refine", budget_s=600, max_attempts=4,
-                   db_path=db, resume=run_id, out_dir=tmp_path / "out", device="cpu", executor="ray", workers=2)
+    result = solve(
+        None,
+        proposer=ReplayProposer([more]),
+        strategy="refine",
+        budget_s=600,
+        max_attempts=4,
+        db_path=db,
+        resume=run_id,
+        out_dir=tmp_path / "out",
+        device="cpu",
+        executor="ray",
+        workers=2,
+    )
     assert result.run_id == run_id
     codes = [a.candidate.code for a in result.attempts]
     assert sorted(codes[:3]) == sorted(sources) and codes[3:] == [more]

@@ -48,8 +48,16 @@ def test_show_prints_summary_problems_and_attempt_headlines(db, cli):
     result = cli("show", ids["gpu"], "--db", path)
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for text in ("3 of 5 (60.0%)", "fast_1.5", "20.0%", "1.42x", "ops/e", "no (1 suspect)",
-                 "[torch_fallback] forward calls torch.matmul (line 12)", "[suspect]"):
+    for text in (
+        "3 of 5 (60.0%)",
+        "fast_1.5",
+        "20.0%",
+        "1.42x",
+        "ops/e",
+        "no (1 suspect)",
+        "[torch_fallback] forward calls torch.matmul (line 12)",
+        "[suspect]",
+    ):
         assert text in out, text
 
 
@@ -68,11 +76,14 @@ def test_report_writes_files_and_names_them(db, cli, tmp_path):
     assert "report.html" in result.stdout and "attention/softcap" in result.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (("show", 999), "no run 999"),
-    (("report", 999), "no run 999"),
-    (("runs",), "no database"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("show", 999), "no run 999"),
+        (("report", 999), "no run 999"),
+        (("runs",), "no database"),
+    ],
+)
 def test_usage_errors_exit_2_with_one_line(db, cli, tmp_path, args, message):
     path, _ = db
     target = path if args[0] != "runs" else tmp_path / "absent.db"

@@ -16,7 +16,7 @@ from kernelscale.verify.verdict import Verdict
 GPU = {"kind": "cuda", "name": "NVIDIA H100 80GB HBM3", "torch": "2.11.0", "triton": "3.6.0", "cuda": "13.0"}
 CPU = {"kind": "cpu", "name": "x86_64", "torch": "2.13.0", "triton": "3.6.0"}
 
-REFERENCE = '''import torch
+REFERENCE = """import torch
 import torch.nn as nn
 
 N = {n}
@@ -33,9 +33,9 @@ def get_inputs():
 
 def get_init_inputs():
     return []
-'''
+"""
 
-KERNEL = '''import torch
+KERNEL = """import torch
 import triton
 import triton.language as tl
 
@@ -54,7 +54,7 @@ class ModelNew(torch.nn.Module):
         out = torch.empty_like(x)
         kernel[(triton.cdiv(x.numel(), 1024),)](x, out, x.numel(), BLOCK=1024)
         return out
-'''
+"""
 
 
 def problem(name: str, n: int, kind: str = "kernelbench", **options) -> Problem:
@@ -63,7 +63,9 @@ def problem(name: str, n: int, kind: str = "kernelbench", **options) -> Problem:
 
 def correct(time_ms: float, speedup: dict[str, float], device: dict = GPU, **extra) -> Verdict:
     baselines = {name: time_ms * ratio for name, ratio in speedup.items()}
-    return Verdict("correct", time_ms=time_ms, baselines=baselines, speedup=dict(speedup), device=device, **extra)
+    return Verdict(
+        "correct", time_ms=time_ms, baselines=baselines, speedup=dict(speedup), device=device, **extra
+    )
 
 
 def failed(status: str, reason: str, device: dict = GPU, **extra) -> Verdict:
@@ -84,15 +86,21 @@ def build_gpu_run(store: Store) -> int:
     """
     run_id = store.create_run("bench", "ops", {"per_problem_budget_s": 60})
     plan = {
-        "ops/a": [(failed("compile_error", "NameError: tl.maxi"), 10.0),
-                  (correct(1.0, {"eager": 2.0, "compile": 1.2}), 30.0),
-                  (correct(2 / 3, {"eager": 3.0, "compile": 1.8}), 50.0),
-                  (correct(0.1, {"eager": 20.0, "compile": 12.0}, suspect=True, suspect_reason="above 10x"), 60.0)],
-        "ops/b": [(failed("incorrect", "max abs error 3.1e-2 > 1e-4", max_abs_error=0.031), 5.0),
-                  (correct(2.0, {"eager": 1.2, "compile": 0.9}), 40.0)],
+        "ops/a": [
+            (failed("compile_error", "NameError: tl.maxi"), 10.0),
+            (correct(1.0, {"eager": 2.0, "compile": 1.2}), 30.0),
+            (correct(2 / 3, {"eager": 3.0, "compile": 1.8}), 50.0),
+            (correct(0.1, {"eager": 20.0, "compile": 12.0}, suspect=True, suspect_reason="above 10x"), 60.0),
+        ],
+        "ops/b": [
+            (failed("incorrect", "max abs error 3.1e-2 > 1e-4", max_abs_error=0.031), 5.0),
+            (correct(2.0, {"eager": 1.2, "compile": 0.9}), 40.0),
+        ],
         "ops/c": [(correct(3.0, {"eager": 0.8, "compile": 0.5}), 20.0)],
-        "ops/d": [(failed("rejected", "forward calls torch.matmul", rule="torch_fallback", line=12), 3.0),
-                  (failed("incorrect", "all-zero output"), 9.0)],
+        "ops/d": [
+            (failed("rejected", "forward calls torch.matmul", rule="torch_fallback", line=12), 3.0),
+            (failed("incorrect", "all-zero output"), 9.0),
+        ],
         "ops/e": [(correct(0.05, {"eager": 15.0, "compile": 9.0}, suspect=True), 25.0)],
     }
     for position, (name, attempts) in enumerate(plan.items()):
@@ -108,10 +116,14 @@ def build_interpreted_run(store: Store) -> int:
     """CPU interpreter: two of three correct. The verdicts carry speedups that must never be claimed."""
     run_id = store.create_run("bench", "ops", {"device": "cpu"})
     plan = {
-        "ops/x": [(correct(40.0, {"eager": 0.01}, device=CPU, interpreted=True), 12.0),
-                  (correct(5.0, {"eager": 0.5}, device=CPU, interpreted=True), 30.0)],
-        "ops/y": [(failed("runtime_error", "IndexError", device=CPU, interpreted=True), 2.0),
-                  (correct(80.0, {"eager": 0.02}, device=CPU, interpreted=True), 7.5)],
+        "ops/x": [
+            (correct(40.0, {"eager": 0.01}, device=CPU, interpreted=True), 12.0),
+            (correct(5.0, {"eager": 0.5}, device=CPU, interpreted=True), 30.0),
+        ],
+        "ops/y": [
+            (failed("runtime_error", "IndexError", device=CPU, interpreted=True), 2.0),
+            (correct(80.0, {"eager": 0.02}, device=CPU, interpreted=True), 7.5),
+        ],
         "ops/z": [(failed("incorrect", "mismatch", device=CPU, interpreted=True), 4.0)],
     }
     for position, (name, attempts) in enumerate(plan.items()):
@@ -145,7 +157,11 @@ def build_attention_run(store: Store) -> int:
 
 def make_store(tmp_path: Path) -> tuple[Store, dict[str, int]]:
     store = Store(tmp_path / "kernelscale.db")
-    runs = {"gpu": build_gpu_run(store), "cpu": build_interpreted_run(store), "attention": build_attention_run(store)}
+    runs = {
+        "gpu": build_gpu_run(store),
+        "cpu": build_interpreted_run(store),
+        "attention": build_attention_run(store),
+    }
     return store, runs
 
 

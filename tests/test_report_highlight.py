@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 import re
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kernelscale.report.highlight import STYLES, highlight_python, segments
 from test_report_data import KERNEL
@@ -51,8 +52,36 @@ def test_any_text_round_trips(text):
     assert plain(highlight_python(text, line_numbers=False)) == text
 
 
-FRAGMENTS = ["def ", "class ", "'''", '"', "'", "#", "\n", "    ", "\t", "x", "1.5", "0x1F", "@", "(", ")", ":",
-             "f'", "{", "}", "\\", "\r\n", "<", "&", "if ", "else", "print", "\x0c", "é"]
+FRAGMENTS = [
+    "def ",
+    "class ",
+    "'''",
+    '"',
+    "'",
+    "#",
+    "\n",
+    "    ",
+    "\t",
+    "x",
+    "1.5",
+    "0x1F",
+    "@",
+    "(",
+    ")",
+    ":",
+    "f'",
+    "{",
+    "}",
+    "\\",
+    "\r\n",
+    "<",
+    "&",
+    "if ",
+    "else",
+    "print",
+    "\x0c",
+    "é",
+]
 
 
 @settings(max_examples=400, deadline=None)

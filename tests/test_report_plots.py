@@ -54,9 +54,13 @@ def test_solved_over_time(built, tmp_path, run):
 def test_best_over_time(built, tmp_path):
     store, ids, summaries = built
     first = summaries["gpu"].problems[0]
-    path = plots.best_over_time(store.attempts(ids["gpu"], first.problem_hash), tmp_path / "best.png", "ops/a")
+    path = plots.best_over_time(
+        store.attempts(ids["gpu"], first.problem_hash), tmp_path / "best.png", "ops/a"
+    )
     assert_png(path)
     unsolved = summaries["gpu"].problems[3]
     assert plots.best_over_time(store.attempts(ids["gpu"], unsolved.problem_hash), tmp_path / "d.png") is None
     interpreted = summaries["cpu"].problems[0]
-    assert plots.best_over_time(store.attempts(ids["cpu"], interpreted.problem_hash), tmp_path / "x.png") is None
+    assert (
+        plots.best_over_time(store.attempts(ids["cpu"], interpreted.problem_hash), tmp_path / "x.png") is None
+    )

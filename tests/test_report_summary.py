@@ -7,7 +7,14 @@ import math
 import pytest
 
 from kernelscale.report.summary import (
-    ProblemSummary, best_over_time, fast_p, flex_baseline, geomean, order_baselines, solved_curve, summarize_run,
+    ProblemSummary,
+    best_over_time,
+    fast_p,
+    flex_baseline,
+    geomean,
+    order_baselines,
+    solved_curve,
+    summarize_run,
 )
 from kernelscale.store.db import Store, StoreError
 from test_report_data import correct, failed, make_store, problem, record
@@ -48,7 +55,12 @@ def test_best_is_fastest_trusted_attempt(gpu):
 
 def test_time_to_first_correct_and_first_faster(gpu):
     probs = by_name(gpu)
-    assert [probs[n].first_correct_s for n in ("ops/a", "ops/b", "ops/c", "ops/d")] == [30.0, 40.0, 20.0, None]
+    assert [probs[n].first_correct_s for n in ("ops/a", "ops/b", "ops/c", "ops/d")] == [
+        30.0,
+        40.0,
+        20.0,
+        None,
+    ]
     assert [probs[n].first_fast_s for n in ("ops/a", "ops/b", "ops/c")] == [30.0, 40.0, None]  # c is 0.8x
 
 
@@ -70,7 +82,9 @@ def test_metadata_baselines_device_tolerance(gpu, built):
     store, ids = built
     attention = summarize_run(store, ids["attention"])
     assert attention.baselines == ["eager", "flex", "sdpa_cudnn"]
-    assert attention.stats["strongest"].fast_p[1.0] == 0.5  # full 1.05, causal 0.95, softcap 2.1, document 0.9
+    assert (
+        attention.stats["strongest"].fast_p[1.0] == 0.5
+    )  # full 1.05, causal 0.95, softcap 2.1, document 0.9
 
 
 def test_interpreted_run_is_correctness_only(built):
@@ -121,7 +135,12 @@ def test_curves(gpu, built):
 
 def test_baseline_names():
     assert order_baselines({"sdpa_cudnn", "zeta", "compile", "flex", "eager"}) == [
-        "eager", "compile", "flex", "sdpa_cudnn", "zeta"]
+        "eager",
+        "compile",
+        "flex",
+        "sdpa_cudnn",
+        "zeta",
+    ]
     assert flex_baseline(["eager", "flex_triton", "sdpa"]) == "flex_triton"
     assert flex_baseline(["eager", "flex_flash", "flex"]) == "flex"
     assert flex_baseline(["eager"]) is None

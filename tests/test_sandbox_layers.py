@@ -7,8 +7,8 @@ mechanism this machine allows and asserts, from the test's side, that the layer 
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -52,8 +52,12 @@ def test_reported_layers_are_the_ones_in_force(mechanism, child_factory):
     assert report.layers == mechanism.layers() and set(report.missing).isdisjoint(report.layers)
     seen = ask(child, "facts")
     host_ns = {k: os.readlink(f"/proc/self/ns/{k}") for k in ("pid", "net", "ipc", "mnt")}
-    namespaces = {"pid-namespace": "pid", "network-namespace": "net", "ipc-namespace": "ipc",
-                  "mount-namespace": "mnt"}
+    namespaces = {
+        "pid-namespace": "pid",
+        "network-namespace": "net",
+        "ipc-namespace": "ipc",
+        "mount-namespace": "mnt",
+    }
     for layer, kind in namespaces.items():
         assert (seen["ns"][kind] != host_ns[kind]) == (layer in report.layers), layer
     if "pid-namespace" in report.layers:

@@ -30,8 +30,14 @@ def test_modules_planted_in_the_oracle_cwd_are_never_imported(tmp_path):
             (Path(workdir) / f"{name}.py").write_text(PLANTED.format(marker=str(marker)))
         env = oracle_env(workdir, None)
         env["PYTHONPATH"] = workdir
-        proc = subprocess.Popen(oracle_command("cpu"), cwd=workdir, env=env, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            oracle_command("cpu"),
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         hello, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()[-2000:]
         assert "hello" in json.loads(hello.splitlines()[0])
@@ -45,7 +51,7 @@ def test_modules_planted_in_the_oracle_cwd_are_never_imported(tmp_path):
         subprocess.run(["rm", "-rf", workdir])
 
 
-HOSTILE_INIT = '''
+HOSTILE_INIT = """
 import ctypes, os, signal
 import torch
 import torch.nn as nn
@@ -89,14 +95,16 @@ class ModelNew(nn.Module):
         n = x.numel()
         scaled_exp_kernel[(triton.cdiv(n, 1024),)](x.contiguous(), y.contiguous(), out, n, BLOCK=1024)
         return out
-'''
+"""
 
 
 def test_hostile_candidate_leaves_no_process_and_the_oracle_alive(cpu_pool, scaled_exp):
     layers = isolation.build(isolation.probe(), ["true"], [], isolation.SandboxLimits(), {}).report.layers
     if "pid-namespace" not in layers:
-        pytest.skip("no PID namespace on this machine: a setsid grandchild could outlive the attempt "
-                    "and a kill-everything candidate would reach the host")
+        pytest.skip(
+            "no PID namespace on this machine: a setsid grandchild could outlive the attempt "
+            "and a kill-everything candidate would reach the host"
+        )
     token = f"ks-hostile-{uuid.uuid4().hex}"
     oracles = [o.proc.pid for o in cpu_pool.pool._oracles]
     verdict = cpu_pool.verify(scaled_exp, HOSTILE_INIT.format(token=token), screen=False)

@@ -8,7 +8,6 @@ import signal
 from pathlib import Path
 
 from executor_helpers import settled_status
-
 from kernelscale.problems import load_problem
 from kernelscale.search.executor import make_executor
 from kernelscale.search.strategies import make_strategy
@@ -38,8 +37,10 @@ def test_worker_killed_mid_run_is_replaced_and_its_attempt_retried(scaled_exp):
     async def scenario():
         async with make_executor("local", device="cpu", workers=3) as pool:
             first_pids = [w.pid for w in pool.workers]
-            running = [asyncio.ensure_future(pool.verify(scaled_exp, GOOD + f"\n# copy {i}\n", OPTIONS))
-                       for i in range(3)]
+            running = [
+                asyncio.ensure_future(pool.verify(scaled_exp, GOOD + f"\n# copy {i}\n", OPTIONS))
+                for i in range(3)
+            ]
             await asyncio.sleep(3)  # every worker holds an attempt now
             os.killpg(pool.workers[0].pid, signal.SIGKILL)
             verdicts = await asyncio.gather(*running)
@@ -47,21 +48,26 @@ def test_worker_killed_mid_run_is_replaced_and_its_attempt_retried(scaled_exp):
                 if pool.replacements:
                     break
                 await asyncio.sleep(0.5)
-            after = await asyncio.gather(*(pool.verify(scaled_exp, GOOD + f"\n# again {i}\n", OPTIONS)
-                                           for i in range(3)))
+            after = await asyncio.gather(
+                *(pool.verify(scaled_exp, GOOD + f"\n# again {i}\n", OPTIONS) for i in range(3))
+            )
             return first_pids, [w.pid for w in pool.workers], pool, verdicts, after
 
     first_pids, pids, pool, verdicts, after = asyncio.run(scenario())
     assert pool.replacements == 1 and pool.retries == 1
     assert pids[0] != first_pids[0] and pids[1:] == first_pids[1:]
-    assert all(settled_status(v) == "correct" for v in verdicts + after), [v.headline() for v in verdicts + after]
+    assert all(settled_status(v) == "correct" for v in verdicts + after), [
+        v.headline() for v in verdicts + after
+    ]
 
 
 def test_verifier_fault_is_retried_once_then_reported(tmp_path):
     flag = tmp_path / "CRASH_ORACLE"
     flag.write_text("raise")
     problem = load_problem(TESTS / "problems" / "fragile_reference.py")
-    problem = problem.with_options(source=problem.source.replace('"/nonexistent/CRASH_ORACLE"', repr(str(flag))))
+    problem = problem.with_options(
+        source=problem.source.replace('"/nonexistent/CRASH_ORACLE"', repr(str(flag)))
+    )
 
     async def scenario():
         async with make_executor("local", device="cpu", workers=2) as pool:

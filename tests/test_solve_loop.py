@@ -20,8 +20,15 @@ BAD = GOOD.replace("* 2.0 + y", "* 2.0")
 
 
 def test_replay_through_the_loop(tmp_path):
-    result = solve(TESTS / "problems" / "scaled_exp.py", proposer=ReplayProposer([BAD, GOOD, GOOD]),
-                   strategy="refine", budget_s=300, device="cpu", db_path=tmp_path / "k.db", out_dir=tmp_path / "out")
+    result = solve(
+        TESTS / "problems" / "scaled_exp.py",
+        proposer=ReplayProposer([BAD, GOOD, GOOD]),
+        strategy="refine",
+        budget_s=300,
+        device="cpu",
+        db_path=tmp_path / "k.db",
+        out_dir=tmp_path / "out",
+    )
     statuses = [a.verdict.status for a in result.attempts]
     assert statuses == ["incorrect", "correct", "correct"]
     assert result.attempts[2].verdict.cached and not result.attempts[1].verdict.cached
@@ -51,8 +58,21 @@ def _attempt_count(db: Path) -> int:
 
 def test_ctrl_c_keeps_verdicts_and_resume_continues(tmp_path):
     db = tmp_path / "k.db"
-    args = [sys.executable, "-m", "kernelscale", "solve", "attention/full", "--device", "cpu",
-            "--budget", "10m", "--db", str(db), "--out", str(tmp_path / "out")]
+    args = [
+        sys.executable,
+        "-m",
+        "kernelscale",
+        "solve",
+        "attention/full",
+        "--device",
+        "cpu",
+        "--budget",
+        "10m",
+        "--db",
+        str(db),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     deadline = time.monotonic() + 240
     while _attempt_count(db) < 2 and time.monotonic() < deadline and proc.poll() is None:
@@ -74,14 +94,37 @@ def test_ctrl_c_keeps_verdicts_and_resume_continues(tmp_path):
     assert spent >= last_elapsed > 0
 
     # Resumed: --attempts counts the whole run, numbering and the clock continue.
-    resumed = subprocess.run([sys.executable, "-m", "kernelscale", "solve", "--resume", "1", "--device", "cpu",
-                              "--budget", "10m", "--attempts", str(kept + 1), "--db", str(db),
-                              "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    resumed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kernelscale",
+            "solve",
+            "--resume",
+            "1",
+            "--device",
+            "cpu",
+            "--budget",
+            "10m",
+            "--attempts",
+            str(kept + 1),
+            "--db",
+            str(db),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"#{kept + 1} " in resumed.stdout
     with sqlite3.connect(db) as conn:
         total = conn.execute("SELECT COUNT(*) FROM attempts WHERE run_id=1").fetchone()[0]
-        newest = conn.execute("SELECT elapsed_s FROM attempts WHERE run_id=1 ORDER BY id DESC LIMIT 1").fetchone()[0]
+        newest = conn.execute(
+            "SELECT elapsed_s FROM attempts WHERE run_id=1 ORDER BY id DESC LIMIT 1"
+        ).fetchone()[0]
         spent_after = conn.execute("SELECT seconds_spent FROM run_problems WHERE run_id=1").fetchone()[0]
         repeats = conn.execute("SELECT COUNT(*) - COUNT(DISTINCT code_hash) FROM verdicts").fetchone()[0]
         status = conn.execute("SELECT status FROM runs WHERE id=1").fetchone()[0]

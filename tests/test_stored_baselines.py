@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-from test_report_data import GPU, problem
-
 from kernelscale.propose.base import Candidate
 from kernelscale.search.base import Budget
 from kernelscale.search.evaluator import Evaluator
@@ -14,6 +12,7 @@ from kernelscale.search.session import Session
 from kernelscale.search.settings import RunSettings
 from kernelscale.store.db import SCHEMA_VERSION, Store
 from kernelscale.verify.verdict import Verdict
+from test_report_data import GPU, problem
 
 
 class FakePool:
@@ -34,8 +33,14 @@ class FakePool:
 
 
 def _measured(stored=()) -> Verdict:
-    return Verdict("correct", time_ms=1.0, baselines={"eager": 3.0, "flex": 1.5}, speedup={"eager": 3.0, "flex": 1.5},
-                   device=GPU, time_stats={"stored_baselines": list(stored)})
+    return Verdict(
+        "correct",
+        time_ms=1.0,
+        baselines={"eager": 3.0, "flex": 1.5},
+        speedup={"eager": 3.0, "flex": 1.5},
+        device=GPU,
+        time_stats={"stored_baselines": list(stored)},
+    )
 
 
 def test_a_verdict_s_measured_baselines_are_kept_and_reused(tmp_path):
@@ -59,8 +64,10 @@ def test_a_verdict_s_measured_baselines_are_kept_and_reused(tmp_path):
     asyncio.run(evaluate(Candidate(code="x = 2\n", proposer="test")))
     assert session.store.baselines(key, pool.device_key) == {"eager": 3.0, "flex": 1.5}
 
-    fresh = Session(RunSettings(db_path=tmp_path / "k.db", fresh_baselines=True),
-                    executor_factory=lambda s: FakePool(_measured()))
+    fresh = Session(
+        RunSettings(db_path=tmp_path / "k.db", fresh_baselines=True),
+        executor_factory=lambda s: FakePool(_measured()),
+    )
     fresh.prepare_pool()
     assert fresh.verify_options(prob).known_baselines is None  # --fresh-baselines times them again
     session.close_store()

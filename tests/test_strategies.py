@@ -77,7 +77,9 @@ class Evaluator:
         await asyncio.sleep(self.delay)
         self.overlapped |= bool(self.proposer and self.proposer.in_flight)
         self.in_flight -= 1
-        attempt = Attempt(candidate, self.judge(candidate, len(self.attempts)), attempt_id=len(self.attempts) + 1)
+        attempt = Attempt(
+            candidate, self.judge(candidate, len(self.attempts)), attempt_id=len(self.attempts) + 1
+        )
         self.attempts.append(attempt)
         return attempt
 
@@ -150,13 +152,19 @@ def test_parallel_overlaps_proposing_with_verifying_and_never_overshoots():
     assert chains == {0, 1, 2}
     # each chain only ever sees its own attempts
     for history in proposer.histories:
-        owners = {next(a.candidate.provenance["chain"] for a in evaluate.attempts if a.candidate.code == code)
-                  for code in history}
+        owners = {
+            next(a.candidate.provenance["chain"] for a in evaluate.attempts if a.candidate.code == code)
+            for code in history
+        }
         assert len(owners) <= 1
 
 
 def test_parallel_resumes_each_chain_where_it_stopped():
-    history = [stored("# c0\n", failed(), chain=0), stored("# c1\n", failed(), chain=1), stored("# c0b\n", failed(), chain=0)]
+    history = [
+        stored("# c0\n", failed(), chain=0),
+        stored("# c1\n", failed(), chain=1),
+        stored("# c0b\n", failed(), chain=0),
+    ]
     proposer = Scripted()
     run(ParallelStrategy(chains=2), proposer, Evaluator(lambda c, i: failed()), Budget(attempts=2), history)
     assert sorted(proposer.histories) == [["# c0\n", "# c0b\n"], ["# c1\n"]]

@@ -21,13 +21,17 @@ def test_triton_compile_error(cpu_pool, scaled_exp):
 
 
 def test_import_error_is_compile_error(cpu_pool, scaled_exp):
-    verdict = cpu_pool.verify(scaled_exp, GOOD.replace("import triton\n", "import triton\nfrom triton import no_such_thing\n", 1))
+    verdict = cpu_pool.verify(
+        scaled_exp, GOOD.replace("import triton\n", "import triton\nfrom triton import no_such_thing\n", 1)
+    )
     assert verdict.status == "compile_error" and "no_such_thing" in verdict.reason
 
 
 def test_exception_in_forward_is_runtime_error(cpu_pool, scaled_exp):
-    code = GOOD.replace("        return scaled_exp(x.contiguous(), y.contiguous())",
-                        "        out = scaled_exp(x, y)\n        raise ValueError('kernel exploded')")
+    code = GOOD.replace(
+        "        return scaled_exp(x.contiguous(), y.contiguous())",
+        "        out = scaled_exp(x, y)\n        raise ValueError('kernel exploded')",
+    )
     verdict = cpu_pool.verify(scaled_exp, code)
     assert verdict.status == "runtime_error" and "kernel exploded" in verdict.reason
 

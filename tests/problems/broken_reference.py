@@ -1,5 +1,6 @@
 """A problem whose reference breaks inside the verifier (not in the loader): every verdict would be
 "verifier error (not the candidate's)", so a search must stop after the first."""
+
 import os
 
 import torch

@@ -1,4 +1,5 @@
 """A reference that raises or kills its own process when a flag file says so: oracle failures under test."""
+
 import os
 
 import torch

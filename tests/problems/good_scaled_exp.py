@@ -1,4 +1,5 @@
 """An honest Triton solution of scaled_exp: the control the hostile candidates are measured against."""
+
 import torch
 import torch.nn as nn
 import triton

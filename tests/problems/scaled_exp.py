@@ -1,4 +1,5 @@
 """exp(x) * 2 + y: a small fp32 elementwise problem the hostile candidates attack."""
+
 import torch
 import torch.nn as nn
 

@@ -11,10 +11,23 @@ import typer
 
 from kernelscale.cli.report_cmds import DEFAULT_DB, DbOption  # one default store for every command
 
-__all__ = ["DEFAULT_DB", "DbOption", "DeviceOption", "ToleranceOption", "fail", "console", "parse_budget", "check_gpus"]
+__all__ = [
+    "DEFAULT_DB",
+    "DbOption",
+    "DeviceOption",
+    "ToleranceOption",
+    "fail",
+    "console",
+    "parse_budget",
+    "check_gpus",
+]
 
-DeviceOption = Annotated[str | None, typer.Option("--device", help="cpu or cuda (default: cuda when a GPU is visible).")]
-ToleranceOption = Annotated[str | None, typer.Option("--tolerance", help="strict (KernelBench today) or loose (v0.1).")]
+DeviceOption = Annotated[
+    str | None, typer.Option("--device", help="cpu or cuda (default: cuda when a GPU is visible).")
+]
+ToleranceOption = Annotated[
+    str | None, typer.Option("--tolerance", help="strict (KernelBench today) or loose (v0.1).")
+]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -79,8 +92,10 @@ def check_gpus(spec: str | None, device: str | None) -> str | None:
         fail(f"--gpus {spec}, but no GPU is visible on this machine")
     missing = [g for g in chosen or [] if g >= count]
     if missing:
-        fail(f"--gpus {spec}: GPU(s) {', '.join(map(str, missing))} not available "
-             f"(this machine has {count}: 0-{count - 1})")
+        fail(
+            f"--gpus {spec}: GPU(s) {', '.join(map(str, missing))} not available "
+            f"(this machine has {count}: 0-{count - 1})"
+        )
     return spec
 
 

@@ -25,8 +25,10 @@ class ProgressPrinter:
             budget = info.get("budget_s")
             limit = "no time limit" if budget is None else f"budget {budget:g} s"
             resumed = f", resumed after attempt #{info['resumed_at']}" if info.get("resumed_at") else ""
-            self._say(f"run {info['run_id']}: {info['problem']} on {info['device']} "
-                      f"({info['workers']} worker(s), proposer {info['proposer']}, {limit}{resumed})")
+            self._say(
+                f"run {info['run_id']}: {info['problem']} on {info['device']} "
+                f"({info['workers']} worker(s), proposer {info['proposer']}, {limit}{resumed})"
+            )
             if info.get("shape"):
                 self._say(f"shape: {_compact(info['shape'])}")
         elif kind == "attempt":
@@ -43,9 +45,11 @@ class ProgressPrinter:
             best_text = f"{best.best_speedup:.2f}x" if best.best_speedup else f"correct #{best.attempt_id}"
         spend = f"  llm {self.calls} call(s), {self.tokens} tokens" if self.calls else ""
         cached = " (cached)" if attempt.verdict.cached else ""
-        self._say(f"#{info['n']:<3} {_bar(attempt.elapsed_s, info.get('budget_s'))} {attempt.elapsed_s:7.1f}s  "
-                  f"{attempt.verdict.headline()}{cached}  best {best_text}{spend}"
-                  + (f"  {_compact(config)}" if config else ""))
+        self._say(
+            f"#{info['n']:<3} {_bar(attempt.elapsed_s, info.get('budget_s'))} {attempt.elapsed_s:7.1f}s  "
+            f"{attempt.verdict.headline()}{cached}  best {best_text}{spend}"
+            + (f"  {_compact(config)}" if config else "")
+        )
 
     def _say(self, text: str) -> None:
         if not self.quiet:
@@ -70,17 +74,23 @@ def print_summary(console, result, as_json: bool) -> None:
         print(json.dumps(summary))
         return
     detail = f" ({result.detail})" if result.detail and result.stopped != "error" else ""
-    console.print(f"\nrun {result.run_id}: {len(result.attempts)} attempts, stopped: {result.stopped}{detail}",
-                  highlight=False)
+    console.print(
+        f"\nrun {result.run_id}: {len(result.attempts)} attempts, stopped: {result.stopped}{detail}",
+        highlight=False,
+    )
     if summary.get("llm"):
         llm = summary["llm"]
-        console.print(f"llm: {llm['calls']} call(s), {llm['tokens']} tokens, ${llm['cost_usd']:.4f}", highlight=False)
+        console.print(
+            f"llm: {llm['calls']} call(s), {llm['tokens']} tokens, ${llm['cost_usd']:.4f}", highlight=False
+        )
     best = result.best
     if best is None:
         console.print("no correct kernel found", style="red")
         return
     _result_table(console, best, result.shape)
-    console.print(f"wrote {result.out_dir / 'best_kernel.py'} and {result.out_dir / 'summary.json'}", highlight=False)
+    console.print(
+        f"wrote {result.out_dir / 'best_kernel.py'} and {result.out_dir / 'summary.json'}", highlight=False
+    )
 
 
 def _result_table(console, best, shape: dict) -> None:

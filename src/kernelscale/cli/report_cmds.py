@@ -16,12 +16,15 @@ from typing import Annotated
 import typer
 
 DEFAULT_DB = Path("kernelscale.db")
-DbOption = Annotated[Path, typer.Option("--db", envvar="KERNELSCALE_DB", help="SQLite store of runs and attempts.")]
+DbOption = Annotated[
+    Path, typer.Option("--db", envvar="KERNELSCALE_DB", help="SQLite store of runs and attempts.")
+]
 RunArg = Annotated[int, typer.Argument(help="Run id, as listed by `kernelscale runs`.", show_default=False)]
 
 
-def runs(db: DbOption = DEFAULT_DB,
-         limit: Annotated[int, typer.Option(help="How many recent runs to list.")] = 20) -> None:
+def runs(
+    db: DbOption = DEFAULT_DB, limit: Annotated[int, typer.Option(help="How many recent runs to list.")] = 20
+) -> None:
     """List recent runs with how many of their problems were solved."""
     from kernelscale.report import tables
 
@@ -38,8 +41,11 @@ def runs(db: DbOption = DEFAULT_DB,
     console.print(tables.to_rich(tables.runs_table(records, counts)))
 
 
-def show(run_id: RunArg, db: DbOption = DEFAULT_DB,
-         attempts: Annotated[int, typer.Option(help="Show the last N attempts.")] = 50) -> None:
+def show(
+    run_id: RunArg,
+    db: DbOption = DEFAULT_DB,
+    attempts: Annotated[int, typer.Option(help="Show the last N attempts.")] = 50,
+) -> None:
     """One run: its summary, every problem, and its latest attempts with their verdicts."""
     from kernelscale.report import tables
 
@@ -50,18 +56,30 @@ def show(run_id: RunArg, db: DbOption = DEFAULT_DB,
     finally:
         store.close()
     console = _console()
-    for table in (tables.overview_table(summary), tables.speed_table(summary), tables.problems_table(summary),
-                  tables.attempts_table(rows, limit=attempts)):
+    for table in (
+        tables.overview_table(summary),
+        tables.speed_table(summary),
+        tables.problems_table(summary),
+        tables.attempts_table(rows, limit=attempts),
+    ):
         console.print(tables.to_rich(table))
     for prob in summary.problems:  # the same attempt solve wrote as best_kernel.py (propose.best)
-        best = f"attempt #{prob.best_attempt_id}" if prob.best_attempt_id else "none (no trusted correct kernel)"
+        best = (
+            f"attempt #{prob.best_attempt_id}" if prob.best_attempt_id else "none (no trusted correct kernel)"
+        )
         console.print(f"best for {prob.name}: {best}", highlight=False)
 
 
-def report(run_id: RunArg, db: DbOption = DEFAULT_DB,
-           out: Annotated[Path | None, typer.Option(help="Folder for the report (default: reports/run-<id>).")] = None,
-           html: Annotated[bool, typer.Option("--html/--no-html", help="Also write a self-contained report.html.")]
-           = False) -> None:
+def report(
+    run_id: RunArg,
+    db: DbOption = DEFAULT_DB,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the report (default: reports/run-<id>).")
+    ] = None,
+    html: Annotated[
+        bool, typer.Option("--html/--no-html", help="Also write a self-contained report.html.")
+    ] = False,
+) -> None:
     """Write a run's report (Markdown, JSON, PNG figures, best kernels; HTML with --html)."""
     from kernelscale.report import tables
     from kernelscale.report.build import report_run
@@ -77,7 +95,11 @@ def report(run_id: RunArg, db: DbOption = DEFAULT_DB,
     finally:
         store.close()
     console = _console()
-    for table in (tables.overview_table(summary), tables.speed_table(summary), tables.problems_table(summary)):
+    for table in (
+        tables.overview_table(summary),
+        tables.speed_table(summary),
+        tables.problems_table(summary),
+    ):
         console.print(tables.to_rich(table))
     main = paths.get("html", paths["markdown"])
     console.print(f"report: {main}  ({len(paths)} files in {folder})", highlight=False, soft_wrap=True)

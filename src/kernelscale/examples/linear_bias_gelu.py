@@ -13,10 +13,25 @@ CPU_CONFIG = {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32, "GROUP_M": 2, "num_wa
 
 @triton.jit
 def linear_bias_gelu_kernel(
-    x_ptr, w_ptr, bias_ptr, y_ptr, M, N, K,
-    stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    GROUP_M: tl.constexpr, EVEN_K: tl.constexpr, UPCAST: tl.constexpr,
+    x_ptr,
+    w_ptr,
+    bias_ptr,
+    y_ptr,
+    M,
+    N,
+    K,
+    stride_xm,
+    stride_xk,
+    stride_wn,
+    stride_wk,
+    stride_ym,
+    stride_yn,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
+    EVEN_K: tl.constexpr,
+    UPCAST: tl.constexpr,
 ):
     # Grouped tile ordering keeps the x row-panels and weight panels of neighbours in L2.
     pid = tl.program_id(0)
@@ -72,9 +87,22 @@ def linear_bias_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) 
     cfg = CPU_CONFIG if on_cpu else GPU_CONFIG
     grid = (triton.cdiv(M, cfg["BLOCK_M"]) * triton.cdiv(N, cfg["BLOCK_N"]),)
     linear_bias_gelu_kernel[grid](
-        x, weight, bias, y, M, N, K,
-        x.stride(0), x.stride(1), weight.stride(0), weight.stride(1), y.stride(0), y.stride(1),
-        EVEN_K=K % cfg["BLOCK_K"] == 0, UPCAST=on_cpu, **cfg,
+        x,
+        weight,
+        bias,
+        y,
+        M,
+        N,
+        K,
+        x.stride(0),
+        x.stride(1),
+        weight.stride(0),
+        weight.stride(1),
+        y.stride(0),
+        y.stride(1),
+        EVEN_K=K % cfg["BLOCK_K"] == 0,
+        UPCAST=on_cpu,
+        **cfg,
     )
     return y
 

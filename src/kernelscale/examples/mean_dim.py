@@ -8,8 +8,17 @@ import triton.language as tl
 
 @triton.jit
 def mean_dim_kernel(
-    x_ptr, y_ptr, R, C, stride_xb, stride_xr, stride_xc, stride_yb, stride_yc,
-    BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+    x_ptr,
+    y_ptr,
+    R,
+    C,
+    stride_xb,
+    stride_xr,
+    stride_xc,
+    stride_yb,
+    stride_yc,
+    BLOCK_R: tl.constexpr,
+    BLOCK_C: tl.constexpr,
 ):
     # One program per (batch, column block). Each step loads a (BLOCK_R, BLOCK_C) tile whose rows
     # are contiguous runs of C, and adds it into a tile-shaped accumulator, so the loop has no
@@ -37,8 +46,18 @@ def mean_dim1(x: torch.Tensor) -> torch.Tensor:
     block_r, block_c = (64, 64) if x.device.type != "cpu" else (16, 64)
     grid = (B, triton.cdiv(C, block_c))
     mean_dim_kernel[grid](
-        x, y, R, C, x.stride(0), x.stride(1), x.stride(2), y.stride(0), y.stride(1),
-        BLOCK_R=block_r, BLOCK_C=block_c, num_warps=4,
+        x,
+        y,
+        R,
+        C,
+        x.stride(0),
+        x.stride(1),
+        x.stride(2),
+        y.stride(0),
+        y.stride(1),
+        BLOCK_R=block_r,
+        BLOCK_C=block_c,
+        num_warps=4,
     )
     return y
 

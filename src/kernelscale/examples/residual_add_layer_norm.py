@@ -38,8 +38,18 @@ def add_layer_norm(x: torch.Tensor, residual: torch.Tensor, weight, bias, eps: f
     # Two rows' worth of registers (x and r) per thread: ~16 values each at 8 warps for 8192.
     num_warps = min(max(block // 512, 4), 16)
     add_layer_norm_kernel[(rows,)](
-        x, residual, weight, bias, y, cols, x.stride(0), residual.stride(0), y.stride(0), eps,
-        BLOCK=block, num_warps=num_warps,
+        x,
+        residual,
+        weight,
+        bias,
+        y,
+        cols,
+        x.stride(0),
+        residual.stride(0),
+        y.stride(0),
+        eps,
+        BLOCK=block,
+        num_warps=num_warps,
     )
     return y
 

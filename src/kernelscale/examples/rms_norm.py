@@ -27,7 +27,9 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     y = torch.empty_like(x)
     block = triton.next_power_of_2(cols)
     num_warps = min(max(block // 1024, 4), 16)
-    rms_norm_kernel[(rows,)](x, weight, y, cols, x.stride(0), y.stride(0), eps, BLOCK=block, num_warps=num_warps)
+    rms_norm_kernel[(rows,)](
+        x, weight, y, cols, x.stride(0), y.stride(0), eps, BLOCK=block, num_warps=num_warps
+    )
     return y
 
 

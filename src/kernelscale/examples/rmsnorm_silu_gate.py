@@ -32,7 +32,17 @@ def rmsnorm_gate(x: torch.Tensor, gate: torch.Tensor, weight: torch.Tensor, eps:
     block = triton.next_power_of_2(cols)
     num_warps = min(max(block // 512, 4), 16)
     rmsnorm_gate_kernel[(rows,)](
-        x, gate, weight, y, cols, x.stride(0), gate.stride(0), y.stride(0), eps, BLOCK=block, num_warps=num_warps
+        x,
+        gate,
+        weight,
+        y,
+        cols,
+        x.stride(0),
+        gate.stride(0),
+        y.stride(0),
+        eps,
+        BLOCK=block,
+        num_warps=num_warps,
     )
     return y
 

@@ -8,8 +8,16 @@ import triton.language as tl
 
 @triton.jit
 def transpose_kernel(
-    x_ptr, y_ptr, R, C, stride_xr, stride_xc, stride_yc, stride_yr,
-    BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+    x_ptr,
+    y_ptr,
+    R,
+    C,
+    stride_xr,
+    stride_xc,
+    stride_yc,
+    stride_yr,
+    BLOCK_R: tl.constexpr,
+    BLOCK_C: tl.constexpr,
 ):
     # The load is contiguous along C and the store along R; Triton routes the tile through shared
     # memory between the two layouts, so both global accesses stay coalesced.
@@ -30,7 +38,17 @@ def transpose_copy(x: torch.Tensor) -> torch.Tensor:
     block = 64 if x.device.type != "cpu" else 32
     grid = (triton.cdiv(R, block), triton.cdiv(C, block))
     transpose_kernel[grid](
-        x, y, R, C, x.stride(0), x.stride(1), y.stride(0), y.stride(1), BLOCK_R=block, BLOCK_C=block, num_warps=4
+        x,
+        y,
+        R,
+        C,
+        x.stride(0),
+        x.stride(1),
+        y.stride(0),
+        y.stride(1),
+        BLOCK_R=block,
+        BLOCK_C=block,
+        num_warps=4,
     )
     return y
 

@@ -7,6 +7,7 @@ the verifier's processes.
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +18,11 @@ BUILTIN_SUITES = ("ops", "attention", "attention-decode")
 # Suites made of shape variants of another suite's files (ids like attention/alibi:Sq=1,...).
 SHAPE_SUITES = {"attention-decode": "attention"}
 ATTENTION_NAMES = {"score_mod", "mask_mod", "make"}
+WHAT_A_PROBLEM_FILE_DEFINES = (
+    "an attention variant defines score_mod(score, b, h, q_idx, kv_idx) and/or "
+    "mask_mod(b, h, q_idx, kv_idx) (or make(B, Hq, Hkv, Sq, Skv, D, device) returning both); "
+    "a KernelBench problem defines a Model class and get_inputs()"
+)
 
 
 def builtin_dir(suite: str) -> Path:
@@ -35,7 +41,9 @@ def list_problem_ids(suite: str) -> list[str]:
         return sorted(f"{suite}/{p.stem}" for p in builtin_dir(suite).glob("*.py") if _is_problem_file(p))
     folder = Path(suite)
     if not folder.is_dir():
-        raise ProblemError(f"no such suite or directory: {suite} (built-in suites: {', '.join(BUILTIN_SUITES)})")
+        raise ProblemError(
+            f"no such suite or directory: {suite} (built-in suites: {', '.join(BUILTIN_SUITES)})"
+        )
     return sorted(str(p) for p in folder.glob("*.py") if _is_problem_file(p))
 
 
@@ -48,7 +56,9 @@ def load_problem(ref: str | Path, *, tolerance: str | None = None) -> Problem:
 
         problem = load_attention_problem(ref)
     elif suite in SHAPE_SUITES and name:
-        raise ProblemError(f"{suite} holds shapes, not files: use the ids `kernelscale problems {suite}` lists")
+        raise ProblemError(
+            f"{suite} holds shapes, not files: use the ids `kernelscale problems {suite}` lists"
+        )
     elif suite in BUILTIN_SUITES and name and not Path(ref).exists():
         path = builtin_dir(suite) / f"{name}.py"
         if not path.is_file():
@@ -67,7 +77,58 @@ def load_problem(ref: str | Path, *, tolerance: str | None = None) -> Problem:
     return problem
 
 
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    why: str
+
+
+@dataclass(frozen=True)
+class SuiteScan:
+    """What a suite or directory holds: the problems that load, and every other file with why."""
+
+    problems: list[Problem] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def scan_suite(ref: str, *, tolerance: str | None = None) -> SuiteScan:
+    """Load every problem of a built-in suite or directory; a file that is not one is skipped with
+    the reason, so one stray file does not hide the rest. Raises ProblemError only for a suite
+    that does not exist."""
+    scan = SuiteScan()
+    for pid in list_problem_ids(ref):
+        try:
+            scan.problems.append(load_problem(pid, tolerance=tolerance))
+        except ProblemError as exc:
+            scan.skipped.append(SkippedFile(pid, _without_path(str(exc), pid)))
+    if ref not in BUILTIN_SUITES:
+        for path in sorted(Path(ref).iterdir()):
+            if path.name.startswith(".") or path.name == "__pycache__":
+                continue
+            if path.is_dir():
+                scan.skipped.append(
+                    SkippedFile(str(path), "a directory (suites are not searched recursively)")
+                )
+            elif path.suffix != ".py":
+                scan.skipped.append(SkippedFile(str(path), "not a .py file"))
+            elif not _is_problem_file(path):
+                scan.skipped.append(
+                    SkippedFile(str(path), "name starts with _ (a helper module, not a problem)")
+                )
+    scan.skipped.sort(key=lambda skipped: skipped.path)
+    return scan
+
+
+def _without_path(message: str, path: str) -> str:
+    """A loader message without its leading path, which the skipped line already names."""
+    for prefix in (f"{path} is ", f"{path}: ", f"{path} "):
+        if message.startswith(prefix):
+            return message.removeprefix(prefix)
+    return message
+
+
 def load_suite(ref: str, *, tolerance: str | None = None) -> list[Problem]:
+    """Every problem of a suite; the first file that is not one raises (scan_suite skips it)."""
     return [load_problem(pid, tolerance=tolerance) for pid in list_problem_ids(ref)]
 
 
@@ -100,7 +161,7 @@ def _load_file(path: Path, display_name: str) -> Problem:
 
         return load_attention_problem(path, display_name=display_name)
     if "Model" not in names:
-        raise ProblemError(f"{path} defines no `Model` class (not a KernelBench-format problem or attention variant)")
+        raise ProblemError(f"{path} is not a problem file: {WHAT_A_PROBLEM_FILE_DEFINES}")
     if "get_inputs" not in names:
         raise ProblemError(f"{path} defines no `get_inputs()`: the verifier cannot make inputs for it")
     return _kernelbench_problem(path, source, tree, display_name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -58,7 +58,7 @@ class Problem:
     path: str | None = None
     description: str = ""
 
-    def with_options(self, **changes) -> "Problem":
+    def with_options(self, **changes) -> Problem:
         data = asdict(self)
         data.update(changes)
         data["baselines"] = tuple(data["baselines"])
@@ -83,7 +83,7 @@ class Problem:
         return data
 
     @staticmethod
-    def from_json(data: dict) -> "Problem":
+    def from_json(data: dict) -> Problem:
         data = dict(data)
         data["baselines"] = tuple(data.get("baselines", DEFAULT_BASELINES))
         if "edge_shifts" in data:

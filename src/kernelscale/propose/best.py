@@ -30,8 +30,14 @@ def rank_key(attempt: Attempt) -> tuple:
     interpreted, then lower time, then earlier (elapsed time, then attempt id)."""
     verdict = attempt.verdict
     is_timed = timed(attempt)
-    return (verdict.ok, not verdict.suspect, is_timed, -(verdict.time_ms or 0.0) if is_timed else 0.0,
-            -attempt.elapsed_s, -(attempt.attempt_id or 0))
+    return (
+        verdict.ok,
+        not verdict.suspect,
+        is_timed,
+        -(verdict.time_ms or 0.0) if is_timed else 0.0,
+        -attempt.elapsed_s,
+        -(attempt.attempt_id or 0),
+    )
 
 
 def best_attempt(attempts: Iterable[Attempt]) -> Attempt | None:

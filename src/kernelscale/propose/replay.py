@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from kernelscale.problems.problem import Problem
 from kernelscale.propose.base import Attempt, Candidate
@@ -23,7 +23,7 @@ class ReplayProposer:
         self.position = 0
 
     @classmethod
-    def from_directory(cls, folder: str | Path) -> "ReplayProposer":
+    def from_directory(cls, folder: str | Path) -> ReplayProposer:
         return cls(sorted(Path(folder).glob("*.py")))
 
     async def propose(self, problem: Problem, history: Sequence[Attempt], n: int = 1) -> list[Candidate]:

@@ -55,11 +55,15 @@ def make_figures(store: Store, summary: RunSummary, folder: Path) -> list[Figure
             found.append(FigureRef("speedup_eager", f"Speedup over {summary.baselines[0]} per problem", bars))
     solved = plots.solved_over_time(summary, folder / "solved_over_time.png")
     if solved is not None:
-        found.append(FigureRef("solved_over_time", "Share of problems solved against time per problem", solved))
+        found.append(
+            FigureRef("solved_over_time", "Share of problems solved against time per problem", solved)
+        )
     for prob in summary.problems:
         name = file_name(prob.name)
         attempts = store.attempts(summary.run.id, prob.problem_hash)
-        path = plots.best_over_time(attempts, folder / f"best_{name}.png", title=f"{prob.name}: best speedup over time")
+        path = plots.best_over_time(
+            attempts, folder / f"best_{name}.png", title=f"{prob.name}: best speedup over time"
+        )
         if path is not None:
             found.append(FigureRef(f"best:{prob.name}", f"{prob.name}: best speedup so far", path))
     return found
@@ -88,8 +92,9 @@ def write_kernels(kernels: list[KernelRef], folder: Path) -> dict[str, Path]:
     return written
 
 
-def markdown(summary: RunSummary, top: list[tables.Table], attempts: tables.Table,
-             figures: list[FigureRef], out: Path) -> str:
+def markdown(
+    summary: RunSummary, top: list[tables.Table], attempts: tables.Table, figures: list[FigureRef], out: Path
+) -> str:
     run = summary.run
     parts = [f"# kernelscale report: run {run.id} ({run.command} {run.target})\n"]
     parts += [tables.to_markdown(t) for t in top]

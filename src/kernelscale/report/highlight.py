@@ -24,12 +24,15 @@ STYLES = {
     "definition": "color:#4271ae;font-weight:bold",
     "decorator": "color:#c82829",
 }
-LINE_NUMBER_STYLE = "color:#999;user-select:none;display:inline-block;min-width:3em;padding-right:1em;text-align:right"
+LINE_NUMBER_STYLE = (
+    "color:#999;user-select:none;display:inline-block;min-width:3em;padding-right:1em;text-align:right"
+)
 
 _KEYWORDS = frozenset(keyword.kwlist) | frozenset(getattr(keyword, "softkwlist", ()))
 _BUILTINS = frozenset(n for n in dir(builtins) if not n.startswith("_"))
-_STRING_TYPES = {token.STRING} | {getattr(token, n) for n in ("FSTRING_START", "FSTRING_MIDDLE", "FSTRING_END")
-                                  if hasattr(token, n)}
+_STRING_TYPES = {token.STRING} | {
+    getattr(token, n) for n in ("FSTRING_START", "FSTRING_MIDDLE", "FSTRING_END") if hasattr(token, n)
+}
 
 
 def segments(code: str) -> list[tuple[str, str | None]]:
@@ -95,7 +98,9 @@ def highlight_python(code: str, line_numbers: bool = True) -> str:
                 rendered_lines.append([])
             if piece:
                 escaped = html.escape(piece, quote=False)
-                rendered_lines[-1].append(f'<span style="{STYLES[style]}">{escaped}</span>' if style else escaped)
+                rendered_lines[-1].append(
+                    f'<span style="{STYLES[style]}">{escaped}</span>' if style else escaped
+                )
     if code.endswith("\n") and rendered_lines and not rendered_lines[-1]:
         rendered_lines.pop()  # the final newline ends the last line; it does not start a new one
     width = len(str(len(rendered_lines)))

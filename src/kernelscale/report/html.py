@@ -84,21 +84,30 @@ def render_html(
     for fig in figures:
         data = Path(fig.path).read_bytes()
         width, height = png_size(data) or (None, None)
-        embedded.append({"key": fig.key, "caption": fig.caption, "uri": data_uri(data), "width": width,
-                         "height": height})
+        embedded.append(
+            {"key": fig.key, "caption": fig.caption, "uri": data_uri(data), "width": width, "height": height}
+        )
     code_blocks = [
-        {"problem": k.problem, "attempt_id": k.attempt_id, "headline": k.headline,
-         "code_html": Markup(highlight_python(k.code))}
+        {
+            "problem": k.problem,
+            "attempt_id": k.attempt_id,
+            "headline": k.headline,
+            "code_html": Markup(highlight_python(k.code)),
+        }
         for k in kernels
     ]
-    return _environment().get_template(TEMPLATE).render(
-        run=summary.run,
-        interpreted=summary.interpreted,
-        summary_tables=tables,
-        attempts=attempts,
-        figures=embedded,
-        kernels=code_blocks,
-        version=__version__,
-        generated=time.strftime("%Y-%m-%d %H:%M:%S"),
-        db=db,
+    return (
+        _environment()
+        .get_template(TEMPLATE)
+        .render(
+            run=summary.run,
+            interpreted=summary.interpreted,
+            summary_tables=tables,
+            attempts=attempts,
+            figures=embedded,
+            kernels=code_blocks,
+            version=__version__,
+            generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+            db=db,
+        )
     )

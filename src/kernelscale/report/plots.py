@@ -63,8 +63,15 @@ def speedup_bars(summary: S.RunSummary, path: str | Path, baseline: str | None =
     bars = ax.bar(range(len(names)), heights, color=colors)
     for bar, value in zip(bars, values):
         label = f"{value:.2f}x" if value is not None else "not solved"
-        ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), xytext=(0, 3),
-                    textcoords="offset points", ha="center", va="bottom", fontsize=8)
+        ax.annotate(
+            label,
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     shown = "FlexAttention" if baseline.startswith("flex") else baseline
@@ -82,9 +89,17 @@ def solved_over_time(summary: S.RunSummary, path: str | Path) -> Path | None:
         return None
     fig = _figure()
     ax = fig.add_subplot()
-    budget = summary.run.options.get("per_problem_budget_s") if isinstance(summary.run.options, dict) else None
-    horizon = max([float(budget or 0.0)] + [p.seconds_spent for p in summary.problems]
-                  + [p.first_correct_s or 0.0 for p in summary.problems]) or 1.0
+    budget = (
+        summary.run.options.get("per_problem_budget_s") if isinstance(summary.run.options, dict) else None
+    )
+    horizon = (
+        max(
+            [float(budget or 0.0)]
+            + [p.seconds_spent for p in summary.problems]
+            + [p.first_correct_s or 0.0 for p in summary.problems]
+        )
+        or 1.0
+    )
     curves = [("correct", "first_correct_s", _COLORS[0])]
     if not summary.interpreted and any(p.first_fast_s is not None for p in summary.problems):
         curves.append(("correct and faster than eager", "first_fast_s", _COLORS[1]))
@@ -122,8 +137,16 @@ def best_over_time(attempts: list[Attempt], path: str | Path, title: str = "") -
         ax.plot(xs[:-1], ys[:-1], "o", color=_COLORS[i % len(_COLORS)], markersize=4)
     failed = [a.elapsed_s for a in attempts if not a.verdict.ok]
     if failed:
-        ax.plot(failed, [0.0] * len(failed), "|", color="gray", markersize=12, markeredgewidth=2, label="failed attempt",
-                transform=ax.get_xaxis_transform())
+        ax.plot(
+            failed,
+            [0.0] * len(failed),
+            "|",
+            color="gray",
+            markersize=12,
+            markeredgewidth=2,
+            label="failed attempt",
+            transform=ax.get_xaxis_transform(),
+        )
     ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
     ax.set_xlim(0, end * 1.02 or 1.0)
     ax.set_ylim(bottom=0)

@@ -97,7 +97,8 @@ def summarize_run(store: Store, run_id: int) -> RunSummary:
     """Summary of one run; raises StoreError for an unknown run id."""
     run = store.get_run(run_id)
     problems = [
-        summarize_problem(row, store.attempts(run_id, row["problem_hash"])) for row in store.run_problems(run_id)
+        summarize_problem(row, store.attempts(run_id, row["problem_hash"]))
+        for row in store.run_problems(run_id)
     ]
     return summarize(run, problems)
 
@@ -117,8 +118,13 @@ def summarize_problem(row: dict, attempts: list[Attempt]) -> ProblemSummary:
     if problem.tolerance_override is not None:
         tolerance = f"atol=rtol={problem.tolerance_override:g}"
     summary = ProblemSummary(
-        name=row["name"], problem_hash=row["problem_hash"], kind=row["kind"], status=row["status"],
-        seconds_spent=float(row["seconds_spent"] or 0.0), tolerance=tolerance, attempts=len(attempts),
+        name=row["name"],
+        problem_hash=row["problem_hash"],
+        kind=row["kind"],
+        status=row["status"],
+        seconds_spent=float(row["seconds_spent"] or 0.0),
+        tolerance=tolerance,
+        attempts=len(attempts),
     )
     correct = [a for a in attempts if a.verdict.ok]
     trusted = [a for a in correct if not a.verdict.suspect]

@@ -52,13 +52,22 @@ def fmt_when(stamp: float | None) -> str:
 # -- tables -----------------------------------------------------------------------------------
 def runs_table(runs: list[RunRecord], counts: dict[int, tuple[int, int]] | None = None) -> Table:
     """Recent runs; `counts` maps run id to (problems, correct) when the caller has them."""
-    table = Table("runs", ["run", "command", "target", "status", "started", "problems", "correct"], numeric={0, 5, 6})
+    table = Table(
+        "runs", ["run", "command", "target", "status", "started", "problems", "correct"], numeric={0, 5, 6}
+    )
     for run in runs:
         n, ok = (counts or {}).get(run.id, (None, None))
-        table.rows.append([
-            str(run.id), run.command, run.target, run.status, fmt_when(run.created_at),
-            NONE if n is None else str(n), NONE if ok is None else str(ok),
-        ])
+        table.rows.append(
+            [
+                str(run.id),
+                run.command,
+                run.target,
+                run.status,
+                fmt_when(run.created_at),
+                NONE if n is None else str(n),
+                NONE if ok is None else str(ok),
+            ]
+        )
     return table
 
 
@@ -104,12 +113,24 @@ def speed_table(summary: RunSummary) -> Table:
 def problems_table(summary: RunSummary) -> Table:
     """One row per problem: solved or not, how fast it was found, its best time and speedups."""
     speed_cols = [] if summary.interpreted else [f"vs {name}" for name in summary.baselines]
-    columns = ["problem", "correct", "first correct", "attempts", "best time", *speed_cols, "tolerance", "device"]
+    columns = [
+        "problem",
+        "correct",
+        "first correct",
+        "attempts",
+        "best time",
+        *speed_cols,
+        "tolerance",
+        "device",
+    ]
     if any(p.status != "done" for p in summary.problems):
         columns.insert(1, "status")
     table = Table("problems", columns)
-    table.numeric = {i for i, c in enumerate(columns) if c in ("first correct", "attempts", "best time")
-                     or c.startswith("vs ")}
+    table.numeric = {
+        i
+        for i, c in enumerate(columns)
+        if c in ("first correct", "attempts", "best time") or c.startswith("vs ")
+    }
     for prob in summary.problems:
         correct = "yes" if prob.correct else "no"
         if prob.n_suspect:
@@ -118,8 +139,16 @@ def problems_table(summary: RunSummary) -> Table:
         if prob.correct and (prob.interpreted and not prob.speedup):
             best += f" ({INTERPRETED_LABEL})"
         speeds = [] if summary.interpreted else [fmt_speedup(prob.speedup.get(b)) for b in summary.baselines]
-        row = [prob.name, correct, fmt_s(prob.first_correct_s), str(prob.attempts), best, *speeds,
-               prob.tolerance, prob.device or NONE]
+        row = [
+            prob.name,
+            correct,
+            fmt_s(prob.first_correct_s),
+            str(prob.attempts),
+            best,
+            *speeds,
+            prob.tolerance,
+            prob.device or NONE,
+        ]
         if "status" in columns:
             row.insert(1, prob.status)
         table.rows.append(row)
@@ -133,9 +162,15 @@ def attempts_table(rows: list[dict], limit: int | None = None) -> Table:
     if len(shown) < len(rows):
         table.caption = f"last {len(shown)} of {len(rows)} attempts"
     for row in shown:
-        table.rows.append([
-            str(row["id"]), row["problem"], row["proposer"], fmt_s(row["elapsed_s"]), headline(row),
-        ])
+        table.rows.append(
+            [
+                str(row["id"]),
+                row["problem"],
+                row["proposer"],
+                fmt_s(row["elapsed_s"]),
+                headline(row),
+            ]
+        )
     return table
 
 
@@ -151,8 +186,9 @@ def to_rich(table: Table):
     from rich.text import Text
 
     # Cells are Text, not markup: a headline such as "[suspect]" or "[torch_fallback]" must show as is.
-    out = RichTable(title=Text(table.title), caption=Text(table.caption) if table.caption else None,
-                    title_justify="left")
+    out = RichTable(
+        title=Text(table.title), caption=Text(table.caption) if table.caption else None, title_justify="left"
+    )
     for i, name in enumerate(table.columns):
         out.add_column(Text(name), justify="right" if i in table.numeric else "left", overflow="fold")
     for row in table.rows:
@@ -181,7 +217,9 @@ def to_text(table: Table) -> str:
         widths = [max(w, len(v)) for w, v in zip(widths, row)]
 
     def line(values: list[str]) -> str:
-        padded = [v.rjust(w) if i in table.numeric else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))]
+        padded = [
+            v.rjust(w) if i in table.numeric else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))
+        ]
         return "  ".join(padded).rstrip()
 
     lines = [table.title, line(table.columns), "  ".join("-" * w for w in widths)]

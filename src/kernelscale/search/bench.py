@@ -16,11 +16,11 @@ bench, since every later problem would fail the same way.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from kernelscale.problems import list_problem_ids, load_problem
+from kernelscale.problems import scan_suite
 from kernelscale.problems.problem import Problem
 from kernelscale.propose.base import ProposerError
 from kernelscale.store.db import Store
@@ -103,7 +103,13 @@ class _Context:
 def _solve_one(context: _Context, row: dict, info: dict) -> None:
     """Run one problem with what is left of its budget and record how it ended."""
     store, run_id, budget, result, emit, clock = (
-        context.store, context.run_id, context.budget, context.result, context.emit, context.clock)
+        context.store,
+        context.run_id,
+        context.budget,
+        context.result,
+        context.emit,
+        context.clock,
+    )
     key, name = row["problem_hash"], row["name"]
     spent = float(row["seconds_spent"] or 0.0)
     remaining = budget - spent
@@ -136,7 +142,9 @@ def _solve_one(context: _Context, row: dict, info: dict) -> None:
 
 def _new_run(store: Store, target, budget, tolerance, options: dict) -> tuple[int, float]:
     if target is None:
-        raise BenchError("bench needs a suite (ops, attention, attention-decode) or a directory of problem files")
+        raise BenchError(
+            "bench needs a suite (ops, attention, attention-decode) or a directory of problem files"
+        )
     budget = _check_budget(budget)
     problems = load_suite_problems(str(target), tolerance)
     recorded = {"per_problem_budget_s": budget, "tolerance": tolerance, **options}
@@ -149,7 +157,9 @@ def _new_run(store: Store, target, budget, tolerance, options: dict) -> tuple[in
 def _resumed_run(store: Store, run_id: int, target, budget, tolerance) -> tuple[int, float]:
     run = store.get_run(run_id)
     if run.command != "bench":
-        raise BenchError(f"run {run_id} is a `{run.command}` run, not a bench: resume it with `{run.command}`")
+        raise BenchError(
+            f"run {run_id} is a `{run.command}` run, not a bench: resume it with `{run.command}`"
+        )
     if target is not None and not _same_target(str(target), run.target):
         raise BenchError(f"run {run_id} benchmarked {run.target}, not {target}")
     budget = _check_budget(budget if budget is not None else run.options.get("per_problem_budget_s"))
@@ -163,11 +173,16 @@ def _resumed_run(store: Store, run_id: int, target, budget, tolerance) -> tuple[
 
 
 def load_suite_problems(target: str, tolerance: str | None = None) -> list[Problem]:
-    """Every problem of a built-in suite or directory, in a stable (sorted) order."""
-    problems = [load_problem(pid, tolerance=tolerance) for pid in list_problem_ids(target)]
-    if not problems:
-        raise BenchError(f"{target} holds no problem files (*.py defining Model or score_mod/mask_mod)")
-    return problems
+    """Every problem of a built-in suite or directory, in a stable (sorted) order; files that are
+    not problems are skipped (the CLI names them, from the same scan_suite)."""
+    scan = scan_suite(target, tolerance=tolerance)
+    if not scan.problems:
+        why = "; ".join(f"{entry.path}: {entry.why}" for entry in scan.skipped[:3])
+        raise BenchError(
+            f"{target} holds no problem files (*.py defining Model or score_mod/mask_mod)"
+            + (f"; skipped {why}" if why else "")
+        )
+    return scan.problems
 
 
 def _check_budget(budget) -> float:

@@ -12,8 +12,8 @@ import asyncio
 from kernelscale.propose.base import ProposerError
 from kernelscale.search.bench import BenchResult
 from kernelscale.search.session import Session
-from kernelscale.search.spread import bench_spread
 from kernelscale.search.settings import RunSettings
+from kernelscale.search.spread import bench_spread
 from kernelscale.verify.verdict import VERIFIER_ERROR
 
 
@@ -21,8 +21,41 @@ class ProblemFailed(RuntimeError):
     """One problem's search ended in an error that does not concern the others (its verifier)."""
 
 
-def bench_suite(suite_or_dir, settings: RunSettings | None = None, *, resume: int | None = None, progress=None,
-                on_event=None, **fields) -> BenchResult:
+def _run_to_end(loop: asyncio.AbstractEventLoop, coroutine):
+    """Run the bench to its end; on Ctrl-C cancel it first, so every problem in flight records the
+    time it spent (for --resume), then let the interrupt through."""
+    task = loop.create_task(coroutine)
+    try:
+        return loop.run_until_complete(task)
+    except KeyboardInterrupt:
+        task.cancel()
+        loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+        raise
+
+
+def _start_event(session: Session, run_id: int, problem, proposer, budget_s: float, history) -> dict:
+    """What the progress display shows when a problem's search begins."""
+    return {
+        "run_id": run_id,
+        "problem": problem.name,
+        "device": session.pool.device_key,
+        "workers": session.pool.size,
+        "proposer": proposer.name,
+        "shape": problem.sizes_for(session.pool.device),
+        "budget_s": budget_s,
+        "resumed_at": len(history),
+    }
+
+
+def bench_suite(
+    suite_or_dir,
+    settings: RunSettings | None = None,
+    *,
+    resume: int | None = None,
+    progress=None,
+    on_event=None,
+    **fields,
+) -> BenchResult:
     """Solve every problem of `suite_or_dir` ("ops", "attention" or a directory of problem
     files) with `settings.budget_s` per problem; `resume` continues a stored bench run."""
     if settings is not None and fields:
@@ -43,13 +76,17 @@ def bench_suite(suite_or_dir, settings: RunSettings | None = None, *, resume: in
             history = session.store.attempts(run_id, key)
             proposer = session.proposer_for(problem)
             if progress:
-                progress("start", {"run_id": run_id, "problem": problem.name, "device": session.pool.device_key,
-                                   "workers": workers, "proposer": proposer.name,
-                                   "shape": problem.sizes_for(session.pool.device), "budget_s": spent + budget_s,
-                                   "resumed_at": len(history)})
+                progress("start", _start_event(session, run_id, problem, proposer, spent + budget_s, history))
             # Problems run side by side, one per worker, so each search gets one worker's share.
-            outcome = await session.search(problem, run_id, proposer, history, spent, spent + budget_s,
-                                           workers=1 if workers > 1 else None)
+            outcome = await session.search(
+                problem,
+                run_id,
+                proposer,
+                history,
+                spent,
+                spent + budget_s,
+                workers=1 if workers > 1 else None,
+            )
             if outcome.stopped == "error":
                 # A proposer that cannot go on would fail every later problem too: stop the bench.
                 if outcome.detail.startswith(VERIFIER_ERROR):
@@ -58,16 +95,20 @@ def bench_suite(suite_or_dir, settings: RunSettings | None = None, *, resume: in
 
         per_problem = None if (settings.keep_run_budget and resume is not None) else settings.budget_s
         options = settings.recorded() | {"device_key": session.pool.device_key, "workers": workers}
-        spread = loop.create_task(bench_spread(
-            suite_or_dir, solve_fn=solve_one, store=session.store, concurrency=workers,
-            per_problem_budget_s=per_problem, resume=resume, tolerance=settings.tolerance, options=options,
-            on_event=on_event))
-        try:
-            return loop.run_until_complete(spread)
-        except KeyboardInterrupt:  # every problem in flight records the time it spent, for --resume
-            spread.cancel()
-            loop.run_until_complete(asyncio.gather(spread, return_exceptions=True))
-            raise
+        return _run_to_end(
+            loop,
+            bench_spread(
+                suite_or_dir,
+                solve_fn=solve_one,
+                store=session.store,
+                concurrency=workers,
+                per_problem_budget_s=per_problem,
+                resume=resume,
+                tolerance=settings.tolerance,
+                options=options,
+                on_event=on_event,
+            ),
+        )
     finally:
         loop.run_until_complete(session.close())
         loop.close()

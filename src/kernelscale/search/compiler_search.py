@@ -8,7 +8,7 @@ proposer failure) are the shared chain machinery of `refine`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from kernelscale.problems.problem import Problem
 from kernelscale.propose.base import Attempt, Proposer
@@ -23,7 +23,12 @@ class CompilerSearch:
         self.workers = max(1, int(workers))
 
     async def run(
-        self, problem: Problem, proposer: Proposer, evaluate: Evaluate, budget: Budget, history: Sequence[Attempt]
+        self,
+        problem: Problem,
+        proposer: Proposer,
+        evaluate: Evaluate,
+        budget: Budget,
+        history: Sequence[Attempt],
     ) -> None:
         state = RunState(budget, history)
         attempts = list(history)  # shared by the workers: every verdict informs every next proposal
@@ -31,7 +36,9 @@ class CompilerSearch:
         async def worker(index: int) -> None:
             tag = {"strategy": self.name, "worker": index}
             while True:
-                attempt = await state.step(lambda: proposer.propose(problem, list(attempts), 1), evaluate, tag)
+                attempt = await state.step(
+                    lambda: proposer.propose(problem, list(attempts), 1), evaluate, tag
+                )
                 if attempt is None:
                     return
                 attempts.append(attempt)

@@ -36,8 +36,17 @@ class Evaluator:
     so far continue from it.
     """
 
-    def __init__(self, store: Store, pool, run_id: int, problem: Problem, options: VerifyOptions,
-                 budget: Budget, progress: Progress | None, history: list[Attempt] | None = None):
+    def __init__(
+        self,
+        store: Store,
+        pool,
+        run_id: int,
+        problem: Problem,
+        options: VerifyOptions,
+        budget: Budget,
+        progress: Progress | None,
+        history: list[Attempt] | None = None,
+    ):
         self.store, self.pool, self.run_id, self.problem = store, pool, run_id, problem
         self.options, self.budget, self.progress = options, budget, progress
         self.problem_hash = problem.content_hash()
@@ -53,9 +62,16 @@ class Evaluator:
         if self.first_verdict_s is None:
             self.first_verdict_s = self.budget.elapsed_here()
         if self.progress:
-            self.progress("attempt", {"attempt": attempt, "best": best_attempt(self.history + self.attempts),
-                                      "n": len(self.history) + len(self.attempts), "problem": self.problem.name,
-                                      "budget_s": self.budget.seconds})
+            self.progress(
+                "attempt",
+                {
+                    "attempt": attempt,
+                    "best": best_attempt(self.history + self.attempts),
+                    "n": len(self.history) + len(self.attempts),
+                    "problem": self.problem.name,
+                    "budget_s": self.budget.seconds,
+                },
+            )
         if is_verifier_failure(verdict):
             raise VerifierFailure(verdict.reason)
         return attempt
@@ -67,7 +83,9 @@ class Evaluator:
             verdict_id, verdict = cached
             verdict.cached = True
             return verdict, verdict_id
-        verdict = no_code_verdict(candidate) or await self.pool.verify(self.problem, candidate.code, self.options)
+        verdict = no_code_verdict(candidate) or await self.pool.verify(
+            self.problem, candidate.code, self.options
+        )
         if verdict.suspect:
             verdict = await self._reverify(candidate, verdict)
         self._keep_baselines(verdict)

@@ -12,12 +12,12 @@ Parents are chosen by a size-2 tournament, which favours the fastest without sta
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 from kernelscale.problems.problem import Problem
 from kernelscale.propose.base import Attempt, Proposer
-from kernelscale.search.base import Budget, Evaluate
 from kernelscale.propose.best import rank_key
+from kernelscale.search.base import Budget, Evaluate
 from kernelscale.search.refine import ProposeCall, RunState, run_all, split_chains
 
 
@@ -48,15 +48,26 @@ class Population:
 class EvolveStrategy:
     name = "evolve"
 
-    def __init__(self, population: int = 8, workers: int = 4, crossover: float = 0.3, repairs: int = 2,
-                 seed: int | None = None):
+    def __init__(
+        self,
+        population: int = 8,
+        workers: int = 4,
+        crossover: float = 0.3,
+        repairs: int = 2,
+        seed: int | None = None,
+    ):
         if population < 1 or workers < 1:
             raise ValueError("evolve needs a population and at least one worker")
         self.population, self.workers, self.crossover, self.repairs = population, workers, crossover, repairs
         self.rng = random.Random(seed)
 
     async def run(
-        self, problem: Problem, proposer: Proposer, evaluate: Evaluate, budget: Budget, history: Sequence[Attempt]
+        self,
+        problem: Problem,
+        proposer: Proposer,
+        evaluate: Evaluate,
+        budget: Budget,
+        history: Sequence[Attempt],
     ) -> None:
         state = RunState(budget, history)
         pool = Population(self.population, history)
@@ -67,8 +78,16 @@ class EvolveStrategy:
         )
         state.raise_error()
 
-    async def _worker(self, index: int, chain: list[Attempt], state: RunState, pool: Population,
-                      problem: Problem, proposer: Proposer, evaluate: Evaluate) -> None:
+    async def _worker(
+        self,
+        index: int,
+        chain: list[Attempt],
+        state: RunState,
+        pool: Population,
+        problem: Problem,
+        proposer: Proposer,
+        evaluate: Evaluate,
+    ) -> None:
         while True:
             lineage, op, call = self._next_move(chain, pool, problem, proposer)
             attempt = await state.step(call, evaluate, {"strategy": self.name, "chain": index, "op": op})
@@ -77,8 +96,9 @@ class EvolveStrategy:
             pool.add(attempt)
             chain = lineage + [attempt]
 
-    def _next_move(self, chain: list[Attempt], pool: Population, problem: Problem,
-                   proposer: Proposer) -> tuple[list[Attempt], str, ProposeCall]:
+    def _next_move(
+        self, chain: list[Attempt], pool: Population, problem: Problem, proposer: Proposer
+    ) -> tuple[list[Attempt], str, ProposeCall]:
         """(the lineage the child extends, the move's name, the proposal to make)."""
         if not len(pool) or (chain and not chain[-1].verdict.ok and _failures(chain) <= self.repairs):
             op = "refine" if not len(pool) else "repair"

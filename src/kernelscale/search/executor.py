@@ -29,8 +29,14 @@ class ExecutorSpec:
     address: str | None = None  # Ray: auto | ray://host:port | None (start a local instance)
 
 
-def make_executor(kind: str = "local", gpus: str | None = None, address: str | None = None, *,
-                  device: str | None = None, workers: int | None = None) -> SlotPool:
+def make_executor(
+    kind: str = "local",
+    gpus: str | None = None,
+    address: str | None = None,
+    *,
+    device: str | None = None,
+    workers: int | None = None,
+) -> SlotPool:
     """The pool-like executor for `kind`; start it with `async with`."""
     if kind == "local":
         if address:
@@ -38,8 +44,10 @@ def make_executor(kind: str = "local", gpus: str | None = None, address: str | N
         return SlotPool.local(device=device, gpus=gpus, workers=workers)
     if kind == "ray":
         if gpus:
-            raise ExecutorError("--gpus chooses local GPUs; with --executor ray every GPU of the cluster is used "
-                                "(limit them with --workers)")
+            raise ExecutorError(
+                "--gpus chooses local GPUs; with --executor ray every GPU of the cluster is used "
+                "(limit them with --workers)"
+            )
         from kernelscale.search.ray_executor import ray_pool
 
         return ray_pool(address=address, device=device, workers=workers)

@@ -7,7 +7,7 @@ from sampling (each chain's first prompt is the same, its answers are not).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from kernelscale.problems.problem import Problem
 from kernelscale.propose.base import Attempt, Proposer
@@ -26,7 +26,12 @@ class ParallelStrategy:
             raise ValueError("parallel needs at least one chain")
 
     async def run(
-        self, problem: Problem, proposer: Proposer, evaluate: Evaluate, budget: Budget, history: Sequence[Attempt]
+        self,
+        problem: Problem,
+        proposer: Proposer,
+        evaluate: Evaluate,
+        budget: Budget,
+        history: Sequence[Attempt],
     ) -> None:
         state = RunState(budget, history)
         # A resumed run picks each chain up where it stopped (chains are tagged in provenance).

@@ -39,8 +39,11 @@ class _VerifierActorImpl:
 
     async def start(self) -> dict:
         await self.oracle.start()
-        return {"environment": self.oracle.environment, "pid": os.getpid(),
-                "node": ray.get_runtime_context().get_node_id()}
+        return {
+            "environment": self.oracle.environment,
+            "pid": os.getpid(),
+            "node": ray.get_runtime_context().get_node_id(),
+        }
 
     async def ask(self, request: dict, timeout: float) -> dict:
         return (await self.oracle.ask(request, timeout)).to_json()
@@ -69,13 +72,16 @@ class RayWorker:
         try:
             info = await asyncio.wait_for(_awaitable(self.actor.start.remote()), ORACLE_START_S)
         except (TimeoutError, RayError) as exc:
-            raise RuntimeError(f"the Ray verifier actor {self.name} failed to start: {_one_line(exc)}") from None
+            raise RuntimeError(
+                f"the Ray verifier actor {self.name} failed to start: {_one_line(exc)}"
+            ) from None
         self.environment, self.pid, self.node = info["environment"], info["pid"], info["node"]
 
     async def ask(self, request: dict, timeout: float) -> Verdict:
         try:
-            reply = await asyncio.wait_for(_awaitable(self.actor.ask.remote(request, timeout)),
-                                           timeout + REPLY_MARGIN_S)
+            reply = await asyncio.wait_for(
+                _awaitable(self.actor.ask.remote(request, timeout)), timeout + REPLY_MARGIN_S
+            )
         except TimeoutError:
             raise WorkerLost(f"Ray verifier actor {self.name} stopped answering") from None
         except RayError as exc:  # the actor's process or node died, or its oracle did
@@ -105,8 +111,10 @@ class RayPool(SlotPool):
         names = {w.environment.get("name") for w in self.workers}
         if self.device == "cuda" and len(names) > 1:
             await self.close()
-            raise ExecutorError(f"the Ray cluster mixes GPU models ({', '.join(sorted(map(str, names)))}); "
-                                f"times would not compare: run one model per cluster")
+            raise ExecutorError(
+                f"the Ray cluster mixes GPU models ({', '.join(sorted(map(str, names)))}); "
+                f"times would not compare: run one model per cluster"
+            )
         log.info("Ray verifier actors on %d node(s)", len({w.node for w in self.workers}))
         return self
 
@@ -142,6 +150,7 @@ def _connect(address: str | None) -> None:
 
 def _awaitable(ref):
     """A Ray ObjectRef as something asyncio.wait_for accepts."""
+
     async def wait():
         return await ref
 

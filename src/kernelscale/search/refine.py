@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 __all__ = ["best_attempt", "rank_key"]  # re-exported: the rule lives in propose.best
 
@@ -86,8 +86,9 @@ class RunState:
         task = asyncio.ensure_future(call)
         stopper = asyncio.ensure_future(self.stop.wait())
         try:
-            await asyncio.wait({task, stopper}, timeout=self.budget.remaining_s(),
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {task, stopper}, timeout=self.budget.remaining_s(), return_when=asyncio.FIRST_COMPLETED
+            )
             if task.done():
                 return task.result()
             self.stop.set()  # only the deadline or a stop can get here; either ends every chain
@@ -136,8 +137,15 @@ class RefineStrategy:
     name = "refine"
 
     async def run(
-        self, problem: Problem, proposer: Proposer, evaluate: Evaluate, budget: Budget, history: Sequence[Attempt]
+        self,
+        problem: Problem,
+        proposer: Proposer,
+        evaluate: Evaluate,
+        budget: Budget,
+        history: Sequence[Attempt],
     ) -> None:
         state = RunState(budget, history)
-        await run_chain(state, problem, proposer, evaluate, list(history), {"strategy": self.name, "chain": 0})
+        await run_chain(
+            state, problem, proposer, evaluate, list(history), {"strategy": self.name, "chain": 0}
+        )
         state.raise_error()

@@ -42,8 +42,9 @@ def make_executor(settings: RunSettings):
     GPUs that are not there."""
     from kernelscale.search.executor import make_executor as build
 
-    return build(settings.executor, settings.gpus, settings.address, device=settings.device,
-                 workers=settings.workers)
+    return build(
+        settings.executor, settings.gpus, settings.address, device=settings.device, workers=settings.workers
+    )
 
 
 @dataclass
@@ -117,16 +118,31 @@ class Session:
         known = _known_baselines(self.store, problem, self.pool, self.settings.fresh_baselines)
         return replace(options, known_baselines=known or None)
 
-    async def search(self, problem: Problem, run_id: int, proposer: Proposer, history: list[Attempt],
-                     spent_s: float = 0.0, budget_s: float | None = ..., workers: int | None = None) -> SearchOutcome:
+    async def search(
+        self,
+        problem: Problem,
+        run_id: int,
+        proposer: Proposer,
+        history: list[Attempt],
+        spent_s: float = 0.0,
+        budget_s: float | None = ...,
+        workers: int | None = None,
+    ) -> SearchOutcome:
         """Run one problem's search until it stops; attempts are stored as they finish and the
         problem's cumulative seconds are stored however it ends (Ctrl-C included)."""
         settings = self.settings
-        budget = Budget(settings.budget_s if budget_s is ... else budget_s, settings.max_attempts,
-                        settings.target_speedup, used_attempts=len(history), spent_before=spent_s)
+        budget = Budget(
+            settings.budget_s if budget_s is ... else budget_s,
+            settings.max_attempts,
+            settings.target_speedup,
+            used_attempts=len(history),
+            spent_before=spent_s,
+        )
         options = self.verify_options(problem)
         evaluate = Evaluator(self.store, self.pool, run_id, problem, options, budget, self.progress, history)
-        strategy = self.make_strategy(proposer, workers)  # a bench running problems side by side gives a share
+        strategy = self.make_strategy(
+            proposer, workers
+        )  # a bench running problems side by side gives a share
         stopped, detail = None, ""
         try:
             await strategy.run(problem, proposer, evaluate, budget, list(history))
@@ -136,8 +152,9 @@ class Session:
             stopped, detail = "error", str(exc)
         finally:
             self.store.set_problem_status(run_id, problem.content_hash(), "running", budget.elapsed())
-        outcome = SearchOutcome(evaluate.attempts, list(history), "", detail, evaluate.first_verdict_s,
-                                budget.elapsed())
+        outcome = SearchOutcome(
+            evaluate.attempts, list(history), "", detail, evaluate.first_verdict_s, budget.elapsed()
+        )
         outcome.stopped = stopped or why_stopped(budget, outcome.best)
         return outcome
 
@@ -168,7 +185,9 @@ def make_proposer(name: str, problem: Problem, device: str, settings: RunSetting
     settings = settings or RunSettings()
     if name == "compiler":
         if problem.kind != "attention":
-            raise SolveError(f"the compiler proposer handles attention problems; {problem.name} needs --proposer llm")
+            raise SolveError(
+                f"the compiler proposer handles attention problems; {problem.name} needs --proposer llm"
+            )
         from kernelscale.propose.compiler import CompilerProposer
 
         return CompilerProposer(device=device)
@@ -177,9 +196,15 @@ def make_proposer(name: str, problem: Problem, device: str, settings: RunSetting
         from kernelscale.propose.llm.spend import SpendLimits
 
         language = settings.language
-        start = _compiler_kernel(problem, device) if problem.kind == "attention" and language == "triton" else None
+        start = (
+            _compiler_kernel(problem, device)
+            if problem.kind == "attention" and language == "triton"
+            else None
+        )
         spend = SpendLimits(max_calls=settings.max_calls, max_tokens_total=settings.max_tokens_total)
-        return make_llm_proposer(settings.llm, device=device, language=language, start_kernel=start, spend=spend)
+        return make_llm_proposer(
+            settings.llm, device=device, language=language, start_kernel=start, spend=spend
+        )
     if name == "replay":
         raise SolveError("the replay proposer takes files: use the Python API with a ReplayProposer")
     raise SolveError(f"unknown proposer {name!r} (compiler, llm)")

@@ -50,14 +50,17 @@ class RunSettings:
 
     def check(self) -> RunSettings:
         if self.budget_s is not None and not self.budget_s > 0:
-            raise SettingsError(f"the budget must be positive, got {self.budget_s:g} s "
-                                "(use --budget none for no time limit)")
+            raise SettingsError(
+                f"the budget must be positive, got {self.budget_s:g} s (use --budget none for no time limit)"
+            )
         for name in ("max_attempts", "max_calls", "max_tokens_total"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise SettingsError(f"--{name.replace('max_', '').replace('_', '-')} must be at least 1, got {value}"
-                                    if name == "max_attempts" else
-                                    f"--{name.replace('_', '-')} must be at least 1, got {value}")
+                raise SettingsError(
+                    f"--{name.replace('max_', '').replace('_', '-')} must be at least 1, got {value}"
+                    if name == "max_attempts"
+                    else f"--{name.replace('_', '-')} must be at least 1, got {value}"
+                )
         if self.target_speedup is not None and not self.target_speedup > 0:
             raise SettingsError(f"--target must be a positive speedup, got {self.target_speedup:g}")
         if self.language not in ("triton", "cuda"):
@@ -83,8 +86,10 @@ class RunSettings:
             if importlib.util.find_spec("ray") is None:
                 raise SettingsError("--executor ray needs Ray: pip install 'kernelscale[ray]'")
             if self.gpus:
-                raise SettingsError("--gpus chooses local GPUs; with --executor ray every GPU of the cluster is "
-                                    "used (limit them with --workers)")
+                raise SettingsError(
+                    "--gpus chooses local GPUs; with --executor ray every GPU of the cluster is "
+                    "used (limit them with --workers)"
+                )
 
     @property
     def proposer_name(self) -> str:
@@ -92,7 +97,11 @@ class RunSettings:
 
     def recorded(self) -> dict:
         """What the store keeps with the run (no objects, no secrets)."""
-        kept = {k: v for k, v in asdict(self).items() if k not in ("llm", "verify_options", "proposer", "db_path", "keep_run_budget")}
+        kept = {
+            k: v
+            for k, v in asdict(self).items()
+            if k not in ("llm", "verify_options", "proposer", "db_path", "keep_run_budget")
+        }
         kept["proposer"] = self.proposer_name
         describe = getattr(self.llm, "describe", None)
         if describe:

@@ -49,8 +49,14 @@ class _Started:
     started: float = field(default_factory=time.monotonic)
 
 
-def solve(problem: Problem | str | None = None, settings: RunSettings | None = None, *, resume: int | None = None,
-          progress=None, **fields) -> SolveResult:
+def solve(
+    problem: Problem | str | None = None,
+    settings: RunSettings | None = None,
+    *,
+    resume: int | None = None,
+    progress=None,
+    **fields,
+) -> SolveResult:
     """Search for the fastest verified kernel for one problem. Pass a RunSettings, or its fields
     as keywords (`budget_s=60, device="cpu", proposer=...`); `resume` continues a stored run."""
     if settings is not None and fields:
@@ -84,9 +90,19 @@ async def _solve(session: Session, started: _Started, problem, resume: int | Non
         started.run_id, started.problem, started.new_run = run_id, problem, resume is None
         shape = problem.sizes_for(session.pool.device)
         if session.progress:
-            session.progress("start", {"run_id": run_id, "problem": problem.name, "device": session.pool.device_key,
-                                       "workers": session.pool.size, "proposer": proposer.name, "shape": shape,
-                                       "budget_s": budget_s, "resumed_at": len(history)})
+            session.progress(
+                "start",
+                {
+                    "run_id": run_id,
+                    "problem": problem.name,
+                    "device": session.pool.device_key,
+                    "workers": session.pool.size,
+                    "proposer": proposer.name,
+                    "shape": shape,
+                    "budget_s": budget_s,
+                    "resumed_at": len(history),
+                },
+            )
         outcome = await session.search(problem, run_id, proposer, history, spent, budget_s)
     except BaseException:
         _discard_if_empty(store, started)
@@ -99,13 +115,23 @@ async def _solve(session: Session, started: _Started, problem, resume: int | Non
 def _finish(session: Session, started: _Started, outcome: SearchOutcome, shape: dict) -> SolveResult:
     store, run_id, problem = session.store, started.run_id, started.problem
     if outcome.stopped == "error" and _discard_if_empty(store, started):
-        raise (VerifierFailure if outcome.detail.startswith(VERIFIER_ERROR) else ProposerError)(outcome.detail)
+        raise (VerifierFailure if outcome.detail.startswith(VERIFIER_ERROR) else ProposerError)(
+            outcome.detail
+        )
     failed = outcome.stopped == "error"
     store.finish_run(run_id, "error" if failed else "finished")
     store.set_problem_status(run_id, problem.content_hash(), "error" if failed else "done", outcome.elapsed_s)
     first = None if outcome.first_verdict_s is None else session.startup_s + outcome.first_verdict_s
-    result = SolveResult(run_id, problem, outcome.best, outcome.everything, stopped=outcome.stopped,
-                         detail=outcome.detail, shape=shape, first_verdict_s=first)
+    result = SolveResult(
+        run_id,
+        problem,
+        outcome.best,
+        outcome.everything,
+        stopped=outcome.stopped,
+        detail=outcome.detail,
+        shape=shape,
+        first_verdict_s=first,
+    )
     result.out_dir = write_outputs(result, _out_dir(session.settings, run_id))
     return result
 
@@ -116,8 +142,14 @@ def _interrupted(session: Session, started: _Started) -> SolveResult:
     store.finish_run(run_id, "interrupted")
     store.set_problem_status(run_id, problem.content_hash(), "interrupted")
     attempts = store.attempts(run_id, problem.content_hash())
-    result = SolveResult(run_id, problem, best_attempt(attempts), attempts, stopped="interrupted",
-                         detail="interrupted (Ctrl-C)")
+    result = SolveResult(
+        run_id,
+        problem,
+        best_attempt(attempts),
+        attempts,
+        stopped="interrupted",
+        detail="interrupted (Ctrl-C)",
+    )
     result.out_dir = write_outputs(result, _out_dir(session.settings, run_id))
     return result
 
@@ -150,11 +182,18 @@ def _resumed(store, run_id: int, settings: RunSettings):
     record = store.get_run(run_id)
     rows = store.run_problems(run_id)
     if record.command != "solve" or len(rows) != 1:
-        raise SolveError(f"run {run_id} is a {record.command} run; resume it with `kernelscale {record.command}`")
+        raise SolveError(
+            f"run {run_id} is a {record.command} run; resume it with `kernelscale {record.command}`"
+        )
     row = rows[0]
     budget_s = record.options.get("budget_s") if settings.keep_run_budget else settings.budget_s
     store.reopen_run(run_id)
-    return row["problem"], store.attempts(run_id, row["problem_hash"]), float(row["seconds_spent"] or 0.0), budget_s
+    return (
+        row["problem"],
+        store.attempts(run_id, row["problem_hash"]),
+        float(row["seconds_spent"] or 0.0),
+        budget_s,
+    )
 
 
 def _out_dir(settings: RunSettings, run_id: int) -> Path:
@@ -168,14 +207,26 @@ def write_outputs(result: SolveResult, out_dir: Path) -> Path:
     if best is not None:
         (out_dir / "best_kernel.py").write_text(best.candidate.code)
     summary = {
-        "run_id": result.run_id, "problem": result.problem.name, "shape": result.shape,
-        "stopped": result.stopped, "stop_detail": result.detail,
-        "attempts": len(result.attempts), "correct": sum(a.verdict.ok for a in result.attempts),
-        "best": None if best is None else {
-            "attempt_id": best.attempt_id, "time_ms": best.verdict.time_ms, "baselines": best.verdict.baselines,
-            "speedup": best.verdict.speedup, "interpreted": best.verdict.interpreted,
-            "suspect": best.verdict.suspect, "config": best.candidate.provenance.get("config"),
-            "proposer": best.candidate.proposer, "device": best.verdict.device, "elapsed_s": best.elapsed_s,
+        "run_id": result.run_id,
+        "problem": result.problem.name,
+        "shape": result.shape,
+        "stopped": result.stopped,
+        "stop_detail": result.detail,
+        "attempts": len(result.attempts),
+        "correct": sum(a.verdict.ok for a in result.attempts),
+        "best": None
+        if best is None
+        else {
+            "attempt_id": best.attempt_id,
+            "time_ms": best.verdict.time_ms,
+            "baselines": best.verdict.baselines,
+            "speedup": best.verdict.speedup,
+            "interpreted": best.verdict.interpreted,
+            "suspect": best.verdict.suspect,
+            "config": best.candidate.provenance.get("config"),
+            "proposer": best.candidate.proposer,
+            "device": best.verdict.device,
+            "elapsed_s": best.elapsed_s,
         },
         "first_verdict_s": result.first_verdict_s,
         "first_correct_s": next((a.elapsed_s for a in result.attempts if a.verdict.ok), None),
@@ -191,11 +242,15 @@ def llm_spend(attempts: list[Attempt]) -> dict | None:
     usages = [a.candidate.usage for a in attempts if a.candidate.usage]
     if not usages:
         return None
-    return {"calls": sum(int(u.get("calls", 1)) for u in usages),
-            "tokens": sum(int(u.get("total_tokens") or 0) for u in usages),
-            "cost_usd": round(sum(float(u.get("cost_usd") or 0.0) for u in usages), 6)}
+    return {
+        "calls": sum(int(u.get("calls", 1)) for u in usages),
+        "tokens": sum(int(u.get("total_tokens") or 0) for u in usages),
+        "cost_usd": round(sum(float(u.get("cost_usd") or 0.0) for u in usages), 6),
+    }
 
 
 def speedup_curve(attempts: list[Attempt]) -> list[tuple[float, float]]:
     """(elapsed s, speedup over the strongest baseline) each time the best improved."""
-    return [(round(a.elapsed_s, 2), round(a.best_speedup, 4)) for a in improvements(attempts) if a.best_speedup]
+    return [
+        (round(a.elapsed_s, 2), round(a.best_speedup, 4)) for a in improvements(attempts) if a.best_speedup
+    ]

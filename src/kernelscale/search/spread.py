@@ -30,10 +30,19 @@ from kernelscale.store.db import Store
 AsyncSolveFn = Callable[[Problem, int, float], Awaitable[None]]
 
 
-async def bench_spread(suite_or_dir, *, solve_fn: AsyncSolveFn, store: Store, concurrency: int,
-                       per_problem_budget_s: float | None = None, resume: int | None = None,
-                       tolerance: str | None = None, options: dict | None = None, on_event: EventFn | None = None,
-                       fatal: tuple[type[BaseException], ...] = (ProposerError,)) -> BenchResult:
+async def bench_spread(
+    suite_or_dir,
+    *,
+    solve_fn: AsyncSolveFn,
+    store: Store,
+    concurrency: int,
+    per_problem_budget_s: float | None = None,
+    resume: int | None = None,
+    tolerance: str | None = None,
+    options: dict | None = None,
+    on_event: EventFn | None = None,
+    fatal: tuple[type[BaseException], ...] = (ProposerError,),
+) -> BenchResult:
     """`bench` with up to `concurrency` problems in flight (see `kernelscale.search.bench.bench`)."""
     if resume is None:
         run_id, budget = _new_run(store, suite_or_dir, per_problem_budget_s, tolerance, options or {})
@@ -74,8 +83,18 @@ async def _gather_or_stop(runs) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _one_problem(store: Store, run_id: int, budget: float, row: dict, info: dict, solve_fn: AsyncSolveFn,
-                       result: BenchResult, emit: EventFn, slots: asyncio.Semaphore, fatal: tuple) -> None:
+async def _one_problem(
+    store: Store,
+    run_id: int,
+    budget: float,
+    row: dict,
+    info: dict,
+    solve_fn: AsyncSolveFn,
+    result: BenchResult,
+    emit: EventFn,
+    slots: asyncio.Semaphore,
+    fatal: tuple,
+) -> None:
     async with slots:
         key, name = row["problem_hash"], row["name"]
         spent = float(row["seconds_spent"] or 0.0)

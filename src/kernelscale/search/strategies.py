@@ -45,5 +45,8 @@ def default_options(name: str, workers: int) -> dict:
     proposals in flight than there are GPUs, so verifying never waits on a model still thinking;
     the compiler proposes instantly, so one evaluation per worker keeps every GPU busy."""
     concurrent = max(4, workers)
-    return {"compiler": {"workers": workers}, "parallel": {"chains": concurrent},
-            "evolve": {"workers": concurrent}}.get(name, {})
+    return {
+        "compiler": {"workers": workers},
+        "parallel": {"chains": concurrent},
+        "evolve": {"workers": concurrent},
+    }.get(name, {})

@@ -80,7 +80,9 @@ class Store:
         if row is None:
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         elif int(row["value"]) > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema v{row['value']}, newer than this kernelscale (v{SCHEMA_VERSION})")
+            raise StoreError(
+                f"{self.path} has schema v{row['value']}, newer than this kernelscale (v{SCHEMA_VERSION})"
+            )
         elif int(row["value"]) < SCHEMA_VERSION:
             # v1 -> v2 only adds a table, which the script above has just created.
             self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
@@ -129,10 +131,13 @@ class Store:
         )
         return key
 
-    def set_problem_status(self, run_id: int, problem_hash: str, status: str, seconds: float | None = None) -> None:
+    def set_problem_status(
+        self, run_id: int, problem_hash: str, status: str, seconds: float | None = None
+    ) -> None:
         if seconds is None:
             self.db.execute(
-                "UPDATE run_problems SET status=? WHERE run_id=? AND problem_hash=?", (status, run_id, problem_hash)
+                "UPDATE run_problems SET status=? WHERE run_id=? AND problem_hash=?",
+                (status, run_id, problem_hash),
             )
         else:
             self.db.execute(
@@ -149,7 +154,9 @@ class Store:
         return [dict(r) | {"problem": Problem.from_json(json.loads(r["spec"]))} for r in rows]
 
     # -- verdicts (the cache) -------------------------------------------------------------------
-    def cached_verdict(self, code_hash: str, problem_hash: str, device_key: str) -> tuple[int, Verdict] | None:
+    def cached_verdict(
+        self, code_hash: str, problem_hash: str, device_key: str
+    ) -> tuple[int, Verdict] | None:
         row = self.db.execute(
             "SELECT id, body FROM verdicts WHERE code_hash=? AND problem_hash=? AND device_key=? "
             "ORDER BY id DESC LIMIT 1",
@@ -168,17 +175,23 @@ class Store:
 
     # -- baselines measured on a device (reused by later runs) ---------------------------------
     def baselines(self, problem_hash: str, device_key: str) -> dict[str, float]:
-        rows = self.db.execute("SELECT name, time_ms FROM baselines WHERE problem_hash=? AND device_key=?",
-                               (problem_hash, device_key)).fetchall()
+        rows = self.db.execute(
+            "SELECT name, time_ms FROM baselines WHERE problem_hash=? AND device_key=?",
+            (problem_hash, device_key),
+        ).fetchall()
         return {r["name"]: float(r["time_ms"]) for r in rows}
 
     def save_baselines(self, problem_hash: str, device_key: str, times: dict[str, float]) -> None:
         for name, ms in times.items():
-            self.db.execute("INSERT OR REPLACE INTO baselines VALUES (?,?,?,?,?)",
-                            (problem_hash, device_key, name, float(ms), time.time()))
+            self.db.execute(
+                "INSERT OR REPLACE INTO baselines VALUES (?,?,?,?,?)",
+                (problem_hash, device_key, name, float(ms), time.time()),
+            )
 
     def forget_baselines(self, problem_hash: str, device_key: str) -> None:
-        self.db.execute("DELETE FROM baselines WHERE problem_hash=? AND device_key=?", (problem_hash, device_key))
+        self.db.execute(
+            "DELETE FROM baselines WHERE problem_hash=? AND device_key=?", (problem_hash, device_key)
+        )
 
     # -- attempts -----------------------------------------------------------------------------
     def add_attempt(self, run_id: int, problem_hash: str, attempt: Attempt, verdict_id: int) -> int:
@@ -187,9 +200,20 @@ class Store:
             "INSERT INTO attempts (run_id, problem_hash, code_hash, code, proposer, parents, provenance, usage,"
             " verdict_id, status, time_ms, speedup, elapsed_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                run_id, problem_hash, cand.code_hash, cand.code, cand.proposer, json.dumps(cand.parents),
-                json.dumps(cand.provenance, default=str), json.dumps(cand.usage), verdict_id, verdict.status,
-                verdict.time_ms, attempt.best_speedup, attempt.elapsed_s, time.time(),
+                run_id,
+                problem_hash,
+                cand.code_hash,
+                cand.code,
+                cand.proposer,
+                json.dumps(cand.parents),
+                json.dumps(cand.provenance, default=str),
+                json.dumps(cand.usage),
+                verdict_id,
+                verdict.status,
+                verdict.time_ms,
+                attempt.best_speedup,
+                attempt.elapsed_s,
+                time.time(),
             ),
         )
         return int(cur.lastrowid)
@@ -216,15 +240,23 @@ class Store:
 
 def _run_record(row: sqlite3.Row) -> RunRecord:
     return RunRecord(
-        id=row["id"], command=row["command"], target=row["target"], options=json.loads(row["options"]),
-        status=row["status"], created_at=row["created_at"], finished_at=row["finished_at"],
+        id=row["id"],
+        command=row["command"],
+        target=row["target"],
+        options=json.loads(row["options"]),
+        status=row["status"],
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
     )
 
 
 def _attempt(row: sqlite3.Row) -> Attempt:
     candidate = Candidate(
-        code=row["code"], proposer=row["proposer"], parents=json.loads(row["parents"]),
-        provenance=json.loads(row["provenance"]), usage=json.loads(row["usage"]),
+        code=row["code"],
+        proposer=row["proposer"],
+        parents=json.loads(row["parents"]),
+        provenance=json.loads(row["provenance"]),
+        usage=json.loads(row["usage"]),
     )
     verdict = Verdict.from_json(json.loads(row["body"]))
     return Attempt(candidate=candidate, verdict=verdict, attempt_id=row["id"], elapsed_s=row["elapsed_s"])

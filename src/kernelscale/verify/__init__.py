@@ -1,6 +1,6 @@
 """The verifier: static screen, sandboxed runner, oracle, timing, pool.
 
-`kernelscale.verify(problem, code)` is the public API (DESIGN §5), and this package shares its
+`kernelscale.verify(problem, code)` is the public API, and this package shares its
 name: once `kernelscale.verify.<module>` is imported, Python binds the package over the
 function. The package is therefore callable, and calling it is that function.
 """

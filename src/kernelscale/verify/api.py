@@ -11,8 +11,9 @@ from kernelscale.verify.pool import VerifierPool
 from kernelscale.verify.verdict import Verdict
 
 
-def verify(problem: Problem | str, code: str, *, device: str | None = None, tolerance: str | None = None,
-           **options) -> Verdict:
+def verify(
+    problem: Problem | str, code: str, *, device: str | None = None, tolerance: str | None = None, **options
+) -> Verdict:
     """Verify one candidate's source against a problem (an id, a path, or a Problem)."""
     if not isinstance(problem, Problem):
         problem = load_problem(problem)

@@ -50,7 +50,9 @@ def run_attempt(oracle, problem: Problem, code: str, options: VerifyOptions) -> 
     except AttemptFailed as failed:
         verdict = failed.verdict
     except ChildTimeout:
-        verdict = Verdict("timeout", f"no result within {options.timeout_s:g} s (compile and run); process tree killed")
+        verdict = Verdict(
+            "timeout", f"no result within {options.timeout_s:g} s (compile and run); process tree killed"
+        )
     except ChildGone as gone:
         verdict = Verdict("runtime_error", f"candidate process {gone}")
     finally:
@@ -75,7 +77,9 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
     cost["baselines_and_calibration"] = round(time.monotonic() - t0, 3)
     reference = oracle.new_reference(loaded, candidate.exchange)
     deadline = time.monotonic() + options.timeout_s
-    cost["process_start"] = round(candidate.start(code, reference.init_message, reference.init_seed, deadline), 3)
+    cost["process_start"] = round(
+        candidate.start(code, reference.init_message, reference.init_seed, deadline), 3
+    )
     errors = Errors()
     t1 = time.monotonic()
     _correctness(oracle, loaded, candidate, reference, options, deadline, errors)
@@ -89,8 +93,12 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
     t3 = time.monotonic()
     time_baselines(oracle, loaded, options, timing, warm=False)
     cost["baselines_after"] = round(time.monotonic() - t3, 3)
-    verdict = Verdict("correct", f"{errors.calls_checked} calls checked, every one within atol=rtol={errors.tolerance:g}",
-                      max_abs_error=errors.max_abs_error, max_rel_error=errors.max_rel_error)
+    verdict = Verdict(
+        "correct",
+        f"{errors.calls_checked} calls checked, every one within atol=rtol={errors.tolerance:g}",
+        max_abs_error=errors.max_abs_error,
+        max_rel_error=errors.max_rel_error,
+    )
     timing.fill(verdict, oracle, loaded, options)
     verdict.time_stats["calls_checked"] = errors.calls_checked
     verdict.cost_s = cost
@@ -98,8 +106,9 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
 
 
 def _correctness(oracle, loaded, candidate, reference, options, deadline, errors: Errors) -> None:
-    plan = correctness_plan(options.trials, loaded.problem.input_scale or options.input_scale,
-                            loaded.problem.edge_shifts)
+    plan = correctness_plan(
+        options.trials, loaded.problem.input_scale or options.input_scale, loaded.problem.edge_shifts
+    )
     for index, case in enumerate(plan):
         inputs = oracle.case_inputs(loaded, case)
         first = candidate.call(inputs, deadline)  # the candidate runs before the reference exists
@@ -118,8 +127,14 @@ def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors
     index = 0
     warm_up = Case("warm-up call", fresh_seed())
     inputs = oracle.case_inputs(loaded, warm_up)
-    _check(loaded, warm_up.name, inputs, candidate.call(inputs, deadline), oracle.reference_outputs(reference, inputs),
-           errors)
+    _check(
+        loaded,
+        warm_up.name,
+        inputs,
+        candidate.call(inputs, deadline),
+        oracle.reference_outputs(reference, inputs),
+        errors,
+    )
     while not timing.enough(options, oracle.device, started):
         case = timed_case(index)
         inputs = oracle.case_inputs(loaded, case)
@@ -129,18 +144,32 @@ def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors
         index += 1
     case = Case("after timing", fresh_seed())
     inputs = oracle.case_inputs(loaded, case)
-    _check(loaded, case.name, inputs, candidate.call(inputs, deadline), oracle.reference_outputs(reference, inputs),
-           errors)
+    _check(
+        loaded,
+        case.name,
+        inputs,
+        candidate.call(inputs, deadline),
+        oracle.reference_outputs(reference, inputs),
+        errors,
+    )
 
 
 def _check(loaded, trial: str, inputs: list, result: CallResult, want: list, errors: Errors) -> None:
     if result.fingerprint and result.fingerprint != fingerprint(inputs):
-        raise AttemptFailed(Verdict("runtime_error", "the inputs the runner staged differ from the ones sent "
-                                    "(the exchange folder was tampered with or the transfer failed)",
-                                    failing_trial=trial))
+        raise AttemptFailed(
+            Verdict(
+                "runtime_error",
+                "the inputs the runner staged differ from the ones sent "
+                "(the exchange folder was tampered with or the transfer failed)",
+                failing_trial=trial,
+            )
+        )
     if result.mutated_inputs:
-        raise AttemptFailed(Verdict("incorrect", f"modified its input(s) {result.mutated_inputs} in place",
-                                    failing_trial=trial))
+        raise AttemptFailed(
+            Verdict(
+                "incorrect", f"modified its input(s) {result.mutated_inputs} in place", failing_trial=trial
+            )
+        )
     tol = loaded.problem.tolerance_for(_dominant_dtype(want, inputs))
     mismatch, stats = compare_outputs(result.outputs, want, tol)
     errors.calls_checked += 1
@@ -148,10 +177,16 @@ def _check(loaded, trial: str, inputs: list, result: CallResult, want: list, err
     errors.max_abs_error = max(errors.max_abs_error, stats.get("max_abs_error") or 0.0)
     errors.max_rel_error = max(errors.max_rel_error, stats.get("max_rel_error") or 0.0)
     if mismatch is not None:
-        raise AttemptFailed(Verdict(
-            "incorrect", mismatch.reason, max_abs_error=mismatch.max_abs_error,
-            max_rel_error=mismatch.max_rel_error, worst_index=mismatch.worst_index, failing_trial=trial,
-        ))
+        raise AttemptFailed(
+            Verdict(
+                "incorrect",
+                mismatch.reason,
+                max_abs_error=mismatch.max_abs_error,
+                max_rel_error=mismatch.max_rel_error,
+                worst_index=mismatch.worst_index,
+                failing_trial=trial,
+            )
+        )
 
 
 def _dominant_dtype(outputs: list, inputs: list) -> torch.dtype:

@@ -8,9 +8,9 @@ note rather than failing the attempt.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Callable
 
 import torch
 
@@ -21,13 +21,17 @@ class BaselineSet:
     notes: dict[str, str] = field(default_factory=dict)
 
 
-def build_baselines(names: tuple[str, ...], module: ModuleType, model, init_inputs: list, device: str) -> BaselineSet:
+def build_baselines(
+    names: tuple[str, ...], module: ModuleType, model, init_inputs: list, device: str
+) -> BaselineSet:
     found = BaselineSet()
     for name in names:
         try:
             fn = _build_one(name, module, model, init_inputs, device)
         except Exception as exc:  # a baseline's failure must not fail the candidate
-            found.notes[name] = f"not built: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+            found.notes[name] = (
+                f"not built: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+            )
             continue
         if fn is None:
             found.notes[name] = "not available for this problem or device"
@@ -53,7 +57,12 @@ def _raise_dynamo_limits() -> None:
     import torch._dynamo
 
     config = torch._dynamo.config
-    for key in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
+    for key in (
+        "recompile_limit",
+        "cache_size_limit",
+        "accumulated_recompile_limit",
+        "accumulated_cache_size_limit",
+    ):
         if hasattr(config, key):
             setattr(config, key, max(getattr(config, key), 4096))
 
@@ -74,8 +83,10 @@ class Roofline:
 def measure_roofline() -> Roofline:
     """bf16 8192³ product and a 1 GiB device copy, best of a few: generous ceilings, so a time
     under the floor they give is physically implausible rather than merely fast."""
-    roofline = _measure(torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16),
-                        torch.empty(2**28, device="cuda", dtype=torch.float32))
+    roofline = _measure(
+        torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16),
+        torch.empty(2**28, device="cuda", dtype=torch.float32),
+    )
     torch.cuda.empty_cache()  # the buffers above are gone once _measure returns
     return roofline
 
@@ -84,8 +95,10 @@ def _measure(a: torch.Tensor, src: torch.Tensor) -> Roofline:
     dst = torch.empty_like(src)
     best_mm = min(_event_ms(lambda: a @ a) for _ in range(5))
     best_copy = min(_event_ms(lambda: dst.copy_(src)) for _ in range(5))
-    return Roofline(tflops=2 * a.shape[0] ** 3 / (best_mm * 1e-3) / 1e12,
-                    copy_gbps=2 * src.numel() * src.element_size() / (best_copy * 1e-3) / 1e9)
+    return Roofline(
+        tflops=2 * a.shape[0] ** 3 / (best_mm * 1e-3) / 1e12,
+        copy_gbps=2 * src.numel() * src.element_size() / (best_copy * 1e-3) / 1e9,
+    )
 
 
 def _event_ms(fn: Callable) -> float:

@@ -36,6 +36,7 @@ def robust_spread(values: list[float]) -> float:
     middle = statistics.median(values)
     return 1.4826 * statistics.median(abs(v - middle) for v in values)
 
+
 NULL_MODEL = '''
 import torch
 
@@ -62,7 +63,9 @@ def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
     inputs = make_inputs(loaded.module, loaded.timing_seed, 1.0, oracle.device)
     with torch.no_grad():
         outs = outputs_as_list(loaded.timing_model(*inputs))
-    specs = [(tuple(o.shape), str(o.dtype).removeprefix("torch.")) for o in outs if isinstance(o, torch.Tensor)]
+    specs = [
+        (tuple(o.shape), str(o.dtype).removeprefix("torch.")) for o in outs if isinstance(o, torch.Tensor)
+    ]
     del outs
     workdir = attempt_dir(oracle)
     process = CandidateProcess(oracle, loaded, workdir, options.memory_limit_gb)
@@ -76,7 +79,9 @@ def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
             if i >= WARM_CALLS:
                 gaps.append(max(0.0, result.window_ms - result.own_ms))
                 ships.append(result.ship_ms)
-        return Calibration(statistics.median(gaps), robust_spread(gaps), statistics.median(ships), robust_spread(ships))
+        return Calibration(
+            statistics.median(gaps), robust_spread(gaps), statistics.median(ships), robust_spread(ships)
+        )
     finally:
         process.kill()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -68,15 +68,24 @@ class CandidateProcess:
         env = sandbox_env(extra, home=str(self.workdir))
         self.child = Child("kernelscale.verify.runner", [], self.workdir, env, memory)
         self.isolation = self.child.isolation.to_json()
-        message = {"op": "load", "device": device, "code_file": str(code_file), "exchange_dir": str(self.workdir),
-                   "init_seed": init_seed, "forbid_copies": self.loaded.forbid_copies,
-                   "allow_torch": self.loaded.problem.allow_torch, **init_message}
+        message = {
+            "op": "load",
+            "device": device,
+            "code_file": str(code_file),
+            "exchange_dir": str(self.workdir),
+            "init_seed": init_seed,
+            "forbid_copies": self.loaded.forbid_copies,
+            "allow_torch": self.loaded.problem.allow_torch,
+            **init_message,
+        }
         expect(self.child.request(message, deadline), self.child)
         return time.monotonic() - t0
 
     def call(self, inputs: list, deadline: float) -> CallResult:
-        staged = expect(self.child.request({"op": "stage", "file": str(self.exchange.write("in", inputs))}, deadline),
-                        self.child)
+        staged = expect(
+            self.child.request({"op": "stage", "file": str(self.exchange.write("in", inputs))}, deadline),
+            self.child,
+        )
         self.oracle.flush_l2()
         sent = time.perf_counter()
         done = expect(self.child.request({"op": "go"}, deadline), self.child)
@@ -91,8 +100,14 @@ class CandidateProcess:
         path.unlink(missing_ok=True)
         reading = ClockReading(window_ms, float(done.get("own_ms") or 0.0), ship_ms)
         self.clock.append(reading)
-        return CallResult(outputs, window_ms, reading.own_ms, ship_ms, list(reply.get("mutated_inputs") or []),
-                          staged.get("inputs", []))
+        return CallResult(
+            outputs,
+            window_ms,
+            reading.own_ms,
+            ship_ms,
+            list(reply.get("mutated_inputs") or []),
+            staged.get("inputs", []),
+        )
 
     def check_guards(self, deadline: float) -> None:
         expect(self.child.request({"op": "guards"}, deadline))

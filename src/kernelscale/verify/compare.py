@@ -60,8 +60,12 @@ def _check_one(label: str, got: Any, want: Any, tol: float, stats: dict) -> Mism
     bad = err > tol + slack * w.abs()
     if bad.any():
         index = _first(bad & (err == err[bad].max()))
-        return _mismatch(stats, index, f"{label} mismatch: {int(bad.sum())} of {bad.numel()} elements outside "
-                         f"atol=rtol={tol:g}" + (f" (+1 ulp of {_name(want.dtype)})" if _ulp(want.dtype) else ""))
+        return _mismatch(
+            stats,
+            index,
+            f"{label} mismatch: {int(bad.sum())} of {bad.numel()} elements outside "
+            f"atol=rtol={tol:g}" + (f" (+1 ulp of {_name(want.dtype)})" if _ulp(want.dtype) else ""),
+        )
     return _whole_output(label, err, w, tol, slack, stats)
 
 
@@ -71,15 +75,23 @@ def _whole_output(label: str, err: torch.Tensor, w: torch.Tensor, tol: float, sl
         relative = float(err.norm()) / norm
         stats["norm_rel_error"] = max(stats["norm_rel_error"], relative)
         if relative > slack:
-            return _mismatch(stats, stats.get("worst_index"), f"{label}: relative error of the whole output "
-                             f"‖out − ref‖/‖ref‖ = {relative:.3g} exceeds {tol:g}")
+            return _mismatch(
+                stats,
+                stats.get("worst_index"),
+                f"{label}: relative error of the whole output "
+                f"‖out − ref‖/‖ref‖ = {relative:.3g} exceeds {tol:g}",
+            )
     rms = float((w.pow(2).mean()).sqrt()) if w.numel() else 0.0
     significant = w.abs() >= rms / 16
     off = significant & (err > slack * w.abs())
     count, total = int(off.sum()), int(significant.sum())
     if count > max(1, MAX_OFF_SHARE * total):
-        return _mismatch(stats, _first(off), f"{label}: {count} of {total} significant elements are off by more "
-                         f"than rtol={tol:g} (at most {MAX_OFF_SHARE:.0%} may be)")
+        return _mismatch(
+            stats,
+            _first(off),
+            f"{label}: {count} of {total} significant elements are off by more "
+            f"than rtol={tol:g} (at most {MAX_OFF_SHARE:.0%} may be)",
+        )
     return None
 
 
@@ -94,7 +106,9 @@ def _form(label: str, got: Any, want: torch.Tensor) -> str | None:
     if got.layout != want.layout:
         return f"{label} layout {got.layout} != reference {want.layout}"
     if want.is_contiguous() and not got.is_contiguous():
-        return f"{label} is not contiguous (strides {got.stride()}) where the reference is: return a new tensor"
+        return (
+            f"{label} is not contiguous (strides {got.stride()}) where the reference is: return a new tensor"
+        )
     if got.numel() > 1 and not _dense(got):
         return f"{label} is not dense (strides {got.stride()}): return a new, non-overlapping tensor"
     excess = got.untyped_storage().nbytes() - got.numel() * got.element_size()

@@ -20,11 +20,29 @@ import time
 
 import torch
 
-ALLOWED_EXECUTABLES = frozenset({
-    "ptxas", "ptxas-blackwell", "nvcc", "nvlink", "fatbinary", "cuobjdump", "nvdisasm", "ninja",
-    "c++", "g++", "gcc", "cc", "x86_64-linux-gnu-gcc", "x86_64-linux-gnu-g++", "ldconfig",
-    "ldconfig.real", "which", "uname", "cicc",
-})
+ALLOWED_EXECUTABLES = frozenset(
+    {
+        "ptxas",
+        "ptxas-blackwell",
+        "nvcc",
+        "nvlink",
+        "fatbinary",
+        "cuobjdump",
+        "nvdisasm",
+        "ninja",
+        "c++",
+        "g++",
+        "gcc",
+        "cc",
+        "x86_64-linux-gnu-gcc",
+        "x86_64-linux-gnu-g++",
+        "ldconfig",
+        "ldconfig.real",
+        "which",
+        "uname",
+        "cicc",
+    }
+)
 BLOCKED_EVENTS = ("socket.connect", "socket.bind", "socket.getaddrinfo", "socket.sendto", "os.system")
 
 
@@ -90,7 +108,9 @@ class Guards:
             if id(_resolve(name)) != ident:
                 found.append(("monkey_patch", f"{name} was replaced while the candidate ran"))
         if threading.active_count() > self.python_threads:
-            found.append(("threads", f"{threading.active_count() - self.python_threads} Python thread(s) started"))
+            found.append(
+                ("threads", f"{threading.active_count() - self.python_threads} Python thread(s) started")
+            )
         return found
 
 

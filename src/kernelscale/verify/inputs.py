@@ -17,7 +17,9 @@ def torch_device(device: str) -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if device == "cuda" else torch.device(device)
 
 
-def make_model(module: ModuleType, class_name: str, init_seed: int, device: str, init_module: ModuleType | None = None):
+def make_model(
+    module: ModuleType, class_name: str, init_seed: int, device: str, init_module: ModuleType | None = None
+):
     """`cls(*get_init_inputs())` with the seed set first, as KernelBench does, so parameters match."""
     init_module = init_module or module
     with torch.device(torch_device(device)):

@@ -32,10 +32,23 @@ MECHANISMS = ("bwrap", "unshare", "plain")
 NOBODY = 65534
 LAUNCHER = str(Path(__file__).with_name("isolation_launch.py"))
 GPU_DEVICES = ("/dev/nvidia*", "/dev/nvidia-caps", "/dev/dri")
-NAMESPACE_LAYERS = ("pid-namespace", "network-namespace", "ipc-namespace", "mount-namespace",
-                    "private-tmp", "private-shm")
-ALL_LAYERS = (*NAMESPACE_LAYERS, "read-only-root", "unprivileged-uid", "no-capabilities",
-              "process-limit", "rlimits", "new-session")
+NAMESPACE_LAYERS = (
+    "pid-namespace",
+    "network-namespace",
+    "ipc-namespace",
+    "mount-namespace",
+    "private-tmp",
+    "private-shm",
+)
+ALL_LAYERS = (
+    *NAMESPACE_LAYERS,
+    "read-only-root",
+    "unprivileged-uid",
+    "no-capabilities",
+    "process-limit",
+    "rlimits",
+    "new-session",
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +65,13 @@ class IsolationReport:
         return tuple(layer for layer in ALL_LAYERS if layer not in self.layers)
 
     def to_json(self) -> dict:
-        return {"mechanism": self.mechanism, "layers": list(self.layers), "missing": list(self.missing),
-                "uid": self.uid, "note": self.note}
+        return {
+            "mechanism": self.mechanism,
+            "layers": list(self.layers),
+            "missing": list(self.missing),
+            "uid": self.uid,
+            "note": self.note,
+        }
 
 
 @dataclass(frozen=True)
@@ -102,8 +120,13 @@ def _python_paths(env: dict[str, str]) -> list[str]:
     site-packages, this package and PYTHONPATH entries."""
     import kernelscale
 
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
-             str(Path(kernelscale.__file__).resolve().parent.parent)}
+    paths = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        os.path.dirname(os.path.realpath(sys.executable)),
+        str(Path(kernelscale.__file__).resolve().parent.parent),
+    }
     paths.update(p for p in sys.path if p and os.path.isdir(p))
     paths.update(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and os.path.isdir(p))
     return sorted(os.path.realpath(p) for p in paths)
@@ -122,9 +145,21 @@ def _closed_ancestor(path: str) -> str | None:
     return None
 
 
-def _bwrap_argv(mech: Mechanism, writable: list[str], limits: SandboxLimits, env: dict[str, str]) -> list[str]:
-    argv = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net",
-            "--unshare-ipc", "--unshare-uts", "--ro-bind", "/", "/"]
+def _bwrap_argv(
+    mech: Mechanism, writable: list[str], limits: SandboxLimits, env: dict[str, str]
+) -> list[str]:
+    argv = [
+        "bwrap",
+        "--die-with-parent",
+        "--new-session",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--ro-bind",
+        "/",
+        "/",
+    ]
     closed: list[str] = []
     if mech.drop_uid:
         # Directories `nobody` cannot enter (a Python under /root) are replaced by an empty tmpfs
@@ -142,9 +177,22 @@ def _bwrap_argv(mech: Mechanism, writable: list[str], limits: SandboxLimits, env
     for pattern in GPU_DEVICES:
         for device in sorted(glob.glob(pattern)):
             argv += ["--dev-bind", device, device]
-    argv += ["--proc", "/proc",
-             "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
-             "--perms", "1777", "--size", str(limits.shm_bytes), "--tmpfs", "/dev/shm"]
+    argv += [
+        "--proc",
+        "/proc",
+        "--perms",
+        "1777",
+        "--size",
+        str(limits.tmp_bytes),
+        "--tmpfs",
+        "/tmp",
+        "--perms",
+        "1777",
+        "--size",
+        str(limits.shm_bytes),
+        "--tmpfs",
+        "/dev/shm",
+    ]
     made: set[str] = set()
     for path in _python_paths(env):  # a venv under /tmp would be hidden by the private /tmp
         fresh = [root for root in ("/tmp", "/dev/shm") if path.startswith(root + "/")]
@@ -168,22 +216,43 @@ def _open_parents(path: str, top: str, made: set[str]) -> list[str]:
 
 
 def _unshare_argv() -> list[str]:
-    argv = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--net", "--ipc", "--mount",
-            "--uts", "--propagation", "private"]
+    argv = [
+        "unshare",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--mount-proc",
+        "--net",
+        "--ipc",
+        "--mount",
+        "--uts",
+        "--propagation",
+        "private",
+    ]
     if os.getuid() != 0:
         argv[1:1] = ["--user", "--map-root-user"]
     return argv + ["--"]
 
 
-def _launcher_spec(mech: Mechanism, writable: list[str], limits: SandboxLimits, chdir: str | None,
-                   env: dict[str, str]) -> dict:
+def _launcher_spec(
+    mech: Mechanism, writable: list[str], limits: SandboxLimits, chdir: str | None, env: dict[str, str]
+) -> dict:
     processes = limits.processes if (mech.drop_uid or (mech.name != "plain" and os.getuid() != 0)) else None
     spec = {
-        "limits": {"core": 0, "open_files": limits.open_files, "file_bytes": limits.file_bytes,
-                   "processes": processes, "memory_bytes": limits.memory_bytes},
-        "uid": NOBODY if mech.drop_uid else None, "gid": NOBODY if mech.drop_uid else None,
-        "chdir": chdir, "mounts": mech.name == "unshare", "writable": writable,
-        "tmp_bytes": limits.tmp_bytes, "shm_bytes": limits.shm_bytes,
+        "limits": {
+            "core": 0,
+            "open_files": limits.open_files,
+            "file_bytes": limits.file_bytes,
+            "processes": processes,
+            "memory_bytes": limits.memory_bytes,
+        },
+        "uid": NOBODY if mech.drop_uid else None,
+        "gid": NOBODY if mech.drop_uid else None,
+        "chdir": chdir,
+        "mounts": mech.name == "unshare",
+        "writable": writable,
+        "tmp_bytes": limits.tmp_bytes,
+        "shm_bytes": limits.shm_bytes,
     }
     # What the private tmpfs would hide, and (for `nobody`) folders it cannot enter, replaced by
     # an empty tmpfs: the interpreter's own paths there are bound back read-only.
@@ -194,8 +263,14 @@ def _launcher_spec(mech: Mechanism, writable: list[str], limits: SandboxLimits, 
     return spec
 
 
-def build(mech: Mechanism, program: list[str], writable: list[Path], limits: SandboxLimits,
-          env: dict[str, str], chdir: Path | None = None) -> Launch:
+def build(
+    mech: Mechanism,
+    program: list[str],
+    writable: list[Path],
+    limits: SandboxLimits,
+    env: dict[str, str],
+    chdir: Path | None = None,
+) -> Launch:
     """The argv that runs `program` under `mech`, with `writable` the only writable host paths."""
     paths = [os.path.realpath(p) for p in writable]
     spec = _launcher_spec(mech, paths, limits, os.path.realpath(chdir) if chdir else None, env)
@@ -219,11 +294,16 @@ def _try(mech: Mechanism) -> str | None:
         os.mkdir(folder)
         if mech.drop_uid:
             os.chown(folder, NOBODY, NOBODY)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        }
         report = [sys.executable, "-I", "-S", LAUNCHER, "--report"]
         launch = build(mech, report, [Path(folder)], SandboxLimits(), env, Path(folder))
         try:
-            done = subprocess.run(launch.argv, env=env, capture_output=True, timeout=60, start_new_session=True)
+            done = subprocess.run(
+                launch.argv, env=env, capture_output=True, timeout=60, start_new_session=True
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"{mech.name}: {exc}"
         if done.returncode != 0:

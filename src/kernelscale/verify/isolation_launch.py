@@ -26,8 +26,10 @@ SECBIT_NOROOT_LOCKED = 1 << 1
 LAST_CAPABILITY = 63
 
 RLIMITS = {
-    "core": resource.RLIMIT_CORE, "open_files": resource.RLIMIT_NOFILE,
-    "file_bytes": resource.RLIMIT_FSIZE, "processes": resource.RLIMIT_NPROC,
+    "core": resource.RLIMIT_CORE,
+    "open_files": resource.RLIMIT_NOFILE,
+    "file_bytes": resource.RLIMIT_FSIZE,
+    "processes": resource.RLIMIT_NPROC,
     "memory_bytes": resource.RLIMIT_AS,
 }
 
@@ -40,8 +42,15 @@ def _prctl(*args: int) -> int:
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 # Flags a remount must repeat (inside a user namespace, dropping a locked one is refused).
-KEPT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": 1024,
-              "nodiratime": 2048, "relatime": 1 << 21, "strictatime": 1 << 24}
+KEPT_FLAGS = {
+    "nosuid": MS_NOSUID,
+    "nodev": MS_NODEV,
+    "noexec": MS_NOEXEC,
+    "noatime": 1024,
+    "nodiratime": 2048,
+    "relatime": 1 << 21,
+    "strictatime": 1 << 24,
+}
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
@@ -67,7 +76,9 @@ def _mount_points() -> list[tuple[str, int]]:
 def make_mounts(spec: dict) -> None:
     """The `unshare` mechanism: private tmpfs on /tmp and /dev/shm, the writable directories
     bound back on top (held open first: the tmpfs hides them), every other mount read-only."""
-    binds = [(path, 0) for path in spec["writable"]] + [(path, MS_RDONLY) for path in spec.get("readable", [])]
+    binds = [(path, 0) for path in spec["writable"]] + [
+        (path, MS_RDONLY) for path in spec.get("readable", [])
+    ]
     holders = [os.open(path, os.O_PATH | os.O_DIRECTORY) for path, _ in binds]
     os.umask(0o022)  # the mount points made below must be enterable by `nobody`
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -132,8 +143,16 @@ def report() -> None:
     and can write its working directory."""
     with open("probe-ok", "w") as marker:
         marker.write("ok")
-    print(json.dumps({"uid": os.getuid(), "pid": os.getpid(), "cap_eff": _status_field("CapEff"),
-                      "no_new_privs": _status_field("NoNewPrivs")}))
+    print(
+        json.dumps(
+            {
+                "uid": os.getuid(),
+                "pid": os.getpid(),
+                "cap_eff": _status_field("CapEff"),
+                "no_new_privs": _status_field("NoNewPrivs"),
+            }
+        )
+    )
 
 
 def main() -> None:

@@ -13,18 +13,69 @@ from contextlib import contextmanager
 
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
-ALLOCATION_OPS = frozenset({
-    "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "zeros", "zeros_like",
-    "new_zeros", "ones", "ones_like", "new_ones", "full", "full_like", "new_full", "arange",
-    "fill_", "zero_", "scalar_tensor", "lift_fresh", "lift_fresh_copy", "_local_scalar_dense",
-    "is_nonzero", "sym_size", "sym_stride", "sym_numel", "sym_storage_offset", "resize_",
-})
-VIEW_OPS = frozenset({
-    "view", "_unsafe_view", "reshape", "_reshape_alias", "as_strided", "expand", "permute",
-    "transpose", "t", "unsqueeze", "squeeze", "select", "slice", "split", "split_with_sizes",
-    "chunk", "unbind", "narrow", "alias", "detach", "unflatten", "flatten", "movedim", "diagonal",
-    "view_as", "expand_as", "_to_copy_view", "contiguous_view",
-})
+ALLOCATION_OPS = frozenset(
+    {
+        "empty",
+        "empty_like",
+        "empty_strided",
+        "new_empty",
+        "new_empty_strided",
+        "zeros",
+        "zeros_like",
+        "new_zeros",
+        "ones",
+        "ones_like",
+        "new_ones",
+        "full",
+        "full_like",
+        "new_full",
+        "arange",
+        "fill_",
+        "zero_",
+        "scalar_tensor",
+        "lift_fresh",
+        "lift_fresh_copy",
+        "_local_scalar_dense",
+        "is_nonzero",
+        "sym_size",
+        "sym_stride",
+        "sym_numel",
+        "sym_storage_offset",
+        "resize_",
+    }
+)
+VIEW_OPS = frozenset(
+    {
+        "view",
+        "_unsafe_view",
+        "reshape",
+        "_reshape_alias",
+        "as_strided",
+        "expand",
+        "permute",
+        "transpose",
+        "t",
+        "unsqueeze",
+        "squeeze",
+        "select",
+        "slice",
+        "split",
+        "split_with_sizes",
+        "chunk",
+        "unbind",
+        "narrow",
+        "alias",
+        "detach",
+        "unflatten",
+        "flatten",
+        "movedim",
+        "diagonal",
+        "view_as",
+        "expand_as",
+        "_to_copy_view",
+        "contiguous_view",
+    }
+)
 COPY_OPS = frozenset({"clone", "copy_", "_to_copy", "_copy_from", "_copy_from_and_resize", "to"})
 
 

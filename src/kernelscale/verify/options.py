@@ -1,8 +1,8 @@
-"""Settings of one verification (the protocol's knobs, with DESIGN §3's minimums as defaults)."""
+"""Settings of one verification (the protocol's knobs; the defaults are its minimums)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass
 
 
 @dataclass
@@ -29,5 +29,5 @@ class VerifyOptions:
         return asdict(self)
 
     @staticmethod
-    def from_json(data: dict) -> "VerifyOptions":
+    def from_json(data: dict) -> VerifyOptions:
         return VerifyOptions(**{k: v for k, v in data.items() if k in VerifyOptions.__dataclass_fields__})

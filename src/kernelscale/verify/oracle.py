@@ -72,7 +72,9 @@ class Oracle:
             module = import_source(problem.source, problem.file_stem, folder)
             apply_sizes(module, problem.sizes_for(self.device))
             self.problems[key] = LoadedProblem(
-                problem=problem, module=module, forbid_copies=self._reference_moves_only(module),
+                problem=problem,
+                module=module,
+                forbid_copies=self._reference_moves_only(module),
                 timing_seed=secrets.randbits(31),
             )
         return self.problems[key]
@@ -96,8 +98,10 @@ class Oracle:
         try:
             load_values(path)
         except Exception as exc:
-            raise ProblemSetupError(f"get_init_inputs() returns values that cannot travel by value "
-                                    f"(tensors, numbers, strings, lists, dicts only): {exc}") from None
+            raise ProblemSetupError(
+                f"get_init_inputs() returns values that cannot travel by value "
+                f"(tensors, numbers, strings, lists, dicts only): {exc}"
+            ) from None
         return Reference(model, init_seed, {"init_file": str(path)})
 
     def case_inputs(self, loaded: LoadedProblem, case: Case) -> list:
@@ -152,8 +156,11 @@ def serve(device: str) -> None:
         try:
             verdict = run_attempt(oracle, problem, request["code"], options)
         except Exception as exc:  # the reference or a baseline broke: report it, keep serving
-            verdict = Verdict("runtime_error", f"{VERIFIER_ERROR}: {type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:300] if str(exc) else ''}")
+            verdict = Verdict(
+                "runtime_error",
+                f"{VERIFIER_ERROR}: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:300] if str(exc) else ''}",
+            )
         results.write(json.dumps({"id": request.get("id"), "verdict": verdict.to_json()}, default=str) + "\n")
 
 

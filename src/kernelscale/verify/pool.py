@@ -61,8 +61,9 @@ def screen_verdict(problem: Problem, code: str) -> Verdict | None:
 
 # `python -I` puts neither the working directory nor PYTHONPATH nor the user's site on sys.path,
 # so the package is found through the path the parent imported it from.
-ORACLE_BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-                    "from kernelscale.verify.oracle import main; main()")
+ORACLE_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from kernelscale.verify.oracle import main; main()"
+)
 
 
 def oracle_command(device: str) -> list[str]:
@@ -81,9 +82,14 @@ def oracle_env(workdir: str, gpu: int | None) -> dict[str, str]:
     private = os.path.join(workdir, "private")
     os.mkdir(private, 0o700)
     env = sandbox_env({"KERNELSCALE_ORACLE_DIR": workdir}, home=private)
-    env.update(TRITON_CACHE_DIR=f"{private}/triton", TRITON_HOME=private, TORCHINDUCTOR_CACHE_DIR=f"{private}/inductor",
-               XDG_CACHE_HOME=f"{private}/xdg", TORCH_EXTENSIONS_DIR=f"{private}/torch_extensions",
-               CUDA_CACHE_PATH=f"{private}/nv")
+    env.update(
+        TRITON_CACHE_DIR=f"{private}/triton",
+        TRITON_HOME=private,
+        TORCHINDUCTOR_CACHE_DIR=f"{private}/inductor",
+        XDG_CACHE_HOME=f"{private}/xdg",
+        TORCH_EXTENSIONS_DIR=f"{private}/torch_extensions",
+        CUDA_CACHE_PATH=f"{private}/nv",
+    )
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     if os.environ.get("KERNELSCALE_ISOLATION"):  # a forced sandbox mechanism (tests, diagnosis)
@@ -102,13 +108,19 @@ class _Oracle:
     async def start(self) -> None:
         self.workdir = tempfile.mkdtemp(prefix="kernelscale-oracle-")
         self.proc = await asyncio.create_subprocess_exec(
-            *oracle_command(self.device), cwd=self.workdir, env=oracle_env(self.workdir, self.gpu),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, start_new_session=True,
+            *oracle_command(self.device),
+            cwd=self.workdir,
+            env=oracle_env(self.workdir, self.gpu),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,
             limit=2**26,
         )
         hello = await asyncio.wait_for(self.proc.stdout.readline(), ORACLE_START_S)
         if not hello:
-            raise RuntimeError(f"the verifier oracle for {self.device} failed to start (see its stderr above)")
+            raise RuntimeError(
+                f"the verifier oracle for {self.device} failed to start (see its stderr above)"
+            )
         self.environment = json.loads(hello)["hello"]
 
     async def ask(self, request: dict, timeout: float) -> Verdict:
@@ -151,7 +163,7 @@ class VerifierPool:
         env = self._oracles[0].environment
         return f"{env.get('name', self.device)}|{self.device}|torch {env.get('torch')}|triton {env.get('triton')}"
 
-    async def start(self) -> "VerifierPool":
+    async def start(self) -> VerifierPool:
         self._idle = asyncio.Queue()
         await asyncio.gather(*(o.start() for o in self._oracles))
         for oracle in self._oracles:
@@ -161,7 +173,7 @@ class VerifierPool:
     async def close(self) -> None:
         await asyncio.gather(*(o.stop() for o in self._oracles), return_exceptions=True)
 
-    async def __aenter__(self) -> "VerifierPool":
+    async def __aenter__(self) -> VerifierPool:
         return await self.start()
 
     async def __aexit__(self, *exc) -> None:
@@ -176,14 +188,23 @@ class VerifierPool:
                 early.interpreted = self.device != "cuda"
                 return early
         self._counter += 1
-        request = {"id": self._counter, "problem": problem.to_json(), "code": code, "options": options.to_json()}
+        request = {
+            "id": self._counter,
+            "problem": problem.to_json(),
+            "code": code,
+            "options": options.to_json(),
+        }
         oracle = await self._idle.get()
         try:
             return await oracle.ask(request, options.timeout_s + ORACLE_MARGIN_S)
-        except (asyncio.TimeoutError, ConnectionError, json.JSONDecodeError, KeyError) as exc:
+        except (TimeoutError, ConnectionError, json.JSONDecodeError, KeyError) as exc:
             await oracle.stop()
             await oracle.start()
-            reason = "the verifier oracle stopped answering" if isinstance(exc, asyncio.TimeoutError) else str(exc)
-            return Verdict("runtime_error", f"{reason}; restarted it (the reference or a baseline may have crashed)")
+            reason = (
+                "the verifier oracle stopped answering" if isinstance(exc, asyncio.TimeoutError) else str(exc)
+            )
+            return Verdict(
+                "runtime_error", f"{reason}; restarted it (the reference or a baseline may have crashed)"
+            )
         finally:
             self._idle.put_nowait(oracle)

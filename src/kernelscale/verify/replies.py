@@ -18,8 +18,11 @@ def expect(reply: dict, child: Child | None = None) -> dict:
     if reply.get("ok"):
         return reply
     status = reply.get("status", "runtime_error")
-    verdict = Verdict(status if status in ("compile_error", "runtime_error", "rejected") else "runtime_error",
-                      reply.get("reason", ""), rule=reply.get("rule"))
+    verdict = Verdict(
+        status if status in ("compile_error", "runtime_error", "rejected") else "runtime_error",
+        reply.get("reason", ""),
+        rule=reply.get("rule"),
+    )
     if child is not None and status != "rejected":
         verdict.log_tail = child.log_tail()
     raise AttemptFailed(verdict)

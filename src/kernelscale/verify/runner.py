@@ -33,10 +33,16 @@ def candidate_frames(exc: BaseException, code_file: str | None, limit: int = 12)
     """The traceback lines that point into the candidate's own file, then the error line: a
     proposer needs its file and line, not the verifier's frames."""
     frames = traceback.extract_tb(exc.__traceback__)
-    own = [f for f in frames if code_file and os.path.basename(f.filename).startswith(("_ks_candidate", "candidate"))]
+    own = [
+        f
+        for f in frames
+        if code_file and os.path.basename(f.filename).startswith(("_ks_candidate", "candidate"))
+    ]
     chosen = own[-limit:] if own else frames[-3:]
-    lines = [f'  File "{os.path.basename(f.filename)}", line {f.lineno}, in {f.name}\n    {f.line or ""}'.rstrip()
-             for f in chosen]
+    lines = [
+        f'  File "{os.path.basename(f.filename)}", line {f.lineno}, in {f.name}\n    {f.line or ""}'.rstrip()
+        for f in chosen
+    ]
     last = traceback.format_exception_only(type(exc), exc)[-1].strip()
     return "\n".join(lines + [last])
 
@@ -86,7 +92,12 @@ class Runner:
         except BaseException as exc:  # a candidate may raise anything at import
             return {"ok": False, "status": "compile_error", "reason": candidate_frames(exc, self.code_file)}
         if not hasattr(candidate, "ModelNew"):
-            return {"ok": False, "status": "rejected", "rule": "no_model_new", "reason": "no ModelNew after import"}
+            return {
+                "ok": False,
+                "status": "rejected",
+                "rule": "no_model_new",
+                "reason": "no ModelNew after import",
+            }
         init_args = self._init_args(msg)
         with torch.device(self._torch_device()):
             torch.manual_seed(int(msg["init_seed"]))
@@ -116,7 +127,11 @@ class Runner:
     def _torch_device(self):
         import torch
 
-        return torch.device("cuda", torch.cuda.current_device()) if self.device == "cuda" else torch.device("cpu")
+        return (
+            torch.device("cuda", torch.cuda.current_device())
+            if self.device == "cuda"
+            else torch.device("cpu")
+        )
 
     def stage(self, msg: dict) -> dict:
         """Read an input set into the staging buffers (outside any timed window)."""
@@ -170,8 +185,11 @@ class Runner:
         path = self.exchange / f"out-{self.outputs_written}.pt"
         self.outputs_written += 1
         save_values(outs, path)
-        mutated = [i for i, (a, p) in enumerate(zip(self.buffers, self.pristine))
-                   if isinstance(p, torch.Tensor) and not _same(a, p)]
+        mutated = [
+            i
+            for i, (a, p) in enumerate(zip(self.buffers, self.pristine))
+            if isinstance(p, torch.Tensor) and not _same(a, p)
+        ]
         poison(outs)  # an output handed back again later is garbage by then
         self.previous = [o for o in outs if isinstance(o, torch.Tensor)]
         return {"ok": True, "file": str(path), "mutated_inputs": mutated}
@@ -217,13 +235,17 @@ class Runner:
         running = self.guards.threads_running()
         if running:
             return _rejected("threads", running)
-        bad_type = [type(o).__name__ for o in outs if isinstance(o, torch.Tensor) and type(o) is not torch.Tensor]
+        bad_type = [
+            type(o).__name__ for o in outs if isinstance(o, torch.Tensor) and type(o) is not torch.Tensor
+        ]
         if bad_type:
             return _rejected("tensor_subclass", f"forward returned a {bad_type[0]}, not exactly torch.Tensor")
         work = compute_ops(ops, self.forbid_copies)
         if work and not self.allow_torch:
-            return _rejected("torch_fallback", "forward ran torch compute ops: "
-                             + ", ".join(f"aten.{op}" for op in sorted(work)))
+            return _rejected(
+                "torch_fallback",
+                "forward ran torch compute ops: " + ", ".join(f"aten.{op}" for op in sorted(work)),
+            )
         shared = _aliasing(outs, self.buffers, self.previous)
         if shared:
             return _rejected("aliasing", shared)
@@ -238,7 +260,13 @@ class Runner:
 
     def handle(self, msg: dict) -> dict:
         op = msg.get("op")
-        handlers = {"load": self.load, "stage": self.stage, "go": self.go, "ship": self.ship, "guards": self.check_guards}
+        handlers = {
+            "load": self.load,
+            "stage": self.stage,
+            "go": self.go,
+            "ship": self.ship,
+            "guards": self.check_guards,
+        }
         handler = handlers.get(op)
         if handler is None:
             return {"ok": False, "status": "runtime_error", "reason": f"unknown op {op!r}"}

@@ -26,10 +26,27 @@ from kernelscale.verify import isolation
 from kernelscale.verify.isolation import IsolationReport, SandboxLimits
 
 ENV_ALLOWED = (
-    "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "CUDA_PATH",
-    "LD_LIBRARY_PATH", "TRITON_INTERPRET", "TRITON_CACHE_DIR", "TRITON_PTXAS_PATH", "CC", "CXX",
-    "PYTHONPATH", "VIRTUAL_ENV", "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST",
-    "NVSHMEM_DISABLE_NVLS", "TORCH_CUDA_ARCH_LIST", "OMP_NUM_THREADS",
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "CUDA_VISIBLE_DEVICES",
+    "CUDA_HOME",
+    "CUDA_PATH",
+    "LD_LIBRARY_PATH",
+    "TRITON_INTERPRET",
+    "TRITON_CACHE_DIR",
+    "TRITON_PTXAS_PATH",
+    "CC",
+    "CXX",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "NCCL_NVLS_ENABLE",
+    "TORCH_SYMM_MEM_DISABLE_MULTICAST",
+    "NVSHMEM_DISABLE_NVLS",
+    "TORCH_CUDA_ARCH_LIST",
+    "OMP_NUM_THREADS",
 )
 SECRET_LOOKING = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
 
@@ -63,9 +80,15 @@ def _cache_env(report: IsolationReport, workdir: Path) -> dict[str, str]:
     oracle or a later candidate reads (the caller's TRITON_CACHE_DIR is overridden)."""
     private = "private-tmp" in report.layers
     base = "/tmp/ks" if private else str(workdir / ".cache")
-    return {"TMPDIR": "/tmp" if private else f"{base}/tmp", "TRITON_CACHE_DIR": f"{base}/triton", "TRITON_HOME": f"{base}/triton-home",
-            "TORCHINDUCTOR_CACHE_DIR": f"{base}/inductor", "XDG_CACHE_HOME": f"{base}/xdg",
-            "TORCH_EXTENSIONS_DIR": f"{base}/torch_extensions", "CUDA_CACHE_PATH": f"{base}/nv"}
+    return {
+        "TMPDIR": "/tmp" if private else f"{base}/tmp",
+        "TRITON_CACHE_DIR": f"{base}/triton",
+        "TRITON_HOME": f"{base}/triton-home",
+        "TORCHINDUCTOR_CACHE_DIR": f"{base}/inductor",
+        "XDG_CACHE_HOME": f"{base}/xdg",
+        "TORCH_EXTENSIONS_DIR": f"{base}/torch_extensions",
+        "CUDA_CACHE_PATH": f"{base}/nv",
+    }
 
 
 def _symlinked_dirs(workdir: Path) -> list[Path]:
@@ -128,9 +151,18 @@ class Child:
     descriptors it inherits (e.g. a socket for shipping tensors); `limits`: sizes of the private
     /tmp and /dev/shm and the rlimits (`memory_bytes` is the address-space cap, CPU only)."""
 
-    def __init__(self, module: str, args: list[str], workdir: Path, env: dict[str, str],
-                 memory_bytes: int | None = None, *, writable: tuple[Path, ...] = (),
-                 pass_fds: tuple[int, ...] = (), limits: SandboxLimits | None = None):
+    def __init__(
+        self,
+        module: str,
+        args: list[str],
+        workdir: Path,
+        env: dict[str, str],
+        memory_bytes: int | None = None,
+        *,
+        writable: tuple[Path, ...] = (),
+        pass_fds: tuple[int, ...] = (),
+        limits: SandboxLimits | None = None,
+    ):
         mechanism = isolation.probe()
         limits = limits or SandboxLimits()
         if memory_bytes:
@@ -142,14 +174,22 @@ class Child:
             _give_to(mechanism.uid, open_dirs)
         env = dict(env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_package_root(), env.get("PYTHONPATH")) if p)
-        launch = isolation.build(mechanism, [sys.executable, "-m", module, *args], open_dirs, limits, env, workdir)
+        launch = isolation.build(
+            mechanism, [sys.executable, "-m", module, *args], open_dirs, limits, env, workdir
+        )
         env.update(_cache_env(launch.report, workdir))
         self.isolation: IsolationReport = launch.report
         self.log_path = workdir / "child.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            launch.argv, cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._log, start_new_session=True, pass_fds=pass_fds,
+            launch.argv,
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,
+            pass_fds=pass_fds,
         )
         # Killed even if the caller loses it (an exception between start and its `kill`).
         self._reaper = weakref.finalize(self, _kill_tree, self.proc, self.isolation.mechanism != "plain")

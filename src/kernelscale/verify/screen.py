@@ -132,7 +132,9 @@ class _Scan:
             found += self._node_rules(node)
         found += self._class_rules()
         if model_new is not None and not self._launches_kernel():
-            found.append(Violation("no_kernel", model_new.lineno, "no Triton or CUDA kernel is launched from forward"))
+            found.append(
+                Violation("no_kernel", model_new.lineno, "no Triton or CUDA kernel is launched from forward")
+            )
         return found
 
     def _node_rules(self, node: ast.AST) -> list[Violation]:
@@ -165,7 +167,9 @@ class _Scan:
         if isinstance(node, ast.ImportFrom):
             for a in node.names:
                 if a.name.startswith("_") and a.name != "__future__":
-                    found.append(Violation("private_access", node.lineno, f"from {node.module} import {a.name}"))
+                    found.append(
+                        Violation("private_access", node.lineno, f"from {node.module} import {a.name}")
+                    )
         return found
 
     def _patch_rules(self, node: ast.AST) -> list[Violation]:
@@ -199,7 +203,10 @@ class _Scan:
         if full in STREAM_CALLS or attr in ("CUDAGraph", "graph", "graphs", "ExternalStream"):
             return [Violation("streams", line, f"`{_dotted(node)}`")]
         if full.startswith(("torch.utils._python_dispatch", "torch.overrides")) or attr in (
-            "TorchDispatchMode", "TorchFunctionMode", "_make_subclass", "_make_wrapper_subclass",
+            "TorchDispatchMode",
+            "TorchFunctionMode",
+            "_make_subclass",
+            "_make_wrapper_subclass",
         ):
             return [Violation("tensor_subclass", line, f"`{_dotted(node)}`")]
         if full.startswith(("torch.compile", "torch.jit", "torch._dynamo", "torch._inductor")):
@@ -224,7 +231,10 @@ class _Scan:
                 elif base_name.split(".")[-1] in ("Tensor", "Parameter") and base_name.startswith("torch"):
                     found.append(Violation("tensor_subclass", cls.lineno, f"class {cls.name}({base_name})"))
             for item in cls.body:
-                if isinstance(item, ast.FunctionDef) and item.name in ("__torch_function__", "__torch_dispatch__"):
+                if isinstance(item, ast.FunctionDef) and item.name in (
+                    "__torch_function__",
+                    "__torch_dispatch__",
+                ):
                     found.append(Violation("tensor_subclass", item.lineno, f"{cls.name}.{item.name}"))
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Name) and node.id == "Model" and isinstance(node.ctx, ast.Load):
@@ -254,7 +264,11 @@ class _Scan:
             if isinstance(node, ast.Name) and node.id in self.functions:
                 found.append(self.functions[node.id])
             elif isinstance(node, ast.Name) and node.id in self.classes:
-                found += [m for m in self.classes[node.id].body if isinstance(m, ast.FunctionDef) and m.name != "__init__"]
+                found += [
+                    m
+                    for m in self.classes[node.id].body
+                    if isinstance(m, ast.FunctionDef) and m.name != "__init__"
+                ]
             elif isinstance(node, ast.Attribute) and _dotted(node.value) == "self" and node.attr in methods:
                 found.append(methods[node.attr])
         return found
@@ -266,8 +280,17 @@ class _Scan:
         for node in ast.walk(model_new) if model_new else ():
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
                 ctor = self.canonical(node.value.func) or ""
-                if ctor.startswith("torch.nn.") and ctor.split(".")[-1] not in ("Parameter", "ParameterList", "ParameterDict", "Buffer"):
-                    layers.update(t.attr for t in node.targets if isinstance(t, ast.Attribute) and _dotted(t.value) == "self")
+                if ctor.startswith("torch.nn.") and ctor.split(".")[-1] not in (
+                    "Parameter",
+                    "ParameterList",
+                    "ParameterDict",
+                    "Buffer",
+                ):
+                    layers.update(
+                        t.attr
+                        for t in node.targets
+                        if isinstance(t, ast.Attribute) and _dotted(t.value) == "self"
+                    )
         return layers
 
     def _launches_kernel(self) -> bool:
@@ -286,7 +309,10 @@ class _Scan:
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
                 callee = self.canonical(node.value.func) or ""
                 # Only the extension builders: `x = tl.load(...)` in a kernel is not one.
-                if callee.startswith("torch.utils.cpp_extension.") and callee.split(".")[-1] in ("load_inline", "load"):
+                if callee.startswith("torch.utils.cpp_extension.") and callee.split(".")[-1] in (
+                    "load_inline",
+                    "load",
+                ):
                     for t in node.targets:
                         bound.add(t.id if isinstance(t, ast.Name) else getattr(t, "attr", ""))
         return bound
@@ -308,11 +334,17 @@ class _Scan:
         if not isinstance(node, ast.Call):
             return []
         name = self.canonical(node.func) or ""
-        if name.startswith(("torch.nn.functional.", "torch.ops.", "torch.special.", "torch.linalg.", "torch.fft.")):
+        if name.startswith(
+            ("torch.nn.functional.", "torch.ops.", "torch.special.", "torch.linalg.", "torch.fft.")
+        ):
             return [Violation("torch_fallback", line, f"`{name}`")]
         if name.startswith("torch.nn.") and name != "torch.nn.Parameter":
             return [Violation("torch_fallback", line, f"`{name}` (an nn layer)")]
-        if name.startswith("torch.") and name.count(".") == 1 and name.split(".")[1] not in ALLOWED_TORCH_CALLS:
+        if (
+            name.startswith("torch.")
+            and name.count(".") == 1
+            and name.split(".")[1] not in ALLOWED_TORCH_CALLS
+        ):
             return [Violation("torch_fallback", line, f"`{name}`")]
         called = _dotted(node.func) or ""
         if called.startswith("self.") and called.split(".")[1] in layers:

@@ -122,7 +122,9 @@ class SlotPool:
         self._counter = 0
 
     @classmethod
-    def local(cls, device: str | None = None, gpus: str | None = None, workers: int | None = None) -> SlotPool:
+    def local(
+        cls, device: str | None = None, gpus: str | None = None, workers: int | None = None
+    ) -> SlotPool:
         device = device or default_device()
         return cls(local_workers(device, gpus, workers), device)
 
@@ -166,7 +168,12 @@ class SlotPool:
                 early.interpreted = self.device != "cuda"
                 return early
         self._counter += 1
-        request = {"id": self._counter, "problem": problem.to_json(), "code": code, "options": options.to_json()}
+        request = {
+            "id": self._counter,
+            "problem": problem.to_json(),
+            "code": code,
+            "options": options.to_json(),
+        }
         timeout = options.timeout_s + ORACLE_MARGIN_S
         failed_on: Worker | None = None
         reason = ""
@@ -189,8 +196,11 @@ class SlotPool:
                 self.retries += 1
                 log.warning("%s; retrying the attempt once on another worker", reason)
         detail = reason.removeprefix(VERIFIER_ERROR).lstrip(": ")
-        return Verdict("runtime_error", f"{VERIFIER_ERROR}: {detail}; the attempt was retried once on another "
-                       "worker and failed again there")
+        return Verdict(
+            "runtime_error",
+            f"{VERIFIER_ERROR}: {detail}; the attempt was retried once on another "
+            "worker and failed again there",
+        )
 
     async def _take(self, avoid: Worker | None) -> Worker:
         """An idle worker, other than `avoid` while another live worker exists."""

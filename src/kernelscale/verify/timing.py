@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -25,7 +26,7 @@ class Samples:
     event_ms: list[float] = field(default_factory=list)
     wall_ms: list[float] = field(default_factory=list)
 
-    def extend(self, other: "Samples") -> None:
+    def extend(self, other: Samples) -> None:
         self.event_ms += other.event_ms
         self.wall_ms += other.wall_ms
 
@@ -33,7 +34,7 @@ class Samples:
         return {"event_ms": self.event_ms, "wall_ms": self.wall_ms}
 
     @staticmethod
-    def from_json(data: dict) -> "Samples":
+    def from_json(data: dict) -> Samples:
         return Samples(list(map(float, data["event_ms"])), list(map(float, data["wall_ms"])))
 
 
@@ -45,7 +46,9 @@ def l2_flush_buffer(device: str) -> torch.Tensor | None:
     return torch.empty(max(2 * l2, 256 * 2**20) // 4, dtype=torch.int32, device="cuda")
 
 
-def time_block(fn: Callable, inputs: list[Any], calls: int, device: str, flush: torch.Tensor | None) -> Samples:
+def time_block(
+    fn: Callable, inputs: list[Any], calls: int, device: str, flush: torch.Tensor | None
+) -> Samples:
     """Time `calls` calls of fn on fresh clones of `inputs`."""
     samples = Samples()
     for _ in range(calls):

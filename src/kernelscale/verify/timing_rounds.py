@@ -26,7 +26,6 @@ from kernelscale.verify.replies import AttemptFailed
 from kernelscale.verify.verdict import Verdict
 
 
-
 @dataclass(frozen=True)
 class ClockBounds:
     """How far the candidate's figures may stray from the oracle's before it is a finding."""
@@ -65,7 +64,9 @@ class TimingResult:
             return n >= options.cpu_calls
         if n >= options.min_calls or time.monotonic() - started > options.max_timing_s:
             return True
-        return n >= 2 * options.round_calls and timing.relative_standard_error(self.own_ms) < options.target_rse
+        return (
+            n >= 2 * options.round_calls and timing.relative_standard_error(self.own_ms) < options.target_rse
+        )
 
     def check_clock(self, clock: list[ClockReading], device: str) -> None:
         """The runner's figures must agree with the oracle's, over every call after the first
@@ -81,32 +82,49 @@ class TimingResult:
         window = statistics.median(c.window_ms for c in calls)
         outside = statistics.median(max(0.0, c.window_ms - cal.handshake_ms) for c in calls)
         ship = statistics.median(c.ship_ms for c in calls)
-        self.clock_summary = {"ship_median_ms": ship, "trusted_ship_ms": cal.ship_ms,
-                              "trusted_ship_spread_ms": cal.ship_jitter_ms, "handshake_spread_ms": cal.handshake_jitter_ms}
+        self.clock_summary = {
+            "ship_median_ms": ship,
+            "trusted_ship_ms": cal.ship_ms,
+            "trusted_ship_spread_ms": cal.ship_jitter_ms,
+            "handshake_spread_ms": cal.handshake_jitter_ms,
+        }
         if own > window * 1.05 + 0.05:
-            raise _timer_mismatch(f"the runner reported {own:.4f} ms per call inside a {window:.4f} ms window")
+            raise _timer_mismatch(
+                f"the runner reported {own:.4f} ms per call inside a {window:.4f} ms window"
+            )
         if own < outside * (1 - bounds.own_slack) - bounds.own_slack_ms - 3 * cal.handshake_jitter_ms:
-            raise _timer_mismatch(f"the candidate's process reported {own:.4f} ms per call; measured from "
-                                  f"outside it took {outside:.4f} ms")
+            raise _timer_mismatch(
+                f"the candidate's process reported {own:.4f} ms per call; measured from "
+                f"outside it took {outside:.4f} ms"
+            )
         allowed = cal.ship_ms * (1 + bounds.ship_slack) + bounds.ship_slack_ms + 4 * cal.ship_jitter_ms
         if ship > allowed:
-            raise _timer_mismatch(f"shipping the outputs took {ship:.3f} ms per call after `done`, a trusted runner "
-                                  f"{cal.ship_ms:.3f} ms for outputs of the same sizes: work finished after the "
-                                  "process reported it done")
+            raise _timer_mismatch(
+                f"shipping the outputs took {ship:.3f} ms per call after `done`, a trusted runner "
+                f"{cal.ship_ms:.3f} ms for outputs of the same sizes: work finished after the "
+                "process reported it done"
+            )
 
     def fill(self, verdict: Verdict, oracle, loaded, options) -> None:
         verdict.time_ms = statistics.median(self.own_ms)
         stats = timing.summarize(timing.Samples(self.own_ms, self.window_ms))
-        verdict.time_stats = stats | {"outside_median_ms": statistics.median(self.outside_ms()),
-                                      "handshake_ms": self.calibration.handshake_ms, "baseline_notes": self.notes}
+        verdict.time_stats = stats | {
+            "outside_median_ms": statistics.median(self.outside_ms()),
+            "handshake_ms": self.calibration.handshake_ms,
+            "baseline_notes": self.notes,
+        }
         verdict.time_stats |= self.clock_summary
-        verdict.baselines = {name: timing.summarize(s)["median_ms"] for name, s in self.baselines.items() if s.event_ms}
+        verdict.baselines = {
+            name: timing.summarize(s)["median_ms"] for name, s in self.baselines.items() if s.event_ms
+        }
         stored = {k: v for k, v in (options.known_baselines or {}).items() if k not in verdict.baselines}
         verdict.baselines.update(stored)  # measured by an earlier run on this device and these versions
         verdict.time_stats["stored_baselines"] = sorted(stored)
         if oracle.device != "cuda":
             return  # interpreter times are not performance numbers: no speedup is claimed
-        verdict.speedup = {name: ms / verdict.time_ms for name, ms in verdict.baselines.items() if verdict.time_ms > 0}
+        verdict.speedup = {
+            name: ms / verdict.time_ms for name, ms in verdict.baselines.items() if verdict.time_ms > 0
+        }
         _flag_suspect(verdict, oracle, loaded, options, self.nbytes)
 
 
@@ -118,8 +136,11 @@ def _flag_suspect(verdict: Verdict, oracle, loaded, options, nbytes: int) -> Non
     # Suspicion is about beating every known implementation: a fused kernel 30x faster than
     # an fp32 eager reference is ordinary, 10x faster than the best baseline is not.
     strongest = min(verdict.speedup, key=verdict.speedup.get) if verdict.speedup else None
-    reasons = [f"{verdict.speedup[strongest]:.1f}x over {strongest}, the strongest baseline"] if (
-        strongest and verdict.speedup[strongest] > options.suspect_speedup) else []
+    reasons = (
+        [f"{verdict.speedup[strongest]:.1f}x over {strongest}, the strongest baseline"]
+        if (strongest and verdict.speedup[strongest] > options.suspect_speedup)
+        else []
+    )
     floor = oracle.roofline.floor_ms(loaded.problem.flops, nbytes) if oracle.roofline else 0.0
     verdict.time_stats["roofline_floor_ms"] = floor
     if verdict.time_ms < 0.9 * floor:
@@ -146,8 +167,11 @@ def time_baselines(oracle, loaded, options, result: TimingResult, warm: bool) ->
             samples = result.baselines.setdefault(name, timing.Samples())
             first = len(samples.event_ms)
             while True:
-                samples.extend(timing.time_block(fn, inputs, options.round_calls if device == "cuda" else calls,
-                                                 device, flush))
+                samples.extend(
+                    timing.time_block(
+                        fn, inputs, options.round_calls if device == "cuda" else calls, device, flush
+                    )
+                )
                 if device != "cuda" or _baseline_settled(samples, first + calls, options, started):
                     break
         except Exception as exc:  # a broken baseline is noted, never blamed on the candidate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass, field
 
 STATUSES = ("compile_error", "runtime_error", "timeout", "rejected", "incorrect", "correct")
 # How a runtime_error verdict starts when the verifier itself failed (the reference, a baseline):
@@ -52,7 +52,7 @@ class Verdict:
         return json.dumps(self.to_json(), default=str)
 
     @staticmethod
-    def from_json(data: dict) -> "Verdict":
+    def from_json(data: dict) -> Verdict:
         known = {k: v for k, v in data.items() if k in Verdict.__dataclass_fields__}
         return Verdict(**known)
 

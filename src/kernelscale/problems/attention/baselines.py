@@ -30,7 +30,12 @@ def raise_dynamo_limits() -> None:
     import torch._dynamo
 
     config = torch._dynamo.config
-    for key in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
+    for key in (
+        "recompile_limit",
+        "cache_size_limit",
+        "accumulated_recompile_limit",
+        "accumulated_cache_size_limit",
+    ):
         if hasattr(config, key):
             setattr(config, key, max(getattr(config, key), DYNAMO_LIMIT))
 
@@ -52,8 +57,14 @@ def flex_baseline(score_mod, mask_mod, shape: dict, device: torch.device, block_
     if mask_mod is not None:
         dep_b, dep_h = mask_dependence(mask_mod, shape["B"], shape["Hq"], shape["Sq"], shape["Skv"], device)
         block_mask = create_block_mask(
-            mask_mod, shape["B"] if dep_b else None, shape["Hq"] if dep_h else None,
-            shape["Sq"], shape["Skv"], device=device, BLOCK_SIZE=block_size)
+            mask_mod,
+            shape["B"] if dep_b else None,
+            shape["Hq"] if dep_h else None,
+            shape["Sq"],
+            shape["Skv"],
+            device=device,
+            BLOCK_SIZE=block_size,
+        )
     gqa = shape["Hq"] != shape["Hkv"]
     compiled = _COMPILED_FLEX
 
@@ -64,7 +75,7 @@ def flex_baseline(score_mod, mask_mod, shape: dict, device: torch.device, block_
 
 
 def sdpa_mode(score_mod, mask_mod, shape: dict, device) -> str | None:
-    """"full" or "causal" when SDPA computes exactly this variant on this grid, else None."""
+    """ "full" or "causal" when SDPA computes exactly this variant on this grid, else None."""
     if score_mod is not None and not is_identity(score_mod, device):
         return None
     if mask_mod is None:

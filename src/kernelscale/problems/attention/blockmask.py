@@ -24,8 +24,12 @@ def _index(n, dim, device):
 
 def mask_dependence(mask_mod, B, H, Sq, Skv, device):
     """(depends on b, depends on h), read off the broadcast shape of a small probe."""
-    probe = mask_mod(_index(B, 0, device), _index(H, 1, device),
-                     _index(min(Sq, 4), 2, device), _index(min(Skv, 4), 3, device))
+    probe = mask_mod(
+        _index(B, 0, device),
+        _index(H, 1, device),
+        _index(min(Sq, 4), 2, device),
+        _index(min(Skv, 4), 3, device),
+    )
     shape = torch.as_tensor(probe).shape
     shape = (1,) * (4 - len(shape)) + tuple(shape)
     return shape[0] != 1 and B > 1, shape[1] != 1 and H > 1

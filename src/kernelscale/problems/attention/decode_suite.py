@@ -7,8 +7,19 @@ query rows sit at the end of the cache (the positional variants align them botto
 
 from __future__ import annotations
 
-DECODE_VARIANTS = ("alibi", "alibi_causal", "causal", "document", "full", "gqa_causal", "prefix_lm",
-                   "relative_positional", "sliding_window", "softcap", "softcap_causal")
+DECODE_VARIANTS = (
+    "alibi",
+    "alibi_causal",
+    "causal",
+    "document",
+    "full",
+    "gqa_causal",
+    "prefix_lm",
+    "relative_positional",
+    "sliding_window",
+    "softcap",
+    "softcap_causal",
+)
 DECODE_SQ = (1, 16)
 # B=8 sequences of 32768 cached tokens, 32 query heads reading 8 KV heads (Llama-3-8B-like).
 DECODE_SHAPE = "Skv=32768,Hq=32,Hkv=8,B=8"

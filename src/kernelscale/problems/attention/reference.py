@@ -37,11 +37,11 @@ def attention_reference(q, k, v, score_mod=None, mask_mod=None, scale: float | N
             h_idx = hs.to(torch.int32).view(1, -1, 1, 1)
             for r0 in range(0, Sq, rows):
                 r1 = min(r0 + rows, Sq)
-                qf = q[b, h0:h0 + len(hs), r0:r1].float()  # (h, r, D)
+                qf = q[b, h0 : h0 + len(hs), r0:r1].float()  # (h, r, D)
                 q_idx = torch.arange(r0, r1, dtype=torch.int32, device=q.device).view(1, 1, -1, 1)
                 scores = (qf @ kf.transpose(-1, -2) * scale).unsqueeze(0)  # (1, h, r, Skv)
                 probs = _probs(scores, score_mod, mask_mod, b_idx, h_idx, q_idx, kv_idx)
-                out[b, h0:h0 + len(hs), r0:r1] = (probs[0] @ vf).to(q.dtype)
+                out[b, h0 : h0 + len(hs), r0:r1] = (probs[0] @ vf).to(q.dtype)
     return out
 
 

@@ -1,4 +1,4 @@
-"""Attention variant files (DESIGN §4): loading them, their shapes, their mods and inputs.
+"""Attention variant files: loading them, their shapes, their mods and inputs.
 
 A variant file defines `score_mod(score, b, h, q_idx, kv_idx)` and/or `mask_mod(b, h, q_idx,
 kv_idx)` at module level, or a factory `make(B, Hq, Hkv, Sq, Skv, D, device)` returning
@@ -107,8 +107,15 @@ def _small_shape(gpu: dict) -> dict:
     skv = min(gpu["Skv"], CPU_MAX["Skv"])
     sq = min(gpu["Sq"], max(16, round(gpu["Sq"] * skv / gpu["Skv"])))
     hkv = min(gpu["Hkv"], 1 if group > 2 else 2 // group)
-    return {"B": min(gpu["B"], CPU_MAX["B"]), "Hq": hkv * group, "Hkv": hkv, "Sq": sq, "Skv": skv,
-            "D": min(gpu["D"], CPU_MAX["D"]), "dtype": gpu["dtype"]}
+    return {
+        "B": min(gpu["B"], CPU_MAX["B"]),
+        "Hq": hkv * group,
+        "Hkv": hkv,
+        "Sq": sq,
+        "Skv": skv,
+        "D": min(gpu["D"], CPU_MAX["D"]),
+        "dtype": gpu["dtype"],
+    }
 
 
 def resolve_mods(module: ModuleType, shape: dict, device, path: str | Path = "variant"):
@@ -123,7 +130,9 @@ def resolve_mods(module: ModuleType, shape: dict, device, path: str | Path = "va
             with torch.device("cpu"):
                 mods = make(*args, torch.device(device))
         except Exception as exc:
-            raise ProblemError(f"{path}: make(B, Hq, Hkv, Sq, Skv, D, device) failed: {type(exc).__name__}: {exc}") from None
+            raise ProblemError(
+                f"{path}: make(B, Hq, Hkv, Sq, Skv, D, device) failed: {type(exc).__name__}: {exc}"
+            ) from None
         if not (isinstance(mods, (tuple, list)) and len(mods) == 2):
             raise ProblemError(f"{path}: make() must return (score_mod, mask_mod), got {type(mods).__name__}")
         score_mod, mask_mod = mods
@@ -133,7 +142,10 @@ def resolve_mods(module: ModuleType, shape: dict, device, path: str | Path = "va
         if fn is not None and not callable(fn):
             raise ProblemError(f"{path}: {label} is not callable")
     if score_mod is None and mask_mod is None:
-        raise ProblemError(f"{path}: defines neither score_mod nor mask_mod (nor a make() returning one)")
+        raise ProblemError(
+            f"{path}: defines neither score_mod nor mask_mod (nor a make() returning one); a variant "
+            "file defines score_mod(score, b, h, q_idx, kv_idx) and/or mask_mod(b, h, q_idx, kv_idx)"
+        )
     return score_mod, mask_mod
 
 

@@ -16,7 +16,9 @@ class Model(nn.Module):
     def __init__(self, in_features: int, out_features: int, scale: float):
         super().__init__()
         # Scaled so the logits are O(1): a softmax over O(30) logits would be nearly one-hot.
-        self.weight = nn.Parameter(torch.randn(in_features, out_features, dtype=torch.float16) * in_features**-0.5)
+        self.weight = nn.Parameter(
+            torch.randn(in_features, out_features, dtype=torch.float16) * in_features**-0.5
+        )
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import torch
 
 
-
 @dataclass
 class Capture:
     name: str  # a Python identifier, unique per trace
@@ -50,7 +49,9 @@ class Binder:
         self._functions[id(fn)] = fn  # recursion guard while rebinding
         closure = None
         if fn.__closure__:
-            closure = tuple(self._cell(var, cell, path) for var, cell in zip(fn.__code__.co_freevars, fn.__closure__))
+            closure = tuple(
+                self._cell(var, cell, path) for var, cell in zip(fn.__code__.co_freevars, fn.__closure__)
+            )
         globs = dict(fn.__globals__)
         for name in _global_names(fn.__code__):
             if name in globs:

@@ -17,10 +17,31 @@ import itertools
 from kernelscale.propose.compiler import graph as g
 
 LEAVES = {"q": "q_idx", "kv": "kv_idx", "b": "off_b", "h": "off_h", "qk": "qk", "score": "qk"}
-INFIX = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==",
-         "ne": "!=", "and": "&", "or": "|", "xor": "^"}
-FLOAT_FN = {"exp": "tl.exp", "exp2": "tl.exp2", "log": "tl.log", "log2": "tl.log2", "sqrt": "tl.sqrt",
-            "rsqrt": "tl.rsqrt", "sigmoid": "tl.sigmoid", "floor": "tl.floor", "ceil": "tl.ceil"}
+INFIX = {
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "lt": "<",
+    "le": "<=",
+    "gt": ">",
+    "ge": ">=",
+    "eq": "==",
+    "ne": "!=",
+    "and": "&",
+    "or": "|",
+    "xor": "^",
+}
+FLOAT_FN = {
+    "exp": "tl.exp",
+    "exp2": "tl.exp2",
+    "log": "tl.log",
+    "log2": "tl.log2",
+    "sqrt": "tl.sqrt",
+    "rsqrt": "tl.rsqrt",
+    "sigmoid": "tl.sigmoid",
+    "floor": "tl.floor",
+    "ceil": "tl.ceil",
+}
 
 
 class Emitter:
@@ -76,23 +97,31 @@ class Emitter:
         if op in ("floordiv", "mod"):
             return self._floordiv_mod(n, a, f)
         if op in ("min", "max"):
-            x, y = (f if "float" in kinds else a)
+            x, y = f if "float" in kinds else a
             return f"tl.{op}imum({x}, {y})"
         if op == "where":
-            x, y = (f[1:] if n.kind == "float" else a[1:])
+            x, y = f[1:] if n.kind == "float" else a[1:]
             return f"tl.where({a[0]}, {x}, {y})"
         if op in FLOAT_FN:
             return f"{FLOAT_FN[op]}({f[0]})"
         if op == "tanh":
             return f"{self.tanh}({f[0]})"
-        unary = {"neg": f"(-{a[0]})", "abs": f"tl.abs({a[0]})", "not": f"({a[0]} == 0)",
-                 "square": f"({a[0]} * {a[0]})", "cast_float": f[0] if a else "",
-                 "cast_int": f"tl.cast({a[0]}, tl.int32)", "cast_bool": f"({a[0]} != 0)"}
+        unary = {
+            "neg": f"(-{a[0]})",
+            "abs": f"tl.abs({a[0]})",
+            "not": f"({a[0]} == 0)",
+            "square": f"({a[0]} * {a[0]})",
+            "cast_float": f[0] if a else "",
+            "cast_int": f"tl.cast({a[0]}, tl.int32)",
+            "cast_bool": f"({a[0]} != 0)",
+        }
         return unary[op]
 
     def _load(self, n: g.Node, idx: list[str]) -> str:
         name = n.args[0]
-        parts = [f"tl.minimum(tl.maximum({i}, 0), c_{name}_n{k} - 1) * c_{name}_s{k}" for k, i in enumerate(idx)]
+        parts = [
+            f"tl.minimum(tl.maximum({i}, 0), c_{name}_n{k} - 1) * c_{name}_s{k}" for k, i in enumerate(idx)
+        ]
         value = f"tl.load(c_{name} + {' + '.join(parts) if parts else '0'})"
         if n.kind == "float":
             return f"tl.cast({value}, tl.float32)"

@@ -66,8 +66,11 @@ def render(compiled: Compiled, config: Config) -> str:
     part_body, part_names = em.emit(step_roots, ("col", "element"), known, "m")
     step_lines = {
         "full": {"body": full_body, "logits": full_names.get(rw.logits), "mask": None},
-        "part": {"body": part_body, "logits": part_names.get(rw.logits),
-                 "mask": part_names[rw.mask] if rw.mask is not None else None},
+        "part": {
+            "body": part_body,
+            "logits": part_names.get(rw.logits),
+            "mask": part_names[rw.mask] if rw.mask is not None else None,
+        },
     }
     guards = [(python_source(n, _param_text), repr(v)) for n, v in tr.guards]
     guards += [(python_source(n, _param_text), "True") for n in dict.fromkeys(em.guards)]
@@ -78,7 +81,9 @@ def render(compiled: Compiled, config: Config) -> str:
     capture_args = []
     for name, cap in tensors.items():
         ndim = cap.value.dim()
-        capture_args += [f"c_{name}"] + [f"c_{name}_n{i}" for i in range(ndim)] + [f"c_{name}_s{i}" for i in range(ndim)]
+        capture_args += (
+            [f"c_{name}"] + [f"c_{name}_n{i}" for i in range(ndim)] + [f"c_{name}_s{i}" for i in range(ndim)]
+        )
     return _template("decode.py.j2" if config.decode else "kernel.py.j2").render(
         config=config.as_dict(),
         score_text=g.render(tr.score) if tr.score is not None else "None",
@@ -123,7 +128,9 @@ def linear_scale(logits: g.Node) -> g.Node | None:
 def _can_be_inf(logits: g.Node) -> bool:
     """Could the score itself be -inf (not only through the mask)? Then every block guards its max."""
     for n in g.walk([logits]):
-        if n.op in ("log", "log2", "div") or (n.is_const and isinstance(n.value, float) and abs(n.value) == float("inf")):
+        if n.op in ("log", "log2", "div") or (
+            n.is_const and isinstance(n.value, float) and abs(n.value) == float("inf")
+        ):
             return True
     return False
 

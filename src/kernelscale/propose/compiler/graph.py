@@ -18,10 +18,44 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-UNARY = {"neg", "abs", "tanh", "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sigmoid", "not",
-         "floor", "ceil", "cast_float", "cast_int", "cast_bool", "square"}
-BINARY = {"add", "sub", "mul", "div", "floordiv", "mod", "min", "max", "lt", "le", "gt", "ge", "eq",
-          "ne", "and", "or", "xor"}
+UNARY = {
+    "neg",
+    "abs",
+    "tanh",
+    "exp",
+    "exp2",
+    "log",
+    "log2",
+    "sqrt",
+    "rsqrt",
+    "sigmoid",
+    "not",
+    "floor",
+    "ceil",
+    "cast_float",
+    "cast_int",
+    "cast_bool",
+    "square",
+}
+BINARY = {
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "floordiv",
+    "mod",
+    "min",
+    "max",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "eq",
+    "ne",
+    "and",
+    "or",
+    "xor",
+}
 COMPARE = {"lt", "le", "gt", "ge", "eq", "ne"}
 LOGICAL = {"and", "or", "xor"}
 FLOAT_UNARY = {"tanh", "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sigmoid", "cast_float"}
@@ -44,7 +78,7 @@ class Node:
         return self._hash
 
     @cached_property
-    def children(self) -> tuple["Node", ...]:
+    def children(self) -> tuple[Node, ...]:
         return tuple(a for a in self.args if isinstance(a, Node))
 
     @cached_property

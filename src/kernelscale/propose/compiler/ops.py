@@ -13,19 +13,65 @@ from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.errors import CompilerError
 
 BINARY = {
-    "add": "add", "sub": "sub", "subtract": "sub", "mul": "mul", "multiply": "mul", "div": "div",
-    "divide": "div", "truediv": "div", "true_divide": "div", "floordiv": "floordiv",
-    "floor_divide": "floordiv", "mod": "mod", "remainder": "mod", "minimum": "min", "maximum": "max",
-    "fmin": "min", "fmax": "max", "lt": "lt", "less": "lt", "le": "le", "less_equal": "le", "gt": "gt",
-    "greater": "gt", "ge": "ge", "greater_equal": "ge", "eq": "eq", "ne": "ne", "not_equal": "ne",
-    "and": "and", "logical_and": "and", "bitwise_and": "and", "or": "or", "logical_or": "or",
-    "bitwise_or": "or", "xor": "xor", "logical_xor": "xor", "bitwise_xor": "xor",
+    "add": "add",
+    "sub": "sub",
+    "subtract": "sub",
+    "mul": "mul",
+    "multiply": "mul",
+    "div": "div",
+    "divide": "div",
+    "truediv": "div",
+    "true_divide": "div",
+    "floordiv": "floordiv",
+    "floor_divide": "floordiv",
+    "mod": "mod",
+    "remainder": "mod",
+    "minimum": "min",
+    "maximum": "max",
+    "fmin": "min",
+    "fmax": "max",
+    "lt": "lt",
+    "less": "lt",
+    "le": "le",
+    "less_equal": "le",
+    "gt": "gt",
+    "greater": "gt",
+    "ge": "ge",
+    "greater_equal": "ge",
+    "eq": "eq",
+    "ne": "ne",
+    "not_equal": "ne",
+    "and": "and",
+    "logical_and": "and",
+    "bitwise_and": "and",
+    "or": "or",
+    "logical_or": "or",
+    "bitwise_or": "or",
+    "xor": "xor",
+    "logical_xor": "xor",
+    "bitwise_xor": "xor",
 }
 UNARY = {
-    "neg": "neg", "negative": "neg", "abs": "abs", "absolute": "abs", "tanh": "tanh", "exp": "exp",
-    "exp2": "exp2", "log": "log", "log2": "log2", "sqrt": "sqrt", "rsqrt": "rsqrt", "sigmoid": "sigmoid",
-    "logical_not": "not", "floor": "floor", "ceil": "ceil", "square": "square", "float": "cast_float",
-    "int": "cast_int", "long": "cast_int", "bool": "cast_bool",
+    "neg": "neg",
+    "negative": "neg",
+    "abs": "abs",
+    "absolute": "abs",
+    "tanh": "tanh",
+    "exp": "exp",
+    "exp2": "exp2",
+    "log": "log",
+    "log2": "log2",
+    "sqrt": "sqrt",
+    "rsqrt": "rsqrt",
+    "sigmoid": "sigmoid",
+    "logical_not": "not",
+    "floor": "floor",
+    "ceil": "ceil",
+    "square": "square",
+    "float": "cast_float",
+    "int": "cast_int",
+    "long": "cast_int",
+    "bool": "cast_bool",
 }
 DTYPE_CASTS = {torch.bool: "cast_bool"}
 
@@ -107,7 +153,9 @@ def _clamp(tracer, x, min=None, max=None):
 def _min_max(op):
     def handler(tracer, a, b=None, **kwargs):
         if b is None or kwargs:
-            raise CompilerError(f"cannot compile a reduction `torch.{op}` in {tracer.where} (use torch.{op}imum(a, b))")
+            raise CompilerError(
+                f"cannot compile a reduction `torch.{op}` in {tracer.where} (use torch.{op}imum(a, b))"
+            )
         return _sym(tracer, g.make(op, tracer.lift(a), tracer.lift(b)))
 
     return handler
@@ -174,8 +222,20 @@ def _relu(tracer, x):
 
 
 _SPECIAL = {
-    "where": _where, "clamp": _clamp, "clip": _clamp, "min": _min_max("min"), "max": _min_max("max"),
-    "pow": _pow, "to": _to, "type": _to, "zeros_like": _like(0), "ones_like": _like(1),
-    "full_like": _like(None), "getitem": _getitem, "invert": _invert, "bitwise_not": _invert,
-    "relu": _relu, "type_as": lambda tracer, x, other: _to(tracer, x, other.dtype),
+    "where": _where,
+    "clamp": _clamp,
+    "clip": _clamp,
+    "min": _min_max("min"),
+    "max": _min_max("max"),
+    "pow": _pow,
+    "to": _to,
+    "type": _to,
+    "zeros_like": _like(0),
+    "ones_like": _like(1),
+    "full_like": _like(None),
+    "getitem": _getitem,
+    "invert": _invert,
+    "bitwise_not": _invert,
+    "relu": _relu,
+    "type_as": lambda tracer, x, other: _to(tracer, x, other.dtype),
 }

@@ -1,7 +1,7 @@
 """`CompilerProposer`: the built-in, no-LLM proposer for attention problems.
 
 It compiles the problem's variant once, then proposes kernels for untried configurations:
-the default from ANCHORS.md first, then neighbours of the fastest verified config (one knob
+the measured default (`default_config`) first, then neighbours of the fastest verified config (one knob
 changed at a time), then the rest of the relevant space in a fixed order. For a decode-shaped
 problem (few query rows, long cache) the split-KV decode kernel's configs come first and the
 prefill kernel's after them, so the verifier can still judge between the two. A config already
@@ -10,7 +10,7 @@ proposed (in this run or in the history of a resumed one) is never proposed agai
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from kernelscale.problems.attention.variant import full_shape, load_variant_module, resolve_mods
 from kernelscale.problems.problem import Problem, ProblemError
@@ -19,8 +19,18 @@ from kernelscale.propose.best import best_timed
 from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.generate import Compiled, compile_mods, render
 from kernelscale.propose.compiler.space import (
-    CHOICES, Config, Features, decode_default_config, decode_relevant, default_config, enumerate_space, fits,
-    is_decode_shape, neighbours, relevant)
+    CHOICES,
+    Config,
+    Features,
+    decode_default_config,
+    decode_relevant,
+    default_config,
+    enumerate_space,
+    fits,
+    is_decode_shape,
+    neighbours,
+    relevant,
+)
 
 
 class CompilerProposer:
@@ -34,7 +44,9 @@ class CompilerProposer:
     async def propose(self, problem: Problem, history: Sequence[Attempt], n: int = 1) -> list[Candidate]:
         compiled, features = self._compile(problem)
         issued = self._issued.setdefault(problem.content_hash(), set())
-        issued |= {_key(a.candidate.provenance.get("config")) for a in history if a.candidate.proposer == self.name}
+        issued |= {
+            _key(a.candidate.provenance.get("config")) for a in history if a.candidate.proposer == self.name
+        }
         best = _fastest(history, self.name)
         out = []
         for config in self.plan(features, best):
@@ -45,8 +57,11 @@ class CompilerProposer:
             issued.add(_key(config.as_dict()))
             parents = [best[1].candidate.code_hash] if best else []
             code = render(compiled, config)
-            out.append(Candidate(code=code, proposer=self.name, parents=parents,
-                                 provenance={"config": config.as_dict()}))
+            out.append(
+                Candidate(
+                    code=code, proposer=self.name, parents=parents, provenance={"config": config.as_dict()}
+                )
+            )
         return out
 
     def first_kernel(self, problem: Problem) -> str | None:
@@ -79,7 +94,9 @@ class CompilerProposer:
         key = problem.content_hash()
         if key not in self._compiled:
             if problem.kind != "attention" or not problem.path:
-                raise ProposerError(f"the compiler handles attention problems only; {problem.name} is {problem.kind}")
+                raise ProposerError(
+                    f"the compiler handles attention problems only; {problem.name} is {problem.kind}"
+                )
             try:
                 self._compiled[key] = compile_problem(problem)
             except (CompilerError, ProblemError) as exc:

@@ -128,7 +128,12 @@ def terms(node: g.Node) -> list[tuple[int, list[g.Node]]]:
         return [(-s, f) for s, f in terms(node.args[0])]
     if node.op == "mul":
         a, b = terms(node.args[0]), terms(node.args[1])
-        if len(a) == 1 and all(_uniform(f) for f in a[0][1]) or len(b) == 1 and all(_uniform(f) for f in b[0][1]):
+        if (
+            len(a) == 1
+            and all(_uniform(f) for f in a[0][1])
+            or len(b) == 1
+            and all(_uniform(f) for f in b[0][1])
+        ):
             return [(sa * sb, fa + fb) for sa, fa in a for sb, fb in b]
         return [(1, _factors(node))]
     return [(1, [node])]
@@ -156,7 +161,7 @@ def bounds(n: g.Node) -> tuple[g.Node | None, g.Node | None]:
         return g.const(0.0), g.const(1.0)
     kids = [bounds(c) for c in n.children]
     if n.op == "neg":
-        (lo, hi), = kids
+        ((lo, hi),) = kids
         return _neg(hi), _neg(lo)
     if n.op == "add":
         return _both("add", kids[0][0], kids[1][0]), _both("add", kids[0][1], kids[1][1])

@@ -5,8 +5,9 @@ fast_tanh (tanh.approx.f32, GPU only), fixed_max (a bounded score's upper bound 
 split_loops (full KV blocks in a loop that skips the mask), reverse_m (heaviest query blocks
 first) and use_schedule (the block schedule at all). decode selects the split-KV kernel for few
 query rows against a long cache (block_m is then the most packed query rows per tile, and
-num_splits the KV splits per head, 0 meaning enough to fill the GPU). Per ANCHORS.md, TMA descriptors were slower
-and warp specialisation crashed or hung on Hopper with triton 3.6: neither is in the space.
+num_splits the KV splits per head, 0 meaning enough to fill the GPU). In a probe on an H200 with
+triton 3.6, TMA descriptors were 2-18% slower than pointer loads and warp specialisation crashed
+or hung: neither is in the space (docs/perf-notes.md).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class Config:
         return asdict(self)
 
     @staticmethod
-    def from_dict(data: dict) -> "Config":
+    def from_dict(data: dict) -> Config:
         known = {f.name for f in fields(Config)}
         unknown = set(data) - known
         if unknown:
@@ -103,7 +104,11 @@ def decode_relevant(features: Features) -> dict:
     """The decode kernel's knobs: memory-bound, so the KV tile, the pipeline depth and the
     split count matter first; the packed query tile and warps last."""
     # more splits first: more programs in flight and a shorter last wave than the automatic count
-    space = {"num_splits": (0, 32, 64, 16, 8, 4), "block_n": CHOICES["block_n"], "num_stages": CHOICES["num_stages"]}
+    space = {
+        "num_splits": (0, 32, 64, 16, 8, 4),
+        "block_n": CHOICES["block_n"],
+        "num_stages": CHOICES["num_stages"],
+    }
     if features.has_tanh:
         space["fast_tanh"] = CHOICES["fast_tanh"]
     if features.bounded:
@@ -118,20 +123,32 @@ def decode_relevant(features: Features) -> dict:
 def decode_default_config(features: Features, device: str = "cuda") -> Config:
     """Split-KV with enough splits to fill the GPU, 64-key tiles, 4 warps and a 3-deep pipeline:
     a flash-decoding kernel streams K and V and does little arithmetic per byte."""
-    return Config(block_m=64, block_n=64, num_warps=4, num_stages=3, decode=True, num_splits=0,
-                  fast_tanh=features.has_tanh and device == "cuda", fixed_max=features.bounded)
+    return Config(
+        block_m=64,
+        block_n=64,
+        num_warps=4,
+        num_stages=3,
+        decode=True,
+        num_splits=0,
+        fast_tanh=features.has_tanh and device == "cuda",
+        fixed_max=features.bounded,
+    )
 
 
 def default_config(features: Features, device: str = "cuda") -> Config:
-    """The first guess, from what ANCHORS.md measured on an H200: 128x128 tiles and 8 warps for
+    """The first guess, from what a hand-written kernel measured on an H200 (docs/perf-notes.md): 128x128 tiles and 8 warps for
     plain attention at D=128, 64x64 and 4 warps when the score mod costs work per element,
     3 stages, fast tanh and the fixed max where they apply, longest query blocks first."""
     cheap = features.score_cost <= 2
     big = cheap and features.D >= 128
     config = Config(
-        block_m=128 if cheap else 64, block_n=128 if big else 64, num_warps=8 if big else 4,
-        num_stages=3, fast_tanh=features.has_tanh and device == "cuda",
-        fixed_max=features.bounded, reverse_m=features.has_mask,
+        block_m=128 if cheap else 64,
+        block_n=128 if big else 64,
+        num_warps=8 if big else 4,
+        num_stages=3,
+        fast_tanh=features.has_tanh and device == "cuda",
+        fixed_max=features.bounded,
+        reverse_m=features.has_mask,
     )
     return config
 
@@ -159,4 +176,6 @@ def neighbours(config: Config, space: dict) -> list[Config]:
 
 def enumerate_space(space: dict, base: Config) -> list[Config]:
     keys = list(space)
-    return [replace(base, **dict(zip(keys, values))) for values in itertools.product(*(space[k] for k in keys))]
+    return [
+        replace(base, **dict(zip(keys, values))) for values in itertools.product(*(space[k] for k in keys))
+    ]

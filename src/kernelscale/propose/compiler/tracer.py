@@ -42,8 +42,14 @@ class Tracer:
         self.guards: list[tuple[g.Node, object]] = []
         self.where = "score_mod"
 
-    def _param(self, capture: Capture) -> "Sym":
-        kind = "bool" if isinstance(capture.value, bool) else "int" if isinstance(capture.value, int) else "float"
+    def _param(self, capture: Capture) -> Sym:
+        kind = (
+            "bool"
+            if isinstance(capture.value, bool)
+            else "int"
+            if isinstance(capture.value, int)
+            else "float"
+        )
         return Sym(g.Node("param", (capture.name,), kind), self)
 
     def lift(self, value) -> g.Node:
@@ -58,29 +64,39 @@ class Tracer:
                 return g.Node("load", (name,), _tensor_kind(value))
             if value.dim() == 0:
                 return g.const(value.item())
-            raise CompilerError(f"tensor of shape {tuple(value.shape)} used whole in {self.where} "
-                                f"(index it with the index arguments, e.g. t[q_idx])")
+            raise CompilerError(
+                f"tensor of shape {tuple(value.shape)} used whole in {self.where} "
+                f"(index it with the index arguments, e.g. t[q_idx])"
+            )
         raise CompilerError(f"cannot compile a value of type {type(value).__name__} in {self.where}")
 
-    def load(self, tensor: torch.Tensor, index) -> "Sym":
+    def load(self, tensor: torch.Tensor, index) -> Sym:
         name = self.binder.tensor_names.get(id(tensor))
         if name is None:
-            raise CompilerError(f"{self.where} indexes a tensor it did not capture (made inside the mod?); "
-                                f"create it outside, in make() or at module level")
+            raise CompilerError(
+                f"{self.where} indexes a tensor it did not capture (made inside the mod?); "
+                f"create it outside, in make() or at module level"
+            )
         items = index if isinstance(index, tuple) else (index,)
-        if len(items) != tensor.dim() or any(i is Ellipsis or isinstance(i, slice) or i is None for i in items):
-            raise CompilerError(f"{self.where}: `{name}[...]` must index every one of its {tensor.dim()} "
-                                f"dims with a scalar index (no slices)")
+        if len(items) != tensor.dim() or any(
+            i is Ellipsis or isinstance(i, slice) or i is None for i in items
+        ):
+            raise CompilerError(
+                f"{self.where}: `{name}[...]` must index every one of its {tensor.dim()} "
+                f"dims with a scalar index (no slices)"
+            )
         nodes = [self.lift(i) for i in items]
         if any(n.kind == "float" for n in nodes):
             raise CompilerError(f"{self.where}: `{name}` indexed with a float value")
         return Sym(g.Node("load", (name, *nodes), _tensor_kind(tensor)), self)
 
-    def concrete(self, sym: "Sym", what: str):
+    def concrete(self, sym: Sym, what: str):
         """A Python value where Python needs one (if, int(), range): only for static values."""
         if not is_static(sym.node):
-            raise CompilerError(f"{self.where} uses a value that depends on the indices or the score in "
-                                f"Python {what} ({sym.node!r}); use torch.where, &, |, ~ instead")
+            raise CompilerError(
+                f"{self.where} uses a value that depends on the indices or the score in "
+                f"Python {what} ({sym.node!r}); use torch.where, &, |, ~ instead"
+            )
         value = evaluate(sym.node, {c.name: c.value for c in self.binder.captures.values()})
         self.guards.append((sym.node, value))
         return value
@@ -136,8 +152,24 @@ def _binary(op: str, reflected: bool = False):
     return method
 
 
-for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor",
-              "lt", "le", "gt", "ge", "eq", "ne"):
+for _name in (
+    "add",
+    "sub",
+    "mul",
+    "truediv",
+    "floordiv",
+    "mod",
+    "pow",
+    "and",
+    "or",
+    "xor",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "eq",
+    "ne",
+):
     setattr(Sym, f"__{_name}__", _binary(_name))
     if _name not in ("lt", "le", "gt", "ge", "eq", "ne"):
         setattr(Sym, f"__r{_name}__", _binary(_name, reflected=True))

@@ -8,10 +8,16 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "LLMOptions": "options", "PRESETS": "options", "preset_for": "options",
-    "LLMProposer": "proposer", "make_llm_proposer": "proposer", "no_code_verdict": "proposer",
-    "GPUFacts": "prompts", "PromptSettings": "prompts",
-    "LLMClient": "client", "Completion": "client",
+    "LLMOptions": "options",
+    "PRESETS": "options",
+    "preset_for": "options",
+    "LLMProposer": "proposer",
+    "make_llm_proposer": "proposer",
+    "no_code_verdict": "proposer",
+    "GPUFacts": "prompts",
+    "PromptSettings": "prompts",
+    "LLMClient": "client",
+    "Completion": "client",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -93,10 +93,16 @@ class LLMClient:
             kwargs["temperature"] = temperature
         # OPENAI_ORG_ID / OPENAI_PROJECT_ID are read from the environment by the library and are
         # OpenAI's business only: other endpoints do not get them.
-        private = {} if opts.preset == "openai" else {
-            "OpenAI-Organization": openai.Omit(), "OpenAI-Project": openai.Omit()}
+        private = (
+            {}
+            if opts.preset == "openai"
+            else {"OpenAI-Organization": openai.Omit(), "OpenAI-Project": openai.Omit()}
+        )
         client = openai.AsyncOpenAI(
-            api_key=opts.api_key(), base_url=opts.base_url, timeout=opts.request_timeout_s, max_retries=0,
+            api_key=opts.api_key(),
+            base_url=opts.base_url,
+            timeout=opts.request_timeout_s,
+            max_retries=0,
             default_headers=private,
         )
         try:
@@ -115,8 +121,10 @@ class LLMClient:
     async def _whole(self, client, kwargs: dict) -> Completion:
         response = await client.chat.completions.create(**kwargs)
         if not hasattr(response, "choices"):  # the library hands back a non-JSON body as it came
-            raise ProposerError(f"{self.options.base_url} gave an answer that is not a chat completion: "
-                                f"{_one_line(str(response), 120)}")
+            raise ProposerError(
+                f"{self.options.base_url} gave an answer that is not a chat completion: "
+                f"{_one_line(str(response), 120)}"
+            )
         choice = response.choices[0] if response.choices else None
         message = choice.message if choice else None
         content = message.content if message else ""
@@ -124,10 +132,14 @@ class LLMClient:
         reasoning, answer = split_reasoning(content, field_reasoning)
         raw = response.model_dump(mode="json", exclude_none=True)
         return Completion(
-            answer=answer, reasoning=reasoning, raw=raw, model=response.model or self.options.model,
+            answer=answer,
+            reasoning=reasoning,
+            raw=raw,
+            model=response.model or self.options.model,
             finish_reason=choice.finish_reason if choice else None,
-            usage=self._usage(response.usage, kwargs["messages"], len(content or "") + len(field_reasoning or ""),
-                              reasoning),
+            usage=self._usage(
+                response.usage, kwargs["messages"], len(content or "") + len(field_reasoning or ""), reasoning
+            ),
         )
 
     async def _streamed(self, client, kwargs: dict) -> Completion:
@@ -147,16 +159,24 @@ class LLMClient:
                     finish = choice.finish_reason or finish
         if finish is None:
             if not chunks:
-                raise _Transient(f"{self.options.base_url} sent no stream events (is it an OpenAI-compatible "
-                                 f"endpoint, ending in /v1?)")
+                raise _Transient(
+                    f"{self.options.base_url} sent no stream events (is it an OpenAI-compatible "
+                    f"endpoint, ending in /v1?)"
+                )
             raise _Transient(f"{self.options.base_url} closed the stream before the answer was finished")
         text, thought = "".join(content), "".join(field_reasoning)
         reasoning, answer = split_reasoning(text, thought)
         raw = {"id": rid, "model": model, "finish_reason": finish, "content": text, "streamed": True}
         if thought:
             raw["reasoning_content"] = thought
-        return Completion(answer=answer, reasoning=reasoning, raw=raw, model=model, finish_reason=finish,
-                          usage=self._usage(usage, kwargs["messages"], len(text) + len(thought), reasoning))
+        return Completion(
+            answer=answer,
+            reasoning=reasoning,
+            raw=raw,
+            model=model,
+            finish_reason=finish,
+            usage=self._usage(usage, kwargs["messages"], len(text) + len(thought), reasoning),
+        )
 
     def _usage(self, usage, messages: list[dict], reply_chars: int, reasoning_text: str) -> dict:
         """Tokens and cost of one reply; estimated from characters where the server is silent."""
@@ -172,9 +192,12 @@ class LLMClient:
         if reasoning is None:  # servers that leave thinking inline do not count it apart
             reasoning = len(reasoning_text) // CHARS_PER_TOKEN
         return {
-            "prompt_tokens": int(prompt), "completion_tokens": int(completion), "reasoning_tokens": int(reasoning),
+            "prompt_tokens": int(prompt),
+            "completion_tokens": int(completion),
+            "reasoning_tokens": int(reasoning),
             "total_tokens": int(prompt) + int(completion),
-            "cost_usd": round(self.options.cost_usd(prompt, completion), 6), "estimated": estimated,
+            "cost_usd": round(self.options.cost_usd(prompt, completion), 6),
+            "estimated": estimated,
             "model": self.options.model,
         }
 
@@ -194,7 +217,11 @@ class LLMClient:
             if status in (408, 409, 429) or status >= 500:
                 return _Transient(f"{url} answered {status}: {detail}", _retry_after(exc.response.headers))
             if status in (401, 403):
-                key = f"the API key from ${opts.api_key_env}" if opts.api_key_env else "the request (no API key set)"
+                key = (
+                    f"the API key from ${opts.api_key_env}"
+                    if opts.api_key_env
+                    else "the request (no API key set)"
+                )
                 return ProposerError(f"{url} rejected {key} ({status}): {detail}")
             if status == 404:
                 return ProposerError(f"model {opts.model!r} not found at {url} (404): {detail}")
@@ -215,7 +242,9 @@ def _is_transport_error(exc: Exception) -> bool:
     # Errors while reading a stream reach us unwrapped from the HTTP library (httpx, or the
     # httpx2 fork newer openai releases use); match by module so either one works.
     names = {cls.__module__.split(".")[0] for cls in type(exc).__mro__}
-    return bool(names & {"httpx", "httpx2", "httpcore", "h11"}) or isinstance(exc, (ConnectionError, EOFError))
+    return bool(names & {"httpx", "httpx2", "httpcore", "h11"}) or isinstance(
+        exc, (ConnectionError, EOFError)
+    )
 
 
 def _retry_after(headers) -> float | None:

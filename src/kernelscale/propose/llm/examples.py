@@ -52,14 +52,19 @@ def choose_example(problem: Problem, choice: str | None = "auto") -> Example | N
             return Example(choice, examples[choice])
         path = Path(choice)
         if not path.is_file():
-            raise ValueError(f"no example {choice!r} (shipped: {', '.join(sorted(examples))}; or a file path)")
+            raise ValueError(
+                f"no example {choice!r} (shipped: {', '.join(sorted(examples))}; or a file path)"
+            )
         return Example(path.stem, path.read_text())
     candidates = {stem: code for stem, code in examples.items() if stem != problem.file_stem}
     if not candidates:
         return None
     target = _words(problem.source)
     scored = sorted(
-        ((_similarity(target, _words(_reference_of(stem) or code)), stem) for stem, code in candidates.items()),
+        (
+            (_similarity(target, _words(_reference_of(stem) or code)), stem)
+            for stem, code in candidates.items()
+        ),
         key=lambda item: (-item[0], item[1] != DEFAULT_STEM, item[1]),
     )
     return Example(scored[0][1], candidates[scored[0][1]])

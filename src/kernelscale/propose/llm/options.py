@@ -32,14 +32,33 @@ class Preset:
 # nim preset borrows DeepSeek's own R1 price as the reference. Local servers cost nothing per token.
 PRESETS: dict[str, Preset] = {
     # DeepSeek recommends temperature 0.5-0.7 for R1 (0.6 in its model card).
-    "nim": Preset("https://integrate.api.nvidia.com/v1", "deepseek-ai/deepseek-r1", "NVIDIA_API_KEY",
-                  0.6, 16384, 4, 0.55, 2.19),
-    "deepseek": Preset("https://api.deepseek.com", "deepseek-reasoner", "DEEPSEEK_API_KEY",
-                       None, 32768, 8, 0.55, 2.19),
-    "openai": Preset("https://api.openai.com/v1", "o4-mini", "OPENAI_API_KEY",
-                     None, 32768, 8, 1.10, 4.40, token_param="max_completion_tokens"),
-    "vllm": Preset("http://localhost:8000/v1", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", None,
-                   0.6, 16384, 16, 0.0, 0.0),
+    "nim": Preset(
+        "https://integrate.api.nvidia.com/v1",
+        "deepseek-ai/deepseek-r1",
+        "NVIDIA_API_KEY",
+        0.6,
+        16384,
+        4,
+        0.55,
+        2.19,
+    ),
+    "deepseek": Preset(
+        "https://api.deepseek.com", "deepseek-reasoner", "DEEPSEEK_API_KEY", None, 32768, 8, 0.55, 2.19
+    ),
+    "openai": Preset(
+        "https://api.openai.com/v1",
+        "o4-mini",
+        "OPENAI_API_KEY",
+        None,
+        32768,
+        8,
+        1.10,
+        4.40,
+        token_param="max_completion_tokens",
+    ),
+    "vllm": Preset(
+        "http://localhost:8000/v1", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", None, 0.6, 16384, 16, 0.0, 0.0
+    ),
     # Ollama answers one request at a time unless OLLAMA_NUM_PARALLEL says otherwise.
     "ollama": Preset("http://localhost:11434/v1", "deepseek-r1:32b", None, 0.6, 16384, 1, 0.0, 0.0),
 }
@@ -76,8 +95,16 @@ class LLMOptions:
         if self.preset not in PRESETS:
             raise ValueError(f"unknown LLM preset {self.preset!r} (known: {', '.join(PRESETS)})")
         preset = PRESETS[self.preset]
-        for name in ("base_url", "model", "api_key_env", "temperature", "max_tokens", "max_concurrency",
-                     "price_in_per_m", "price_out_per_m"):
+        for name in (
+            "base_url",
+            "model",
+            "api_key_env",
+            "temperature",
+            "max_tokens",
+            "max_concurrency",
+            "price_in_per_m",
+            "price_out_per_m",
+        ):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(preset, name))
         self.base_url = self.base_url.rstrip("/")

@@ -28,12 +28,12 @@ def split_reasoning(content: str | None, reasoning: str | None = None) -> tuple[
     if close != -1:
         inline = text[:close].lstrip()
         if inline.startswith(THINK_OPEN):
-            inline = inline[len(THINK_OPEN):]
+            inline = inline[len(THINK_OPEN) :]
         parts.append(inline.strip())
-        answer = text[close + len(THINK_CLOSE):]
+        answer = text[close + len(THINK_CLOSE) :]
     elif stripped.startswith(THINK_OPEN):
         # Opened and never closed: the reply was cut off while still thinking; no answer yet.
-        parts.append(stripped[len(THINK_OPEN):].strip())
+        parts.append(stripped[len(THINK_OPEN) :].strip())
         answer = ""
     else:
         answer = text

@@ -9,9 +9,9 @@ chain resume from the store, and never sends reasoning back (DeepSeek's API refu
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from kernelscale.problems.problem import TOLERANCE_PRESETS, Problem
 from kernelscale.propose.base import Attempt, primary_speedup
@@ -59,10 +59,15 @@ def feedback_prompt(problem: Problem, history: Sequence[Attempt], settings: Prom
     last = history[-1]
     base = last if last.candidate.code.strip() else _last_with_code(history)
     return _render(
-        "feedback.md.j2", problem, settings,
+        "feedback.md.j2",
+        problem,
+        settings,
         previous=_attempt_view(base) if base else None,
-        no_code=(last.candidate.provenance.get("no_code") or last.verdict.reason) if base is not last else None,
-        history=_history_lines(history), best=_best_line(history),
+        no_code=(last.candidate.provenance.get("no_code") or last.verdict.reason)
+        if base is not last
+        else None,
+        history=_history_lines(history),
+        best=_best_line(history),
     )
 
 
@@ -88,17 +93,30 @@ def _environment():
 
     return jinja2.Environment(
         loader=jinja2.PackageLoader("kernelscale.propose.llm", "templates"),
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
         autoescape=False,
     )
 
 
 def _render(template: str, problem: Problem, settings: PromptSettings, **context) -> str:
-    text = _environment().get_template(template).render(
-        problem=problem, language=settings.language, gpu=settings.gpu, interpreter=settings.interpreter,
-        rules=rules_for(problem), tolerance=_tolerance_text(problem), baselines=list(problem.baselines),
-        variant=_variant(problem), sizes=problem.sizes_for("cpu" if settings.interpreter else "cuda"),
-        **context,
+    text = (
+        _environment()
+        .get_template(template)
+        .render(
+            problem=problem,
+            language=settings.language,
+            gpu=settings.gpu,
+            interpreter=settings.interpreter,
+            rules=rules_for(problem),
+            tolerance=_tolerance_text(problem),
+            baselines=list(problem.baselines),
+            variant=_variant(problem),
+            sizes=problem.sizes_for("cpu" if settings.interpreter else "cuda"),
+            **context,
+        )
     )
     return text.strip() + "\n"
 
@@ -142,16 +160,27 @@ def verdict_view(verdict: Verdict, code: str = "") -> dict:
     if log and reason in log:  # the log already ends with the message: say it once
         reason = ""
     timings = [
-        {"name": name, "ms": ms, "speedup": verdict.speedup.get(name)} for name, ms in verdict.baselines.items()
+        {"name": name, "ms": ms, "speedup": verdict.speedup.get(name)}
+        for name, ms in verdict.baselines.items()
     ]
     return {
-        "status": verdict.status, "headline": verdict.headline(), "reason": reason,
-        "rule": verdict.rule, "rule_text": rule_text, "line": verdict.line, "line_text": line_text,
+        "status": verdict.status,
+        "headline": verdict.headline(),
+        "reason": reason,
+        "rule": verdict.rule,
+        "rule_text": rule_text,
+        "line": verdict.line,
+        "line_text": line_text,
         "log": log if log and log not in verdict.reason else "",
-        "max_abs_error": verdict.max_abs_error, "max_rel_error": verdict.max_rel_error,
-        "worst_index": verdict.worst_index, "failing_trial": verdict.failing_trial,
-        "time_ms": verdict.time_ms, "timings": timings, "interpreted": verdict.interpreted,
-        "suspect": verdict.suspect, "suspect_reason": verdict.suspect_reason,
+        "max_abs_error": verdict.max_abs_error,
+        "max_rel_error": verdict.max_rel_error,
+        "worst_index": verdict.worst_index,
+        "failing_trial": verdict.failing_trial,
+        "time_ms": verdict.time_ms,
+        "timings": timings,
+        "interpreted": verdict.interpreted,
+        "suspect": verdict.suspect,
+        "suspect_reason": verdict.suspect_reason,
     }
 
 

@@ -10,18 +10,22 @@ that reason), and the next feedback prompt tells the model what was missing.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import fields
-from typing import Sequence
 
 from kernelscale.problems.problem import Problem
 from kernelscale.propose.base import Attempt, Candidate, no_code_verdict  # noqa: F401 (re-exported)
 from kernelscale.propose.llm.client import Completion, LLMClient
 from kernelscale.propose.llm.options import LLMOptions, preset_for
 from kernelscale.propose.llm.parse import extract_code, no_code_reason
-from kernelscale.propose.llm.spend import DIFFERENT_APPROACH, SpendGuard, SpendLimits
 from kernelscale.propose.llm.prompts import (
-    GPUFacts, PromptSettings, crossover_prompt, feedback_prompt, first_prompt,
+    GPUFacts,
+    PromptSettings,
+    crossover_prompt,
+    feedback_prompt,
+    first_prompt,
 )
+from kernelscale.propose.llm.spend import DIFFERENT_APPROACH, SpendGuard, SpendLimits
 
 
 class LLMProposer:
@@ -42,7 +46,10 @@ class LLMProposer:
     ):
         self.options = options or LLMOptions()
         self.settings = PromptSettings(
-            language=language, gpu=gpu or GPUFacts(), interpreter=device == "cpu", example=example,
+            language=language,
+            gpu=gpu or GPUFacts(),
+            interpreter=device == "cpu",
+            example=example,
             start_kernel=start_kernel,
         )
         self.client = LLMClient(self.options)
@@ -57,7 +64,9 @@ class LLMProposer:
         parents = [base.candidate.code_hash] if base else []
         return await self._ask(feedback_prompt(problem, history, self.settings), "feedback", parents, n)
 
-    async def propose_crossover(self, problem: Problem, parents: Sequence[Attempt], n: int = 1) -> list[Candidate]:
+    async def propose_crossover(
+        self, problem: Problem, parents: Sequence[Attempt], n: int = 1
+    ) -> list[Candidate]:
         """One kernel combining the given (correct) parents."""
         prompt = crossover_prompt(problem, parents, self.settings)
         return await self._ask(prompt, "crossover", [p.candidate.code_hash for p in parents], n)
@@ -88,20 +97,33 @@ class LLMProposer:
                 candidate.usage = dict(reply.usage) | spent | {"calls": calls}
                 return candidate
             temperature = await self.spend.after_duplicate(temperature or self.options.temperature)
-            asked = messages + [{"role": "assistant", "content": f"```python\n{candidate.code}```"},
-                                {"role": "user", "content": DIFFERENT_APPROACH}]
+            asked = messages + [
+                {"role": "assistant", "content": f"```python\n{candidate.code}```"},
+                {"role": "user", "content": DIFFERENT_APPROACH},
+            ]
 
     def _candidate(self, messages: list[dict], reply: Completion, kind: str, parents: list[str]) -> Candidate:
         provenance = {
-            "prompt_kind": kind, "messages": messages, "response": reply.raw, "reasoning": reply.reasoning,
-            "answer": reply.answer, "model": reply.model, "endpoint": self.options.base_url,
-            "preset": self.options.preset, "finish_reason": reply.finish_reason,
+            "prompt_kind": kind,
+            "messages": messages,
+            "response": reply.raw,
+            "reasoning": reply.reasoning,
+            "answer": reply.answer,
+            "model": reply.model,
+            "endpoint": self.options.base_url,
+            "preset": self.options.preset,
+            "finish_reason": reply.finish_reason,
         }
         code = extract_code(reply.answer)
         if code is None:
             provenance["no_code"] = no_code_reason(reply.answer, reply.finish_reason, self.options.max_tokens)
-        return Candidate(code=code or "", proposer=self.name, parents=parents, provenance=provenance,
-                         usage=dict(reply.usage))
+        return Candidate(
+            code=code or "",
+            proposer=self.name,
+            parents=parents,
+            provenance=provenance,
+            usage=dict(reply.usage),
+        )
 
 
 def _add_usage(total: dict, usage: dict) -> dict:

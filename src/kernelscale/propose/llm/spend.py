@@ -48,7 +48,9 @@ class SpendLimits:
 class SpendGuard:
     """Counts one run's calls and tokens and remembers every answer's code."""
 
-    def __init__(self, limits: SpendLimits | None = None, sleep: Callable[[float], Awaitable] = asyncio.sleep):
+    def __init__(
+        self, limits: SpendLimits | None = None, sleep: Callable[[float], Awaitable] = asyncio.sleep
+    ):
         self.limits = limits or SpendLimits()
         self.sleep = sleep
         self.calls = 0
@@ -62,8 +64,9 @@ class SpendGuard:
         if limits.max_calls is not None and self.calls >= limits.max_calls:
             raise ProposerStopped("budget", f"--max-calls {limits.max_calls} reached")
         if limits.max_tokens_total is not None and self.tokens >= limits.max_tokens_total:
-            raise ProposerStopped("budget", f"--max-tokens-total {limits.max_tokens_total} reached "
-                                            f"({self.tokens} tokens used)")
+            raise ProposerStopped(
+                "budget", f"--max-tokens-total {limits.max_tokens_total} reached ({self.tokens} tokens used)"
+            )
         self.calls += 1
 
     def record(self, usage: dict) -> None:
@@ -93,8 +96,10 @@ class SpendGuard:
         self.duplicates_in_a_row += 1
         limits = self.limits
         if self.duplicates_in_a_row >= limits.stuck_after:
-            raise ProposerStopped("stuck", f"the model returned an already verified kernel "
-                                           f"{self.duplicates_in_a_row} times in a row")
+            raise ProposerStopped(
+                "stuck",
+                f"the model returned an already verified kernel {self.duplicates_in_a_row} times in a row",
+            )
         await self.sleep(limits.backoff_s * 2 ** (self.duplicates_in_a_row - 1))
         base = temperature if temperature is not None else 0.6
         return min(limits.max_temperature, base + limits.temperature_step * self.duplicates_in_a_row)

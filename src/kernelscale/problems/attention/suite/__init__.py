@@ -1,1 +1,1 @@
-"""The built-in attention suite: each file is a variant (DESIGN §4) runnable on its own."""
+"""The built-in attention suite: each file is a variant runnable on its own."""
