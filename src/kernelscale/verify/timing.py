@@ -1,4 +1,4 @@
-"""One timing method for candidates and baselines alike (DESIGN §3.4).
+"""One timing method for candidates and baselines alike (L2 flushed, synchronized, an event pair per call).
 
 Per call: fresh cloned inputs prepared outside the timed region, the L2 flushed by a write of
 at least twice its size, a CUDA event pair around the call with a device-wide synchronize
