@@ -194,7 +194,7 @@ class SlotPool:
                 failed_on, reason = worker, verdict.reason
             if not retry:
                 self.retries += 1
-                log.warning("%s; retrying the attempt once on another worker", reason)
+                log.info("%s; retrying the attempt once on another worker", reason)
         detail = reason.removeprefix(VERIFIER_ERROR).lstrip(": ")
         return Verdict(
             "runtime_error",
