@@ -199,6 +199,12 @@ def test_max_calls_is_honoured_exactly(tmp_path):
     with sqlite3.connect(tmp_path / "k.db") as conn:
         stored = [json.loads(u) for (u,) in conn.execute("SELECT usage FROM attempts")]
     assert all(u["calls"] == 1 and u["total_tokens"] > 0 for u in stored)
+    from kernelscale.report.tables import attempts_table
+
+    store = Store(tmp_path / "k.db")
+    table = attempts_table(store.attempt_rows(result.run_id))  # what `show` and `report` print
+    store.close()
+    assert table.columns[-1] == "llm calls / tokens" and all(row[-1].startswith("1 / ") for row in table.rows)
 
 
 def test_a_refused_endpoint_leaves_no_run_and_offers_no_resume(tmp_path):
