@@ -243,3 +243,10 @@ def test_the_cli_says_one_line_and_exits_non_zero_on_a_verifier_failure(tmp_path
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and "verifier error (not the candidate's)" in errors[0] and "--resume" not in errors[0]
     assert requests == 1 and "stopped: error" in result.stdout
+
+
+def test_a_strategy_option_the_strategy_does_not_take_is_refused(tmp_path):
+    result = kernelscale("solve", "attention/full", "--device", "cpu", "--strategy-option", "chains=3",
+                         "--db", str(tmp_path / "k.db"), cwd=tmp_path)
+    assert result.returncode == 2 and "takes no option chains" in result.stderr
+    assert runs_in(tmp_path / "k.db") == []
