@@ -271,6 +271,12 @@ def test_max_calls_is_honoured_exactly(tmp_path):
     with sqlite3.connect(tmp_path / "k.db") as conn:
         stored = [json.loads(u) for (u,) in conn.execute("SELECT usage FROM attempts")]
     assert all(u["calls"] == 1 and u["total_tokens"] > 0 for u in stored)
+    from kernelscale.report.tables import attempts_table
+
+    store = Store(tmp_path / "k.db")
+    table = attempts_table(store.attempt_rows(result.run_id))  # what `show` and `report` print
+    store.close()
+    assert table.columns[-1] == "llm calls / tokens" and all(row[-1].startswith("1 / ") for row in table.rows)
 
 
 def test_a_refused_endpoint_leaves_no_run_and_offers_no_resume(tmp_path):
@@ -347,3 +353,19 @@ def test_the_cli_says_one_line_and_exits_non_zero_on_a_verifier_failure(tmp_path
         and "--resume" not in errors[0]
     )
     assert requests == 1 and "stopped: error" in result.stdout
+
+
+def test_a_strategy_option_the_strategy_does_not_take_is_refused(tmp_path):
+    result = kernelscale(
+        "solve",
+        "attention/full",
+        "--device",
+        "cpu",
+        "--strategy-option",
+        "chains=3",
+        "--db",
+        str(tmp_path / "k.db"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2 and "takes no option chains" in result.stderr
+    assert runs_in(tmp_path / "k.db") == []

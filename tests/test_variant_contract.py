@@ -30,3 +30,13 @@ def test_make_with_a_cpu_generator_builds_on_the_device_it_is_given():
 def test_make_on_the_cpu_gives_cpu_tensors():
     score_mod, _ = resolve_mods(load_variant_module(VARIANT), SHAPE, "cpu", VARIANT)
     assert score_mod.__closure__[0].cell_contents.device.type == "cpu"
+
+
+def test_the_cpu_generator_variant_verifies_end_to_end():
+    import kernelscale
+    from kernelscale.propose.compiler.proposer import CompilerProposer
+
+    problem = kernelscale.load_problem(VARIANT)
+    code = CompilerProposer(device="cpu").first_kernel(problem)
+    verdict = kernelscale.verify(problem, code, device="cpu")
+    assert verdict.status == "correct", verdict.headline()

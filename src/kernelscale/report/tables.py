@@ -158,20 +158,23 @@ def problems_table(summary: RunSummary) -> Table:
 def attempts_table(rows: list[dict], limit: int | None = None) -> Table:
     """Every attempt (or the last `limit`) with its verdict headline; rows from Store.attempt_rows."""
     shown = rows if limit is None or len(rows) <= limit else rows[-limit:]
-    table = Table("attempts", ["#", "problem", "proposer", "at", "verdict"], numeric={0, 3})
+    spend = [llm_spend(row) for row in shown]
+    columns = ["#", "problem", "proposer", "at", "verdict"] + (["llm calls / tokens"] if any(spend) else [])
+    table = Table("attempts", columns, numeric={0, 3})
     if len(shown) < len(rows):
         table.caption = f"last {len(shown)} of {len(rows)} attempts"
-    for row in shown:
-        table.rows.append(
-            [
-                str(row["id"]),
-                row["problem"],
-                row["proposer"],
-                fmt_s(row["elapsed_s"]),
-                headline(row),
-            ]
-        )
+    for row, used in zip(shown, spend):
+        cells = [str(row["id"]), row["problem"], row["proposer"], fmt_s(row["elapsed_s"]), headline(row)]
+        table.rows.append(cells + ([used or NONE] if len(columns) > 5 else []))
     return table
+
+
+def llm_spend(row: dict) -> str:
+    """ "calls / tokens" an attempt's proposal cost (re-asks included), "" when no LLM was asked."""
+    usage = json.loads(row.get("usage") or "{}")
+    if "total_tokens" not in usage and "calls" not in usage:
+        return ""
+    return f"{usage.get('calls', 1)} / {usage.get('total_tokens', 0)}"
 
 
 def headline(row: dict) -> str:
