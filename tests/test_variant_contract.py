@@ -40,3 +40,20 @@ def test_the_cpu_generator_variant_verifies_end_to_end():
     code = CompilerProposer(device="cpu").first_kernel(problem)
     verdict = kernelscale.verify(problem, code, device="cpu")
     assert verdict.status == "correct", verdict.headline()
+
+
+def test_a_variant_under_tmp_verifies(tmp_path):
+    """The candidate's sandbox has its own /tmp: the variant reaches it as text, not as a path
+    it cannot read (which would blame every attempt on the candidate)."""
+    import kernelscale
+    from kernelscale.propose.compiler.proposer import CompilerProposer
+
+    assert str(tmp_path).startswith("/tmp")
+    variant = tmp_path / "my_bias.py"
+    variant.write_text(
+        "def score_mod(score, b, h, q_idx, kv_idx):\n    return score + (q_idx - kv_idx) * 0.01\n"
+    )
+    problem = kernelscale.load_problem(str(variant))
+    code = CompilerProposer(device="cpu").first_kernel(problem)
+    verdict = kernelscale.verify(problem, code, device="cpu")
+    assert verdict.status == "correct", verdict.headline() + verdict.log_tail

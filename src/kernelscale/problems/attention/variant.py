@@ -153,6 +153,32 @@ def full_shape(shape: dict) -> dict:
     return validate_shape({**DEFAULT_SHAPE, **shape}, "SHAPE")
 
 
+def load_variant_source(source: str, label: str) -> ModuleType:
+    """A variant shipped by value (its text), for a process that cannot read the user's file:
+    the candidate's sandbox has its own /tmp and sees no home folders."""
+    name = f"_ks_variant_src_{hashlib.sha256(source.encode()).hexdigest()[:12]}"
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    module = ModuleType(name)
+    module.__file__ = f"<variant {label}>"
+    sys.modules[name] = module  # FlexAttention's tracing imports a score_mod's module by name
+    try:
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise ProblemError(f"{label}: importing the variant failed: {type(exc).__name__}: {exc}") from None
+    return module
+
+
+def init_inputs_from_source(source: str, label: str, shape: dict) -> list:
+    """`init_inputs` for a variant shipped as text (see load_variant_source)."""
+    shape = full_shape(shape)
+    device = torch.get_default_device()
+    score_mod, mask_mod = resolve_mods(load_variant_source(source, label), shape, device, label)
+    return [score_mod, mask_mod, {**shape, "device": str(device)}]
+
+
 def init_inputs(path: str, shape: dict) -> list:
     """[score_mod, mask_mod, shape] for Model/ModelNew, made on the current default device.
 
