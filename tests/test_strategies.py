@@ -249,8 +249,8 @@ def test_make_strategy():
 def test_unknown_strategy_options_are_errors_not_dropped():
     with pytest.raises(ValueError, match="refine takes no option chains"):
         make_strategy("refine", chains=4)
-    with pytest.raises(ValueError, match="parallel takes no option workers"):
-        make_strategy("parallel", workers=8)
+    with pytest.raises(ValueError, match="parallel takes no option population"):
+        make_strategy("parallel", population=8)
 
 
 def test_strategies_get_the_real_worker_count():
