@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kernelscale.problems import list_problem_ids, load_problem
 from kernelscale.verify.options import VerifyOptions
-from kernelscale.verify.pool import VerifierPool
+from kernelscale.verify.slots import SlotPool
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 
@@ -70,7 +70,7 @@ async def run(args) -> None:
         "attention": lambda: attention_jobs(args.attention_shape),
         "hostile": hostile_jobs,
     }
-    async with VerifierPool(device="cuda") as pool:
+    async with SlotPool.local(device="cuda") as pool:
         for phase in args.phases:
             for kind, name, problem, code, expected in phases[phase]():
                 if args.names and name not in args.names:

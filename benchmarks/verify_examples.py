@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kernelscale.problems import load_problem
 from kernelscale.verify.options import VerifyOptions
-from kernelscale.verify.pool import VerifierPool
+from kernelscale.verify.slots import SlotPool
 
 
 def examples() -> list[Path]:
@@ -29,7 +29,7 @@ def examples() -> list[Path]:
 async def run(out: Path, device: str | None, deadline_s: float, only: list[str]) -> list[dict]:
     started = time.monotonic()
     rows = []
-    async with VerifierPool(device=device) as pool:
+    async with SlotPool.local(device=device) as pool:
         for path in examples():
             if only and path.stem not in only:
                 continue

@@ -9,17 +9,17 @@ import pytest
 
 from kernelscale.problems import load_problem
 from kernelscale.verify.options import VerifyOptions
-from kernelscale.verify.pool import VerifierPool
+from kernelscale.verify.slots import SlotPool
 
 TESTS = Path(__file__).parent
 
 
 class SyncPool:
-    """A VerifierPool on its own event loop, so plain tests can call `verify` directly."""
+    """A local SlotPool on its own event loop, so plain tests can call `verify` directly."""
 
     def __init__(self):
         self.loop = asyncio.new_event_loop()
-        self.pool = self.loop.run_until_complete(VerifierPool(device="cpu").start())
+        self.pool = self.loop.run_until_complete(SlotPool.local(device="cpu").start())
 
     def verify(self, problem, code: str, **options):
         opts = VerifyOptions(**({"timeout_s": 60.0} | options))

@@ -83,7 +83,9 @@ def test_torch_fallback_rule_is_dropped_when_the_problem_allows_torch(softmax):
 def test_attention_prompt_shows_the_variant_by_file_name():
     problem = load_problem("attention/alibi")
     text = first_prompt(problem, PromptSettings(example="none", start_kernel="# compiler's best\n"))
-    assert "### The attention variant (alibi.py)" in text and "slopes[h] * (kv_idx - (q_idx + offset))" in text
+    assert (
+        "### The attention variant (alibi.py)" in text and "slopes[h] * (kv_idx - (q_idx + offset))" in text
+    )
     assert "# compiler's best" in text and "already passes the verifier" in text
     assert "`flex` (FlexAttention" in text
 

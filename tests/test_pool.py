@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kernelscale.problems import load_problem
 from kernelscale.verify.options import VerifyOptions
-from kernelscale.verify.pool import VerifierPool
+from kernelscale.verify.slots import SlotPool
 
 TESTS = Path(__file__).parent
 GOOD = (TESTS / "problems" / "good_scaled_exp.py").read_text()
@@ -26,7 +26,7 @@ def test_oracle_crash_costs_one_attempt(tmp_path):
     problem = _fragile_problem(flag)
 
     async def scenario():
-        async with VerifierPool(device="cpu") as pool:
+        async with SlotPool.local(device="cpu") as pool:
             flag.write_text("crash")
             crashed = await pool.verify(problem, GOOD, VerifyOptions(timeout_s=60))
             flag.unlink()
@@ -43,7 +43,7 @@ def test_reference_exception_is_reported_and_the_oracle_serves_on(tmp_path):
     problem = _fragile_problem(flag)
 
     async def scenario():
-        async with VerifierPool(device="cpu") as pool:
+        async with SlotPool.local(device="cpu") as pool:
             first = await pool.verify(problem, GOOD, VerifyOptions(timeout_s=60))  # loads the problem
             flag.write_text("raise")
             failed = await pool.verify(problem, GOOD, VerifyOptions(timeout_s=60))
@@ -59,7 +59,7 @@ def test_reference_exception_is_reported_and_the_oracle_serves_on(tmp_path):
 
 def test_two_workers_verify_concurrently(scaled_exp):
     async def scenario():
-        async with VerifierPool(device="cpu", workers=2) as pool:
+        async with SlotPool.local(device="cpu", workers=2) as pool:
             assert pool.size == 2
             return await asyncio.gather(
                 *(pool.verify(scaled_exp, GOOD, VerifyOptions(timeout_s=60)) for _ in range(3))

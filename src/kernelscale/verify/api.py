@@ -7,7 +7,7 @@ from dataclasses import fields
 
 from kernelscale.problems import Problem, load_problem
 from kernelscale.verify.options import VerifyOptions
-from kernelscale.verify.pool import VerifierPool
+from kernelscale.verify.slots import SlotPool
 from kernelscale.verify.verdict import Verdict
 
 
@@ -27,5 +27,5 @@ def verify(
 
 
 async def _verify_once(problem: Problem, code: str, device: str | None, options: VerifyOptions) -> Verdict:
-    async with VerifierPool(device=device) as pool:
+    async with SlotPool.local(device=device) as pool:
         return await pool.verify(problem, code, options)

@@ -1,8 +1,9 @@
-"""The verifier pool: one oracle process per GPU (one or two on the CPU), an async API.
+"""The pieces of a verifier pool: oracle processes, GPU choice, the static screen's verdict.
 
-The static screen runs here, before a candidate costs any GPU time. A crash, abort, illegal
-memory access or hang costs that attempt: runners die alone; an oracle that dies or stops
-answering is killed and restarted, and the pool goes on.
+`kernelscale.verify.slots.SlotPool` dispatches attempts over workers built from these (one
+oracle per GPU, or CPU stand-ins). The static screen runs in the pool, before a candidate
+costs any GPU time. A crash, abort, illegal memory access or hang costs that attempt: runners
+die alone; an oracle that dies or stops answering is replaced, and the pool goes on.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import tempfile
 from dataclasses import dataclass, field
 
 from kernelscale.problems.problem import Problem
-from kernelscale.verify.options import VerifyOptions
 from kernelscale.verify.sandbox import sandbox_env
 from kernelscale.verify.screen import screen
 from kernelscale.verify.verdict import Verdict
@@ -139,72 +139,3 @@ class _Oracle:
                 pass
             await self.proc.wait()
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-class VerifierPool:
-    def __init__(self, device: str | None = None, gpus: str | None = None, workers: int | None = None):
-        self.device = device or default_device()
-        if self.device == "cuda":
-            slots: list[int | None] = list(visible_gpus(gpus))
-            if not slots:
-                raise ValueError("--device cuda, but no GPU is visible")
-        else:
-            slots = [None] * max(1, min(workers or 1, 2))
-        self._oracles = [_Oracle(self.device, gpu) for gpu in slots]
-        self._idle: asyncio.Queue[_Oracle] | None = None
-        self._counter = 0
-
-    @property
-    def size(self) -> int:
-        return len(self._oracles)
-
-    @property
-    def device_key(self) -> str:
-        env = self._oracles[0].environment
-        return f"{env.get('name', self.device)}|{self.device}|torch {env.get('torch')}|triton {env.get('triton')}"
-
-    async def start(self) -> VerifierPool:
-        self._idle = asyncio.Queue()
-        await asyncio.gather(*(o.start() for o in self._oracles))
-        for oracle in self._oracles:
-            self._idle.put_nowait(oracle)
-        return self
-
-    async def close(self) -> None:
-        await asyncio.gather(*(o.stop() for o in self._oracles), return_exceptions=True)
-
-    async def __aenter__(self) -> VerifierPool:
-        return await self.start()
-
-    async def __aexit__(self, *exc) -> None:
-        await self.close()
-
-    async def verify(self, problem: Problem, code: str, options: VerifyOptions | None = None) -> Verdict:
-        options = options or VerifyOptions()
-        if options.screen:
-            early = screen_verdict(problem, code)
-            if early is not None:
-                early.device = self._oracles[0].environment
-                early.interpreted = self.device != "cuda"
-                return early
-        self._counter += 1
-        request = {
-            "id": self._counter,
-            "problem": problem.to_json(),
-            "code": code,
-            "options": options.to_json(),
-        }
-        oracle = await self._idle.get()
-        try:
-            return await oracle.ask(request, options.timeout_s + ORACLE_MARGIN_S)
-        except (TimeoutError, ConnectionError, json.JSONDecodeError, KeyError) as exc:
-            await oracle.stop()
-            await oracle.start()
-            reason = (
-                "the verifier oracle stopped answering" if isinstance(exc, asyncio.TimeoutError) else str(exc)
-            )
-            return Verdict(
-                "runtime_error", f"{reason}; restarted it (the reference or a baseline may have crashed)"
-            )
-        finally:
-            self._idle.put_nowait(oracle)
