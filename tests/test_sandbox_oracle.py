@@ -106,10 +106,11 @@ def test_hostile_candidate_leaves_no_process_and_the_oracle_alive(cpu_pool, scal
             "and a kill-everything candidate would reach the host"
         )
     token = f"ks-hostile-{uuid.uuid4().hex}"
-    oracles = [o.proc.pid for o in cpu_pool.pool._oracles]
+    oracles = [w.pid for w in cpu_pool.pool.workers]
     verdict = cpu_pool.verify(scaled_exp, HOSTILE_INIT.format(token=token), screen=False)
-    assert "restarted" not in verdict.reason, verdict.headline()
-    assert [o.proc.pid for o in cpu_pool.pool._oracles] == oracles
+    assert "retried" not in verdict.reason, verdict.headline()
+    assert cpu_pool.pool.replacements == 0 and cpu_pool.pool.retries == 0
+    assert [w.pid for w in cpu_pool.pool.workers] == oracles
     for pid in oracles:
         os.kill(pid, 0)  # still alive
     assert processes_with(token) == []
