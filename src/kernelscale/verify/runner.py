@@ -3,9 +3,10 @@
 It imports the candidate, builds one `ModelNew` from init arguments the oracle shipped (by value,
 or a recipe for attention mods, which are functions), and then serves three kinds of request:
 `stage` (read an input set the oracle wrote, into the same device buffers every time), `go`
-(call the model once, synchronize, answer `done`) and `ship` (write that call's outputs). Every call is the same call: correctness
-trials and timed calls cannot be told apart from in here. The problem module is never imported
-and no seed ever arrives, so the inputs cannot be known in advance.
+(call the model once, synchronize, answer `done`) and `ship` (write that call's outputs).
+Every call is the same call: correctness trials and timed calls cannot be told apart from in
+here. The problem module is never imported and no seed ever arrives, so the inputs cannot be
+known in advance.
 
 Everything checked here (types, aliasing, torch fallbacks, threads, patched functions) is
 advice for the proposer: this process runs the candidate's code, which can subvert it. The
