@@ -17,11 +17,14 @@ class ProgressPrinter:
         self.run_id = None
         self.tokens = 0
         self.calls = 0
+        self.first_config: dict | None = None  # attempt lines show what differs from it
+        self.said_interpreted = False
 
     def __call__(self, kind: str, info: dict) -> None:
         if kind == "start":
             self.run_id = info["run_id"]
             self.tokens = self.calls = 0
+            self.first_config, self.said_interpreted = None, False
             budget = info.get("budget_s")
             limit = "no time limit" if budget is None else f"budget {budget:g} s"
             resumed = f", resumed after attempt #{info['resumed_at']}" if info.get("resumed_at") else ""
@@ -39,17 +42,34 @@ class ProgressPrinter:
         usage = attempt.candidate.usage
         self.tokens += int(usage.get("total_tokens") or 0)
         self.calls += int(usage.get("calls", 1)) if usage else 0
-        config = attempt.candidate.provenance.get("config")
+        verdict = attempt.verdict
+        if verdict.interpreted and not self.said_interpreted:
+            self.said_interpreted = True
+            self._say(
+                "interpreted on the CPU: times are not performance numbers, so candidates are ranked "
+                "by correctness only (the first correct one is the best)"
+            )
+        headline = "correct" if verdict.interpreted and verdict.status == "correct" else verdict.headline()
         best_text = "-"
         if best is not None:
             best_text = f"{best.best_speedup:.2f}x" if best.best_speedup else f"correct #{best.attempt_id}"
         spend = f"  llm {self.calls} call(s), {self.tokens} tokens" if self.calls else ""
-        cached = " (cached)" if attempt.verdict.cached else ""
+        cached = " (cached)" if verdict.cached else ""
         self._say(
             f"#{info['n']:<3} {_bar(attempt.elapsed_s, info.get('budget_s'))} {attempt.elapsed_s:7.1f}s  "
-            f"{attempt.verdict.headline()}{cached}  best {best_text}{spend}"
-            + (f"  {_compact(config)}" if config else "")
+            f"{headline}{cached}  best {best_text}{spend}{self._config_change(attempt)}"
         )
+
+    def _config_change(self, attempt) -> str:
+        """The first configuration in full, then only what each attempt changed from it."""
+        config = attempt.candidate.provenance.get("config")
+        if not config:
+            return ""
+        if self.first_config is None:
+            self.first_config = dict(config)
+            return f"  {_compact(config)}"
+        changed = {k: v for k, v in config.items() if self.first_config.get(k) != v}
+        return f"  {_compact(changed)}" if changed else "  (first configuration)"
 
     def _say(self, text: str) -> None:
         if not self.quiet:
