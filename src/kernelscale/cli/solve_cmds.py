@@ -143,31 +143,9 @@ def solve(
     from kernelscale.cli.progress import ProgressPrinter, print_summary
     from kernelscale.search.solve import solve as run_solve
 
-    if executor == "local":  # a Ray driver may have no GPU of its own
-        check_device(device)
-        check_gpus(gpus, device)
     if problem is None and resume is None:
         fail("give a PROBLEM, or --resume RUN_ID")
-    settings = _settings(
-        budget,
-        proposer,
-        strategy,
-        device,
-        gpus,
-        out,
-        db,
-        attempts,
-        target,
-        tolerance,
-        language,
-        (preset, model, base_url, api_key_env),
-        max_calls,
-        max_tokens_total,
-        strategy_option,
-        (executor, address, workers),
-    )
-    settings.keep_run_budget = resume is not None and budget is None
-    settings.fresh_baselines = fresh_baselines
+    settings = _settings(locals())
     printer = ProgressPrinter(console(), quiet=as_json)
     try:
         result = run_solve(problem, settings, resume=resume, progress=printer)
@@ -191,47 +169,38 @@ def solve(
         )
 
 
-def _settings(
-    budget,
-    proposer,
-    strategy,
-    device,
-    gpus,
-    out,
-    db,
-    attempts,
-    target,
-    tolerance,
-    language,
-    llm,
-    max_calls,
-    max_tokens_total,
-    strategy_option,
-    where=("local", None, None),
-):
-    """The command line's flags as RunSettings; a bad value is one line and exit 2."""
+def _settings(flags: dict):
+    """The flags `solve` and `bench` share (their parameters, by name) as RunSettings; a bad
+    value is one line and exit 2."""
     from kernelscale.search.settings import RunSettings, SettingsError
 
+    if flags["executor"] == "local":  # a Ray driver may have no GPU of its own
+        check_device(flags["device"])
+        check_gpus(flags["gpus"], flags["device"])
+    budget, proposer = flags["budget"], flags["proposer"]
+    llm = _llm_options(proposer, flags["preset"], flags["model"], flags["base_url"], flags["api_key_env"])
     try:
         return RunSettings(
             proposer=proposer,
-            strategy=strategy,
-            strategy_options=_strategy_options(strategy_option),
+            strategy=flags["strategy"],
+            strategy_options=_strategy_options(flags["strategy_option"]),
             budget_s=parse_budget(budget if budget is not None else "15m"),
-            max_attempts=attempts,
-            target_speedup=target,
-            device=device,
-            gpus=gpus,
-            out_dir=out,
-            db_path=db,
-            llm=_llm_options(proposer, *llm),
-            language=language,
-            tolerance=tolerance,
-            max_calls=max_calls,
-            max_tokens_total=max_tokens_total,
-            executor=where[0],
-            address=where[1],
-            workers=where[2],
+            max_attempts=flags["attempts"],
+            target_speedup=flags["target"],
+            device=flags["device"],
+            gpus=flags["gpus"],
+            out_dir=flags["out"],
+            db_path=flags["db"],
+            llm=llm,
+            language=flags["language"],
+            tolerance=flags["tolerance"],
+            max_calls=flags["max_calls"],
+            max_tokens_total=flags["max_tokens_total"],
+            executor=flags["executor"],
+            address=flags["address"],
+            workers=flags["workers"],
+            fresh_baselines=flags["fresh_baselines"],
+            keep_run_budget=flags["resume"] is not None and budget is None,  # a resumed run keeps its own
         ).check()
     except SettingsError as exc:
         fail(str(exc))
@@ -284,31 +253,9 @@ def bench(
     """Solve every problem of a suite (budget per problem), then report."""
     from kernelscale.cli.bench_run import run_bench
 
-    if executor == "local":
-        check_device(device)
-        check_gpus(gpus, device)
     if suite is None and resume is None:
         fail("give a SUITE_OR_DIR, or --resume RUN_ID")
-    settings = _settings(
-        budget,
-        proposer,
-        strategy,
-        device,
-        gpus,
-        out,
-        db,
-        attempts,
-        target,
-        tolerance,
-        language,
-        (preset, model, base_url, api_key_env),
-        max_calls,
-        max_tokens_total,
-        strategy_option,
-        (executor, address, workers),
-    )
-    settings.keep_run_budget = resume is not None and budget is None
-    settings.fresh_baselines = fresh_baselines
+    settings = _settings(locals())
     try:
         run_bench(suite, settings, resume, out, html)
     except KeyboardInterrupt:
