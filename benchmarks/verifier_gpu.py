@@ -105,10 +105,14 @@ def _clock(verdict) -> str:
     stats = verdict.time_stats or {}
     if "outside_median_ms" not in stats:
         return ""
+    steps = "; ".join(
+        f"{step} {stats.get(f'{step}_median_ms', 0):.3f} vs trusted {stats.get(f'trusted_{step}_ms', 0):.3f}"
+        f" (spread {stats.get(f'trusted_{step}_spread_ms', 0):.3f})"
+        for step in ("stage", "flush", "ship")
+    )
     return (
         f"  own {stats.get('median_ms', 0):.4f} outside {stats['outside_median_ms']:.4f} ms;"
-        f" ship {stats.get('ship_median_ms', 0):.2f} vs trusted {stats.get('trusted_ship_ms', 0):.2f}"
-        f" (spread {stats.get('trusted_ship_spread_ms', 0):.2f}) ms; cost {verdict.cost_s}"
+        f" {steps} ms; cost {verdict.cost_s}"
     )
 
 

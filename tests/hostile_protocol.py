@@ -43,6 +43,8 @@ class ProtocolCheat:
     status: str
     rule: str | None = None
     failing_trial_prefix: str | None = None
+    gpu_only: str | None = None  # why the attack means something only on a GPU
+    reason_start: str | None = None  # the verdict's reason names the step that caught it
 
 
 LAZY_AFTER_TRIALS = (
@@ -209,6 +211,80 @@ class ModelNew(nn.Module):
 """
 )
 
+# Does all of its (100-pass) work while the runner stages the inputs, before `go`, and answers
+# the call with what it kept: the window sees nothing, the staging step sees all of it.
+PRECOMPUTES_WHILE_STAGING = (
+    SCALED_EXP_KERNEL
+    + """
+import sys
+
+PASSES = 100
+_runner = sys.modules["__main__"]
+_honest_stage = _runner.Runner.stage
+_kept = []
+
+
+def _stage_and_work(self, msg):
+    reply = _honest_stage(self, msg)
+    out = scaled_exp(*self.buffers)
+    for _ in range(PASSES - 1):
+        out.copy_(scaled_exp(*self.buffers))
+    _kept.append(out)
+    return reply
+
+
+def _answer_kept(self):
+    return _kept.pop(), 0.001, set()
+
+
+_runner.Runner.stage = _stage_and_work
+_runner.Runner._timed_call = _answer_kept
+
+
+class ModelNew(nn.Module):
+    def forward(self, x, y):
+        return scaled_exp(x, y)
+"""
+)
+
+# Leaves its (100-pass) work queued on the GPU when staging answers, and skips the runner's
+# synchronizes, so the work runs while the oracle flushes the L2 and `done` comes at once: the
+# staging step and the window see nothing; the oracle's flush waits behind the queue.
+QUEUES_WORK_BEFORE_GO = (
+    SCALED_EXP_KERNEL
+    + """
+import sys
+
+PASSES = 100
+_runner = sys.modules["__main__"]
+_honest_stage = _runner.Runner.stage
+_kept = []
+
+
+def _stage_and_queue(self, msg):
+    reply = _honest_stage(self, msg)
+    out = scaled_exp(*self.buffers)
+    for _ in range(PASSES - 1):
+        scaled_exp_kernel[(triton.cdiv(out.numel(), 1024),)](*self.buffers, out, out.numel(), BLOCK=1024)
+    _kept.append(out)
+    return reply  # no synchronize: the queue is still running
+
+
+def _answer_kept(self):
+    return _kept.pop(), 0.001, set()
+
+
+_runner.Runner.stage = _stage_and_queue
+_runner.Runner._settle_device = lambda self: None
+_runner.Runner._timed_call = _answer_kept
+
+
+class ModelNew(nn.Module):
+    def forward(self, x, y):
+        return scaled_exp(x, y)
+"""
+)
+
 FIXED_POINT_GRID = """
 import torch
 import torch.nn as nn
@@ -334,6 +410,25 @@ PROTOCOL_CHEATS = [
         DEFERS_WORK_PAST_DONE,
         "rejected",
         "timer_mismatch",
+        reason_start="shipping the outputs",
+    ),
+    ProtocolCheat(
+        "precomputes_while_staging",
+        "forged times",
+        "scaled_exp",
+        PRECOMPUTES_WHILE_STAGING,
+        "rejected",
+        "timer_mismatch",
+        reason_start="staging the inputs",
+    ),
+    ProtocolCheat(
+        "queues_work_before_go",
+        "forged times",
+        "scaled_exp",
+        QUEUES_WORK_BEFORE_GO,
+        "rejected",
+        "timer_mismatch",
+        gpu_only="the interpreter runs each launch to completion: nothing stays queued",
     ),
     ProtocolCheat("fixed_point_grid", "comparison floor", "ops/softmax", FIXED_POINT_GRID, "incorrect"),
     ProtocolCheat(

@@ -19,10 +19,14 @@ def _problem(ref: str):
 
 @pytest.mark.parametrize("cheat", PROTOCOL_CHEATS, ids=lambda c: c.name)
 def test_protocol_cheat_is_caught(cpu_pool, cheat: ProtocolCheat):
+    if cheat.gpu_only:
+        pytest.skip(f"GPU only ({cheat.gpu_only}); benchmarks/verifier_gpu.py runs it on a GPU")
     verdict = cpu_pool.verify(_problem(cheat.problem), cheat.source, screen=False)
     assert verdict.status == cheat.status, f"{cheat.attack}: {verdict.headline()}\n{verdict.log_tail}"
     if cheat.rule:
         assert verdict.rule == cheat.rule, verdict.headline()
+    if cheat.reason_start:
+        assert verdict.reason.startswith(cheat.reason_start), verdict.reason
     if cheat.failing_trial_prefix:
         assert (verdict.failing_trial or "").startswith(cheat.failing_trial_prefix), verdict.failing_trial
 

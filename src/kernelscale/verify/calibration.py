@@ -1,11 +1,13 @@
-"""The cost of one call's handshake and of shipping its outputs, measured with a trusted runner.
+"""What each step of a call costs when no candidate code runs, measured with a trusted runner.
 
 The oracle's window around a candidate call (`go` → `done`) holds the pipe round trip besides
-the kernel; the shipping step (`ship` → outputs written) holds the advisory checks and the
-writing of the outputs. Both are measured once per problem with a runner in the same sandbox
-whose model is ours (it only fills outputs of the reference's shapes and dtypes), so the
-candidate cannot inflate them: medians over a few calls, with their spread, which sets how
-far a candidate's figures may stray before they are a finding.
+the kernel; the staging step (`stage` → inputs in the runner's buffers) reads the input file;
+the oracle's L2 flush takes the GPU for a moment; the shipping step (`ship` → outputs written)
+holds the advisory checks and the writing of the outputs. Each is measured once per problem
+with a runner in the same sandbox whose model is ours (it only fills outputs of the reference's
+shapes and dtypes) on inputs of the problem's sizes, so the candidate cannot inflate them:
+medians over a few calls, with their spread, which sets how far a candidate's figures may
+stray before they are a finding.
 """
 
 from __future__ import annotations
@@ -24,12 +26,26 @@ from kernelscale.verify.options import VerifyOptions
 WARM_CALLS, MEASURED_CALLS = 3, 11
 
 
+@dataclass(frozen=True)
+class StepCost:
+    median_ms: float
+    spread_ms: float  # robust: 1.4826 × median absolute deviation
+
+    @classmethod
+    def of(cls, values: list[float]) -> StepCost:
+        return cls(statistics.median(values), robust_spread(values)) if values else cls(0.0, 0.0)
+
+
 @dataclass
 class Calibration:
-    handshake_ms: float  # window − own time of a trusted call
-    handshake_jitter_ms: float  # its robust spread (1.4826 × median absolute deviation)
-    ship_ms: float  # the shipping step of a trusted call with outputs of the same sizes
-    ship_jitter_ms: float
+    handshake: StepCost = StepCost(0.0, 0.0)  # window − own time of a trusted call
+    ship: StepCost = StepCost(0.0, 0.0)  # outputs of the same sizes written
+    stage: StepCost = StepCost(0.0, 0.0)  # inputs of the same sizes staged
+    flush: StepCost = StepCost(0.0, 0.0)  # the oracle's L2 flush while the trusted runner idles
+
+    @property
+    def handshake_ms(self) -> float:
+        return self.handshake.median_ms
 
 
 def robust_spread(values: list[float]) -> float:
@@ -73,14 +89,14 @@ def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
         deadline = time.monotonic() + options.timeout_s
         init = {"init_file": str(process.exchange.write("init", []))}
         process.start(NULL_MODEL.format(specs=specs), init, 0, deadline)
-        gaps, ships = [], []
-        for i in range(WARM_CALLS + MEASURED_CALLS):
-            result = process.call(inputs, deadline)
-            if i >= WARM_CALLS:
-                gaps.append(max(0.0, result.window_ms - result.own_ms))
-                ships.append(result.ship_ms)
+        for _ in range(WARM_CALLS + MEASURED_CALLS):
+            process.call(inputs, deadline)
+        calls = process.clock[WARM_CALLS:]
         return Calibration(
-            statistics.median(gaps), robust_spread(gaps), statistics.median(ships), robust_spread(ships)
+            handshake=StepCost.of([max(0.0, c.window_ms - c.own_ms) for c in calls]),
+            ship=StepCost.of([c.ship_ms for c in calls]),
+            stage=StepCost.of([c.stage_ms for c in calls]),
+            flush=StepCost.of([c.flush_ms for c in calls]),
         )
     finally:
         process.kill()

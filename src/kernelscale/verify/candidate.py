@@ -3,8 +3,11 @@
 Every call goes the same way, whether it is a correctness trial or a timed call: the oracle
 writes the input set, the runner stages it into its buffers, the oracle flushes the L2 from its
 own process, then sends `go` and reads the clock on both sides of the `done` reply (the window),
-then asks for the outputs (`ship`) and times that step as well. Work the candidate defers past
-its own `done` lands in the shipping step, which is held to a trusted runner's (timing_rounds).
+then asks for the outputs (`ship`). The candidate holds the inputs from `stage` until its outputs
+are written, so every step of that stretch is timed from here, not only the window: work done
+while staging, work left queued on the GPU during the oracle's flush (which then waits for it)
+and work deferred past `done` each land in a step that is held to a trusted runner's
+(timing_rounds).
 """
 
 from __future__ import annotations
@@ -30,9 +33,13 @@ def attempt_dir(oracle) -> Path:
 
 @dataclass
 class ClockReading:
-    window_ms: float
-    own_ms: float
-    ship_ms: float
+    """One call's figures; every one but `own_ms` is read from the oracle's clock."""
+
+    window_ms: float  # `go` sent → `done` read
+    own_ms: float  # the runner's own figure (CUDA events on a GPU): advisory
+    ship_ms: float  # `ship` sent → outputs written
+    stage_ms: float = 0.0  # `stage` sent → inputs staged
+    flush_ms: float = 0.0  # the oracle's own L2 flush, synchronized (0 on the CPU)
 
 
 @dataclass
@@ -82,11 +89,13 @@ class CandidateProcess:
         return time.monotonic() - t0
 
     def call(self, inputs: list, deadline: float) -> CallResult:
-        staged = expect(
-            self.child.request({"op": "stage", "file": str(self.exchange.write("in", inputs))}, deadline),
-            self.child,
-        )
-        self.oracle.flush_l2()
+        request = {"op": "stage", "file": str(self.exchange.write("in", inputs))}
+        sent = time.perf_counter()
+        staged = expect(self.child.request(request, deadline), self.child)
+        stage_ms = (time.perf_counter() - sent) * 1e3
+        sent = time.perf_counter()
+        self.oracle.flush_l2()  # a probe as well: GPU work the candidate left queued delays it
+        flush_ms = (time.perf_counter() - sent) * 1e3
         sent = time.perf_counter()
         done = expect(self.child.request({"op": "go"}, deadline), self.child)
         window_ms = (time.perf_counter() - sent) * 1e3
@@ -98,7 +107,7 @@ class CandidateProcess:
             raise ValueError("the runner wrote its outputs outside the attempt folder")
         outputs = load_values(path, self._compare_device())
         path.unlink(missing_ok=True)
-        reading = ClockReading(window_ms, float(done.get("own_ms") or 0.0), ship_ms)
+        reading = ClockReading(window_ms, float(done.get("own_ms") or 0.0), ship_ms, stage_ms, flush_ms)
         self.clock.append(reading)
         return CallResult(
             outputs,

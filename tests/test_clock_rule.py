@@ -1,0 +1,71 @@
+"""The timer rule as a function of the figures it joins: each step around the window is held to
+the trusted runner's, on the GPU bounds and the CPU bounds alike.
+
+The planted candidates in hostile_protocol.py prove the rule end to end where the attack can be
+run (staging and shipping on the CPU; the flush only on a GPU, where work can stay queued); here
+each rule is checked on figures, so the flush rule is exercised on every machine.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from kernelscale.verify.calibration import Calibration, StepCost
+from kernelscale.verify.candidate import ClockReading
+from kernelscale.verify.replies import AttemptFailed
+from kernelscale.verify.timing_rounds import TimingResult
+
+TRUSTED = Calibration(
+    handshake=StepCost(0.30, 0.05),
+    ship=StepCost(2.0, 0.1),
+    stage=StepCost(3.0, 0.1),
+    flush=StepCost(0.10, 0.005),
+)
+HONEST = ClockReading(window_ms=1.30, own_ms=0.98, ship_ms=2.1, stage_ms=3.05, flush_ms=0.11)
+
+
+def _check(reading: ClockReading, device: str = "cuda") -> TimingResult:
+    result = TimingResult(calibration=TRUSTED)
+    result.check_clock([reading] * 12, device)
+    return result
+
+
+def test_honest_figures_pass_and_every_step_is_reported():
+    summary = _check(HONEST).clock_summary
+    for step in ("stage", "flush", "ship"):
+        assert summary[f"{step}_median_ms"] == getattr(HONEST, f"{step}_ms")
+        assert summary[f"trusted_{step}_ms"] == getattr(TRUSTED, step).median_ms
+
+
+@pytest.mark.parametrize(
+    "step, slow_ms, words",
+    [
+        ("stage", 4.5, "staging the inputs"),  # bound: 3.0 × 1.15 + 0.3 + 0.4 = 4.15
+        ("flush", 0.40, "the oracle's L2 flush"),  # bound: 0.1 × 1.25 + 0.1 + 0.02 = 0.245
+        ("ship", 3.2, "shipping the outputs"),  # bound: 2.0 × 1.15 + 0.3 + 0.4 = 3.0
+    ],
+)
+def test_a_slow_step_around_the_window_is_a_timer_mismatch(step, slow_ms, words):
+    reading = ClockReading(**(vars(HONEST) | {f"{step}_ms": slow_ms}))
+    with pytest.raises(AttemptFailed) as caught:
+        _check(reading)
+    verdict = caught.value.verdict
+    assert verdict.status == "rejected" and verdict.rule == "timer_mismatch"
+    assert verdict.reason.startswith(words), verdict.reason
+
+
+def test_a_step_just_inside_its_bound_passes():
+    _check(ClockReading(**(vars(HONEST) | {"stage_ms": 4.1, "flush_ms": 0.24, "ship_ms": 2.95})))
+
+
+def test_the_interpreter_bounds_forgive_scheduler_noise_not_forgeries():
+    noisy = ClockReading(**(vars(HONEST) | {"stage_ms": 60.0, "flush_ms": 30.0}))
+    _check(noisy, device="cpu")  # 200% + 60 ms: a loaded CI machine stays inside
+    with pytest.raises(AttemptFailed):
+        _check(ClockReading(**(vars(HONEST) | {"stage_ms": 900.0})), device="cpu")
+
+
+def test_a_runner_figure_below_the_outside_figure_is_a_timer_mismatch():
+    with pytest.raises(AttemptFailed) as caught:
+        _check(ClockReading(**(vars(HONEST) | {"own_ms": 0.5})))
+    assert "measured from outside" in caught.value.verdict.reason
