@@ -15,8 +15,10 @@ bench, since every later problem would fail the same way.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +59,9 @@ def bench(
     fatal: tuple[type[BaseException], ...] = (ProposerError,),
     clock: Callable[[], float] = time.monotonic,
 ) -> BenchResult:
-    """Solve every problem of `suite_or_dir` ("ops", "attention" or a directory of KernelBench files).
+    """Solve every problem of `suite_or_dir` ("ops", "attention" or a directory of KernelBench files),
+    one after the other (`kernelscale.search.spread.bench_spread` runs several side by side, with
+    the same bookkeeping).
 
     A new run stores `options` (proposer, strategy, device: whatever the caller wants recorded)
     with the budget and tolerance. With `resume`, the run's own problem list is used (the files
@@ -65,79 +69,103 @@ def bench(
     displays: "start", "skip", "done", "error", each with run_id, problem, index, total (and
     seconds / error). Raises ProblemError, StoreError or BenchError with one-line messages.
     """
-    if resume is None:
-        run_id, budget = _new_run(store, suite_or_dir, per_problem_budget_s, tolerance, options or {})
-    else:
-        run_id, budget = _resumed_run(store, resume, suite_or_dir, per_problem_budget_s, tolerance)
-    result = BenchResult(run_id, "incomplete")
-    rows = store.run_problems(run_id)
-    emit = on_event or (lambda kind, info: None)
-    context = _Context(store, run_id, budget, solve_fn, result, fatal, emit, clock)
-    for index, row in enumerate(rows):
-        info = {"run_id": run_id, "problem": row["name"], "index": index, "total": len(rows)}
-        if row["status"] == DONE:
-            result.skipped.append(row["name"])
-            emit("skip", info)
-            continue
-        _solve_one(context, row, info)
-    statuses = [r["status"] for r in store.run_problems(run_id)]
-    result.status = DONE if all(s == DONE for s in statuses) else "incomplete"
-    store.finish_run(run_id, result.status)
-    return result
+    context = open_bench(store, suite_or_dir, per_problem_budget_s, resume, tolerance, options)
+    context.fatal, context.clock = fatal, clock
+    context.emit = on_event or context.emit
+    try:
+        for row, info in pending_problems(context):
+            remaining = begin_problem(context, row, info)
+            if remaining is not None:
+                with solving(context, row, info):
+                    solve_fn(row["problem"], context.run_id, remaining)
+    except (KeyboardInterrupt, *fatal) as exc:
+        store.finish_run(context.run_id, ERROR if isinstance(exc, fatal) else INTERRUPTED)
+        raise
+    return close_bench(context)
 
 
 @dataclass
-class _Context:
+class BenchContext:
     """What every problem of one bench call shares."""
 
     store: Store
     run_id: int
     budget: float
-    solve_fn: SolveFn
     result: BenchResult
-    fatal: tuple[type[BaseException], ...]
-    emit: EventFn
-    clock: Callable[[], float]
+    emit: EventFn = lambda kind, info: None
+    fatal: tuple[type[BaseException], ...] = (ProposerError,)
+    clock: Callable[[], float] = time.monotonic
 
 
-def _solve_one(context: _Context, row: dict, info: dict) -> None:
-    """Run one problem with what is left of its budget and record how it ended."""
-    store, run_id, budget, result, emit, clock = (
-        context.store,
-        context.run_id,
-        context.budget,
-        context.result,
-        context.emit,
-        context.clock,
-    )
-    key, name = row["problem_hash"], row["name"]
+def open_bench(store: Store, target, budget, resume, tolerance, options) -> BenchContext:
+    """A new bench run, or the resumed one, with its per-problem budget."""
+    if resume is None:
+        run_id, budget = _new_run(store, target, budget, tolerance, options or {})
+    else:
+        run_id, budget = _resumed_run(store, resume, target, budget, tolerance)
+    return BenchContext(store, run_id, budget, BenchResult(run_id, "incomplete"))
+
+
+def pending_problems(context: BenchContext) -> Iterator[tuple[dict, dict]]:
+    """The run's problems not yet done, in the suite's order, with their event info; the done ones
+    are reported as skipped."""
+    rows = context.store.run_problems(context.run_id)
+    for index, row in enumerate(rows):
+        info = {"run_id": context.run_id, "problem": row["name"], "index": index, "total": len(rows)}
+        if row["status"] == DONE:
+            context.result.skipped.append(row["name"])
+            context.emit("skip", info)
+            continue
+        yield row, info
+
+
+def begin_problem(context: BenchContext, row: dict, info: dict) -> float | None:
+    """Mark the problem running and return what is left of its budget; None (and `done`) when an
+    earlier session used all of it."""
+    store, name = context.store, row["name"]
     spent = float(row["seconds_spent"] or 0.0)
-    remaining = budget - spent
+    remaining = context.budget - spent
     if remaining <= 0:  # interrupted after its whole budget was used: nothing left to try
-        store.set_problem_status(run_id, key, DONE)
-        result.solved_now.append(name)
-        emit("done", info | {"seconds": spent})
-        return
-    store.set_problem_status(run_id, key, RUNNING)
-    emit("start", info | {"budget_s": remaining})
-    started = clock()
+        store.set_problem_status(context.run_id, row["problem_hash"], DONE)
+        context.result.solved_now.append(name)
+        context.emit("done", info | {"seconds": spent})
+        return None
+    store.set_problem_status(context.run_id, row["problem_hash"], RUNNING)
+    context.emit("start", info | {"budget_s": remaining})
+    return remaining
+
+
+@contextmanager
+def solving(context: BenchContext, row: dict, info: dict) -> Iterator[None]:
+    """Around one problem's search, sync or async: records how it ended and the seconds it spent
+    (cumulative). An ordinary exception marks only this problem `error` and is swallowed (one
+    broken problem must not sink the suite); Ctrl-C, a cancellation or a fatal error keeps what
+    was spent, so a resume continues with the rest of the budget, and goes on up."""
+    store, key, name = context.store, row["problem_hash"], row["name"]
+    spent, started = float(row["seconds_spent"] or 0.0), context.clock()
     try:
-        context.solve_fn(row["problem"], run_id, remaining)
-    except (KeyboardInterrupt, *context.fatal) as exc:
-        # Keep what was spent so a resume continues with the rest of the budget, then stop.
-        store.set_problem_status(run_id, key, INTERRUPTED, spent + clock() - started)
-        store.finish_run(run_id, INTERRUPTED if isinstance(exc, KeyboardInterrupt) else ERROR)
+        yield
+    except (asyncio.CancelledError, KeyboardInterrupt, *context.fatal):
+        store.set_problem_status(context.run_id, key, INTERRUPTED, spent + context.clock() - started)
         raise
-    except Exception as exc:  # one broken problem must not sink the suite
-        seconds = spent + clock() - started
-        store.set_problem_status(run_id, key, ERROR, seconds)
-        result.failed[name] = _one_line(exc)
-        emit("error", info | {"seconds": seconds, "error": result.failed[name]})
+    except Exception as exc:  # noqa: BLE001 - recorded as this problem's error
+        seconds = spent + context.clock() - started
+        store.set_problem_status(context.run_id, key, ERROR, seconds)
+        context.result.failed[name] = _one_line(exc)
+        context.emit("error", info | {"seconds": seconds, "error": context.result.failed[name]})
         return
-    seconds = spent + clock() - started
-    store.set_problem_status(run_id, key, DONE, seconds)
-    result.solved_now.append(name)
-    emit("done", info | {"seconds": seconds})
+    seconds = spent + context.clock() - started
+    store.set_problem_status(context.run_id, key, DONE, seconds)
+    context.result.solved_now.append(name)
+    context.emit("done", info | {"seconds": seconds})
+
+
+def close_bench(context: BenchContext) -> BenchResult:
+    """The run is `done` when every problem is; otherwise `incomplete` (resume it)."""
+    statuses = [r["status"] for r in context.store.run_problems(context.run_id)]
+    context.result.status = DONE if all(s == DONE for s in statuses) else "incomplete"
+    context.store.finish_run(context.run_id, context.result.status)
+    return context.result
 
 
 def _new_run(store: Store, target, budget, tolerance, options: dict) -> tuple[int, float]:

@@ -9,21 +9,21 @@ finish every 15 minutes instead of one. The order in which problems start is the
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 
 from kernelscale.problems.problem import Problem
 from kernelscale.propose.base import ProposerError
 from kernelscale.search.bench import (
-    DONE,
     ERROR,
     INTERRUPTED,
-    RUNNING,
+    BenchContext,
     BenchResult,
     EventFn,
-    _new_run,
-    _one_line,
-    _resumed_run,
+    begin_problem,
+    close_bench,
+    open_bench,
+    pending_problems,
+    solving,
 )
 from kernelscale.store.db import Store
 
@@ -44,31 +44,17 @@ async def bench_spread(
     fatal: tuple[type[BaseException], ...] = (ProposerError,),
 ) -> BenchResult:
     """`bench` with up to `concurrency` problems in flight (see `kernelscale.search.bench.bench`)."""
-    if resume is None:
-        run_id, budget = _new_run(store, suite_or_dir, per_problem_budget_s, tolerance, options or {})
-    else:
-        run_id, budget = _resumed_run(store, resume, suite_or_dir, per_problem_budget_s, tolerance)
-    result = BenchResult(run_id, "incomplete")
-    emit = on_event or (lambda kind, info: None)
-    rows = store.run_problems(run_id)
+    context = open_bench(store, suite_or_dir, per_problem_budget_s, resume, tolerance, options)
+    context.fatal = fatal
+    context.emit = on_event or context.emit
     slots = asyncio.Semaphore(max(1, concurrency))
-    runs = []
-    for index, row in enumerate(rows):
-        info = {"run_id": run_id, "problem": row["name"], "index": index, "total": len(rows)}
-        if row["status"] == DONE:
-            result.skipped.append(row["name"])
-            emit("skip", info)
-            continue
-        runs.append(_one_problem(store, run_id, budget, row, info, solve_fn, result, emit, slots, fatal))
+    runs = [_one_problem(context, row, info, solve_fn, slots) for row, info in pending_problems(context)]
     try:
         await _gather_or_stop(runs)
     except (asyncio.CancelledError, KeyboardInterrupt, *fatal) as exc:
-        store.finish_run(run_id, ERROR if isinstance(exc, fatal) else INTERRUPTED)
+        store.finish_run(context.run_id, ERROR if isinstance(exc, fatal) else INTERRUPTED)
         raise
-    statuses = [r["status"] for r in store.run_problems(run_id)]
-    result.status = DONE if all(s == DONE for s in statuses) else "incomplete"
-    store.finish_run(run_id, result.status)
-    return result
+    return close_bench(context)
 
 
 async def _gather_or_stop(runs) -> None:
@@ -84,42 +70,10 @@ async def _gather_or_stop(runs) -> None:
 
 
 async def _one_problem(
-    store: Store,
-    run_id: int,
-    budget: float,
-    row: dict,
-    info: dict,
-    solve_fn: AsyncSolveFn,
-    result: BenchResult,
-    emit: EventFn,
-    slots: asyncio.Semaphore,
-    fatal: tuple,
+    context: BenchContext, row: dict, info: dict, solve_fn: AsyncSolveFn, slots: asyncio.Semaphore
 ) -> None:
     async with slots:
-        key, name = row["problem_hash"], row["name"]
-        spent = float(row["seconds_spent"] or 0.0)
-        remaining = budget - spent
-        if remaining <= 0:  # interrupted after its whole budget was used: nothing left to try
-            store.set_problem_status(run_id, key, DONE)
-            result.solved_now.append(name)
-            emit("done", info | {"seconds": spent})
-            return
-        store.set_problem_status(run_id, key, RUNNING)
-        emit("start", info | {"budget_s": remaining})
-        started = time.monotonic()
-        try:
-            await solve_fn(row["problem"], run_id, remaining)
-        except (asyncio.CancelledError, KeyboardInterrupt, *fatal):
-            # Keep what was spent so a resume continues with the rest of the budget.
-            store.set_problem_status(run_id, key, INTERRUPTED, spent + time.monotonic() - started)
-            raise
-        except Exception as exc:  # one broken problem must not sink the suite
-            seconds = spent + time.monotonic() - started
-            store.set_problem_status(run_id, key, ERROR, seconds)
-            result.failed[name] = _one_line(exc)
-            emit("error", info | {"seconds": seconds, "error": result.failed[name]})
-            return
-        seconds = spent + time.monotonic() - started
-        store.set_problem_status(run_id, key, DONE, seconds)
-        result.solved_now.append(name)
-        emit("done", info | {"seconds": seconds})
+        remaining = begin_problem(context, row, info)
+        if remaining is not None:
+            with solving(context, row, info):
+                await solve_fn(row["problem"], context.run_id, remaining)
