@@ -16,7 +16,7 @@ import itertools
 
 from kernelscale.propose.compiler import graph as g
 
-LEAVES = {"q": "q_idx", "kv": "kv_idx", "b": "off_b", "h": "off_h", "qk": "qk", "score": "qk"}
+LEAVES = {"q": "q_idx", "kv": "kv_idx", "b": "off_b", "h": "off_h", "qk": "qk", "score": "qk", "Sq": "Sq"}
 INFIX = {
     "add": "+",
     "sub": "-",

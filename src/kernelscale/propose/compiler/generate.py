@@ -16,6 +16,7 @@ from kernelscale.propose.compiler.codegen import Emitter
 from kernelscale.propose.compiler.evaluate import python_source
 from kernelscale.propose.compiler.rewrite import QK, SCALE, Rewritten, rewrite
 from kernelscale.propose.compiler.space import Config, Features
+from kernelscale.propose.compiler.tables import RelTable, find_tables, tabulate
 from kernelscale.propose.compiler.tracer import Trace, trace
 
 
@@ -36,6 +37,7 @@ class Compiled:
             bounded=self.rewritten.bounds is not None,
             score_cost=len(element),
             D=0,
+            tables=len(find_tables([self.rewritten.logits, self.rewritten.mask])),
         )
 
 
@@ -58,38 +60,37 @@ def _param_text(name: str) -> str:
 def render(compiled: Compiled, config: Config) -> str:
     tr, rw = compiled.trace, compiled.rewritten
     em = Emitter(tr.params, config.fast_tanh)
-    roots = [rw.logits] + ([rw.mask] if rw.mask is not None else [])
-    scale = linear_scale(rw.logits)
+    tables = find_tables([rw.logits, rw.mask]) if config.rel_tables and not config.decode else []
+    logits, mask = tabulate([rw.logits, rw.mask], tables)
+    roots = [logits] + ([mask] if mask is not None else [])
+    scale = linear_scale(logits)
     outer, known = em.emit(roots + ([scale] if scale is not None else []), ("program", "row"), {}, "u")
-    step_roots = [r for r in roots if scale is None or r is not rw.logits]
+    step_roots = [r for r in roots if scale is None or r is not logits]
     full_body, full_names = em.emit(step_roots if scale is None else [], ("col", "element"), known, "f")
     part_body, part_names = em.emit(step_roots, ("col", "element"), known, "m")
     step_lines = {
-        "full": {"body": full_body, "logits": full_names.get(rw.logits), "mask": None},
+        "full": {"body": full_body, "logits": full_names.get(logits), "mask": None},
         "part": {
             "body": part_body,
-            "logits": part_names.get(rw.logits),
-            "mask": part_names[rw.mask] if rw.mask is not None else None,
+            "logits": part_names.get(logits),
+            "mask": part_names[mask] if mask is not None else None,
         },
     }
+    table_kernels = [_table_kernel(em, t, i) for i, t in enumerate(tables)]
     guards = [(python_source(n, _param_text), repr(v)) for n, v in tr.guards]
     guards += [(python_source(n, _param_text), "True") for n in dict.fromkeys(em.guards)]
     bounds = None
     if rw.bounds is not None:
         bounds = tuple(python_source(b, _param_text) for b in rw.bounds)
     tensors, params = tr.tensors, tr.params
-    capture_args = []
-    for name, cap in tensors.items():
-        ndim = cap.value.dim()
-        capture_args += (
-            [f"c_{name}"] + [f"c_{name}_n{i}" for i in range(ndim)] + [f"c_{name}_s{i}" for i in range(ndim)]
-        )
+    user_args = [arg for name, cap in tensors.items() for arg in _tensor_args(name, cap.value.dim())]
     return _template("decode.py.j2" if config.decode else "kernel.py.j2").render(
         config=config.as_dict(),
         score_text=g.render(tr.score) if tr.score is not None else "None",
         mask_text=g.render(tr.mask) if tr.mask is not None else "None",
         logits_text=g.render(rw.logits),
         dropped_text=", ".join(g.render(d) for d in rw.dropped) or "nothing",
+        tables_text=", ".join(g.render(t.node) for t in tables) or "nothing",
         has_mask=rw.mask is not None,
         tensor_paths={n: c.path for n, c in tensors.items()},
         param_paths={n: tr.captures[n].path for n in params},
@@ -97,17 +98,39 @@ def render(compiled: Compiled, config: Config) -> str:
         param_names=list(params),
         param_args=[f"P_{n}" for n in params],
         capture_names=", ".join(tr.captures) or "none",
-        capture_args=capture_args,
+        user_capture_args=user_args,
+        capture_args=user_args + [arg for t in tables for arg in _tensor_args(t.name, 3)],
+        rel_tables=table_kernels,
         outer_lines=outer,
         step_lines=step_lines,
         can_inf=_can_be_inf(rw.logits),
         linear=known[scale] if scale is not None else None,
-        logits_element=rw.logits.level == "element",
+        logits_element=logits.level == "element",
         guards=guards,
         bounds=bounds,
         blockmask_source=_blockmask_source(),
         follow_source=inspect.getsource(follow).replace("def follow(", "def _follow(", 1),
     )
+
+
+def _tensor_args(name: str, ndim: int) -> list[str]:
+    """A captured tensor as kernel arguments: pointer, sizes, strides (the emitted loads use them)."""
+    return [f"c_{name}"] + [f"c_{name}_n{i}" for i in range(ndim)] + [f"c_{name}_s{i}" for i in range(ndim)]
+
+
+def _table_kernel(em: Emitter, table: RelTable, index: int) -> dict:
+    """What the template needs to emit the kernel that fills one table (tables.py): the term's
+    statements at every level, evaluated at q = 0 and kv = the distance."""
+    lines, names = em.emit([table.node], g.LEVELS, {}, f"t{index}_")
+    text = g.render(table.node)
+    return {
+        "text": text if len(text) <= 120 else text[:117] + "...",
+        "lines": lines,
+        "value": names[table.node],
+        "dtype": table.dtype,
+        "per_b": table.per_b,
+        "per_h": table.per_h,
+    }
 
 
 def linear_scale(logits: g.Node) -> g.Node | None:

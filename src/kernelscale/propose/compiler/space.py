@@ -3,7 +3,8 @@
 Tiles, warps and pipeline depth are the usual Triton knobs; the rest are the compiler's own:
 fast_tanh (tanh.approx.f32, GPU only), fixed_max (a bounded score's upper bound as the row max),
 split_loops (full KV blocks in a loop that skips the mask), reverse_m (heaviest query blocks
-first) and use_schedule (the block schedule at all). decode selects the split-KV kernel for few
+first), use_schedule (the block schedule at all) and rel_tables (costly terms of the distance
+kv − q computed once per call into a table, see tables.py). decode selects the split-KV kernel for few
 query rows against a long cache (block_m is then the most packed query rows per tile, and
 num_splits the KV splits per head, 0 meaning enough to fill the GPU). In a probe on an H200 with
 triton 3.6, TMA descriptors were 2-18% slower than pointer loads and warp specialisation crashed
@@ -30,6 +31,7 @@ CHOICES = {
     "use_schedule": (True, False),
     "decode": (False, True),
     "num_splits": (0, 4, 8, 16, 32, 64),
+    "rel_tables": (True, False),
 }
 # A shape is decode-shaped when its few query rows (times the heads sharing a KV head) fit one
 # tile and the cache is long: streaming K and V once then bounds the time, not the dot products.
@@ -50,6 +52,7 @@ class Config:
     use_schedule: bool = True
     decode: bool = False
     num_splits: int = 0
+    rel_tables: bool = True  # costly terms of the distance kv − q tabulated once per call (tables.py)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -77,6 +80,7 @@ class Features:
     score_cost: int  # element-level operations in the score (0 for plain attention)
     D: int
     decode: bool = False  # the problem's shape is decode-shaped (see is_decode_shape)
+    tables: int = 0  # subexpressions worth tabulating by distance (tables.py)
 
 
 def is_decode_shape(shape: dict) -> bool:
@@ -95,6 +99,8 @@ def relevant(features: Features) -> dict:
         space["fixed_max"] = CHOICES["fixed_max"]
     if features.has_mask:
         space.update({k: CHOICES[k] for k in ("split_loops", "reverse_m")})
+    if features.tables:
+        space["rel_tables"] = CHOICES["rel_tables"]
     space["block_m"] = PREFILL_BLOCK_M
     space["num_warps"] = CHOICES["num_warps"]
     return space
