@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 SMOKE = "--cpu-smoke" in sys.argv
@@ -71,8 +72,9 @@ def parse_args():
 
 def build(name: str, D: int, device: str):
     """(problem module, reference model, init inputs, inputs) at the GPU shape (or the smoke one)."""
-    problem = load_attention_problem(f"attention/{name}:D={D}")
-    module = import_source(problem.source, f"bench_{name}_{D}")
+    ref = name if name.endswith(".py") else f"attention/{name}"  # a variant file outside the suite
+    problem = load_attention_problem(f"{ref}:D={D}")
+    module = import_source(problem.source, f"bench_{Path(name).stem}_{D}")
     shape = dict(problem.gpu_sizes["SHAPE"])
     if SMOKE:
         shape = {**problem.cpu_sizes["SHAPE"], **SMOKE_SHAPE, "D": min(D, 64)}
@@ -91,7 +93,10 @@ def configs_for(name, compiled, D, count, device):
     proposer = CompilerProposer(device=device)
     base = compiled.features
     features = Features(**{**base.__dict__, "D": D})
-    return proposer.plan(features, None)[:count]
+    chosen = proposer.plan(features, None)[:count]
+    if features.tables and all(c.rel_tables for c in chosen):  # measure the tables against none
+        chosen.append(replace(chosen[0], rel_tables=False))
+    return chosen
 
 
 def timer(fn, device):
@@ -119,7 +124,7 @@ def bench_variant(name, D, device, args, log):
     for config in configs_for(name, compiled, D, args.configs, device):
         entry = {"config": config.as_dict()}
         try:
-            mod = import_source(render(compiled, config), f"cand_{name}_{D}")
+            mod = import_source(render(compiled, config), f"cand_{Path(name).stem}_{D}")
             with torch.device(device):
                 kernel = mod.ModelNew(*init)
             out = kernel(q, k, v)

@@ -5,8 +5,16 @@
 #   solve-start  `kernelscale solve attention/softcap --budget 15m` in its own session (survives the call)
 #   solve-wait   wait for it, then copy its db, summary and log to $OUT
 #   decode       benchmarks/attention_decode.py (decode shapes vs Flex, FLASH, cuDNN; wrapper overhead)
+#   verifier     benchmarks/verifier_gpu.py: shipped examples, planted candidates, compiler kernels
+#   tables       the T5-style bucketed bias with and without relative-position tables, and
+#                relative_positional, against Flex and cuDNN (benchmarks/attention_bench.py)
+#   first-verdict  benchmarks/first_verdict.py: seconds to the first verdict, first and second run
+# A machine without bubblewrap: carry its .deb (apt-get download bubblewrap) in .whl-deb/.
 set -u
 export PYTHONPATH=$PWD/src TRITON_CACHE_DIR=/tmp/ks-triton PYTHONUNBUFFERED=1
+if ! command -v bwrap > /dev/null && ls .whl-deb/bubblewrap_*.deb > /dev/null 2>&1; then
+  dpkg -x .whl-deb/bubblewrap_*.deb /tmp/bw && export PATH=/tmp/bw/usr/bin:$PATH
+fi
 OUT=${OUT:-/tmp/ks-out}
 SOLVE=/tmp/ks-solve
 mkdir -p "$OUT" "$SOLVE"
@@ -39,8 +47,22 @@ decode)
   timeout 170 python3 benchmarks/attention_decode.py --deadline "${2:-100}" --out "$OUT" 2>&1 \
     | grep -v Warning | tee "$OUT/attention-decode.log"
   ;;
+verifier)
+  timeout "$(( ${2:-480} + 60 ))" python3 benchmarks/verifier_gpu.py --out "$OUT/verifier.jsonl" --deadline "${2:-480}" \
+    --phases examples hostile attention --quick-phases hostile attention --full-baselines softmax 2>&1 \
+    | grep --line-buffered -v Warning | tee "$OUT/verifier.log"
+  ;;
+tables)
+  timeout 300 python3 benchmarks/attention_bench.py --variants tests/problems/t5_bucketed_bias.py \
+    relative_positional --dims 128 --configs 3 --deadline-s 240 --out "$OUT/tables.json" 2>&1 \
+    | grep --line-buffered -v Warning | tee "$OUT/tables.log"
+  ;;
+first-verdict)
+  timeout "$(( ${2:-480} + 60 ))" python3 benchmarks/first_verdict.py --out "$OUT/first_verdict" --deadline "${2:-480}" \
+    2>&1 | grep --line-buffered -v Warning | tee "$OUT/first-verdict.log"
+  ;;
 *)
-  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]" >&2
+  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|verifier [deadline]|tables|first-verdict [deadline]" >&2
   exit 2
   ;;
 esac

@@ -34,6 +34,22 @@ def scaled_exp(x, y, n=None):
 """
 
 
+# The runner's own module, which a candidate running inside it can reach and patch: the attacks
+# on the protocol below all start here (the screen that would refuse them is off in the tests).
+RUNNER_HOOKS = """
+import sys
+
+_runner = sys.modules["__main__"]
+"""
+
+SCALED_EXP_MODEL = """
+
+class ModelNew(nn.Module):
+    def forward(self, x, y):
+        return scaled_exp(x, y)
+"""
+
+
 @dataclass
 class ProtocolCheat:
     name: str
@@ -182,11 +198,9 @@ class ModelNew(nn.Module):
 # are being shipped: the window sees nothing, the shipping step sees all of it.
 DEFERS_WORK_PAST_DONE = (
     SCALED_EXP_KERNEL
+    + RUNNER_HOOKS
     + """
-import sys
-
 PASSES = 100
-_runner = sys.modules["__main__"]
 _honest_ship = _runner.Runner.ship
 
 
@@ -203,23 +217,17 @@ def _ship_after_work(self, msg):
 
 _runner.Runner._timed_call = _done_at_once
 _runner.Runner.ship = _ship_after_work
-
-
-class ModelNew(nn.Module):
-    def forward(self, x, y):
-        return scaled_exp(x, y)
 """
+    + SCALED_EXP_MODEL
 )
 
 # Does all of its (100-pass) work while the runner stages the inputs, before `go`, and answers
 # the call with what it kept: the window sees nothing, the staging step sees all of it.
 PRECOMPUTES_WHILE_STAGING = (
     SCALED_EXP_KERNEL
+    + RUNNER_HOOKS
     + """
-import sys
-
 PASSES = 100
-_runner = sys.modules["__main__"]
 _honest_stage = _runner.Runner.stage
 _kept = []
 
@@ -239,12 +247,8 @@ def _answer_kept(self):
 
 _runner.Runner.stage = _stage_and_work
 _runner.Runner._timed_call = _answer_kept
-
-
-class ModelNew(nn.Module):
-    def forward(self, x, y):
-        return scaled_exp(x, y)
 """
+    + SCALED_EXP_MODEL
 )
 
 # Leaves its (100-pass) work queued on the GPU when staging answers, and skips the runner's
@@ -252,11 +256,9 @@ class ModelNew(nn.Module):
 # staging step and the window see nothing; the oracle's flush waits behind the queue.
 QUEUES_WORK_BEFORE_GO = (
     SCALED_EXP_KERNEL
+    + RUNNER_HOOKS
     + """
-import sys
-
 PASSES = 100
-_runner = sys.modules["__main__"]
 _honest_stage = _runner.Runner.stage
 _kept = []
 
@@ -277,12 +279,30 @@ def _answer_kept(self):
 _runner.Runner.stage = _stage_and_queue
 _runner.Runner._settle_device = lambda self: None
 _runner.Runner._timed_call = _answer_kept
-
-
-class ModelNew(nn.Module):
-    def forward(self, x, y):
-        return scaled_exp(x, y)
 """
+    + SCALED_EXP_MODEL
+)
+
+# Ships honest outputs, then truncates the output slab before the oracle reads it: a reader
+# that mapped the file would die of SIGBUS and take the verifier (and the run) down with it.
+TRUNCATES_OUTPUT_SLAB = (
+    SCALED_EXP_KERNEL
+    + RUNNER_HOOKS
+    + """
+import os
+
+_honest_ship = _runner.Runner.ship
+
+
+def _ship_then_truncate(self, msg):
+    reply = _honest_ship(self, msg)
+    os.truncate(self.outputs_slab.path, 0)
+    return reply
+
+
+_runner.Runner.ship = _ship_then_truncate
+"""
+    + SCALED_EXP_MODEL
 )
 
 FIXED_POINT_GRID = """
@@ -429,6 +449,14 @@ PROTOCOL_CHEATS = [
         "rejected",
         "timer_mismatch",
         gpu_only="the interpreter runs each launch to completion: nothing stays queued",
+    ),
+    ProtocolCheat(
+        "truncates_output_slab",
+        "oracle survival",
+        "scaled_exp",
+        TRUNCATES_OUTPUT_SLAB,
+        "runtime_error",
+        reason_start="the runner's outputs cannot be read",
     ),
     ProtocolCheat("fixed_point_grid", "comparison floor", "ops/softmax", FIXED_POINT_GRID, "incorrect"),
     ProtocolCheat(

@@ -39,3 +39,15 @@ def test_every_timed_call_is_checked_and_counted(cpu_pool):
     trials, timed = 9, 2  # 4 fresh + rescaled + 3 shifted + the repeated first; warm-up + 2 timed + after
     assert verdict.time_stats["calls_checked"] >= trials + timed + 2
     assert "calls checked" in verdict.reason
+
+
+def test_the_oracle_survives_a_truncated_output_slab(cpu_pool, scaled_exp):
+    """The verdict is the candidate's, the same oracle then verifies an honest kernel."""
+    from hostile_protocol import TRUNCATES_OUTPUT_SLAB
+
+    pids, replaced = [w.pid for w in cpu_pool.pool.workers], cpu_pool.pool.replacements
+    verdict = cpu_pool.verify(scaled_exp, TRUNCATES_OUTPUT_SLAB, screen=False)
+    assert verdict.status == "runtime_error" and "not the candidate" not in verdict.reason, verdict.reason
+    honest = cpu_pool.verify(scaled_exp, (TESTS / "problems" / "good_scaled_exp.py").read_text())
+    assert honest.status == "correct", honest.headline()
+    assert [w.pid for w in cpu_pool.pool.workers] == pids and cpu_pool.pool.replacements == replaced

@@ -18,14 +18,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernelscale.verify.exchange import Exchange, load_values
-from kernelscale.verify.replies import expect
+from kernelscale.verify.exchange import Exchange
+from kernelscale.verify.replies import AttemptFailed, expect
 from kernelscale.verify.sandbox import Child, sandbox_env
+from kernelscale.verify.slab import OracleSlab, SlabError, slab_bytes
+from kernelscale.verify.verdict import Verdict
+
+# Room in the output slab: twice the reference's outputs, so that an output returned as a view
+# into a somewhat larger buffer still arrives whole (and is then refused as such by the comparison).
+OUTPUT_ROOM = 2.0
 
 
 def attempt_dir(oracle) -> Path:
-    """In memory (/dev/shm) where there is one: outputs of every call pass through here, and a
-    GPU-sized output is hundreds of MB. Only this folder is writable from the sandbox."""
+    """In memory (/dev/shm) where there is one: the slabs that carry every call's inputs and
+    outputs live here (slab.py). Only this folder is writable from the sandbox."""
     shm = Path("/dev/shm")
     base = shm if shm.is_dir() and os.access(shm, os.W_OK) else oracle.workdir
     return Path(tempfile.mkdtemp(prefix="ks-attempt-", dir=base))
@@ -63,6 +69,8 @@ class CandidateProcess:
         self._tail = ""
         self.isolation: dict = {}
         self.clock: list[ClockReading] = []  # every call's times, in order
+        self.inputs_slab: OracleSlab | None = None  # made at the first call, when the sizes are known
+        self.outputs_slab: OracleSlab | None = None
 
     def start(self, code: str, init_message: dict, init_seed: int, deadline: float) -> float:
         """Start the runner, import the candidate and build its model; returns the seconds spent."""
@@ -79,7 +87,6 @@ class CandidateProcess:
             "op": "load",
             "device": device,
             "code_file": str(code_file),
-            "exchange_dir": str(self.workdir),
             "init_seed": init_seed,
             "forbid_copies": self.loaded.forbid_copies,
             "allow_torch": self.loaded.problem.allow_torch,
@@ -89,7 +96,8 @@ class CandidateProcess:
         return time.monotonic() - t0
 
     def call(self, inputs: list, deadline: float) -> CallResult:
-        request = {"op": "stage", "file": str(self.exchange.write("in", inputs))}
+        request = {"op": "stage", "inputs": self._slabs(inputs).write(inputs)}
+        request |= {"slabs": [self.inputs_slab.describe(), self.outputs_slab.describe()]}
         sent = time.perf_counter()
         staged = expect(self.child.request(request, deadline), self.child)
         stage_ms = (time.perf_counter() - sent) * 1e3
@@ -102,11 +110,12 @@ class CandidateProcess:
         sent = time.perf_counter()
         reply = expect(self.child.request({"op": "ship"}, deadline), self.child)
         ship_ms = (time.perf_counter() - sent) * 1e3
-        path = Path(reply["file"])
-        if path.parent.resolve() != self.workdir.resolve():
-            raise ValueError("the runner wrote its outputs outside the attempt folder")
-        outputs = load_values(path, self._compare_device())
-        path.unlink(missing_ok=True)
+        try:
+            outputs = self.outputs_slab.read(reply.get("outputs"), self._compare_device())
+        except SlabError as exc:
+            raise AttemptFailed(
+                Verdict("runtime_error", f"the runner's outputs cannot be read: {exc}")
+            ) from None
         reading = ClockReading(window_ms, float(done.get("own_ms") or 0.0), ship_ms, stage_ms, flush_ms)
         self.clock.append(reading)
         return CallResult(
@@ -117,6 +126,15 @@ class CandidateProcess:
             list(reply.get("mutated_inputs") or []),
             staged.get("inputs", []),
         )
+
+    def _slabs(self, inputs: list) -> OracleSlab:
+        """The input slab (and the output slab), made at the first call: every call's inputs
+        have the sizes of the first, and the outputs those of the reference's."""
+        if self.inputs_slab is None:
+            self.inputs_slab = OracleSlab(self.workdir / "inputs.slab", slab_bytes(inputs))
+            room = int(OUTPUT_ROOM * self.loaded.output_bytes) + 2**20
+            self.outputs_slab = OracleSlab(self.workdir / "outputs.slab", room, writable_by_others=True)
+        return self.inputs_slab
 
     def check_guards(self, deadline: float) -> None:
         expect(self.child.request({"op": "guards"}, deadline))
@@ -135,3 +153,7 @@ class CandidateProcess:
             self._tail = self.child.log_tail()
             self.child.kill()
             self.child = None
+        for slab in (self.inputs_slab, self.outputs_slab):
+            if slab is not None:
+                slab.close()
+        self.inputs_slab = self.outputs_slab = None

@@ -1,8 +1,8 @@
-"""Tensors by value between the oracle and the candidate's process: files in the attempt folder.
+"""The model's init arguments, by value, to the candidate's process: a file in the attempt folder.
 
-The oracle writes every input set and the model's init arguments; the runner writes every
-output. Files are read with `weights_only=True`, so a crafted file cannot run code in the
-reader. Nothing travels as a seed: the candidate never learns how an input was drawn.
+Written once per attempt (every call's inputs and outputs go through slab.py instead). Files are
+read with `weights_only=True`, so a crafted file cannot run code in the reader. Nothing travels
+as a seed: the candidate never learns how an input was drawn.
 """
 
 from __future__ import annotations
@@ -54,11 +54,3 @@ def load_values(path: str | Path, device: torch.device | str | None = None) -> l
     if not isinstance(values, list):
         raise ValueError(f"{Path(path).name}: expected a list of values")
     return values
-
-
-def storage_excess(tensor: torch.Tensor) -> int:
-    """Bytes of the tensor's storage beyond its own elements. A view into a larger buffer (an
-    input, a cache of earlier outputs) keeps that buffer's storage when it is saved, so a
-    returned view is visible here, on the oracle's side, after the file is read."""
-    own = tensor.numel() * tensor.element_size()
-    return tensor.untyped_storage().nbytes() - own

@@ -2,8 +2,9 @@
 
 It imports the candidate, builds one `ModelNew` from init arguments the oracle shipped (by value,
 or a recipe for attention mods, which are functions), and then serves three kinds of request:
-`stage` (read an input set the oracle wrote, into the same device buffers every time), `go`
-(call the model once, synchronize, answer `done`) and `ship` (write that call's outputs).
+`stage` (copy an input set out of the oracle's input slab, into the same device buffers every
+time), `go` (call the model once, synchronize, answer `done`) and `ship` (copy that call's
+outputs into the output slab; slab.py).
 Every call is the same call: correctness trials and timed calls cannot be told apart from in
 here. The problem module is never imported and no seed ever arrives, so the inputs cannot be
 known in advance.
@@ -65,11 +66,11 @@ class Runner:
         self.allow_torch = False
         self.guards = None
         self.code_file: str | None = None
-        self.exchange = workdir
+        self.slabs: dict = {}  # path -> Slab: the oracle's input slab (read-only) and output slab
+        self.outputs_slab = None  # the one the outputs go to (named by every `stage`)
         self.buffers: list = []  # the staged inputs: the same device buffers every call
         self.pristine: list = []  # what was staged, to see in-place changes
         self.previous: list = []  # the last call's outputs, to see an output reused
-        self.outputs_written = 0
         self.pending: tuple[list, set] | None = None  # the last `go`'s outputs, until `ship`
         self._wake = None  # a one-element tensor touched before each call (_settle_device)
 
@@ -82,7 +83,6 @@ class Runner:
         self.device = msg["device"]
         self.forbid_copies = bool(msg.get("forbid_copies"))
         self.allow_torch = bool(msg.get("allow_torch"))
-        self.exchange = Path(msg["exchange_dir"])
         self.code_file = msg["code_file"]
         op_policy.pause_recording_in_triton_launches()
         self.guards = guards.Guards()
@@ -135,14 +135,13 @@ class Runner:
         )
 
     def stage(self, msg: dict) -> dict:
-        """Read an input set into the staging buffers (outside any timed window)."""
+        """Copy an input set out of the input slab, into the staging buffers (outside the window)."""
         import torch
 
-        from kernelscale.verify.exchange import load_values
         from kernelscale.verify.inputs import fingerprint
 
-        values = load_values(msg["file"], self._torch_device())
-        Path(msg["file"]).unlink(missing_ok=True)
+        inputs_slab, self.outputs_slab = (self._slab(s, writable=i == 1) for i, s in enumerate(msg["slabs"]))
+        values = inputs_slab.read(msg["inputs"], self._torch_device())
         if len(self.buffers) != len(values):
             self.buffers = [None] * len(values)
         for i, x in enumerate(values):
@@ -157,6 +156,14 @@ class Runner:
         if self.device == "cuda":
             torch.cuda.synchronize()
         return {"ok": True, "inputs": fingerprint(values)}
+
+    def _slab(self, where: dict, writable: bool):
+        from kernelscale.verify.slab import MappedSlab
+
+        path = where["path"]
+        if path not in self.slabs:
+            self.slabs[path] = MappedSlab(Path(path), where["capacity"], writable=writable)
+        return self.slabs[path]
 
     def go(self, msg: dict) -> dict:
         """One call of the model on the staged inputs, synchronized, then `done` at once. The
@@ -173,8 +180,8 @@ class Runner:
         shows up here."""
         import torch
 
-        from kernelscale.verify.exchange import save_values
         from kernelscale.verify.inputs import poison
+        from kernelscale.verify.slab import SlabError
 
         if self.pending is None:
             return {"ok": False, "status": "runtime_error", "reason": "ship before go"}
@@ -183,9 +190,10 @@ class Runner:
         problem = self._advisory_checks(outs, ops)
         if problem:
             return problem
-        path = self.exchange / f"out-{self.outputs_written}.pt"
-        self.outputs_written += 1
-        save_values(outs, path)
+        try:
+            shipped = self.outputs_slab.write(outs)
+        except SlabError as exc:
+            return {"ok": False, "status": "runtime_error", "reason": f"the outputs cannot be shipped: {exc}"}
         mutated = [
             i
             for i, (a, p) in enumerate(zip(self.buffers, self.pristine))
@@ -193,7 +201,7 @@ class Runner:
         ]
         poison(outs)  # an output handed back again later is garbage by then
         self.previous = [o for o in outs if isinstance(o, torch.Tensor)]
-        return {"ok": True, "file": str(path), "mutated_inputs": mutated}
+        return {"ok": True, "outputs": shipped, "mutated_inputs": mutated}
 
     def _settle_device(self):
         """A one-element kernel and a synchronize, outside the timed region. The GPU has just run

@@ -1,0 +1,207 @@
+"""Input sets and outputs between the oracle and the runner, through shared memory.
+
+Every call moves a whole input set to the candidate and its outputs back; on a GPU that is
+hundreds of MB per call. Serialising each one to a file (a pickle, a write, a read, a parse)
+cost ~1 s per call on an H200 host for the largest problems, most of the verifier's time. Here
+each direction has one *slab*: a file in the attempt folder (in /dev/shm where there is one),
+sized once, mapped by both processes. A tensor travels as its storage's bytes, copied straight
+from the device into the mapped pages and straight back out on the other side, plus a small
+JSON descriptor (offset, dtype, shape, strides, storage offset) in the request or reply. Whole
+storages travel, as `torch.save` would write them, so an output that is a view into a larger
+buffer still arrives as one.
+
+The oracle creates both slabs and only ever reads and writes them with plain file I/O (a runner
+that truncates a mapped file would otherwise crash the reader with SIGBUS); the runner maps
+them, the input slab read-only. The output slab is the one file the runner may write.
+Descriptors from the runner are checked before any byte is read: a bad one is the candidate's
+error, never the oracle's crash.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import stat
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ALIGN = 256  # every storage starts on a boundary that suits any element type
+SCALARS = (bool, int, float, str, type(None))
+
+
+class SlabError(ValueError):
+    """A value that cannot travel (too large for the slab, an unsupported type, a bad descriptor)."""
+
+
+def _dtype(name: str) -> torch.dtype:
+    dtype = getattr(torch, name.removeprefix("torch."), None)
+    if not isinstance(dtype, torch.dtype):
+        raise SlabError(f"unknown dtype {name!r}")
+    return dtype
+
+
+class _Slab:
+    """Layout shared by both sides: `write` lays out a list of values from the start of the slab,
+    `read` rebuilds them from their descriptors. Subclasses move the bytes."""
+
+    path: Path
+    capacity: int
+
+    def write(self, values: list[Any]) -> list[dict]:
+        """Copy every value in; the descriptors say where each one lies."""
+        descriptors, offset = [], 0
+        for i, value in enumerate(values):
+            if isinstance(value, torch.Tensor):
+                value = value.detach()
+                storage = value.untyped_storage().nbytes()
+                if storage % value.element_size():
+                    raise SlabError(f"value {i}: its storage is not a whole number of {value.dtype} elements")
+                if offset + storage > self.capacity:
+                    raise SlabError(
+                        f"value {i} keeps {storage} bytes of storage ({value.numel() * value.element_size()} "
+                        f"of its own elements); only {self.capacity - offset} of {self.capacity} are left"
+                    )
+                self._put(offset, _whole_storage(value))
+                descriptors.append(_describe(value, offset, storage))
+                offset += math.ceil(storage / ALIGN) * ALIGN
+            elif isinstance(value, SCALARS):
+                descriptors.append({"value": value})
+            else:
+                raise SlabError(f"value {i} is a {type(value).__name__}: only tensors and numbers travel")
+        return descriptors
+
+    def read(self, descriptors: Any, device: torch.device | str | None = None) -> list[Any]:
+        """Fresh values (the slab's bytes copied out) on `device`, rebuilt with their strides."""
+        if not isinstance(descriptors, list):
+            raise SlabError("descriptors must be a list")
+        return [self._read_one(d, device) for d in descriptors]
+
+    def describe(self) -> dict:
+        """What the other process needs to map it."""
+        return {"path": str(self.path), "capacity": self.capacity}
+
+    def _read_one(self, desc: Any, device) -> Any:
+        if not isinstance(desc, dict):
+            raise SlabError(f"bad descriptor {desc!r:.80}")
+        if "value" in desc:
+            if not isinstance(desc["value"], SCALARS):
+                raise SlabError("a scalar descriptor must hold a number")
+            return desc["value"]
+        try:
+            dtype = _dtype(str(desc["dtype"]))
+            offset, storage = int(desc["offset"]), int(desc["storage_bytes"])
+            shape, stride = [int(s) for s in desc["shape"]], [int(s) for s in desc["stride"]]
+            start = int(desc["storage_offset"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SlabError(f"bad descriptor {desc!r:.120}: {exc}") from None
+        if offset < 0 or offset % ALIGN or storage < 0 or offset + storage > self.capacity:
+            raise SlabError(
+                f"descriptor outside the slab: offset {offset}, {storage} bytes of {self.capacity}"
+            )
+        size = torch.empty((), dtype=dtype).element_size()
+        if storage % size:
+            raise SlabError(f"{storage} bytes of storage is not a whole number of {dtype} elements")
+        flat = torch.empty(storage // size, dtype=dtype, device=device)
+        flat.copy_(self._get(offset, storage).view(dtype))
+        try:
+            return flat.as_strided(shape, stride, start)
+        except RuntimeError as exc:
+            raise SlabError(f"shape {shape}, strides {stride} do not fit their storage: {exc}") from None
+
+    def _put(self, offset: int, flat: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def _get(self, offset: int, nbytes: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class OracleSlab(_Slab):
+    """The oracle's side: plain reads and writes on a file it created, never a mapping, so a
+    runner that truncates the file gets a short read here (its own error), not a SIGBUS that
+    would take the oracle down."""
+
+    def __init__(self, path: Path, nbytes: int, writable_by_others: bool = False):
+        """A new slab of at least `nbytes`; others may read it, and write it only when
+        `writable_by_others` (the output slab, which the runner fills)."""
+        self.path = Path(path)
+        self.capacity = max(ALIGN, math.ceil(nbytes / ALIGN) * ALIGN)
+        self.fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+        os.ftruncate(self.fd, self.capacity)
+        os.fchmod(self.fd, 0o666 if writable_by_others else 0o644)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def _put(self, offset: int, flat: torch.Tensor) -> None:
+        raw = flat.cpu().contiguous().view(torch.uint8)  # a device tensor comes to the host once
+        view = memoryview(raw.numpy())
+        while view.nbytes:
+            written = os.pwrite(self.fd, view, offset)
+            view, offset = view[written:], offset + written
+
+    def _get(self, offset: int, nbytes: int) -> torch.Tensor:
+        raw = torch.empty(nbytes, dtype=torch.uint8)
+        got = os.preadv(self.fd, [memoryview(raw.numpy())], offset) if nbytes else 0
+        if got != nbytes:
+            raise SlabError(f"{self.path.name} holds {got} of the {nbytes} bytes described (truncated?)")
+        return raw
+
+
+class MappedSlab(_Slab):
+    """The runner's side: the oracle's slab mapped into memory, so a tensor is one copy between
+    the device and the shared pages. The input slab is mapped read-only."""
+
+    def __init__(self, path: Path, capacity: int, writable: bool = True):
+        """Map an existing slab: a regular file (never a link) of at least `capacity` bytes."""
+        self.path, self.capacity, self.writable = Path(path), int(capacity), writable
+        fd = os.open(self.path, (os.O_RDWR if writable else os.O_RDONLY) | os.O_NOFOLLOW)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size < self.capacity or self.capacity <= 0:
+                raise SlabError(f"{self.path.name} is not a slab of {self.capacity} bytes")
+            protection = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+            self._map = mmap.mmap(fd, self.capacity, mmap.MAP_SHARED, protection)
+        finally:
+            os.close(fd)
+        with warnings.catch_warnings():  # a read-only mapping: torch warns that it is not writable
+            warnings.simplefilter("ignore")
+            self.bytes = torch.frombuffer(self._map, dtype=torch.uint8)
+
+    def _put(self, offset: int, flat: torch.Tensor) -> None:
+        if not self.writable:
+            raise SlabError(f"{self.path.name} is mapped read-only here")
+        nbytes = flat.numel() * flat.element_size()
+        self.bytes[offset : offset + nbytes].view(flat.dtype).copy_(flat)
+
+    def _get(self, offset: int, nbytes: int) -> torch.Tensor:
+        return self.bytes[offset : offset + nbytes]
+
+
+def _whole_storage(t: torch.Tensor) -> torch.Tensor:
+    """The tensor's entire storage as a flat tensor of its dtype (what a view hides included)."""
+    return t.as_strided((t.untyped_storage().nbytes() // t.element_size(),), (1,), 0)
+
+
+def _describe(t: torch.Tensor, offset: int, storage: int) -> dict:
+    return {
+        "offset": offset,
+        "storage_bytes": storage,
+        "dtype": str(t.dtype).removeprefix("torch."),
+        "shape": list(t.shape),
+        "stride": list(t.stride()),
+        "storage_offset": t.storage_offset(),
+    }
+
+
+def slab_bytes(values: list[Any], slack: float = 1.0) -> int:
+    """Room for these values' storages, aligned, times `slack`, plus one MB for small surprises."""
+    total = sum(
+        math.ceil(v.untyped_storage().nbytes() / ALIGN) * ALIGN for v in values if isinstance(v, torch.Tensor)
+    )
+    return int(total * slack) + 2**20

@@ -1,0 +1,104 @@
+"""The slabs that carry inputs and outputs (verify/slab.py): values arrive whole, with their
+layout; whatever the runner does to its side, the oracle's side fails with a SlabError, never
+a crash."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from kernelscale.verify.slab import MappedSlab, OracleSlab, SlabError, slab_bytes
+
+VALUES = [
+    torch.randn(4, 5),
+    torch.arange(10).view(2, 5).t(),  # a transposed view: strides travel
+    3,
+    2.5,
+    None,
+    torch.tensor([True, False, True]),
+    torch.randn(8)[2:5],  # a view into a larger storage: the whole storage travels
+    torch.randn(3, dtype=torch.bfloat16),
+    torch.empty(0, 4),
+]
+
+
+def _same(a, b) -> bool:
+    if not isinstance(a, torch.Tensor):
+        return a == b
+    return (
+        type(b) is torch.Tensor
+        and torch.equal(a, b)
+        and a.stride() == b.stride()
+        and a.storage_offset() == b.storage_offset()
+        and a.untyped_storage().nbytes() == b.untyped_storage().nbytes()
+    )
+
+
+def test_inputs_and_outputs_arrive_whole_in_both_directions(tmp_path):
+    inputs = OracleSlab(tmp_path / "in.slab", slab_bytes(VALUES))
+    staged = MappedSlab(tmp_path / "in.slab", inputs.capacity, writable=False).read(inputs.write(VALUES))
+    assert all(_same(a, b) for a, b in zip(VALUES, staged, strict=True))
+    outputs = OracleSlab(tmp_path / "out.slab", slab_bytes(VALUES), writable_by_others=True)
+    shipped = MappedSlab(tmp_path / "out.slab", outputs.capacity).write(VALUES)
+    assert all(_same(a, b) for a, b in zip(VALUES, outputs.read(shipped), strict=True))
+
+
+def test_values_read_are_copies_not_views_of_the_shared_pages(tmp_path):
+    slab = OracleSlab(tmp_path / "out.slab", 4096, writable_by_others=True)
+    mapped = MappedSlab(tmp_path / "out.slab", slab.capacity)
+    descriptors = mapped.write([torch.ones(16)])
+    first = slab.read(descriptors)[0]
+    mapped.write([torch.zeros(16)])  # the runner writes again after the oracle read
+    assert torch.equal(first, torch.ones(16))
+
+
+def test_a_truncated_output_slab_is_the_candidates_error(tmp_path):
+    slab = OracleSlab(tmp_path / "out.slab", 4096, writable_by_others=True)
+    descriptors = MappedSlab(tmp_path / "out.slab", slab.capacity).write([torch.randn(100)])
+    os.truncate(tmp_path / "out.slab", 0)  # a mapping would die of SIGBUS here
+    with pytest.raises(SlabError, match="truncated"):
+        slab.read(descriptors)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"offset": 4096 * 16},  # outside the slab
+        {"offset": 3},  # unaligned
+        {"dtype": "object"},
+        {"dtype": "float64", "storage_bytes": 12},  # not whole elements
+        {"shape": [1000]},  # more elements than the storage holds
+        {"storage_offset": -1},
+        {"shape": "many"},
+    ],
+)
+def test_bad_descriptors_are_refused(tmp_path, change):
+    slab = OracleSlab(tmp_path / "out.slab", 4096, writable_by_others=True)
+    (descriptor,) = MappedSlab(tmp_path / "out.slab", slab.capacity).write([torch.randn(8)])
+    with pytest.raises(SlabError):
+        slab.read([descriptor | change])
+    with pytest.raises(SlabError):
+        slab.read({"not": "a list"})
+
+
+def test_too_large_or_untransportable_values_are_refused(tmp_path):
+    slab = OracleSlab(tmp_path / "out.slab", 1024, writable_by_others=True)
+    mapped = MappedSlab(tmp_path / "out.slab", slab.capacity)
+    with pytest.raises(SlabError, match="storage"):
+        mapped.write([torch.randn(2048)])
+    with pytest.raises(SlabError, match="only tensors and numbers"):
+        mapped.write([{"a": 1}])
+
+
+def test_the_input_slab_is_read_only_to_the_runner_and_links_are_not_followed(tmp_path):
+    slab = OracleSlab(tmp_path / "in.slab", 4096)
+    assert os.stat(tmp_path / "in.slab").st_mode & 0o777 == 0o644
+    with pytest.raises(SlabError, match="read-only"):
+        MappedSlab(tmp_path / "in.slab", slab.capacity, writable=False).write([torch.ones(2)])
+    os.symlink(tmp_path / "in.slab", tmp_path / "link.slab")
+    with pytest.raises(OSError):
+        MappedSlab(tmp_path / "link.slab", slab.capacity, writable=False)
+    with pytest.raises(SlabError, match="not a slab"):
+        MappedSlab(tmp_path / "in.slab", slab.capacity * 2, writable=False)
