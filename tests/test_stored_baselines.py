@@ -54,6 +54,7 @@ def test_a_verdict_s_measured_baselines_are_kept_and_reused(tmp_path):
     key = session.store.add_problem(run_id, prob)
     evaluate = Evaluator(session.store, pool, run_id, prob, session.verify_options(prob), Budget(), None)
     asyncio.run(evaluate(Candidate(code="x = 1\n", proposer="test")))
+    assert pool.options_seen[0].known_baselines is None
     assert session.store.baselines(key, pool.device_key) == {"eager": 3.0, "flex": 1.5}
     assert session.verify_options(prob).known_baselines == {"eager": 3.0, "flex": 1.5}  # second run reuses
     assert session.store.baselines(key, "A100|cuda|torch 2.13|triton 3.6") == {}  # another card: not reused
@@ -62,6 +63,7 @@ def test_a_verdict_s_measured_baselines_are_kept_and_reused(tmp_path):
     pool.verdict = _measured(stored=["eager", "flex"])
     pool.verdict.baselines = {"eager": 9.0, "flex": 9.0}
     asyncio.run(evaluate(Candidate(code="x = 2\n", proposer="test")))
+    assert pool.options_seen[1].known_baselines == {"eager": 3.0, "flex": 1.5}  # the run's next attempt
     assert session.store.baselines(key, pool.device_key) == {"eager": 3.0, "flex": 1.5}
 
     fresh = Session(
@@ -86,3 +88,17 @@ def test_a_v1_store_gains_the_baselines_table(tmp_path):
     version = store.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
     store.close()
     assert int(version) == SCHEMA_VERSION == 2
+
+
+def test_the_oracle_does_not_time_a_baseline_it_is_given(cpu_pool, scaled_exp):
+    """The same oracle, the same problem: first every baseline is timed; then, given the eager
+    time, it reports that figure as stored and times nothing for it."""
+    from conftest import TESTS
+
+    good = (TESTS / "problems" / "good_scaled_exp.py").read_text()
+    first = cpu_pool.verify(scaled_exp, good)
+    assert first.status == "correct" and "eager" in first.baselines
+    assert first.time_stats["stored_baselines"] == []
+    second = cpu_pool.verify(scaled_exp, good + "\n# again\n", known_baselines={"eager": 123.0})
+    assert second.status == "correct", second.headline()
+    assert second.baselines["eager"] == 123.0 and second.time_stats["stored_baselines"] == ["eager"]

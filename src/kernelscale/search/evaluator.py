@@ -1,5 +1,9 @@
 """Verifying one candidate for a run: the verdict cache, re-verifying suspects, storing attempts.
 
+Baselines are timed once per problem per run: the first verdict that measures them stores them
+(later runs on the same device and versions reuse them too) and every later attempt of the run
+is sent them as known, so its verifier time goes to the candidate alone.
+
 A verdict that says the *verifier* failed (the reference or a baseline broke, not the candidate)
 is stored with its attempt and then stops the run with `VerifierFailure`: every later attempt
 would fail the same way, and a budget spent on that measures nothing. Such verdicts are never
@@ -9,6 +13,7 @@ served from the cache, so a fixed problem or machine is verified afresh.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from kernelscale.problems import Problem
 from kernelscale.propose.base import Attempt, Candidate, no_code_verdict
@@ -92,13 +97,16 @@ class Evaluator:
         return verdict, self.store.add_verdict(*key, verdict)
 
     def _keep_baselines(self, verdict: Verdict) -> None:
-        """Baselines this verdict measured (not reused) on a device: later runs reuse them."""
+        """Baselines this verdict measured (not reused) on a device: the rest of this run and
+        later runs reuse them."""
         if not verdict.ok or verdict.interpreted or not verdict.baselines:
             return
         reused = set(verdict.time_stats.get("stored_baselines") or [])
         measured = {name: ms for name, ms in verdict.baselines.items() if name not in reused}
         if measured:
             self.store.save_baselines(self.problem_hash, self.pool.device_key, measured)
+            known = (self.options.known_baselines or {}) | measured
+            self.options = replace(self.options, known_baselines=known)
 
     async def _reverify(self, candidate: Candidate, first: Verdict) -> Verdict:
         """A suspect result counts only if a fresh verification agrees; a time under the roofline

@@ -186,7 +186,10 @@ def time_baselines(oracle, loaded, options, result: TimingResult, warm: bool) ->
     flush = timing.l2_flush_buffer(device)
     calls = max(1, options.min_calls // 2) if device == "cuda" else options.cpu_calls
     started = time.monotonic()
+    known = options.known_baselines or {}
     for name, fn in loaded.baselines.callables.items():
+        if name in known:
+            continue  # measured earlier in this run, or by an earlier run on this device
         if name in result.notes and name not in result.baselines:
             continue  # failed in the first half
         try:
