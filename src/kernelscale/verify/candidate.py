@@ -81,8 +81,10 @@ class CandidateProcess:
         extra = {"TRITON_INTERPRET": "1"} if device != "cuda" else {}
         memory = int((self.memory_gb or 6.0) * 2**30) if device != "cuda" else None
         env = sandbox_env(extra, home=str(self.workdir))
-        self.child = Child("kernelscale.verify.runner", [], self.workdir, env, memory)
+        gpu, gpu_note = self.oracle.gpu_confinement()
+        self.child = Child("kernelscale.verify.runner", [], self.workdir, env, memory, gpu=gpu)
         self.isolation = self.child.isolation.to_json()
+        self.isolation["gpus"] = self.isolation["gpus"] or gpu_note
         message = {
             "op": "load",
             "device": device,

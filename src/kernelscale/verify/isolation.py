@@ -59,6 +59,7 @@ class IsolationReport:
     layers: tuple[str, ...]
     uid: int
     note: str = ""  # why a mechanism or a layer is missing, when one is
+    gpus: str = ""  # which GPUs the sandbox could reach, on a GPU ("one GPU: ..." or why every one)
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -71,6 +72,7 @@ class IsolationReport:
             "missing": list(self.missing),
             "uid": self.uid,
             "note": self.note,
+            "gpus": self.gpus,
         }
 
 
@@ -146,7 +148,7 @@ def _closed_ancestor(path: str) -> str | None:
 
 
 def _bwrap_argv(
-    mech: Mechanism, writable: list[str], limits: SandboxLimits, env: dict[str, str]
+    mech: Mechanism, writable: list[str], limits: SandboxLimits, env: dict[str, str], gpu=None
 ) -> list[str]:
     argv = [
         "bwrap",
@@ -174,12 +176,13 @@ def _bwrap_argv(
             if inside:
                 argv += _open_parents(path, inside[0], made) + ["--ro-bind", path, path]
     argv += ["--dev", "/dev"]
-    for pattern in GPU_DEVICES:
-        for device in sorted(glob.glob(pattern)):
-            argv += ["--dev-bind", device, device]
+    devices = list(gpu.nodes) if gpu else [d for p in GPU_DEVICES for d in sorted(glob.glob(p))]
+    for device in devices:
+        argv += ["--dev-bind", device, device]
+    argv += ["--proc", "/proc"]
+    if gpu:  # the driver's folders of the other GPUs are hidden too
+        argv += ["--tmpfs", os.path.dirname(gpu.proc_dir), "--ro-bind", gpu.proc_dir, gpu.proc_dir]
     argv += [
-        "--proc",
-        "/proc",
         "--perms",
         "1777",
         "--size",
@@ -270,20 +273,23 @@ def build(
     limits: SandboxLimits,
     env: dict[str, str],
     chdir: Path | None = None,
+    gpu=None,
 ) -> Launch:
-    """The argv that runs `program` under `mech`, with `writable` the only writable host paths."""
+    """The argv that runs `program` under `mech`, with `writable` the only writable host paths.
+    `gpu` (a gpu_confine.GpuConfinement, bubblewrap only) binds one GPU instead of all."""
     paths = [os.path.realpath(p) for p in writable]
     spec = _launcher_spec(mech, paths, limits, os.path.realpath(chdir) if chdir else None, env)
     launcher = [sys.executable, "-I", "-S", LAUNCHER, json.dumps(spec), "--", *program]
     if mech.name == "bwrap":
-        prefix = _bwrap_argv(mech, paths, limits, env)
+        prefix = _bwrap_argv(mech, paths, limits, env, gpu)
     elif mech.name == "unshare":
         prefix = _unshare_argv()
     else:
         prefix = []
     if prefix:
         prefix[0] = shutil.which(prefix[0]) or prefix[0]  # the sandbox's PATH may not hold it
-    report = IsolationReport(mech.name, mech.layers(), mech.uid, mech.note)
+    gpu_note = gpu.describe() if gpu and mech.name == "bwrap" else ""
+    report = IsolationReport(mech.name, mech.layers(), mech.uid, mech.note, gpu_note)
     return Launch(prefix + launcher, report)
 
 

@@ -63,6 +63,22 @@ class Oracle:
         self.problems: dict[str, LoadedProblem] = {}
         self.known_baselines: dict[str, float] = {}  # of the request being served (VerifyOptions)
         self._flush: torch.Tensor | None = None
+        self._gpu: tuple | None = None  # (GpuConfinement or None, a line for the report), once
+
+    def gpu_confinement(self):
+        """The one-GPU confinement for candidate sandboxes (gpu_confine.py), probed once; on the
+        CPU, or when it cannot be had, None with the reason for the isolation report."""
+        if self._gpu is None:
+            if self.device != "cuda":
+                self._gpu = (None, "")
+            else:
+                from kernelscale.verify import gpu_confine
+
+                try:
+                    self._gpu = gpu_confine.for_this_process(self.workdir)
+                except Exception as exc:  # a probe that breaks leaves the sandbox as it was
+                    self._gpu = (None, f"every GPU visible: the probe failed ({type(exc).__name__}: {exc})")
+        return self._gpu
 
     def load(self, problem: Problem) -> LoadedProblem:
         key = problem.content_hash()

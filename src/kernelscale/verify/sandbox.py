@@ -149,7 +149,8 @@ class Child:
 
     `writable`: more host directories the child may write (bound at the same path); `pass_fds`:
     descriptors it inherits (e.g. a socket for shipping tensors); `limits`: sizes of the private
-    /tmp and /dev/shm and the rlimits (`memory_bytes` is the address-space cap, CPU only)."""
+    /tmp and /dev/shm and the rlimits (`memory_bytes` is the address-space cap, CPU only); `gpu`:
+    bind only this GPU (gpu_confine.GpuConfinement; bubblewrap only)."""
 
     def __init__(
         self,
@@ -162,6 +163,7 @@ class Child:
         writable: tuple[Path, ...] = (),
         pass_fds: tuple[int, ...] = (),
         limits: SandboxLimits | None = None,
+        gpu=None,
     ):
         mechanism = isolation.probe()
         limits = limits or SandboxLimits()
@@ -174,8 +176,10 @@ class Child:
             _give_to(mechanism.uid, open_dirs)
         env = dict(env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_package_root(), env.get("PYTHONPATH")) if p)
+        if gpu is not None and mechanism.name == "bwrap":
+            env["CUDA_VISIBLE_DEVICES"] = gpu.uuid  # the one GPU bound in, whatever its index
         launch = isolation.build(
-            mechanism, [sys.executable, "-m", module, *args], open_dirs, limits, env, workdir
+            mechanism, [sys.executable, "-m", module, *args], open_dirs, limits, env, workdir, gpu=gpu
         )
         env.update(_cache_env(launch.report, workdir))
         self.isolation: IsolationReport = launch.report
