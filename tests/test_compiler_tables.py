@@ -108,3 +108,19 @@ def test_per_batch_term_and_a_tabulated_mask_match_the_reference():
     )
     assert "_rel_table1[" in source
     assert max_err(out, ref) < 1e-4
+
+
+@pytest.mark.parametrize("rel_tables", [True, False])
+@pytest.mark.parametrize("sq", [1, 3])
+def test_t5_bias_at_decode_shapes_matches_the_reference(rel_tables, sq):
+    """The split-KV decode kernel with GQA packing reads the same tables (refilled every call)."""
+    shape = {"B": 2, "Hq": 8, "Hkv": 2, "Sq": sq, "Skv": 200, "D": 32}
+    q, k, v = inputs(shape["B"], shape["Hq"], shape["Hkv"], sq, shape["Skv"], shape["D"], seed=4)
+    config = Config(
+        decode=True, block_m=16, block_n=32, num_warps=4, num_stages=2, num_splits=3, rel_tables=rel_tables
+    )
+    out, ref, source = run_compiled(*_t5_mods(shape), q, k, v, config, tag=f"t5_dec_{sq}_{rel_tables}")
+    assert max_err(out, ref) < 1e-4
+    main = source[source.index("def _attn_decode(") : source.index("def _combine(")]
+    main = main[: main.index("\n\n\n")]
+    assert ("tl.log(" in main) is not rel_tables and ("_rel_table0" in source) is rel_tables

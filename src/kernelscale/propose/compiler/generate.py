@@ -60,7 +60,7 @@ def _param_text(name: str) -> str:
 def render(compiled: Compiled, config: Config) -> str:
     tr, rw = compiled.trace, compiled.rewritten
     em = Emitter(tr.params, config.fast_tanh)
-    tables = find_tables([rw.logits, rw.mask]) if config.rel_tables and not config.decode else []
+    tables = find_tables([rw.logits, rw.mask]) if config.rel_tables else []
     logits, mask = tabulate([rw.logits, rw.mask], tables)
     roots = [logits] + ([mask] if mask is not None else [])
     scale = linear_scale(logits)

@@ -121,6 +121,8 @@ def decode_relevant(features: Features) -> dict:
         space["fixed_max"] = CHOICES["fixed_max"]
     if features.has_mask:
         space["split_loops"] = CHOICES["split_loops"]
+    if features.tables:
+        space["rel_tables"] = CHOICES["rel_tables"]
     space["num_warps"] = CHOICES["num_warps"]
     space["block_m"] = CHOICES["block_m"]
     return space
