@@ -17,6 +17,8 @@ VALUES = [
     3,
     2.5,
     None,
+    (3, 3),  # a kernel size: comes back a tuple
+    {"mode": "mean", "dims": [0, 1]},
     torch.tensor([True, False, True]),
     torch.randn(8)[2:5],  # a view into a larger storage: the whole storage travels
     torch.randn(3, dtype=torch.bfloat16),
@@ -88,8 +90,10 @@ def test_too_large_or_untransportable_values_are_refused(tmp_path):
     mapped = MappedSlab(tmp_path / "out.slab", slab.capacity)
     with pytest.raises(SlabError, match="storage"):
         mapped.write([torch.randn(2048)])
-    with pytest.raises(SlabError, match="only tensors and numbers"):
-        mapped.write([{"a": 1}])
+    with pytest.raises(SlabError, match="holding more than numbers"):
+        mapped.write([[torch.ones(2)]])  # a tensor inside a list
+    with pytest.raises(SlabError, match="holding more than numbers"):
+        mapped.write([object()])
 
 
 def test_the_input_slab_is_read_only_to_the_runner_and_links_are_not_followed(tmp_path):

@@ -68,10 +68,13 @@ class _Slab:
                 self._put(offset, _whole_storage(value))
                 descriptors.append(_describe(value, offset, storage))
                 offset += math.ceil(storage / ALIGN) * ALIGN
-            elif isinstance(value, SCALARS):
-                descriptors.append({"value": value})
+            elif _plain(value):  # travels in the descriptor itself
+                descriptors.append({"value": value, "tuple": isinstance(value, tuple)})
             else:
-                raise SlabError(f"value {i} is a {type(value).__name__}: only tensors and numbers travel")
+                raise SlabError(
+                    f"value {i} is a {type(value).__name__} holding more than numbers: values travel as "
+                    "tensors, or as numbers, strings and lists or dicts of them"
+                )
         return descriptors
 
     def read(self, descriptors: Any, device: torch.device | str | None = None) -> list[Any]:
@@ -88,9 +91,9 @@ class _Slab:
         if not isinstance(desc, dict):
             raise SlabError(f"bad descriptor {desc!r:.80}")
         if "value" in desc:
-            if not isinstance(desc["value"], SCALARS):
-                raise SlabError("a scalar descriptor must hold a number")
-            return desc["value"]
+            if not _plain(desc["value"]):
+                raise SlabError("a value descriptor must hold numbers, strings, lists or dicts of them")
+            return tuple(desc["value"]) if desc.get("tuple") else desc["value"]
         try:
             dtype = _dtype(str(desc["dtype"]))
             offset, storage = int(desc["offset"]), int(desc["storage_bytes"])
@@ -181,6 +184,19 @@ class MappedSlab(_Slab):
 
     def _get(self, offset: int, nbytes: int) -> torch.Tensor:
         return self.bytes[offset : offset + nbytes]
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Numbers, strings, None, and (not too deeply) nested lists, tuples and str-keyed dicts of them."""
+    if isinstance(value, SCALARS):
+        return True
+    if depth >= 4:
+        return False
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def _whole_storage(t: torch.Tensor) -> torch.Tensor:
