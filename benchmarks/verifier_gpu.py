@@ -108,7 +108,7 @@ def _clock(verdict) -> str:
     steps = "; ".join(
         f"{step} {stats.get(f'{step}_median_ms', 0):.3f} vs trusted {stats.get(f'trusted_{step}_ms', 0):.3f}"
         f" (spread {stats.get(f'trusted_{step}_spread_ms', 0):.3f})"
-        for step in ("stage", "flush", "ship")
+        for step in ("stage", "flush", "probe", "ship")
     )
     return (
         f"  own {stats.get('median_ms', 0):.4f} outside {stats['outside_median_ms']:.4f} ms;"

@@ -283,6 +283,30 @@ _runner.Runner._timed_call = _answer_kept
     + SCALED_EXP_MODEL
 )
 
+# Launches its (100-pass) work and answers `done` without waiting for it, skipping the runner's
+# synchronizes: the window sees the launches only; the work is still running when the oracle's
+# probe kernel goes in right after `done`, and waits behind it.
+LEAVES_WORK_RUNNING_AT_DONE = (
+    SCALED_EXP_KERNEL
+    + RUNNER_HOOKS
+    + """
+PASSES = 100
+
+
+def _done_before_the_work(self):
+    x, y = self.buffers
+    out = scaled_exp(x, y)
+    for _ in range(PASSES - 1):
+        scaled_exp_kernel[(triton.cdiv(out.numel(), 1024),)](x, y, out, out.numel(), BLOCK=1024)
+    return out, 0.001, set()  # no synchronize
+
+
+_runner.Runner._settle_device = lambda self: None
+_runner.Runner._timed_call = _done_before_the_work
+"""
+    + SCALED_EXP_MODEL
+)
+
 # Ships honest outputs, then truncates the output slab before the oracle reads it: a reader
 # that mapped the file would die of SIGBUS and take the verifier (and the run) down with it.
 TRUNCATES_OUTPUT_SLAB = (
@@ -449,6 +473,15 @@ PROTOCOL_CHEATS = [
         "rejected",
         "timer_mismatch",
         gpu_only="the interpreter runs each launch to completion: nothing stays queued",
+    ),
+    ProtocolCheat(
+        "leaves_work_running_at_done",
+        "forged times",
+        "scaled_exp",
+        LEAVES_WORK_RUNNING_AT_DONE,
+        "rejected",
+        "timer_mismatch",
+        gpu_only="the interpreter runs each launch to completion: nothing is left running at `done`",
     ),
     ProtocolCheat(
         "truncates_output_slab",

@@ -20,8 +20,9 @@ TRUSTED = Calibration(
     ship=StepCost(2.0, 0.1),
     stage=StepCost(3.0, 0.1),
     flush=StepCost(0.10, 0.005),
+    probe=StepCost(0.02, 0.002),
 )
-HONEST = ClockReading(window_ms=1.30, own_ms=0.98, ship_ms=2.1, stage_ms=3.05, flush_ms=0.11)
+HONEST = ClockReading(window_ms=1.30, own_ms=0.98, ship_ms=2.1, stage_ms=3.05, flush_ms=0.11, probe_ms=0.021)
 
 
 def _check(reading: ClockReading, device: str = "cuda") -> TimingResult:
@@ -32,7 +33,7 @@ def _check(reading: ClockReading, device: str = "cuda") -> TimingResult:
 
 def test_honest_figures_pass_and_every_step_is_reported():
     summary = _check(HONEST).clock_summary
-    for step in ("stage", "flush", "ship"):
+    for step in ("stage", "flush", "probe", "ship"):
         assert summary[f"{step}_median_ms"] == getattr(HONEST, f"{step}_ms")
         assert summary[f"trusted_{step}_ms"] == getattr(TRUSTED, step).median_ms
 
@@ -42,6 +43,7 @@ def test_honest_figures_pass_and_every_step_is_reported():
     [
         ("stage", 4.5, "staging the inputs"),  # bound: 3.0 × 1.15 + 0.3 + 0.4 = 4.15
         ("flush", 0.40, "the oracle's L2 flush"),  # bound: 0.1 × 1.25 + 0.1 + 0.02 = 0.245
+        ("probe", 0.20, "the oracle's probe kernel"),  # bound: 0.02 × 1.25 + 0.1 + 0.008 = 0.133
         ("ship", 3.2, "shipping the outputs"),  # bound: 2.0 × 1.15 + 0.3 + 0.4 = 3.0
     ],
 )
@@ -55,7 +57,11 @@ def test_a_slow_step_around_the_window_is_a_timer_mismatch(step, slow_ms, words)
 
 
 def test_a_step_just_inside_its_bound_passes():
-    _check(ClockReading(**(vars(HONEST) | {"stage_ms": 4.1, "flush_ms": 0.24, "ship_ms": 2.95})))
+    _check(
+        ClockReading(
+            **(vars(HONEST) | {"stage_ms": 4.1, "flush_ms": 0.24, "probe_ms": 0.13, "ship_ms": 2.95})
+        )
+    )
 
 
 def test_the_interpreter_bounds_forgive_scheduler_noise_not_forgeries():

@@ -2,7 +2,7 @@
 
 The oracle's window around a candidate call (`go` → `done`) holds the pipe round trip besides
 the kernel; the staging step (`stage` → inputs in the runner's buffers) reads the input file;
-the oracle's L2 flush takes the GPU for a moment; the shipping step (`ship` → outputs written)
+the oracle's L2 flush and its probe kernel after `done` take the GPU for a moment; the shipping step (`ship` → outputs written)
 holds the advisory checks and the writing of the outputs. Each is measured once per problem
 with a runner in the same sandbox whose model is ours (it only fills outputs of the reference's
 shapes and dtypes) on inputs of the problem's sizes, so the candidate cannot inflate them:
@@ -42,6 +42,7 @@ class Calibration:
     ship: StepCost = StepCost(0.0, 0.0)  # outputs of the same sizes written
     stage: StepCost = StepCost(0.0, 0.0)  # inputs of the same sizes staged
     flush: StepCost = StepCost(0.0, 0.0)  # the oracle's L2 flush while the trusted runner idles
+    probe: StepCost = StepCost(0.0, 0.0)  # the oracle's probe kernel right after a trusted `done`
 
     @property
     def handshake_ms(self) -> float:
@@ -97,6 +98,7 @@ def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
             ship=StepCost.of([c.ship_ms for c in calls]),
             stage=StepCost.of([c.stage_ms for c in calls]),
             flush=StepCost.of([c.flush_ms for c in calls]),
+            probe=StepCost.of([c.probe_ms for c in calls]),
         )
     finally:
         process.kill()

@@ -3,11 +3,11 @@
 Every call goes the same way, whether it is a correctness trial or a timed call: the oracle
 writes the input set, the runner stages it into its buffers, the oracle flushes the L2 from its
 own process, then sends `go` and reads the clock on both sides of the `done` reply (the window),
-then asks for the outputs (`ship`). The candidate holds the inputs from `stage` until its outputs
-are written, so every step of that stretch is timed from here, not only the window: work done
-while staging, work left queued on the GPU during the oracle's flush (which then waits for it)
-and work deferred past `done` each land in a step that is held to a trusted runner's
-(timing_rounds).
+then runs a one-element probe kernel of its own and asks for the outputs (`ship`). The candidate
+holds the inputs from `stage` until its outputs are written, so every step of that stretch is
+timed from here, not only the window: work done while staging, work left queued on the GPU
+during the oracle's flush or past `done` (the flush and the probe then wait for it) and work
+deferred into shipping each land in a step that is held to a trusted runner's (timing_rounds).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class ClockReading:
     ship_ms: float  # `ship` sent → outputs written
     stage_ms: float = 0.0  # `stage` sent → inputs staged
     flush_ms: float = 0.0  # the oracle's own L2 flush, synchronized (0 on the CPU)
+    probe_ms: float = 0.0  # the oracle's one-element kernel right after `done` (0 on the CPU)
 
 
 @dataclass
@@ -110,6 +111,9 @@ class CandidateProcess:
         done = expect(self.child.request({"op": "go"}, deadline), self.child)
         window_ms = (time.perf_counter() - sent) * 1e3
         sent = time.perf_counter()
+        self.oracle.probe_gpu()  # waits behind GPU work a forged `done` left running
+        probe_ms = (time.perf_counter() - sent) * 1e3
+        sent = time.perf_counter()
         reply = expect(self.child.request({"op": "ship"}, deadline), self.child)
         ship_ms = (time.perf_counter() - sent) * 1e3
         try:
@@ -118,7 +122,8 @@ class CandidateProcess:
             raise AttemptFailed(
                 Verdict("runtime_error", f"the runner's outputs cannot be read: {exc}")
             ) from None
-        reading = ClockReading(window_ms, float(done.get("own_ms") or 0.0), ship_ms, stage_ms, flush_ms)
+        own_ms = float(done.get("own_ms") or 0.0)
+        reading = ClockReading(window_ms, own_ms, ship_ms, stage_ms, flush_ms, probe_ms)
         self.clock.append(reading)
         return CallResult(
             outputs,

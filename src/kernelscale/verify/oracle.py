@@ -63,6 +63,7 @@ class Oracle:
         self.problems: dict[str, LoadedProblem] = {}
         self.known_baselines: dict[str, float] = {}  # of the request being served (VerifyOptions)
         self._flush: torch.Tensor | None = None
+        self._probe: torch.Tensor | None = None
         self._gpu: tuple | None = None  # (GpuConfinement or None, a line for the report), once
 
     def gpu_confinement(self):
@@ -137,6 +138,17 @@ class Oracle:
 
             self._flush = l2_flush_buffer(self.device)
         self._flush.zero_()
+        torch.cuda.synchronize()
+
+    def probe_gpu(self) -> None:
+        """A one-element kernel from this process, synchronized, right after the candidate says
+        `done`: if its work is still running on the GPU, this waits behind it (timed by the
+        caller and held to the figure with a trusted runner)."""
+        if self.device != "cuda":
+            return
+        if self._probe is None:
+            self._probe = torch.zeros(1, device="cuda")
+        self._probe.add_(1.0)
         torch.cuda.synchronize()
 
     def timing_setup(self, loaded: LoadedProblem) -> None:

@@ -34,7 +34,7 @@ class ClockBounds:
     own_slack_ms: float  # plus this, plus three handshake spreads
     file_slack: float  # staging and shipping may exceed the trusted runner's by this fraction
     file_slack_ms: float  # plus this, plus four spreads of that step
-    flush_slack: float  # the oracle's flush may exceed its trusted figure by this fraction
+    flush_slack: float  # the oracle's flush and probe may exceed their trusted figures by this fraction
     flush_slack_ms: float  # plus this, plus four spreads
 
 
@@ -60,6 +60,7 @@ CPU_BOUNDS = ClockBounds(
 STEPS_AROUND_THE_WINDOW = (
     ("stage", "staging the inputs", "work done after the inputs arrived and before `go`"),
     ("flush", "the oracle's L2 flush", "GPU work the candidate left queued before `go`"),
+    ("probe", "the oracle's probe kernel after `done`", "GPU work still running when it said `done`"),
     ("ship", "shipping the outputs", "work finished after the process reported it done"),
 )
 
@@ -124,7 +125,7 @@ class TimingResult:
             }
             slack, slack_ms = (
                 (bounds.flush_slack, bounds.flush_slack_ms)
-                if step == "flush"
+                if step in ("flush", "probe")
                 else (bounds.file_slack, bounds.file_slack_ms)
             )
             if taken > trusted.median_ms * (1 + slack) + slack_ms + 4 * trusted.spread_ms:
