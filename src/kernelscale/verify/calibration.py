@@ -1,9 +1,10 @@
 """What each step of a call costs when no candidate code runs, measured with a trusted runner.
 
 The oracle's window around a candidate call (`go` → `done`) holds the pipe round trip besides
-the kernel; the staging step (`stage` → inputs in the runner's buffers) reads the input file;
-the oracle's L2 flush and its probe kernel after `done` take the GPU for a moment; the shipping step (`ship` → outputs written)
-holds the advisory checks and the writing of the outputs. Each is measured once per problem
+the kernel; the staging step (`stage` → inputs in the runner's buffers) copies the input set out
+of the input slab; the oracle's L2 flush and its probe kernel after `done` take the GPU for a
+moment; the shipping step (`ship` → outputs written) holds the advisory checks and the copy of
+the outputs into the output slab. Each is measured once per problem
 with a runner in the same sandbox whose model is ours (it only fills outputs of the reference's
 shapes and dtypes) on inputs of the problem's sizes, so the candidate cannot inflate them:
 medians over a few calls, with their spread, which sets how far a candidate's figures may

@@ -96,7 +96,7 @@ class TimingResult:
         """The runner's figures must agree with the oracle's, over every call after the first
         two (compile, autotune): its own time never longer than the window around it, never
         shorter than the outside figure beyond the bound; no step around the window (staging,
-        the flush, shipping) longer than the trusted runner's beyond the bound."""
+        the flush, the probe, shipping) longer than the trusted runner's beyond the bound."""
         calls = clock[2:] or clock
         if not calls:
             return

@@ -90,7 +90,7 @@ def render(compiled: Compiled, config: Config) -> str:
         mask_text=g.render(tr.mask) if tr.mask is not None else "None",
         logits_text=g.render(rw.logits),
         dropped_text=", ".join(g.render(d) for d in rw.dropped) or "nothing",
-        tables_text=", ".join(g.render(t.node) for t in tables) or "nothing",
+        tables_text=", ".join(_short(g.render(t.node), 200) for t in tables) or "nothing",
         has_mask=rw.mask is not None,
         tensor_paths={n: c.path for n, c in tensors.items()},
         param_paths={n: tr.captures[n].path for n in params},
@@ -113,6 +113,10 @@ def render(compiled: Compiled, config: Config) -> str:
     )
 
 
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _tensor_args(name: str, ndim: int) -> list[str]:
     """A captured tensor as kernel arguments: pointer, sizes, strides (the emitted loads use them)."""
     return [f"c_{name}"] + [f"c_{name}_n{i}" for i in range(ndim)] + [f"c_{name}_s{i}" for i in range(ndim)]
@@ -122,9 +126,8 @@ def _table_kernel(em: Emitter, table: RelTable, index: int) -> dict:
     """What the template needs to emit the kernel that fills one table (tables.py): the term's
     statements at every level, evaluated at q = 0 and kv = the distance."""
     lines, names = em.emit([table.node], g.LEVELS, {}, f"t{index}_")
-    text = g.render(table.node)
     return {
-        "text": text if len(text) <= 120 else text[:117] + "...",
+        "text": _short(g.render(table.node), 120),
         "lines": lines,
         "value": names[table.node],
         "dtype": table.dtype,
