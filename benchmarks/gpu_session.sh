@@ -9,6 +9,9 @@
 #   tables       the T5-style bucketed bias with and without relative-position tables, and
 #                relative_positional, against Flex and cuDNN (benchmarks/attention_bench.py)
 #   first-verdict  benchmarks/first_verdict.py: seconds to the first verdict, first and second run
+#   smoke        two minutes over the code paths no CPU run can check: slabs with CUDA tensors, the
+#                flush/probe/staging rules on honest kernels and on the planted cheats meant for
+#                them, the relative-position tables on the GPU. Run it first in a session.
 # A machine without bubblewrap: carry its .deb (apt-get download bubblewrap) in .whl-deb/.
 set -u
 export PYTHONPATH=$PWD/src TRITON_CACHE_DIR=/tmp/ks-triton PYTHONUNBUFFERED=1
@@ -61,8 +64,18 @@ first-verdict)
   timeout "$(( ${2:-480} + 60 ))" python3 benchmarks/first_verdict.py --out "$OUT/first_verdict" --deadline "${2:-480}" \
     2>&1 | grep --line-buffered -v Warning | tee "$OUT/first-verdict.log"
   ;;
+smoke)
+  timeout 200 python3 benchmarks/verifier_gpu.py --out "$OUT/smoke.jsonl" --deadline 150 \
+    --phases examples hostile --quick-phases hostile \
+    --names softmax add_mul_tanh precomputes_while_staging queues_work_before_go \
+    leaves_work_running_at_done defers_work_past_done truncates_output_slab 2>&1 \
+    | grep --line-buffered -v Warning | tee "$OUT/smoke.log"
+  timeout 120 python3 benchmarks/attention_bench.py --variants tests/problems/t5_bucketed_bias.py \
+    --dims 128 --configs 1 --deadline-s 90 --out "$OUT/smoke-tables.json" 2>&1 \
+    | grep --line-buffered -v Warning | tail -5
+  ;;
 *)
-  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|verifier [deadline]|tables|first-verdict [deadline]" >&2
+  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|verifier [deadline]|tables|first-verdict [deadline]|smoke" >&2
   exit 2
   ;;
 esac
