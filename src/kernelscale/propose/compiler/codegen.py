@@ -30,6 +30,8 @@ INFIX = {
     "and": "&",
     "or": "|",
     "xor": "^",
+    "shl": "<<",
+    "shr": ">>",
 }
 FLOAT_FN = {
     "exp": "tl.exp",
@@ -41,6 +43,8 @@ FLOAT_FN = {
     "sigmoid": "tl.sigmoid",
     "floor": "tl.floor",
     "ceil": "tl.ceil",
+    "sin": "tl.sin",
+    "cos": "tl.cos",
 }
 
 

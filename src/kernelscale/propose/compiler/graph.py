@@ -36,6 +36,8 @@ UNARY = {
     "cast_int",
     "cast_bool",
     "square",
+    "sin",
+    "cos",
 }
 BINARY = {
     "add",
@@ -55,10 +57,12 @@ BINARY = {
     "and",
     "or",
     "xor",
+    "shl",
+    "shr",
 }
 COMPARE = {"lt", "le", "gt", "ge", "eq", "ne"}
 LOGICAL = {"and", "or", "xor"}
-FLOAT_UNARY = {"tanh", "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sigmoid", "cast_float"}
+FLOAT_UNARY = {"tanh", "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sigmoid", "cast_float", "sin", "cos"}
 INDEX_ARGS = ("b", "h", "q", "kv")
 # Dependence "levels", innermost last: codegen hoists a node to the outermost level it allows.
 LEVELS = ("program", "row", "col", "element")

@@ -50,6 +50,10 @@ BINARY = {
     "xor": "xor",
     "logical_xor": "xor",
     "bitwise_xor": "xor",
+    "lshift": "shl",
+    "bitwise_left_shift": "shl",
+    "rshift": "shr",
+    "bitwise_right_shift": "shr",
 }
 UNARY = {
     "neg": "neg",
@@ -68,6 +72,8 @@ UNARY = {
     "floor": "floor",
     "ceil": "ceil",
     "square": "square",
+    "sin": "sin",
+    "cos": "cos",
     "float": "cast_float",
     "int": "cast_int",
     "long": "cast_int",
@@ -106,11 +112,74 @@ def _sym(tracer, node):
 
 def _binary_handler(op):
     def handler(tracer, a, b, **kwargs):
+        _no_other_options(tracer, op, kwargs, allowed=("alpha",))
         if kwargs.get("alpha", 1) != 1:
             b = _mul(tracer, b, kwargs["alpha"])
         return _sym(tracer, g.make(op, tracer.lift(a), tracer.lift(b)))
 
     return handler
+
+
+def _no_other_options(tracer, op: str, kwargs: dict, allowed: tuple[str, ...] = ()) -> None:
+    """An option the compiler does not model is an error, never silently dropped (a dropped
+    `rounding_mode` once turned a floor division into a true one)."""
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise CompilerError(f"cannot compile `{op}` with {', '.join(unknown)}= in {tracer.where}")
+
+
+def _div(tracer, a, b, rounding_mode=None, **kwargs):
+    """torch.div: true division, or rounded toward -inf (`floor`) or toward zero (`trunc`)."""
+    _no_other_options(tracer, "div", kwargs)
+    x, y = tracer.lift(a), tracer.lift(b)
+    if rounding_mode is None:
+        return _sym(tracer, g.make("div", x, y))
+    if rounding_mode == "floor":
+        return _sym(tracer, g.make("floordiv", x, y))
+    if rounding_mode != "trunc":
+        raise CompilerError(f"cannot compile `div` with rounding_mode={rounding_mode!r} in {tracer.where}")
+    if "float" in (x.kind, y.kind):
+        q = g.make("div", x, y)
+        return _sym(
+            tracer, g.make("where", g.make("lt", q, g.const(0.0)), g.make("ceil", q), g.make("floor", q))
+        )
+    # integers: the floor quotient, one up where the signs differ and the division is inexact
+    floor = g.make("floordiv", x, y)
+    inexact = g.make("ne", g.make("mod", x, y), g.const(0))
+    signs_differ = g.make("ne", g.make("lt", x, g.const(0)), g.make("lt", y, g.const(0)))
+    bump = g.make("and", inexact, signs_differ)
+    return _sym(tracer, g.make("where", bump, g.make("add", floor, g.const(1)), floor))
+
+
+def _sign(tracer, x):
+    node = tracer.lift(x)
+    one, zero = (g.const(1.0), g.const(0.0)) if node.kind == "float" else (g.const(1), g.const(0))
+    minus = g.make("neg", one)
+    inner = g.make("where", g.make("lt", node, zero), minus, zero)
+    return _sym(tracer, g.make("where", g.make("gt", node, zero), one, inner))
+
+
+def _float_of(tracer, x) -> g.Node:
+    node = tracer.lift(x)
+    return node if node.kind == "float" else g.make("cast_float", node)
+
+
+def _log1p(tracer, x):
+    return _sym(tracer, g.make("log", g.make("add", g.const(1.0), _float_of(tracer, x))))
+
+
+def _expm1(tracer, x):
+    return _sym(tracer, g.make("sub", g.make("exp", _float_of(tracer, x)), g.const(1.0)))
+
+
+def _softplus(tracer, x, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (as torch does)."""
+    node = _float_of(tracer, x)
+    scaled = g.make("mul", node, g.const(float(beta)))
+    smooth = g.make(
+        "div", g.make("log", g.make("add", g.const(1.0), g.make("exp", scaled))), g.const(float(beta))
+    )
+    return _sym(tracer, g.make("where", g.make("gt", scaled, g.const(float(threshold))), node, smooth))
 
 
 def _unary_handler(op):
@@ -222,6 +291,13 @@ def _relu(tracer, x):
 
 
 _SPECIAL = {
+    "div": _div,
+    "divide": _div,
+    "true_divide": _div,
+    "sign": _sign,
+    "log1p": _log1p,
+    "expm1": _expm1,
+    "softplus": _softplus,
     "where": _where,
     "clamp": _clamp,
     "clip": _clamp,

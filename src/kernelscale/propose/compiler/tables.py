@@ -19,7 +19,22 @@ from dataclasses import dataclass
 from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.rewrite import substitute
 
-COSTLY = {"load", "log", "log2", "exp", "exp2", "sqrt", "rsqrt", "tanh", "sigmoid", "div", "floordiv", "mod"}
+COSTLY = {
+    "load",
+    "log",
+    "log2",
+    "exp",
+    "exp2",
+    "sqrt",
+    "rsqrt",
+    "tanh",
+    "sigmoid",
+    "sin",
+    "cos",
+    "div",
+    "floordiv",
+    "mod",
+}
 POSITIONS = frozenset({"q", "kv"})
 SQ = g.Node("arg", ("Sq",), "int")  # the query length: a kernel argument (program level)
 

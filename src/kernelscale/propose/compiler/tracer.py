@@ -163,6 +163,8 @@ for _name in (
     "and",
     "or",
     "xor",
+    "lshift",
+    "rshift",
     "lt",
     "le",
     "gt",
