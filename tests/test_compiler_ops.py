@@ -28,6 +28,10 @@ MODS = {
     "softplus": lambda s, b, h, q, kv: s + F.softplus(s) * 0.1,
     "softplus_beta": lambda s, b, h, q, kv: s + F.softplus(s, beta=2.0, threshold=1.0) * 0.1,
     "sin_cos": lambda s, b, h, q, kv: s + torch.cos((kv - q).float()) + ((kv - q).float() * 0.1).sin(),
+    "masked_fill": lambda s, b, h, q, kv: s.masked_fill(kv > q, float("-inf")),
+    "nan_inf_guards": lambda s, b, h, q, kv: torch.where(
+        torch.isnan(s) | torch.isinf(s) | ~torch.isfinite(s), 0.0, s
+    ),
 }
 
 

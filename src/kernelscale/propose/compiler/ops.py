@@ -290,7 +290,37 @@ def _relu(tracer, x):
     return _sym(tracer, g.make("max", tracer.lift(x), g.const(0)))
 
 
+def _masked_fill(tracer, x, mask, value):
+    cond = tracer.lift(mask)
+    cond = cond if cond.kind == "bool" else g.make("cast_bool", cond)
+    return _sym(tracer, g.make("where", cond, tracer.lift(value), tracer.lift(x)))
+
+
+def _isnan(tracer, x):
+    node = tracer.lift(x)
+    return _sym(tracer, g.make("ne", node, node) if node.kind == "float" else g.const(False))
+
+
+def _isinf(tracer, x):
+    node = tracer.lift(x)
+    if node.kind != "float":
+        return _sym(tracer, g.const(False))
+    return _sym(tracer, g.make("eq", g.make("abs", node), g.const(float("inf"))))
+
+
+def _isfinite(tracer, x):
+    node = tracer.lift(x)
+    if node.kind != "float":
+        return _sym(tracer, g.const(True))
+    finite = g.make("lt", g.make("abs", node), g.const(float("inf")))  # false for NaN too
+    return _sym(tracer, finite)
+
+
 _SPECIAL = {
+    "masked_fill": _masked_fill,
+    "isnan": _isnan,
+    "isinf": _isinf,
+    "isfinite": _isfinite,
     "div": _div,
     "divide": _div,
     "true_divide": _div,
