@@ -4,9 +4,10 @@ Every call moves a whole input set to the candidate and its outputs back; on a G
 hundreds of MB per call. Serialising each one to a file (a pickle, a write, a read, a parse)
 cost ~1 s per call on an H200 host for the largest problems, most of the verifier's time. Here
 each direction has one *slab*: a file in the attempt folder (in /dev/shm where there is one),
-sized once, mapped by both processes. A tensor travels as its storage's bytes, copied straight
-from the device into the mapped pages and straight back out on the other side, plus a small
-JSON descriptor (offset, dtype, shape, strides, storage offset) in the request or reply. Whole
+sized once per attempt. A tensor travels as its storage's bytes plus a small JSON descriptor
+(offset, dtype, shape, strides, storage offset) in the request or reply: the runner copies
+between the device and its mapping of the slab, the oracle between the device and one reusable
+host buffer that it reads and writes the slab through. Whole
 storages travel, as `torch.save` would write them, so an output that is a view into a larger
 buffer still arrives as one.
 
