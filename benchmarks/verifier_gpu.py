@@ -26,9 +26,11 @@ from kernelscale.verify.slots import SlotPool
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 
 
-def example_jobs(full: set[str]):
+def example_jobs(full: set[str], only: list[str]):
     folder = Path(str(resources.files("kernelscale.examples")))
     for path in sorted(p for p in folder.glob("*.py") if not p.name.startswith("_")):
+        if only and path.stem not in only:
+            continue
         problem = load_problem(f"ops/{path.stem}")
         if path.stem not in full:
             problem = problem.with_options(baselines=("eager",))
@@ -66,7 +68,7 @@ def hostile_jobs():
 async def run(args) -> None:
     started = time.monotonic()
     phases = {
-        "examples": lambda: example_jobs(set(args.full_baselines)),
+        "examples": lambda: example_jobs(set(args.full_baselines), args.examples),
         "attention": lambda: attention_jobs(args.attention_shape),
         "hostile": hostile_jobs,
     }
@@ -108,10 +110,11 @@ def _clock(verdict) -> str:
     steps = "; ".join(
         f"{step} {stats.get(f'{step}_median_ms', 0):.3f} vs trusted {stats.get(f'trusted_{step}_ms', 0):.3f}"
         f" (spread {stats.get(f'trusted_{step}_spread_ms', 0):.3f})"
-        for step in ("stage", "flush", "probe", "ship")
+        for step in ("stage", "key", "flush", "probe", "commit", "ship")
     )
     return (
-        f"  own {stats.get('median_ms', 0):.4f} outside {stats['outside_median_ms']:.4f} ms;"
+        f"  own {stats.get('median_ms', 0):.4f} outside {stats['outside_median_ms']:.4f}"
+        f" harness {stats.get('harness_ms', 0):.4f} ms;"
         f" {steps} ms; cost {verdict.cost_s}"
     )
 
@@ -125,6 +128,7 @@ def main() -> None:
     parser.add_argument("--phases", nargs="*", default=["hostile", "examples", "attention"])
     parser.add_argument("--full-baselines", nargs="*", default=["softmax", "rms_norm", "layer_norm"])
     parser.add_argument("--attention-shape", default="")
+    parser.add_argument("--examples", nargs="*", default=[], help="only these examples (all by default)")
     parser.add_argument("--names", nargs="*", default=[], help="only these examples, variants or cheats")
     parser.add_argument("--quick-phases", nargs="*", default=[], help="phases timed with 10 calls, not 20+")
     asyncio.run(run(parser.parse_args()))

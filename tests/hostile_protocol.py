@@ -195,7 +195,8 @@ class ModelNew(nn.Module):
 )
 
 # A slow kernel (many passes) that answers `done` at once and does its work while the outputs
-# are being shipped: the window sees nothing, the shipping step sees all of it.
+# are being shipped: the window sees nothing; the digest taken right after `done` is of an
+# unfinished output, so the outputs shipped do not match it.
 DEFERS_WORK_PAST_DONE = (
     SCALED_EXP_KERNEL
     + RUNNER_HOOKS
@@ -221,23 +222,46 @@ _runner.Runner.ship = _ship_after_work
     + SCALED_EXP_MODEL
 )
 
-# Does all of its (100-pass) work while the runner stages the inputs, before `go`, and answers
-# the call with what it kept: the window sees nothing, the staging step sees all of it.
-PRECOMPUTES_WHILE_STAGING = (
+# The same, but it finishes the outputs inside the commit step, before the digest: the digest
+# matches, and the commit step, held to a trusted runner's, sees all of the work.
+DEFERS_WORK_INTO_COMMIT = (
     SCALED_EXP_KERNEL
     + RUNNER_HOOKS
     + """
 PASSES = 100
+_honest_commit = _runner.Runner.commit
+
+
+def _done_at_once(self):
+    return torch.empty_like(self.buffers[0]), 0.001, set()
+
+
+def _commit_after_work(self, msg):
+    out = self.pending[0][0]
+    for _ in range(PASSES):
+        out.copy_(scaled_exp(*self.buffers))
+    return _honest_commit(self, msg)
+
+
+_runner.Runner._timed_call = _done_at_once
+_runner.Runner.commit = _commit_after_work
+"""
+    + SCALED_EXP_MODEL
+)
+
+# Does all of its work while the runner stages the inputs, before `go`, and answers the call
+# with what it kept. The staged inputs are masked: what it computes from them is garbage.
+PRECOMPUTES_WHILE_STAGING = (
+    SCALED_EXP_KERNEL
+    + RUNNER_HOOKS
+    + """
 _honest_stage = _runner.Runner.stage
 _kept = []
 
 
 def _stage_and_work(self, msg):
     reply = _honest_stage(self, msg)
-    out = scaled_exp(*self.buffers)
-    for _ in range(PASSES - 1):
-        out.copy_(scaled_exp(*self.buffers))
-    _kept.append(out)
+    _kept.append(scaled_exp(*self.buffers))
     return reply
 
 
@@ -251,32 +275,65 @@ _runner.Runner._timed_call = _answer_kept
     + SCALED_EXP_MODEL
 )
 
-# Leaves its (100-pass) work queued on the GPU when staging answers, and skips the runner's
-# synchronizes, so the work runs while the oracle flushes the L2 and `done` comes at once: the
-# staging step and the window see nothing; the oracle's flush waits behind the queue.
-QUEUES_WORK_BEFORE_GO = (
+# Waits for the key, then does all of its (100-pass) work inside the key step, before `go`,
+# and answers the call with what it kept: the window sees nothing, the key step sees it all.
+PRECOMPUTES_AFTER_KEY = (
     SCALED_EXP_KERNEL
     + RUNNER_HOOKS
     + """
 PASSES = 100
-_honest_stage = _runner.Runner.stage
+_honest_key = _runner.Runner.key
 _kept = []
 
 
-def _stage_and_queue(self, msg):
-    reply = _honest_stage(self, msg)
+def _key_and_work(self, msg):
+    reply = _honest_key(self, msg)
     out = scaled_exp(*self.buffers)
     for _ in range(PASSES - 1):
-        scaled_exp_kernel[(triton.cdiv(out.numel(), 1024),)](*self.buffers, out, out.numel(), BLOCK=1024)
+        out.copy_(scaled_exp(*self.buffers))
     _kept.append(out)
-    return reply  # no synchronize: the queue is still running
+    return reply
 
 
 def _answer_kept(self):
     return _kept.pop(), 0.001, set()
 
 
-_runner.Runner.stage = _stage_and_queue
+_runner.Runner.key = _key_and_work
+_runner.Runner._timed_call = _answer_kept
+"""
+    + SCALED_EXP_MODEL
+)
+
+# Unmasks, then leaves its (100-pass) work queued on the GPU when the key step answers, and
+# skips the runner's synchronizes, so the work runs while the oracle flushes the L2 and `done`
+# comes at once: the window sees nothing; the launches lengthen the key step, and the oracle's
+# flush waits behind whatever is still queued.
+QUEUES_WORK_BEFORE_GO = (
+    SCALED_EXP_KERNEL
+    + RUNNER_HOOKS
+    + """
+from kernelscale.verify.masking import unmask_
+
+PASSES = 100
+_kept = []
+
+
+def _key_and_queue(self, msg):
+    self.input_key = int(msg["key"])  # the honest step, without its synchronize
+    unmask_(self.buffers, self.input_key)
+    out = scaled_exp(*self.buffers)
+    for _ in range(PASSES - 1):
+        scaled_exp_kernel[(triton.cdiv(out.numel(), 1024),)](*self.buffers, out, out.numel(), BLOCK=1024)
+    _kept.append(out)
+    return {"ok": True}  # no synchronize: the queue is still running
+
+
+def _answer_kept(self):
+    return _kept.pop(), 0.001, set()
+
+
+_runner.Runner.key = _key_and_queue
 _runner.Runner._settle_device = lambda self: None
 _runner.Runner._timed_call = _answer_kept
 """
@@ -453,17 +510,32 @@ PROTOCOL_CHEATS = [
         "scaled_exp",
         DEFERS_WORK_PAST_DONE,
         "rejected",
+        "late_outputs",
+    ),
+    ProtocolCheat(
+        "defers_work_into_commit",
+        "forged times",
+        "scaled_exp",
+        DEFERS_WORK_INTO_COMMIT,
+        "rejected",
         "timer_mismatch",
-        reason_start="shipping the outputs",
+        reason_start="the digest of the outputs",
     ),
     ProtocolCheat(
         "precomputes_while_staging",
-        "forged times",
+        "inputs known in advance",
         "scaled_exp",
         PRECOMPUTES_WHILE_STAGING,
+        "incorrect",
+    ),
+    ProtocolCheat(
+        "precomputes_after_key",
+        "forged times",
+        "scaled_exp",
+        PRECOMPUTES_AFTER_KEY,
         "rejected",
         "timer_mismatch",
-        reason_start="staging the inputs",
+        reason_start="unmasking the inputs",
     ),
     ProtocolCheat(
         "queues_work_before_go",

@@ -21,8 +21,20 @@ TRUSTED = Calibration(
     stage=StepCost(3.0, 0.1),
     flush=StepCost(0.10, 0.005),
     probe=StepCost(0.02, 0.002),
+    key=StepCost(0.40, 0.01),
+    commit=StepCost(0.35, 0.01),
+    harness=StepCost(0.05, 0.005),
 )
-HONEST = ClockReading(window_ms=1.30, own_ms=0.98, ship_ms=2.1, stage_ms=3.05, flush_ms=0.11, probe_ms=0.021)
+HONEST = ClockReading(
+    window_ms=1.30,
+    own_ms=0.98,
+    ship_ms=2.1,
+    stage_ms=3.05,
+    flush_ms=0.11,
+    probe_ms=0.021,
+    key_ms=0.41,
+    commit_ms=0.36,
+)
 
 
 def _check(reading: ClockReading, device: str = "cuda") -> TimingResult:
@@ -33,7 +45,7 @@ def _check(reading: ClockReading, device: str = "cuda") -> TimingResult:
 
 def test_honest_figures_pass_and_every_step_is_reported():
     summary = _check(HONEST).clock_summary
-    for step in ("stage", "flush", "probe", "ship"):
+    for step in ("stage", "key", "flush", "probe", "commit", "ship"):
         assert summary[f"{step}_median_ms"] == getattr(HONEST, f"{step}_ms")
         assert summary[f"trusted_{step}_ms"] == getattr(TRUSTED, step).median_ms
 
@@ -45,6 +57,8 @@ def test_honest_figures_pass_and_every_step_is_reported():
         ("flush", 0.40, "the oracle's L2 flush"),  # bound: 0.1 × 1.25 + 0.1 + 0.02 = 0.245
         ("probe", 0.20, "the oracle's probe kernel"),  # bound: 0.02 × 1.25 + 0.1 + 0.008 = 0.133
         ("ship", 3.2, "shipping the outputs"),  # bound: 2.0 × 1.15 + 0.3 + 0.4 = 3.0
+        ("key", 0.70, "unmasking the inputs"),  # bound: 0.4 × 1.25 + 0.1 + 0.04 = 0.64
+        ("commit", 0.62, "the digest of the outputs"),  # bound: 0.35 × 1.25 + 0.1 + 0.04 = 0.5775
     ],
 )
 def test_a_slow_step_around_the_window_is_a_timer_mismatch(step, slow_ms, words):
@@ -75,3 +89,21 @@ def test_a_runner_figure_below_the_outside_figure_is_a_timer_mismatch():
     with pytest.raises(AttemptFailed) as caught:
         _check(ClockReading(**(vars(HONEST) | {"own_ms": 0.5})))
     assert "measured from outside" in caught.value.verdict.reason
+
+
+def test_the_reported_time_leaves_out_the_harness_and_never_reaches_zero():
+    from types import SimpleNamespace
+
+    from kernelscale.verify.verdict import Verdict
+
+    result = _check(HONEST)
+    result.add_call(HONEST.window_ms, HONEST.own_ms)
+    options = SimpleNamespace(known_baselines={})
+    verdict = Verdict("correct", "")
+    result.fill(verdict, SimpleNamespace(device="cpu"), None, options)
+    assert verdict.time_ms == pytest.approx(HONEST.own_ms - TRUSTED.harness.median_ms)
+    assert verdict.time_stats["harness_ms"] == TRUSTED.harness.median_ms
+    tiny = TimingResult(calibration=TRUSTED)
+    tiny.add_call(0.3, 0.01)
+    tiny.fill(verdict, SimpleNamespace(device="cpu"), None, options)
+    assert verdict.time_ms > 0

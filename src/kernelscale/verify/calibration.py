@@ -4,7 +4,10 @@ The oracle's window around a candidate call (`go` → `done`) holds the pipe rou
 the kernel; the staging step (`stage` → inputs in the runner's buffers) copies the input set out
 of the input slab; the oracle's L2 flush and its probe kernel after `done` take the GPU for a
 moment; the shipping step (`ship` → outputs written) holds the advisory checks and the copy of
-the outputs into the output slab. Each is measured once per problem
+the outputs into the output slab; the key and commit steps unmask the inputs and digest the
+outputs (masking.py). The runner's own figure for that call, which runs no kernel, is the
+harness's cost around every call (the recorder, the module call, the synchronize), which the
+candidate's figure is reported without. Each is measured once per problem
 with a runner in the same sandbox whose model is ours (it only fills outputs of the reference's
 shapes and dtypes) on inputs of the problem's sizes, so the candidate cannot inflate them:
 medians over a few calls, with their spread, which sets how far a candidate's figures may
@@ -44,6 +47,9 @@ class Calibration:
     stage: StepCost = StepCost(0.0, 0.0)  # inputs of the same sizes staged
     flush: StepCost = StepCost(0.0, 0.0)  # the oracle's L2 flush while the trusted runner idles
     probe: StepCost = StepCost(0.0, 0.0)  # the oracle's probe kernel right after a trusted `done`
+    key: StepCost = StepCost(0.0, 0.0)  # inputs of the same sizes unmasked
+    commit: StepCost = StepCost(0.0, 0.0)  # a digest of outputs of the same sizes
+    harness: StepCost = StepCost(0.0, 0.0)  # the runner's own figure for a call that runs no kernel
 
     @property
     def handshake_ms(self) -> float:
@@ -62,11 +68,12 @@ SPECS = {specs!r}
 
 
 class ModelNew(torch.nn.Module):
-    """Trusted: outputs of the reference's shapes and dtypes, one fill kernel each."""
+    """Trusted: outputs of the reference's shapes and dtypes, allocated, no kernel run: its own
+    figure is what the runner's timed region costs around any call (the harness), nothing more."""
 
     def forward(self, *inputs):
         device = next(x.device for x in inputs if isinstance(x, torch.Tensor))
-        outs = [torch.ones(shape, dtype=getattr(torch, dtype), device=device) for shape, dtype in SPECS]
+        outs = [torch.empty(shape, dtype=getattr(torch, dtype), device=device) for shape, dtype in SPECS]
         return outs[0] if len(outs) == 1 else tuple(outs)
 '''
 
@@ -100,6 +107,9 @@ def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
             stage=StepCost.of([c.stage_ms for c in calls]),
             flush=StepCost.of([c.flush_ms for c in calls]),
             probe=StepCost.of([c.probe_ms for c in calls]),
+            key=StepCost.of([c.key_ms for c in calls]),
+            commit=StepCost.of([c.commit_ms for c in calls]),
+            harness=StepCost.of([c.own_ms for c in calls]),
         )
     finally:
         process.kill()

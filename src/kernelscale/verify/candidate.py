@@ -1,24 +1,29 @@
 """The candidate's process as the oracle drives it: start, stage an input set, call, read back.
 
 Every call goes the same way, whether it is a correctness trial or a timed call: the oracle
-writes the input set, the runner stages it into its buffers, the oracle flushes the L2 from its
-own process, then sends `go` and reads the clock on both sides of the `done` reply (the window),
-then runs a one-element probe kernel of its own and asks for the outputs (`ship`). The candidate
-holds the inputs from `stage` until its outputs are written, so every step of that stretch is
-timed from here, not only the window: work done while staging, work left queued on the GPU
-during the oracle's flush or past `done` (the flush and the probe then wait for it) and work
-deferred into shipping each land in a step that is held to a trusted runner's (timing_rounds).
+writes the input set masked (masking.py), the runner stages it into its buffers, the oracle
+sends the key and the runner unmasks, the oracle flushes the L2 from its own process, then
+sends `go` and reads the clock on both sides of the `done` reply (the window), then runs a
+one-element probe kernel of its own, asks for a digest of the outputs under a fresh key
+(`commit`) and then for the outputs themselves (`ship`), which must match that digest. The
+inputs mean nothing before the key, and the outputs are fixed at the commit, so work outside
+the window can only hide in the key, flush, probe and commit steps, each a pass of fixed size
+timed from here and held to a trusted runner's (timing_rounds); staging and shipping are timed
+and held too.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from kernelscale.verify.exchange import Exchange
+from kernelscale.verify.inputs import fingerprint
+from kernelscale.verify.masking import masked_copy, torch_digests
 from kernelscale.verify.replies import AttemptFailed, expect
 from kernelscale.verify.sandbox import Child, sandbox_env
 from kernelscale.verify.slab import OracleSlab, SlabError, slab_bytes
@@ -47,6 +52,8 @@ class ClockReading:
     stage_ms: float = 0.0  # `stage` sent → inputs staged
     flush_ms: float = 0.0  # the oracle's own L2 flush, synchronized (0 on the CPU)
     probe_ms: float = 0.0  # the oracle's one-element kernel right after `done` (0 on the CPU)
+    key_ms: float = 0.0  # `key` sent → inputs unmasked
+    commit_ms: float = 0.0  # `commit` sent → digest of the outputs read
 
 
 @dataclass
@@ -56,7 +63,6 @@ class CallResult:
     own_ms: float  # the runner's own figure (CUDA events on a GPU): advisory
     ship_ms: float  # measured by the oracle: `ship` sent → outputs written
     mutated_inputs: list[int]
-    fingerprint: list
 
 
 class CandidateProcess:
@@ -99,40 +105,50 @@ class CandidateProcess:
         return time.monotonic() - t0
 
     def call(self, inputs: list, deadline: float) -> CallResult:
-        request = {"op": "stage", "inputs": self._slabs(inputs).write(inputs)}
-        request |= {"slabs": [self.inputs_slab.describe(), self.outputs_slab.describe()]}
-        sent = time.perf_counter()
-        staged = expect(self.child.request(request, deadline), self.child)
-        stage_ms = (time.perf_counter() - sent) * 1e3
+        input_key, output_key = fresh_key(), fresh_key()
+        stage_ms = self._stage(masked_copy(inputs, input_key), inputs, deadline)
+        key_ms = self._timed_request({"op": "key", "key": input_key}, deadline)[1]
         sent = time.perf_counter()
         self.oracle.flush_l2()  # a probe as well: GPU work the candidate left queued delays it
         flush_ms = (time.perf_counter() - sent) * 1e3
-        sent = time.perf_counter()
-        done = expect(self.child.request({"op": "go"}, deadline), self.child)
-        window_ms = (time.perf_counter() - sent) * 1e3
+        done, window_ms = self._timed_request({"op": "go"}, deadline)
         sent = time.perf_counter()
         self.oracle.probe_gpu()  # waits behind GPU work a forged `done` left running
         probe_ms = (time.perf_counter() - sent) * 1e3
-        sent = time.perf_counter()
-        reply = expect(self.child.request({"op": "ship"}, deadline), self.child)
-        ship_ms = (time.perf_counter() - sent) * 1e3
+        committed, commit_ms = self._timed_request({"op": "commit", "key": output_key}, deadline)
+        reply, ship_ms = self._timed_request({"op": "ship"}, deadline)
         try:
             outputs = self.outputs_slab.read(reply.get("outputs"), self._compare_device())
         except SlabError as exc:
             raise AttemptFailed(
                 Verdict("runtime_error", f"the runner's outputs cannot be read: {exc}")
             ) from None
+        _check_commitment(outputs, output_key, committed.get("digests"))
         own_ms = float(done.get("own_ms") or 0.0)
-        reading = ClockReading(window_ms, own_ms, ship_ms, stage_ms, flush_ms, probe_ms)
+        reading = ClockReading(window_ms, own_ms, ship_ms, stage_ms, flush_ms, probe_ms, key_ms, commit_ms)
         self.clock.append(reading)
         return CallResult(
-            outputs,
-            window_ms,
-            reading.own_ms,
-            ship_ms,
-            list(reply.get("mutated_inputs") or []),
-            staged.get("inputs", []),
+            outputs, window_ms, reading.own_ms, ship_ms, list(reply.get("mutated_inputs") or [])
         )
+
+    def _stage(self, masked: list, inputs: list, deadline: float) -> float:
+        request = {"op": "stage", "inputs": self._slabs(inputs).write(masked)}
+        request |= {"slabs": [self.inputs_slab.describe(), self.outputs_slab.describe()]}
+        staged, stage_ms = self._timed_request(request, deadline)
+        if staged.get("inputs") != fingerprint(masked):
+            raise AttemptFailed(
+                Verdict(
+                    "runtime_error",
+                    "the inputs the runner staged differ from the ones sent "
+                    "(the input slab was tampered with or the transfer failed)",
+                )
+            )
+        return stage_ms
+
+    def _timed_request(self, message: dict, deadline: float) -> tuple[dict, float]:
+        sent = time.perf_counter()
+        reply = expect(self.child.request(message, deadline), self.child)
+        return reply, (time.perf_counter() - sent) * 1e3
 
     def _slabs(self, inputs: list) -> OracleSlab:
         """The input slab (and the output slab), made at the first call: every call's inputs
@@ -164,3 +180,20 @@ class CandidateProcess:
             if slab is not None:
                 slab.close()
         self.inputs_slab = self.outputs_slab = None
+
+
+def fresh_key() -> int:
+    return secrets.randbits(62)
+
+
+def _check_commitment(outputs: list, key: int, committed) -> None:
+    """The outputs shipped must be the ones the runner held at `commit`, right after `done`."""
+    if committed != torch_digests(outputs, key):
+        raise AttemptFailed(
+            Verdict(
+                "rejected",
+                "the outputs shipped differ from the ones the process held right after it said "
+                "`done`: work finished after the timed call",
+                rule="late_outputs",
+            )
+        )

@@ -1,8 +1,8 @@
-"""Seeded inputs and models, made the same way in the oracle and in the candidate's process.
+"""Seeded inputs and models, made in the oracle from seeds that never leave it.
 
-Both processes call `make_inputs` with the same seed on the same device; the oracle checks
-the runner's fingerprint of them so a nondeterministic `get_inputs` is caught, not blamed on
-the candidate.
+The candidate's process gets every input set by value (slab.py, masked: masking.py); the
+oracle checks the runner's fingerprint of what it staged, so a broken or tampered transfer is
+a runtime error, never a wrong verdict on the kernel.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from types import ModuleType
 from typing import Any
 
 import torch
+
+from kernelscale.verify.masking import bits_of
 
 
 def torch_device(device: str) -> torch.device:
@@ -47,12 +49,14 @@ def clone_inputs(inputs: list[Any]) -> list[Any]:
 
 
 def fingerprint(inputs: list[Any]) -> list:
-    """Shape, dtype and a float64 checksum per tensor input: enough to see two processes agree."""
+    """Shape, dtype and a checksum of the bits per tensor input: enough to see two processes
+    agree. Bits, not values: masked inputs (masking.py) hold NaN and infinity patterns."""
     prints = []
     for x in inputs:
         if isinstance(x, torch.Tensor):
-            total = float(x.detach().double().sum()) if x.numel() else 0.0
-            prints.append([list(x.shape), str(x.dtype), round(total, 6)])
+            bits = bits_of(x.detach())
+            total = int(bits.to(torch.int64).sum()) if x.numel() else 0
+            prints.append([list(x.shape), str(x.dtype), total])
         else:
             prints.append(repr(x)[:64])
     return prints

@@ -1,10 +1,11 @@
 """The candidate's process: `python -m kernelscale.verify.runner`, one per attempt.
 
 It imports the candidate, builds one `ModelNew` from init arguments the oracle shipped (by value,
-or a recipe for attention mods, which are functions), and then serves three kinds of request:
-`stage` (copy an input set out of the oracle's input slab, into the same device buffers every
-time), `go` (call the model once, synchronize, answer `done`) and `ship` (copy that call's
-outputs into the output slab; slab.py).
+or a recipe for attention mods, which are functions), and then serves, per call: `stage` (copy
+an input set out of the oracle's input slab, into the same device buffers every time; the set
+is masked), `key` (unmask it in place with the key just sent), `go` (call the model once,
+synchronize, answer `done`), `commit` (a keyed digest of the outputs, key just sent) and `ship`
+(copy the outputs into the output slab; slab.py). masking.py says why the mask and the digest.
 Every call is the same call: correctness trials and timed calls cannot be told apart from in
 here. The problem module is never imported and no seed ever arrives, so the inputs cannot be
 known in advance.
@@ -71,7 +72,9 @@ class Runner:
         self.buffers: list = []  # the staged inputs: the same device buffers every call
         self.pristine: list = []  # what was staged, to see in-place changes
         self.previous: list = []  # the last call's outputs, to see an output reused
-        self.pending: tuple[list, set] | None = None  # the last `go`'s outputs, until `ship`
+        # The last `go`'s outputs, the ops it ran and the threads still running at `done`.
+        self.pending: tuple[list, set, str | None] | None = None
+        self.input_key: int | None = None  # the last `key`: `ship` masks the buffers again with it
         self._wake = None  # a one-element tensor touched before each call (_settle_device)
 
     def load(self, msg: dict) -> dict:
@@ -153,9 +156,35 @@ class Runner:
             else:
                 self.buffers[i] = x.clone()
         self.pristine = values
+        self.input_key = None
         if self.device == "cuda":
             torch.cuda.synchronize()
         return {"ok": True, "inputs": fingerprint(values)}
+
+    def key(self, msg: dict) -> dict:
+        """Unmask the staged inputs in place: only from here on do they mean anything."""
+        from kernelscale.verify.masking import unmask_
+
+        self.input_key = int(msg["key"])
+        unmask_(self.buffers, self.input_key)
+        self._synchronize()
+        return {"ok": True}
+
+    def commit(self, msg: dict) -> dict:
+        """A digest of the outputs under a key sent only now, right after `done`."""
+        from kernelscale.verify.masking import digests
+
+        if self.pending is None:
+            return {"ok": False, "status": "runtime_error", "reason": "commit before go"}
+        found = digests(self.pending[0], int(msg["key"]))
+        self._synchronize()
+        return {"ok": True, "digests": found}
+
+    def _synchronize(self) -> None:
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
 
     def _slab(self, where: dict, writable: bool):
         from kernelscale.verify.slab import MappedSlab
@@ -171,7 +200,8 @@ class Runner:
         here (CUDA events on a GPU) may only refine that figure. The outputs wait for `ship`."""
         self._settle_device()
         out, own_ms, ops = self._timed_call()
-        self.pending = (list(out) if isinstance(out, (tuple, list)) else [out], ops)
+        running = self.guards.threads_running()  # now: by `ship`, a short-lived one may be gone
+        self.pending = (list(out) if isinstance(out, (tuple, list)) else [out], ops, running)
         return {"ok": True, "own_ms": own_ms}
 
     def ship(self, msg: dict) -> dict:
@@ -185,23 +215,33 @@ class Runner:
 
         if self.pending is None:
             return {"ok": False, "status": "runtime_error", "reason": "ship before go"}
-        outs, ops = self.pending
+        outs, ops, running = self.pending
         self.pending = None
-        problem = self._advisory_checks(outs, ops)
+        problem = self._advisory_checks(outs, ops, running)
         if problem:
             return problem
         try:
             shipped = self.outputs_slab.write(outs)
         except SlabError as exc:
             return {"ok": False, "status": "runtime_error", "reason": f"the outputs cannot be shipped: {exc}"}
-        mutated = [
-            i
-            for i, (a, p) in enumerate(zip(self.buffers, self.pristine))
-            if isinstance(p, torch.Tensor) and not _same(a, p)
-        ]
+        mutated = self._mutated_inputs()
         poison(outs)  # an output handed back again later is garbage by then
         self.previous = [o for o in outs if isinstance(o, torch.Tensor)]
         return {"ok": True, "outputs": shipped, "mutated_inputs": mutated}
+
+    def _mutated_inputs(self) -> list[int]:
+        """Inputs changed in place: the buffers, masked again, against what was staged (masked
+        too, and left so: a candidate that returns a staged copy returns garbage)."""
+        import torch
+
+        from kernelscale.verify.masking import masked_copy
+
+        current = masked_copy(self.buffers, self.input_key) if self.input_key is not None else self.buffers
+        return [
+            i
+            for i, (a, p) in enumerate(zip(current, self.pristine))
+            if isinstance(p, torch.Tensor) and not _same_bits(a, p)
+        ]
 
     def _settle_device(self):
         """A one-element kernel and a synchronize, outside the timed region. The GPU has just run
@@ -236,12 +276,11 @@ class Runner:
         end.synchronize()
         return out, start.elapsed_time(end), recorder.ops
 
-    def _advisory_checks(self, outs: list, ops: set) -> dict | None:
+    def _advisory_checks(self, outs: list, ops: set, running: str | None) -> dict | None:
         import torch
 
         from kernelscale.verify.op_policy import compute_ops
 
-        running = self.guards.threads_running()
         if running:
             return _rejected("threads", running)
         bad_type = [
@@ -272,7 +311,9 @@ class Runner:
         handlers = {
             "load": self.load,
             "stage": self.stage,
+            "key": self.key,
             "go": self.go,
+            "commit": self.commit,
             "ship": self.ship,
             "guards": self.check_guards,
         }
@@ -317,14 +358,14 @@ def _aliasing(outs: list, inputs: list, previous: list) -> str | None:
     return None
 
 
-def _same(a, b) -> bool:
+def _same_bits(a, b) -> bool:
     import torch
+
+    from kernelscale.verify.masking import bits_of
 
     if not isinstance(a, torch.Tensor) or a.shape != b.shape or a.dtype != b.dtype:
         return False
-    if a.is_floating_point():
-        return bool(torch.equal(torch.nan_to_num(a, nan=1.5), torch.nan_to_num(b, nan=1.5)))
-    return bool(torch.equal(a, b))
+    return bool(torch.equal(bits_of(a), bits_of(b)))
 
 
 def main() -> None:

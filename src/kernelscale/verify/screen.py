@@ -41,6 +41,7 @@ RULES: dict[str, str] = {
     "env_access": "no access to environment variables",
     # Checked while the candidate runs (the runner and the oracle), not by the screen:
     "timer_mismatch": "reported kernel times must fit inside the host time measured around them",
+    "late_outputs": "the outputs must be final when the call says it is done",
 }
 
 

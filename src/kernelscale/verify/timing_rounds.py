@@ -46,6 +46,7 @@ GPU_BOUNDS = ClockBounds(
     flush_slack=0.25,
     flush_slack_ms=0.1,
 )
+MIN_TIME_MS = 0.001
 # The interpreter on a shared CPU: only a gross forgery is a finding, never the scheduler's noise.
 CPU_BOUNDS = ClockBounds(
     own_slack=0.50,
@@ -59,10 +60,15 @@ CPU_BOUNDS = ClockBounds(
 # Each step around the window: what it is called in a finding, and what extra time there means.
 STEPS_AROUND_THE_WINDOW = (
     ("stage", "staging the inputs", "work done after the inputs arrived and before `go`"),
+    ("key", "unmasking the inputs", "work done after the key arrived and before `go`"),
     ("flush", "the oracle's L2 flush", "GPU work the candidate left queued before `go`"),
     ("probe", "the oracle's probe kernel after `done`", "GPU work still running when it said `done`"),
+    ("commit", "the digest of the outputs", "work finished after the process reported it done"),
     ("ship", "shipping the outputs", "work finished after the process reported it done"),
 )
+# Steps of one GPU pass or less, whose spreads are small: the flush bounds. Staging and shipping
+# copy whole tensors between host and device, which is slow and noisy: the copy bounds.
+TIGHT_STEPS = ("key", "flush", "probe", "commit")
 
 
 @dataclass
@@ -125,7 +131,7 @@ class TimingResult:
             }
             slack, slack_ms = (
                 (bounds.flush_slack, bounds.flush_slack_ms)
-                if step in ("flush", "probe")
+                if step in TIGHT_STEPS
                 else (bounds.file_slack, bounds.file_slack_ms)
             )
             if taken > trusted.median_ms * (1 + slack) + slack_ms + 4 * trusted.spread_ms:
@@ -135,11 +141,15 @@ class TimingResult:
                 )
 
     def fill(self, verdict: Verdict, oracle, loaded, options) -> None:
-        verdict.time_ms = statistics.median(self.own_ms)
+        # The harness's own cost around a call (measured with a call that runs no kernel) is not
+        # the candidate's: baselines are timed without it. Never below a microsecond.
+        harness = self.calibration.harness.median_ms
+        verdict.time_ms = max(statistics.median(self.own_ms) - harness, MIN_TIME_MS)
         stats = timing.summarize(timing.Samples(self.own_ms, self.window_ms))
         verdict.time_stats = stats | {
             "outside_median_ms": statistics.median(self.outside_ms()),
             "handshake_ms": self.calibration.handshake.median_ms,
+            "harness_ms": harness,
             "baseline_notes": self.notes,
         }
         verdict.time_stats |= self.clock_summary

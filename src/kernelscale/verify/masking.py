@@ -1,0 +1,137 @@
+"""Masked inputs and committed outputs: the candidate holds no usable data outside its timed call.
+
+The oracle ships every input set XOR-ed bit for bit with a pad drawn from a secret key, and
+sends the key only in a short step of its own just before `go`, so nothing can be computed
+from the inputs while they are being staged (a loose-bounded step: copies of up to hundreds of
+MB). Right after `done` and its probe, the oracle sends a second fresh key and the runner
+answers with a keyed digest of its outputs; the oracle recomputes the digest over the outputs
+it is then shipped, so outputs still being finished after `done` no longer match. Both steps
+are timed by the oracle and held to a trusted runner's (timing_rounds): what they cost is one
+pass over the inputs and one over the outputs, so the room they leave is small and fixed.
+
+Pads on a GPU come from Philox (`tl.randint`), keyed by the element's index, so every launch
+configuration and both processes draw the same pad; on the CPU from torch's generator (CPU
+runs are interpreter runs whose times rank nothing). Digests are integer sums modulo 2**64 of
+each element's bits times a keyed weight: exact in any summation order, so a Triton kernel in
+the runner and torch in the oracle agree to the bit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+WEIGHTS = 4096  # keyed digest weights, cycled over the output (a power of two)
+_BITS = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+_GOLDEN = 0x9E3779B97F4A7C15
+_SEED_MASK = (1 << 62) - 1
+
+
+def derive(key: int, index: int) -> int:
+    """One key per tensor, so that two inputs never share a pad."""
+    return ((key + (index + 1) * _GOLDEN) * 0xBF58476D1CE4E5B9) & _SEED_MASK
+
+
+def masked_copy(values: list[Any], key: int) -> list[Any]:
+    """The oracle's side: copies of the input set with every tensor's bits XOR-ed with its pad."""
+    out = []
+    for i, x in enumerate(values):
+        if isinstance(x, torch.Tensor) and x.numel():
+            x = x.clone()
+            xor_pad_(x, derive(key, i))
+        out.append(x)
+    return out
+
+
+def unmask_(values: list[Any], key: int) -> None:
+    """The runner's side, in place: XOR with the same pads again gives the inputs back."""
+    for i, x in enumerate(values):
+        if isinstance(x, torch.Tensor) and x.numel():
+            xor_pad_(x, derive(key, i))
+
+
+def xor_pad_(t: torch.Tensor, key: int) -> None:
+    """XOR t's bits with the pad keyed by `key`, element by element in logical order (so the
+    result does not depend on t's strides). Bool tensors get one-bit pads: they stay bools."""
+    bits = bits_of(t)
+    one_bit = t.dtype == torch.bool
+    if t.is_cuda:
+        if t.is_contiguous():
+            _philox_xor(bits.view(-1), key, one_bit)
+            return
+        pad = torch.zeros(bits.shape, dtype=bits.dtype, device=t.device)
+        _philox_xor(pad.view(-1), key, one_bit)
+    else:
+        pad = _torch_pad(tuple(bits.shape), bits.dtype, key)
+        if one_bit:
+            pad &= 1
+    bits.bitwise_xor_(pad)
+
+
+def digests(values: list[Any], key: int) -> list[int | None]:
+    """A keyed digest per tensor output (None for anything else): Σ bits_i · w[i mod WEIGHTS]."""
+    found = []
+    for i, x in enumerate(values):
+        if not isinstance(x, torch.Tensor):
+            found.append(None)
+            continue
+        weights = _weights(derive(key, i), x.device)
+        bits = bits_of(x.detach()).contiguous().view(-1)
+        if bits.is_cuda and bits.numel():
+            found.append(_triton_digest(bits, weights))
+        else:
+            found.append(_torch_digest(bits, weights))
+    return found
+
+
+def torch_digests(values: list[Any], key: int) -> list[int | None]:
+    """The oracle's recomputation, in plain torch (the same integers as `digests`)."""
+    found = []
+    for i, x in enumerate(values):
+        if not isinstance(x, torch.Tensor):
+            found.append(None)
+            continue
+        weights = _weights(derive(key, i), x.device)
+        found.append(_torch_digest(bits_of(x.detach()).contiguous().view(-1), weights))
+    return found
+
+
+def bits_of(t: torch.Tensor) -> torch.Tensor:
+    if t.is_complex():
+        t = torch.view_as_real(t)
+    return t.view(_BITS[t.element_size()])
+
+
+def _torch_pad(shape: tuple, dtype: torch.dtype, key: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(key)
+    info = torch.iinfo(dtype)
+    return torch.randint(info.min, info.max, shape, dtype=dtype, generator=generator)
+
+
+def _weights(key: int, device) -> torch.Tensor:
+    """Drawn on the CPU (the same numbers everywhere), then moved: 32 KB."""
+    generator = torch.Generator().manual_seed(key)
+    info = torch.iinfo(torch.int64)
+    return torch.randint(info.min, info.max, (WEIGHTS,), dtype=torch.int64, generator=generator).to(device)
+
+
+def _torch_digest(flat: torch.Tensor, weights: torch.Tensor, chunk: int = 1 << 22) -> int:
+    total = torch.zeros((), dtype=torch.int64, device=flat.device)
+    for start in range(0, flat.numel(), chunk):
+        part = flat[start : start + chunk].to(torch.int64)
+        index = torch.arange(start, start + part.numel(), device=flat.device) & (WEIGHTS - 1)
+        total += (part * weights[index]).sum()
+    return int(total)
+
+
+def _philox_xor(flat: torch.Tensor, key: int, one_bit: bool) -> None:
+    from kernelscale.verify import masking_kernels
+
+    masking_kernels.xor_pad(flat, key, one_bit)
+
+
+def _triton_digest(flat: torch.Tensor, weights: torch.Tensor) -> int:
+    from kernelscale.verify import masking_kernels
+
+    return masking_kernels.digest(flat, weights, WEIGHTS)
