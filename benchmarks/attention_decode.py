@@ -112,7 +112,7 @@ class Case:
         config = self.configs()[index]
         entry = {"config": config.as_dict()}
         model = self.model(config)
-        for _ in range(3):  # the first call binds arguments, later ones launch directly: check the last
+        for _ in range(3):  # the first call compiles and builds the launch plan: check a later one
             out = model(self.q, self.k, self.v)
         entry["max_abs_err"], entry["ok"] = check(out, self.reference)
         if entry["ok"]:
