@@ -69,8 +69,9 @@ def xor_pad_(t: torch.Tensor, key: int) -> None:
     bits.bitwise_xor_(pad)
 
 
-def digests(values: list[Any], key: int) -> list[int | None]:
-    """A keyed digest per tensor output (None for anything else): Σ bits_i · w[i mod WEIGHTS]."""
+def digests(values: list[Any], key: int, kernels: bool = True) -> list[int | None]:
+    """A keyed digest per tensor output (None for anything else): Σ bits_i · w[i mod WEIGHTS].
+    The runner uses the Triton kernel on a GPU (`kernels`); the oracle recomputes in torch."""
     found = []
     for i, x in enumerate(values):
         if not isinstance(x, torch.Tensor):
@@ -78,7 +79,7 @@ def digests(values: list[Any], key: int) -> list[int | None]:
             continue
         weights = _weights(derive(key, i), x.device)
         bits = bits_of(x.detach()).contiguous().view(-1)
-        if bits.is_cuda and bits.numel():
+        if kernels and bits.is_cuda and bits.numel():
             found.append(_triton_digest(bits, weights))
         else:
             found.append(_torch_digest(bits, weights))
@@ -87,14 +88,7 @@ def digests(values: list[Any], key: int) -> list[int | None]:
 
 def torch_digests(values: list[Any], key: int) -> list[int | None]:
     """The oracle's recomputation, in plain torch (the same integers as `digests`)."""
-    found = []
-    for i, x in enumerate(values):
-        if not isinstance(x, torch.Tensor):
-            found.append(None)
-            continue
-        weights = _weights(derive(key, i), x.device)
-        found.append(_torch_digest(bits_of(x.detach()).contiguous().view(-1), weights))
-    return found
+    return digests(values, key, kernels=False)
 
 
 def bits_of(t: torch.Tensor) -> torch.Tensor:
