@@ -84,7 +84,7 @@ async def run(args) -> None:
                 t0 = time.monotonic()
                 options = VerifyOptions(screen=screen, timeout_s=240)
                 if phase in args.quick_phases:  # coverage, not the cost table: fewer timed calls
-                    options.round_calls, options.min_calls = 5, 10
+                    options.round_calls, options.max_calls = 5, 10
                 verdict = await pool.verify(problem, code, options)
                 row = {
                     "phase": kind,

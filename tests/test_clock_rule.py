@@ -107,3 +107,44 @@ def test_the_reported_time_leaves_out_the_harness_and_never_reaches_zero():
     tiny.add_call(0.3, 0.01)
     tiny.fill(verdict, SimpleNamespace(device="cpu"), None, options)
     assert verdict.time_ms > 0
+
+
+def test_timing_stops_once_the_median_is_pinned_down_not_on_outliers():
+    """A few slow calls (a context switch) must not hold timing open to the cap: the stop rule
+    looks at the median's interval, where a standard error of the mean would not settle."""
+    import time
+
+    from kernelscale.verify import timing
+    from kernelscale.verify.options import VerifyOptions
+
+    options = VerifyOptions()
+    steady = [0.200 + 0.0005 * (i % 3) for i in range(20)]
+    steady[3] = steady[11] = 2.5  # two stalls of 12x
+    assert timing.relative_standard_error(steady) > options.target_spread
+    assert timing.median_spread(steady) < options.target_spread
+    result = TimingResult(calibration=TRUSTED)
+    for ms in steady[:19]:
+        result.add_call(ms + 0.3, ms)
+    assert not result.enough(options, "cuda", time.monotonic())  # fewer than 2 rounds
+    result.add_call(steady[19] + 0.3, steady[19])
+    assert result.enough(options, "cuda", time.monotonic())
+
+
+def test_noisy_calls_run_to_the_call_cap_or_the_time_cap():
+    import random
+    import time
+
+    from kernelscale.verify import timing
+    from kernelscale.verify.options import VerifyOptions
+
+    options = VerifyOptions()
+    rng = random.Random(7)
+    noisy = TimingResult(calibration=TRUSTED)
+    for _ in range(options.max_calls - 1):
+        noisy.add_call(1.0, rng.uniform(0.1, 0.3))
+    assert timing.median_spread(noisy.own_ms) > options.target_spread
+    assert not noisy.enough(options, "cuda", time.monotonic())
+    assert noisy.enough(options, "cuda", time.monotonic() - options.max_timing_s - 1)
+    noisy.add_call(1.0, 0.2)
+    assert noisy.enough(options, "cuda", time.monotonic())
+    assert timing.median_spread([1.0] * 5) == float("inf")  # too few calls to say

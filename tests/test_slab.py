@@ -106,3 +106,14 @@ def test_the_input_slab_is_read_only_to_the_runner_and_links_are_not_followed(tm
         MappedSlab(tmp_path / "link.slab", slab.capacity, writable=False)
     with pytest.raises(SlabError, match="not a slab"):
         MappedSlab(tmp_path / "in.slab", slab.capacity * 2, writable=False)
+
+
+def test_pinning_a_slab_without_a_cuda_context_is_refused_quietly(tmp_path):
+    """Page-locking is a speed-up only: where there is no driver or no context, plain copies."""
+    oracle = OracleSlab(tmp_path / "in.slab", 4096)
+    mapped = MappedSlab(oracle.path, oracle.capacity, writable=False)
+    assert mapped.pin() is False
+    x = torch.arange(8.0)
+    [back] = mapped.read(oracle.write([x]))
+    assert torch.equal(back, x)
+    oracle.close()

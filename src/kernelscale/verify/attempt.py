@@ -100,6 +100,7 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
     )
     timing.fill(verdict, oracle, loaded, options)
     verdict.time_stats["calls_checked"] = errors.calls_checked
+    verdict.time_stats["pinned_slabs"] = candidate.pinned_slabs
     verdict.cost_s = cost
     return verdict
 

@@ -78,6 +78,7 @@ class CandidateProcess:
         self.clock: list[ClockReading] = []  # every call's times, in order
         self.inputs_slab: OracleSlab | None = None  # made at the first call, when the sizes are known
         self.outputs_slab: OracleSlab | None = None
+        self.pinned_slabs = 0  # slabs the runner could page-lock: plain copies are slower, not wrong
 
     def start(self, code: str, init_message: dict, init_seed: int, deadline: float) -> float:
         """Start the runner, import the candidate and build its model; returns the seconds spent."""
@@ -135,6 +136,7 @@ class CandidateProcess:
         request = {"op": "stage", "inputs": self._slabs(inputs).write(masked)}
         request |= {"slabs": [self.inputs_slab.describe(), self.outputs_slab.describe()]}
         staged, stage_ms = self._timed_request(request, deadline)
+        self.pinned_slabs = int(staged.get("pinned_slabs") or 0)
         if staged.get("inputs") != fingerprint(masked):
             raise AttemptFailed(
                 Verdict(

@@ -69,6 +69,7 @@ class Runner:
         self.code_file: str | None = None
         self.slabs: dict = {}  # path -> Slab: the oracle's input slab (read-only) and output slab
         self.outputs_slab = None  # the one the outputs go to (named by every `stage`)
+        self.pinned_slabs = 0  # slabs the CUDA driver page-locked (0 to 2): the oracle records it
         self.buffers: list = []  # the staged inputs: the same device buffers every call
         self.pristine: list = []  # what was staged, to see in-place changes
         self.previous: list = []  # the last call's outputs, to see an output reused
@@ -159,7 +160,7 @@ class Runner:
         self.input_key = None
         if self.device == "cuda":
             torch.cuda.synchronize()
-        return {"ok": True, "inputs": fingerprint(values)}
+        return {"ok": True, "inputs": fingerprint(values), "pinned_slabs": self.pinned_slabs}
 
     def key(self, msg: dict) -> dict:
         """Unmask the staged inputs in place: only from here on do they mean anything."""
@@ -191,7 +192,9 @@ class Runner:
 
         path = where["path"]
         if path not in self.slabs:
-            self.slabs[path] = MappedSlab(Path(path), where["capacity"], writable=writable)
+            slab = self.slabs[path] = MappedSlab(Path(path), where["capacity"], writable=writable)
+            if self.device == "cuda":
+                self.pinned_slabs += int(slab.pin())
         return self.slabs[path]
 
     def go(self, msg: dict) -> dict:

@@ -92,11 +92,9 @@ class TimingResult:
         n = len(self.own_ms)
         if device != "cuda":
             return n >= options.cpu_calls
-        if n >= options.min_calls or time.monotonic() - started > options.max_timing_s:
+        if n >= options.max_calls or time.monotonic() - started > options.max_timing_s:
             return True
-        return (
-            n >= 2 * options.round_calls and timing.relative_standard_error(self.own_ms) < options.target_rse
-        )
+        return n >= 2 * options.round_calls and timing.median_spread(self.own_ms) < options.target_spread
 
     def check_clock(self, clock: list[ClockReading], device: str) -> None:
         """The runner's figures must agree with the oracle's, over every call after the first
@@ -195,7 +193,7 @@ def time_baselines(oracle, loaded, options, result: TimingResult, warm: bool) ->
     inputs = make_inputs(loaded.module, loaded.timing_seed, 1.0, device)
     result.nbytes = tensor_bytes(inputs) + loaded.output_bytes
     flush = timing.l2_flush_buffer(device)
-    calls = max(1, options.min_calls // 2) if device == "cuda" else options.cpu_calls
+    calls = max(1, options.max_calls // 2) if device == "cuda" else options.cpu_calls
     started = time.monotonic()
     known = options.known_baselines or {}
     for name, fn in loaded.baselines.callables.items():
@@ -226,4 +224,4 @@ def _baseline_settled(samples: timing.Samples, target: int, options, started: fl
     n = len(samples.event_ms)
     if n >= target or time.monotonic() - started > options.max_timing_s / 2:
         return True
-    return n >= options.round_calls and timing.relative_standard_error(samples.event_ms) < options.target_rse
+    return n >= options.round_calls and timing.median_spread(samples.event_ms) < options.target_spread
