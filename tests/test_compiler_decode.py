@@ -199,3 +199,58 @@ def test_fixed_row_max_across_splits(name):
     module = import_source(source, f"test_dec_fixed_{name}")
     assert module._row_max({"SOFTCAP": 30.0}, 32**-0.5)[0]  # the fixed max is really in use
     assert max_err(out, ref) < 1e-4
+
+
+AUTO = Config(decode=True, block_m=16, block_n=16, num_warps=4, num_stages=2, num_splits=0)
+
+
+def _auto_module():
+    source = generate(lambda s, b, h, qi, kv: s, lambda b, h, qi, kv: kv >= 0, AUTO)
+    return import_source(source, "test_dec_auto")
+
+
+def test_auto_splits_rule_in_numbers():
+    # H200 (132 SMs), B=8 Hkv=8 with one query tile: 64 programs want 17 splits. The whole
+    # 32768-key cache (512 blocks of 64) keeps them; a 1024-key window's 17 live blocks give 4
+    # splits of at least MIN_BLOCKS_PER_SPLIT blocks; a span of 3 blocks is one split.
+    auto = _auto_module()
+    assert auto.MIN_BLOCKS_PER_SPLIT == 4
+    assert auto._auto_splits(64, 512, 132) == 17
+    assert auto._auto_splits(64, 17, 132) == 4
+    assert auto._auto_splits(64, 3, 132) == 1
+    assert auto._auto_splits(1, 512, 132) == auto.MAX_SPLITS
+    assert auto._auto_splits(1, 32, 1) == 8  # the interpreter's one "SM"
+
+
+@pytest.mark.parametrize(
+    "name, mask_mod, splits",
+    [
+        ("full", None, 8),  # 32 blocks of 16: 32 // 4
+        ("window", None, 2),  # the built-in window of Skv // 4 keys: 9 live blocks
+        ("narrow", lambda b, h, qi, kv: kv >= 470 + qi, 1),  # 3 live blocks: one split, no combine
+    ],
+    ids=["full", "window", "narrow"],
+)
+def test_auto_splits_follow_the_live_span(name, mask_mod, splits, monkeypatch):
+    # A 512-key cache on an H200-sized "GPU" (132 SMs) with one program per (b, KV head): the SM
+    # count asks for 128 splits, the blocks per split allow 32 // 4 = 8 unmasked, but a window
+    # keeps only its live blocks' share. The output still matches the fp32 reference.
+    shape = {"B": 1, "Hq": 4, "Hkv": 1, "Sq": 1, "Skv": 512, "D": 16}
+    score_mod, variant_mask = _mods("sliding_window" if name == "window" else "full", shape)
+    mask_mod = mask_mod or variant_mask
+    module = import_source(generate(score_mod, mask_mod, AUTO), f"test_dec_auto_{name}")
+    monkeypatch.setattr(module, "_sm_count", lambda device: 132)
+    model = module.ModelNew(score_mod, mask_mod, shape)
+    q, k, v = inputs(1, 4, 1, 1, 512, 16, seed=3)
+    out = model(q, k, v)
+    (launch,) = model.launches.values()
+    assert launch.splits == splits
+    assert max_err(out, attention_reference(q, k, v, score_mod, mask_mod)) < 1e-5
+    # Explicit counts keep their meaning: kv_splits as given, a configured num_splits capped by
+    # the blocks in the cache (not by the live span).
+    schedule, captured = model._schedule(q, k), model._captured()
+    assert module._Launch(q, k, v, schedule, 8, captured).splits == 8
+    monkeypatch.setitem(module.CONFIG, "num_splits", 20)
+    assert module._Launch(q, k, v, schedule, None, captured).splits == 20
+    monkeypatch.setitem(module.CONFIG, "num_splits", 40)
+    assert module._Launch(q, k, v, schedule, None, captured).splits == 32
