@@ -3,7 +3,8 @@
 B=8 sequences, Hq=32 query heads on Hkv=8 KV heads, Skv=32768 cached keys, D=128, bf16, Sq = 1
 (decoding) and 16 (speculative decoding), the query rows at the end of the cache. Every kernel
 is first checked against the fp32 reference (batch 0), then timed with triton.testing.do_bench
-(median, L2 flushed before every call). Peers: FlexAttention (compiled, Triton backend), its FLASH
+(median, L2 flushed before every call), and again as CUDA-graph replays (L2 flushed, no host
+work in the figure: a kernel of a few tens of µs is otherwise timed at the host's launch speed). Peers: FlexAttention (compiled, Triton backend), its FLASH
 backend where it imports, cuDNN SDPA where SDPA can express the variant. Also the wrapper
 overhead: wall time per call of 1000 back-to-back calls vs do_bench's kernel time, for a decode
 and a prefill shape. Work runs most-important first and stops starting new work at --deadline;
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -72,6 +74,44 @@ def timer(fn, device):
     return triton.testing.do_bench(fn, warmup=5, rep=25, return_mode="median")
 
 
+FLUSH_BYTES = 256 << 20  # larger than any card's L2
+
+
+def graph_timer(fn, device, reps=50):
+    """Median ms of one CUDA-graph replay of `fn`, L2 flushed before each: the GPU's time with
+    no host work in it, as a serving engine that captures its decode step sees it. do_bench's
+    figure for a kernel of a few tens of µs is the host's launch time instead (the GPU waits).
+    None where `fn` cannot be captured."""
+    if device != "cuda":
+        return None
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            fn()
+            fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+    except Exception as exc:  # noqa: BLE001 - reported as not capturable, never fatal
+        print(f"  not capturable in a CUDA graph: {type(exc).__name__}: {str(exc)[:120]}", flush=True)
+        torch.cuda.synchronize()
+        return None
+    flush = torch.empty(FLUSH_BYTES, dtype=torch.int8, device=device)
+    pairs = [
+        (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)
+    ]
+    graph.replay()
+    for start, end in pairs:
+        flush.zero_()  # the replay is queued while this runs, so the GPU never waits on the host
+        start.record()
+        graph.replay()
+        end.record()
+    torch.cuda.synchronize()
+    return statistics.median(start.elapsed_time(end) for start, end in pairs)
+
+
 def check(out, reference):
     """(max abs error on batch 0, within tolerance and finite)."""
     a, b = out[:1].float(), reference.float()
@@ -118,6 +158,7 @@ class Case:
         if entry["ok"]:
             entry["ms"] = timer(lambda: model(self.q, self.k, self.v), self.device)
             entry["gbps"] = self.row["kv_bytes"] / entry["ms"] / 1e6
+            entry["graph_ms"] = graph_timer(lambda: model(self.q, self.k, self.v), self.device)
         launches = getattr(model, "launches", {}).values()  # the decode module keeps its launch plans
         entry["splits"] = sorted({launch.splits for launch in launches if hasattr(launch, "splits")})
         self.row["ours"].append(entry)
@@ -125,6 +166,9 @@ class Case:
         if timed:
             best = min(timed, key=lambda e: e["ms"])
             self.row.update(ours_ms=best["ms"], ours_gbps=best["gbps"], best_config=best["config"])
+            graphed = [e["graph_ms"] for e in timed if e.get("graph_ms")]
+            if graphed:
+                self.row["ours_graph_ms"] = min(graphed)
         return entry.get("ms", "incorrect")
 
     def peer(self, name, make):
@@ -139,6 +183,7 @@ class Case:
             self.row[f"{name}_error"] = "does not match the reference"
             return "incorrect"
         self.row[f"{name}_ms"] = timer(lambda: fn(self.q, self.k, self.v), self.device)
+        self.row[f"{name}_graph_ms"] = graph_timer(lambda: fn(self.q, self.k, self.v), self.device)
         return self.row[f"{name}_ms"]
 
 
@@ -269,6 +314,7 @@ def environment(device):
 def summary(rows):
     lines = [
         f"{'variant':20s} {'Sq':>3s} {'ours ms':>8s} {'GB/s':>7s} {'flex':>8s} {'FLASH':>8s} {'cudnn':>8s}"
+        f" | graphs: {'ours':>8s} {'flex':>8s} {'cudnn':>8s}"
     ]
     for r in rows:
 
@@ -277,7 +323,8 @@ def summary(rows):
 
         lines.append(
             f"{r['variant']:20s} {r['Sq']:3d} {f('ours_ms')} {f('ours_gbps', '7.0f')} {f('flex_ms')} "
-            f"{f('flex_flash_ms')} {f('cudnn_ms')}"
+            f"{f('flex_flash_ms')} {f('cudnn_ms')} |         {f('ours_graph_ms')} {f('flex_graph_ms')} "
+            f"{f('cudnn_graph_ms')}"
         )
     return "\n".join(lines)
 

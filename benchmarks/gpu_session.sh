@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Phases of a GPU measurement session, each short enough for one device call (run from the repo root).
-#   examples     verify a few shipped examples: the verifier's own cost per attempt
+#   examples     verify a few shipped examples twice (first, later attempt): the verifier's own cost
 #   suite        `kernelscale bench attention` (one compiler attempt per variant) + its report, tarred
 #   solve-start  `kernelscale solve attention/softcap --budget 15m` in its own session (survives the call)
 #   solve-wait   wait for it, then copy its db, summary and log to $OUT
@@ -25,8 +25,8 @@ ks() { python3 -m kernelscale "$@"; }
 
 case "${1:-}" in
 examples)
-  timeout 150 python3 benchmarks/verify_examples.py --out "$OUT/examples-cost.jsonl" --deadline 90 \
-    --only softmax rms_norm matmul_bf16 cumsum layer_norm 2>&1 | grep -v Warning | tee "$OUT/examples-cost.log"
+  timeout "$(( ${2:-120} + 60 ))" python3 benchmarks/verify_examples.py --out "$OUT/examples-cost.jsonl" \
+    --deadline "${2:-120}" --only softmax rms_norm add_mul_tanh layer_norm cumsum matmul_bf16 2>&1 | grep -v Warning | tee "$OUT/examples-cost.log"
   ;;
 suite)
   timeout "${2:-400}" python3 -m kernelscale bench attention --attempts 1 --budget 120s --db "$OUT/suite.db" \

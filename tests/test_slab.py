@@ -117,3 +117,22 @@ def test_pinning_a_slab_without_a_cuda_context_is_refused_quietly(tmp_path):
     [back] = mapped.read(oracle.write([x]))
     assert torch.equal(back, x)
     oracle.close()
+
+
+def test_large_copies_in_chunks_arrive_whole_and_a_short_file_is_still_caught(tmp_path, monkeypatch):
+    """The oracle copies large values through the slab in chunks on a few threads: the bytes
+    arrive in order, and a file cut short in the middle of a chunk is still the runner's error."""
+    import kernelscale.verify.slab as slab_module
+
+    monkeypatch.setattr(slab_module, "IO_CHUNK", 1000)
+    monkeypatch.setattr(slab_module, "IO_THREADS", 3)
+    values = [torch.randn(50, 37), torch.arange(4001, dtype=torch.int64)]
+    inputs = OracleSlab(tmp_path / "in.slab", slab_bytes(values))
+    staged = MappedSlab(tmp_path / "in.slab", inputs.capacity, writable=False).read(inputs.write(values))
+    assert all(_same(a, b) for a, b in zip(values, staged, strict=True))
+    outputs = OracleSlab(tmp_path / "out.slab", slab_bytes(values), writable_by_others=True)
+    shipped = MappedSlab(tmp_path / "out.slab", outputs.capacity).write(values)
+    assert all(_same(a, b) for a, b in zip(values, outputs.read(shipped), strict=True))
+    os.truncate(tmp_path / "out.slab", 12345)
+    with pytest.raises(SlabError, match="truncated"):
+        outputs.read(shipped)

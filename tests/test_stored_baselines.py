@@ -1,8 +1,10 @@
-"""Baseline times are stored per (problem, device and versions) and reused by later runs."""
+"""Baseline times are stored per (problem, device and versions) and reused by later runs; so are
+the trusted runner's step costs (the calibration), per host."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 
 from kernelscale.propose.base import Candidate
@@ -11,6 +13,7 @@ from kernelscale.search.evaluator import Evaluator
 from kernelscale.search.session import Session
 from kernelscale.search.settings import RunSettings
 from kernelscale.store.db import SCHEMA_VERSION, Store
+from kernelscale.verify.calibration import STEP_NAMES
 from kernelscale.verify.verdict import Verdict
 from test_report_data import GPU, problem
 
@@ -81,13 +84,16 @@ def test_a_v1_store_gains_the_baselines_table(tmp_path):
     Store(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE baselines")
+        conn.execute("DROP TABLE calibrations")
         conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     store = Store(path)
     store.save_baselines("p", "dev", {"eager": 2.0})
     assert store.baselines("p", "dev") == {"eager": 2.0}
+    store.save_calibration("p", "dev", {"host": "h", "steps": {}})
+    assert store.calibrations("p", "dev") == [{"host": "h", "steps": {}}]
     version = store.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
     store.close()
-    assert int(version) == SCHEMA_VERSION == 2
+    assert int(version) == SCHEMA_VERSION == 3
 
 
 def test_the_oracle_does_not_time_a_baseline_it_is_given(cpu_pool, scaled_exp):
@@ -102,3 +108,69 @@ def test_the_oracle_does_not_time_a_baseline_it_is_given(cpu_pool, scaled_exp):
     second = cpu_pool.verify(scaled_exp, good + "\n# again\n", known_baselines={"eager": 123.0})
     assert second.status == "correct", second.headline()
     assert second.baselines["eager"] == 123.0 and second.time_stats["stored_baselines"] == ["eager"]
+
+
+def _calibration(host: str, stage_ms: float) -> dict:
+    steps = {name: [0.5, 0.05] for name in STEP_NAMES} | {"stage": [stage_ms, 0.1]}
+    return {"host": host, "steps": steps}
+
+
+def test_a_measured_calibration_is_kept_per_host_and_reused(tmp_path):
+    prob = problem("attention/p", 16, kind="attention")
+    settings = RunSettings(db_path=tmp_path / "k.db", proposer="compiler")
+    verdict = _measured()
+    verdict.calibration = _calibration("gpu-host-1", 7.0)
+    session = Session(settings, executor_factory=lambda s: FakePool(verdict))
+    pool = session.prepare_pool()
+    assert session.verify_options(prob).known_calibrations is None  # nothing stored yet
+    run_id = session.store.create_run("solve", prob.name, {})
+    session.store.add_problem(run_id, prob)
+    evaluate = Evaluator(session.store, pool, run_id, prob, session.verify_options(prob), Budget(), None)
+    asyncio.run(evaluate(Candidate(code="x = 1\n", proposer="test")))
+    # The run's next attempt and the next run both send it; the oracle picks its host's.
+    asyncio.run(evaluate(Candidate(code="x = 2\n", proposer="test")))
+    assert pool.options_seen[1].known_calibrations == [verdict.calibration]
+    assert session.verify_options(prob).known_calibrations == [verdict.calibration]
+    # A second host's measurement joins the first; one host's newer figures replace its old ones.
+    pool.verdict = _measured()
+    pool.verdict.calibration = _calibration("gpu-host-2", 9.0)
+    asyncio.run(evaluate(Candidate(code="x = 3\n", proposer="test")))
+    pool.verdict.calibration = _calibration("gpu-host-1", 8.0)
+    asyncio.run(evaluate(Candidate(code="x = 4\n", proposer="test")))
+    stored = {c["host"]: c["steps"]["stage"][0] for c in session.verify_options(prob).known_calibrations}
+    assert stored == {"gpu-host-1": 8.0, "gpu-host-2": 9.0}
+    fresh = Session(
+        RunSettings(db_path=tmp_path / "k.db", fresh_baselines=True),
+        executor_factory=lambda s: FakePool(_measured()),
+    )
+    fresh.prepare_pool()
+    assert fresh.verify_options(prob).known_calibrations is None  # --fresh-baselines: measured again
+    session.close_store()
+    fresh.close_store()
+
+
+def test_an_oracle_uses_only_its_own_host_s_stored_calibration(scaled_exp):
+    """A fresh oracle measures where only another host's calibration is given; a second fresh
+    oracle given its own host's (with a stage cost it could not have measured) uses that one."""
+    from conftest import TESTS, SyncPool
+
+    good = (TESTS / "problems" / "good_scaled_exp.py").read_text()
+    elsewhere = _calibration("not-" + socket.gethostname(), 999.0)
+    pool = SyncPool()
+    try:
+        first = pool.verify(scaled_exp, good, known_calibrations=[elsewhere])
+    finally:
+        pool.close()
+    assert first.status == "correct", first.headline()
+    assert first.time_stats["stored_calibration"] is False
+    assert first.calibration["host"] == socket.gethostname()
+    assert first.time_stats["trusted_stage_ms"] != 999.0
+    mine = dict(first.calibration, steps=dict(first.calibration["steps"], stage=[123.0, 1.0]))
+    pool = SyncPool()
+    try:
+        second = pool.verify(scaled_exp, good + "\n# again\n", known_calibrations=[elsewhere, mine])
+    finally:
+        pool.close()
+    assert second.status == "correct", second.headline()
+    assert second.time_stats["stored_calibration"] is True and second.calibration == {}
+    assert second.time_stats["trusted_stage_ms"] == 123.0

@@ -64,7 +64,7 @@ FreshBaselinesOption = Annotated[
     bool,
     typer.Option(
         "--fresh-baselines",
-        help="Time the baselines again instead of reusing times stored by an earlier run.",
+        help="Time the baselines (and the trusted runner's step costs) again instead of reusing an earlier run's.",
     ),
 ]
 ExecutorOption = Annotated[

@@ -94,6 +94,7 @@ class Evaluator:
         if verdict.suspect:
             verdict = await self._reverify(candidate, verdict)
         self._keep_baselines(verdict)
+        self._keep_calibration(verdict)
         return verdict, self.store.add_verdict(*key, verdict)
 
     def _keep_baselines(self, verdict: Verdict) -> None:
@@ -107,6 +108,16 @@ class Evaluator:
             self.store.save_baselines(self.problem_hash, self.pool.device_key, measured)
             known = (self.options.known_baselines or {}) | measured
             self.options = replace(self.options, known_baselines=known)
+
+    def _keep_calibration(self, verdict: Verdict) -> None:
+        """A trusted runner's step costs this verdict measured on a GPU host: later runs on that
+        host reuse them instead of starting a trusted runner before their first verdict."""
+        if not verdict.calibration or verdict.interpreted or not verdict.ok:
+            return
+        self.store.save_calibration(self.problem_hash, self.pool.device_key, verdict.calibration)
+        host = verdict.calibration.get("host")
+        others = [c for c in self.options.known_calibrations or [] if c.get("host") != host]
+        self.options = replace(self.options, known_calibrations=[verdict.calibration, *others])
 
     async def _reverify(self, candidate: Candidate, first: Verdict) -> Verdict:
         """A suspect result counts only if a fresh verification agrees; a time under the roofline

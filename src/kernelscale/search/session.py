@@ -116,7 +116,8 @@ class Session:
     def verify_options(self, problem: Problem) -> VerifyOptions:
         options = self.settings.verify_options or VerifyOptions()
         known = _known_baselines(self.store, problem, self.pool, self.settings.fresh_baselines)
-        return replace(options, known_baselines=known or None)
+        calibrations = _known_calibrations(self.store, problem, self.pool, self.settings.fresh_baselines)
+        return replace(options, known_baselines=known or None, known_calibrations=calibrations or None)
 
     async def search(
         self,
@@ -168,6 +169,17 @@ def _known_baselines(store: Store, problem: Problem, pool, fresh: bool) -> dict[
     if fresh:
         store.forget_baselines(*key)
     return store.baselines(*key)
+
+
+def _known_calibrations(store: Store, problem: Problem, pool, fresh: bool) -> list[dict]:
+    """Trusted-runner step costs earlier runs measured for this problem on this device, one per
+    host; `fresh` (with the baselines) forgets them."""
+    if pool.device != "cuda":
+        return []
+    key = (problem.content_hash(), pool.device_key)
+    if fresh:
+        store.forget_calibrations(*key)
+    return store.calibrations(*key)
 
 
 def why_stopped(budget: Budget, best: Attempt | None) -> str:

@@ -16,7 +16,7 @@ from kernelscale.problems.problem import Problem
 from kernelscale.propose.base import Attempt, Candidate
 from kernelscale.verify.verdict import Verdict
 
-SCHEMA_VERSION = 2  # v2: the baselines table (v1 files gain it on open)
+SCHEMA_VERSION = 3  # v2: the baselines table; v3: calibrations (older files gain them on open)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,6 +43,9 @@ CREATE INDEX IF NOT EXISTS attempts_run ON attempts (run_id, problem_hash);
 CREATE TABLE IF NOT EXISTS baselines (
     problem_hash TEXT NOT NULL, device_key TEXT NOT NULL, name TEXT NOT NULL, time_ms REAL NOT NULL,
     created_at REAL NOT NULL, PRIMARY KEY (problem_hash, device_key, name));
+CREATE TABLE IF NOT EXISTS calibrations (
+    problem_hash TEXT NOT NULL, device_key TEXT NOT NULL, host TEXT NOT NULL, body TEXT NOT NULL,
+    created_at REAL NOT NULL, PRIMARY KEY (problem_hash, device_key, host));
 """
 
 
@@ -84,7 +87,7 @@ class Store:
                 f"{self.path} has schema v{row['value']}, newer than this kernelscale (v{SCHEMA_VERSION})"
             )
         elif int(row["value"]) < SCHEMA_VERSION:
-            # v1 -> v2 only adds a table, which the script above has just created.
+            # v1 -> v2 -> v3 only add tables, which the script above has just created.
             self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     # -- runs ---------------------------------------------------------------------------------
@@ -191,6 +194,26 @@ class Store:
     def forget_baselines(self, problem_hash: str, device_key: str) -> None:
         self.db.execute(
             "DELETE FROM baselines WHERE problem_hash=? AND device_key=?", (problem_hash, device_key)
+        )
+
+    # -- a trusted runner's step costs per host (reused by later runs on that host) ------------
+    def calibrations(self, problem_hash: str, device_key: str) -> list[dict]:
+        """Every host's stored calibration for this problem and device; the oracle picks its own."""
+        rows = self.db.execute(
+            "SELECT body FROM calibrations WHERE problem_hash=? AND device_key=? ORDER BY created_at DESC",
+            (problem_hash, device_key),
+        ).fetchall()
+        return [json.loads(r["body"]) for r in rows]
+
+    def save_calibration(self, problem_hash: str, device_key: str, calibration: dict) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO calibrations VALUES (?,?,?,?,?)",
+            (problem_hash, device_key, str(calibration["host"]), json.dumps(calibration), time.time()),
+        )
+
+    def forget_calibrations(self, problem_hash: str, device_key: str) -> None:
+        self.db.execute(
+            "DELETE FROM calibrations WHERE problem_hash=? AND device_key=?", (problem_hash, device_key)
         )
 
     # -- attempts -----------------------------------------------------------------------------

@@ -68,12 +68,19 @@ def run_attempt(oracle, problem: Problem, code: str, options: VerifyOptions) -> 
 
 
 def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, timing: TimingResult) -> Verdict:
+    # Setup (the reference and baselines built) and calibration are paid once per problem in an
+    # oracle, baselines once per problem and device when the store has them: split out so that
+    # what every attempt costs can be read apart from what the first one pays.
     cost: dict[str, float] = {}
     t0 = time.monotonic()
     oracle.timing_setup(loaded)
+    cost["setup"] = round(time.monotonic() - t0, 3)
+    t0 = time.monotonic()
     time_baselines(oracle, loaded, options, timing, warm=oracle.device == "cuda")
+    cost["baselines"] = round(time.monotonic() - t0, 3)
+    t0 = time.monotonic()
     timing.calibration = calibrate(oracle, loaded, options)
-    cost["baselines_and_calibration"] = round(time.monotonic() - t0, 3)
+    cost["calibration"] = round(time.monotonic() - t0, 3)
     reference = oracle.new_reference(loaded, candidate.exchange)
     deadline = time.monotonic() + options.timeout_s
     cost["process_start"] = round(
@@ -81,8 +88,8 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
     )
     errors = Errors()
     t1 = time.monotonic()
-    _correctness(oracle, loaded, candidate, reference, options, deadline, errors)
-    cost["correctness"] = round(time.monotonic() - t1, 3)
+    cost["first_call"] = _correctness(oracle, loaded, candidate, reference, options, deadline, errors)
+    cost["correctness"] = round(time.monotonic() - t1, 3)  # the first call (compile) included
     t2 = time.monotonic()
     _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors, timing)
     candidate.check_guards(deadline)
@@ -101,18 +108,26 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
     timing.fill(verdict, oracle, loaded, options)
     verdict.time_stats["calls_checked"] = errors.calls_checked
     verdict.time_stats["pinned_slabs"] = candidate.pinned_slabs
+    verdict.time_stats["stored_calibration"] = timing.calibration.stored
+    if not timing.calibration.stored:
+        verdict.calibration = timing.calibration.to_json()  # the search stores it for later runs
     verdict.cost_s = cost
     return verdict
 
 
-def _correctness(oracle, loaded, candidate, reference, options, deadline, errors: Errors) -> None:
+def _correctness(oracle, loaded, candidate, reference, options, deadline, errors: Errors) -> float:
+    """The trials; returns the seconds of the candidate's first call (its compile, its cost)."""
+    first_call_s = 0.0
     plan = correctness_plan(
         options.trials, loaded.problem.input_scale or options.input_scale, loaded.problem.edge_shifts
     )
     plain_rms: list[float] = []  # of each reference output on the first plain trial
     for index, case in enumerate(plan):
         inputs = oracle.case_inputs(loaded, case)
+        called = time.monotonic()
         first = candidate.call(inputs, deadline)  # the candidate runs before the reference exists
+        if index == 0:
+            first_call_s = round(time.monotonic() - called, 3)
         want = oracle.reference_outputs(reference, inputs)
         if not plain_rms and case.shift == "plain":
             plain_rms = output_rms(want)
@@ -123,6 +138,7 @@ def _correctness(oracle, loaded, candidate, reference, options, deadline, errors
             again = candidate.call(inputs, deadline)
             _check(loaded, f"{case.name}, second call", inputs, again, want, errors, scales)
     candidate.check_guards(deadline)
+    return first_call_s
 
 
 def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors: Errors, timing) -> None:

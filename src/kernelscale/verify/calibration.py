@@ -17,6 +17,7 @@ stray before they are a finding.
 from __future__ import annotations
 
 import shutil
+import socket
 import statistics
 import time
 from dataclasses import dataclass
@@ -51,9 +52,29 @@ class Calibration:
     commit: StepCost = StepCost(0.0, 0.0)  # a digest of outputs of the same sizes
     harness: StepCost = StepCost(0.0, 0.0)  # the runner's own figure for a call that runs no kernel
 
+    host: str = ""  # the machine it was measured on: host copies and pipes set these costs
+    stored: bool = False  # reused from an earlier run's measurement, not measured in this one
+
     @property
     def handshake_ms(self) -> float:
         return self.handshake.median_ms
+
+    def to_json(self) -> dict:
+        """For the store: a later run on this host and device reuses it instead of paying a
+        trusted runner's start and calls again (seconds before its first verdict)."""
+        steps = {name: [cost.median_ms, cost.spread_ms] for name, cost in self._steps().items()}
+        return {"host": self.host, "steps": steps}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Calibration:
+        steps = {name: StepCost(float(pair[0]), float(pair[1])) for name, pair in data["steps"].items()}
+        return cls(**steps, host=str(data["host"]), stored=True)
+
+    def _steps(self) -> dict[str, StepCost]:
+        return {name: getattr(self, name) for name in STEP_NAMES}
+
+
+STEP_NAMES = ("handshake", "ship", "stage", "flush", "probe", "key", "commit", "harness")
 
 
 def robust_spread(values: list[float]) -> float:
@@ -79,9 +100,26 @@ class ModelNew(torch.nn.Module):
 
 
 def calibrate(oracle, loaded, options: VerifyOptions) -> Calibration:
+    """Once per problem in an oracle: a stored calibration of this host (an earlier run's, on
+    this problem and device, passed in by the search) or a fresh measurement. Stored figures
+    come only from a trusted runner with no candidate alive, so reusing them gives a candidate
+    nothing it could have shaped; another host's are never used."""
     if loaded.calibration is None:
-        loaded.calibration = _measure(oracle, loaded, options)
+        host = this_host()
+        for stored in options.known_calibrations or []:
+            if isinstance(stored, dict) and stored.get("host") == host:
+                try:
+                    loaded.calibration = Calibration.from_json(stored)
+                except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+                    loaded.calibration = None  # malformed: measure instead
+                break
+        if loaded.calibration is None:
+            loaded.calibration = _measure(oracle, loaded, options)
     return loaded.calibration
+
+
+def this_host() -> str:
+    return socket.gethostname()
 
 
 def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
@@ -102,6 +140,7 @@ def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
             process.call(inputs, deadline)
         calls = process.clock[WARM_CALLS:]
         return Calibration(
+            host=this_host(),
             handshake=StepCost.of([max(0.0, c.window_ms - c.own_ms) for c in calls]),
             ship=StepCost.of([c.ship_ms for c in calls]),
             stage=StepCost.of([c.stage_ms for c in calls]),

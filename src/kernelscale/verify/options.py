@@ -12,12 +12,13 @@ class VerifyOptions:
     timeout_s: float = 300.0  # wall clock for the whole attempt in the candidate's process
     # Timed calls stop at `max_calls`, after `max_timing_s`, or once at least 2 x `round_calls`
     # pin the median down: its distribution-free 95% interval within `target_spread` of it. Every
-    # timed call ships its inputs and outputs through host memory, so each costs the verifier
-    # 10-250 ms on an H200 host; 60 calls at most keep an attempt's own cost near 10 s.
+    # timed call moves its inputs and outputs through host memory and is checked against the
+    # reference, so each costs the verifier ~100-200 ms on an H200 host for a problem of a few
+    # hundred MB: 5 s of timed calls (25-60 calls) keep an attempt's own cost under 10 s.
     max_calls: int = 60
     target_spread: float = 0.01
     round_calls: int = 10  # timed calls before the first stop test; baselines time in blocks of these
-    max_timing_s: float = 8.0
+    max_timing_s: float = 5.0
     cpu_calls: int = 2  # interpreted timing on the CPU: a few calls, not a performance number
     suspect_speedup: float = 10.0
     screen: bool = True  # only tests turn this off, to prove the sandbox stands without it
@@ -25,6 +26,10 @@ class VerifyOptions:
     # Baseline medians (name -> ms) already measured for this problem on this device and these
     # versions by an earlier run: the oracle neither builds (compiles) nor times them again.
     known_baselines: dict[str, float] | None = None
+    # A trusted runner's step costs measured by earlier runs for this problem and device, one per
+    # host (Calibration.to_json: the host, each step's median and spread). An oracle uses only
+    # its own host's and measures afresh where there is none.
+    known_calibrations: list[dict] | None = None
 
     def __post_init__(self) -> None:
         self.trials = max(5, int(self.trials))

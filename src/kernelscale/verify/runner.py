@@ -194,6 +194,10 @@ class Runner:
         if path not in self.slabs:
             slab = self.slabs[path] = MappedSlab(Path(path), where["capacity"], writable=writable)
             if self.device == "cuda":
+                # The driver pins only inside a CUDA context; a model without CUDA parameters has
+                # none yet when its first inputs are staged (seen on an H200: no slab pinned for
+                # add_mul_tanh, cumsum, matmul_bf16). Synchronizing makes the primary context.
+                self._synchronize()
                 self.pinned_slabs += int(slab.pin())
         return self.slabs[path]
 

@@ -36,6 +36,9 @@ class Verdict:
     # The OS layers around the candidate's process (mechanism, layers, uid; docs/sandbox.md):
     # where a layer is missing the verdict says so rather than implying it.
     isolation: dict = field(default_factory=dict)
+    # The trusted runner's step costs this attempt measured (Calibration.to_json), for the store;
+    # empty where it reused stored ones or never got that far.
+    calibration: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
