@@ -3,7 +3,7 @@ other, each stopping after its first attempt; then the exported best_kernel.py i
 moving it to the GPU and called on GPU tensors (its block schedule must follow the inputs).
 
 The first solve measures the baselines (compiling FlexAttention and torch.compile, timing the
-fp32 reference) and stores their times; the second, in a fresh store holding only those times
+fp32 reference) and the verifier's calibration, and stores them; the second, in a fresh store holding only those
 (so its kernel is verified, not served from the verdict cache), reuses them. Bars: first <= 30 s, second
 <= 15 s (seconds from the command's start to its first verdict, as summary.json reports them).
 
@@ -24,14 +24,16 @@ BARS = {"first": 30.0, "second": 15.0}
 
 
 def carry_baselines(first_db: Path, second_db: Path) -> int:
-    """Copy the stored baseline times (only them) into the second run's store: the second solve
-    must verify its kernel for real, not hit the first run's verdict cache."""
+    """Copy what a run stores for later runs (the baseline times and the verifier's calibration
+    of this host, nothing else) into the second run's store: the second solve must verify its
+    kernel for real, not hit the first run's verdict cache. Returns the baselines carried."""
     from kernelscale.store.db import Store
 
     Store(second_db).close()  # create the schema
     with sqlite3.connect(second_db) as conn:
         conn.execute("ATTACH DATABASE ? AS first", (str(first_db),))
         conn.execute("INSERT OR REPLACE INTO baselines SELECT * FROM first.baselines")
+        conn.execute("INSERT OR REPLACE INTO calibrations SELECT * FROM first.calibrations")
         count = conn.execute("SELECT COUNT(*) FROM baselines").fetchone()[0]
         conn.commit()
         conn.execute("DETACH DATABASE first")
