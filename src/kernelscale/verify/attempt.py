@@ -39,10 +39,13 @@ class Errors:
 
 
 def run_attempt(oracle, problem: Problem, code: str, options: VerifyOptions) -> Verdict:
-    workdir = attempt_dir(oracle)
     started = time.monotonic()
     loaded = oracle.load(problem)
-    candidate = CandidateProcess(oracle, loaded, workdir, options.memory_limit_gb)
+    # A runner started ahead (spare.py) has finished its imports once it is taken, before
+    # anything here is timed; without one the candidate's runner starts in `_verify`.
+    spare = oracle.spares.take(loaded, options.memory_limit_gb) if oracle.spares else None
+    candidate = spare or CandidateProcess(oracle, loaded, attempt_dir(oracle), options.memory_limit_gb)
+    workdir = candidate.workdir
     timing = TimingResult()
     try:
         verdict = _verify(oracle, loaded, candidate, code, options, timing)

@@ -80,22 +80,36 @@ class CandidateProcess:
         self.outputs_slab: OracleSlab | None = None
         self.pinned_slabs = 0  # slabs the runner could page-lock: plain copies are slower, not wrong
 
+    def spawn(self) -> None:
+        """Start the runner in its sandbox: trusted code that imports its libraries and waits.
+        The candidate's code arrives only with `start`; a runner spawned ahead of its attempt
+        (spare.py) spares the attempt this step."""
+        if self.child is not None:
+            return
+        device = self.oracle.device
+        extra = {"TRITON_INTERPRET": "1"} if device != "cuda" else {}
+        env = sandbox_env(extra, home=str(self.workdir))
+        gpu, gpu_note = self.oracle.gpu_confinement()
+        self.child = Child("kernelscale.verify.runner", [], self.workdir, env, self.memory_bytes(), gpu=gpu)
+        self.isolation = self.child.isolation.to_json()
+        self.isolation["gpus"] = self.isolation["gpus"] or gpu_note
+
+    def memory_bytes(self) -> int | None:
+        """The address-space cap (CPU only: CUDA maps far more address space than it uses)."""
+        return int((self.memory_gb or 6.0) * 2**30) if self.oracle.device != "cuda" else None
+
     def start(self, code: str, init_message: dict, init_seed: int, deadline: float) -> float:
-        """Start the runner, import the candidate and build its model; returns the seconds spent."""
+        """Start the runner (unless it was started ahead), import the candidate and build its
+        model; returns the seconds spent."""
         t0 = time.monotonic()
         code_file = self.workdir / "candidate.py"
         code_file.write_text(code)
-        device = self.oracle.device
-        extra = {"TRITON_INTERPRET": "1"} if device != "cuda" else {}
-        memory = int((self.memory_gb or 6.0) * 2**30) if device != "cuda" else None
-        env = sandbox_env(extra, home=str(self.workdir))
-        gpu, gpu_note = self.oracle.gpu_confinement()
-        self.child = Child("kernelscale.verify.runner", [], self.workdir, env, memory, gpu=gpu)
-        self.isolation = self.child.isolation.to_json()
-        self.isolation["gpus"] = self.isolation["gpus"] or gpu_note
+        if self.child is not None:
+            _readable_by_runner(self.workdir)  # written after the runner's uid was given the folder
+        self.spawn()
         message = {
             "op": "load",
-            "device": device,
+            "device": self.oracle.device,
             "code_file": str(code_file),
             "init_seed": init_seed,
             "forbid_copies": self.loaded.forbid_copies,
@@ -182,6 +196,14 @@ class CandidateProcess:
             if slab is not None:
                 slab.close()
         self.inputs_slab = self.outputs_slab = None
+
+
+def _readable_by_runner(folder: Path) -> None:
+    """Files the oracle wrote into the attempt folder (the code, the init arguments) readable,
+    not writable, by the sandbox's uid, whatever the oracle's umask."""
+    for entry in folder.iterdir():
+        if entry.is_file() and not entry.is_symlink():
+            os.chmod(entry, 0o644)
 
 
 def fresh_key() -> int:

@@ -65,6 +65,7 @@ class Oracle:
         self._flush: torch.Tensor | None = None
         self._probe: torch.Tensor | None = None
         self._gpu: tuple | None = None  # (GpuConfinement or None, a line for the report), once
+        self.spares = None  # spare.Spares: the next attempt's runner, started ahead (set by serve)
 
     def gpu_confinement(self):
         """The one-GPU confinement for candidate sandboxes (gpu_confine.py), probed once; on the
@@ -170,12 +171,15 @@ def serve(device: str) -> None:
     """Answer verification requests, one JSON line each, until stdin closes."""
     from kernelscale.verify.attempt import run_attempt
     from kernelscale.verify.options import VerifyOptions
+    from kernelscale.verify.spare import Spares
 
     results = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # stray prints from problem modules must not break the channel
     workdir = Path(os.environ.get("KERNELSCALE_ORACLE_DIR") or Path.cwd())
     oracle = Oracle(device, workdir)
+    oracle.spares = Spares(oracle)
     results.write(json.dumps({"hello": oracle.environment}) + "\n")
+    oracle.spares.prepare(None)
     for line in sys.stdin:
         request = json.loads(line)
         problem = Problem.from_json(request["problem"])
@@ -190,6 +194,8 @@ def serve(device: str) -> None:
                 f"{str(exc).splitlines()[0][:300] if str(exc) else ''}",
             )
         results.write(json.dumps({"id": request.get("id"), "verdict": verdict.to_json()}, default=str) + "\n")
+        oracle.spares.prepare(options.memory_limit_gb)  # while the other side records and proposes
+    oracle.spares.discard()
 
 
 def main() -> None:

@@ -78,6 +78,17 @@ class Runner:
         self.input_key: int | None = None  # the last `key`: `ship` masks the buffers again with it
         self._wake = None  # a one-element tensor touched before each call (_settle_device)
 
+    def warm(self, msg: dict) -> dict:
+        """Import what `load` needs before any candidate code exists, so that a runner started
+        ahead of its attempt has paid for it; the reply says the imports are done."""
+        import torch  # noqa: F401
+        import triton  # noqa: F401
+
+        from kernelscale.problems.module import import_source  # noqa: F401
+        from kernelscale.verify import guards, op_policy  # noqa: F401
+
+        return {"ok": True}
+
     def load(self, msg: dict) -> dict:
         import torch
 
@@ -316,6 +327,7 @@ class Runner:
     def handle(self, msg: dict) -> dict:
         op = msg.get("op")
         handlers = {
+            "warm": self.warm,
             "load": self.load,
             "stage": self.stage,
             "key": self.key,
