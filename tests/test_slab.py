@@ -38,13 +38,20 @@ def _same(a, b) -> bool:
     )
 
 
+def _round_trip(tmp_path, values) -> tuple[OracleSlab, list]:
+    """`values` to the runner through an input slab and back through an output slab, each
+    direction asserted whole; returns the output slab and the runner's descriptors."""
+    inputs = OracleSlab(tmp_path / "in.slab", slab_bytes(values))
+    staged = MappedSlab(tmp_path / "in.slab", inputs.capacity, writable=False).read(inputs.write(values))
+    assert all(_same(a, b) for a, b in zip(values, staged, strict=True))
+    outputs = OracleSlab(tmp_path / "out.slab", slab_bytes(values), writable_by_others=True)
+    shipped = MappedSlab(tmp_path / "out.slab", outputs.capacity).write(values)
+    assert all(_same(a, b) for a, b in zip(values, outputs.read(shipped), strict=True))
+    return outputs, shipped
+
+
 def test_inputs_and_outputs_arrive_whole_in_both_directions(tmp_path):
-    inputs = OracleSlab(tmp_path / "in.slab", slab_bytes(VALUES))
-    staged = MappedSlab(tmp_path / "in.slab", inputs.capacity, writable=False).read(inputs.write(VALUES))
-    assert all(_same(a, b) for a, b in zip(VALUES, staged, strict=True))
-    outputs = OracleSlab(tmp_path / "out.slab", slab_bytes(VALUES), writable_by_others=True)
-    shipped = MappedSlab(tmp_path / "out.slab", outputs.capacity).write(VALUES)
-    assert all(_same(a, b) for a, b in zip(VALUES, outputs.read(shipped), strict=True))
+    _round_trip(tmp_path, VALUES)
 
 
 def test_values_read_are_copies_not_views_of_the_shared_pages(tmp_path):
@@ -126,13 +133,7 @@ def test_large_copies_in_chunks_arrive_whole_and_a_short_file_is_still_caught(tm
 
     monkeypatch.setattr(slab_module, "IO_CHUNK", 1000)
     monkeypatch.setattr(slab_module, "IO_THREADS", 3)
-    values = [torch.randn(50, 37), torch.arange(4001, dtype=torch.int64)]
-    inputs = OracleSlab(tmp_path / "in.slab", slab_bytes(values))
-    staged = MappedSlab(tmp_path / "in.slab", inputs.capacity, writable=False).read(inputs.write(values))
-    assert all(_same(a, b) for a, b in zip(values, staged, strict=True))
-    outputs = OracleSlab(tmp_path / "out.slab", slab_bytes(values), writable_by_others=True)
-    shipped = MappedSlab(tmp_path / "out.slab", outputs.capacity).write(values)
-    assert all(_same(a, b) for a, b in zip(values, outputs.read(shipped), strict=True))
+    outputs, shipped = _round_trip(tmp_path, [torch.randn(50, 37), torch.arange(4001, dtype=torch.int64)])
     os.truncate(tmp_path / "out.slab", 12345)
     with pytest.raises(SlabError, match="truncated"):
         outputs.read(shipped)
