@@ -79,14 +79,12 @@ class Runner:
         self._wake = None  # a one-element tensor touched before each call (_settle_device)
 
     def warm(self, msg: dict) -> dict:
-        """Import what `load` needs before any candidate code exists, so that a runner started
-        ahead of its attempt has paid for it; the reply says the imports are done."""
-        import torch  # noqa: F401
-        import triton  # noqa: F401
+        """Import what `load` needs before any candidate code exists (a runner started ahead of
+        its attempt pays for it early); the reply says the imports are done."""
+        import importlib
 
-        from kernelscale.problems.module import import_source  # noqa: F401
-        from kernelscale.verify import guards, op_policy  # noqa: F401
-
+        for name in ("torch", "triton", "kernelscale.problems.module", "kernelscale.verify.op_policy"):
+            importlib.import_module(name)
         return {"ok": True}
 
     def load(self, msg: dict) -> dict:
@@ -205,9 +203,8 @@ class Runner:
         if path not in self.slabs:
             slab = self.slabs[path] = MappedSlab(Path(path), where["capacity"], writable=writable)
             if self.device == "cuda":
-                # The driver pins only inside a CUDA context; a model without CUDA parameters has
-                # none yet when its first inputs are staged (seen on an H200: no slab pinned for
-                # add_mul_tanh, cumsum, matmul_bf16). Synchronizing makes the primary context.
+                # The driver pins only inside a CUDA context, which a model without CUDA
+                # parameters lacks at its first staging: synchronizing makes the primary one.
                 self._synchronize()
                 self.pinned_slabs += int(slab.pin())
         return self.slabs[path]
