@@ -85,11 +85,15 @@ def test_setsid_grandchild_dies_with_the_attempt(mechanism, child_factory):
     require_layer(child, "pid-namespace")
     token = f"ks-orphan-{uuid.uuid4().hex}"
     marker = child.log_path.parent / "escaped"  # writable for the candidate, so only death stops it
-    assert ask(child, "orphan", sleep=1.5, marker=str(marker), token=token)["forked"]
+    assert ask(child, "orphan", sleep=4, marker=str(marker), token=token)["forked"]
+    # The reply can come before the grandchild has exec'd under its token (a loaded CI machine).
+    seen_by = time.monotonic() + 3.0
+    while not processes_with(token) and time.monotonic() < seen_by:
+        time.sleep(0.05)
     assert processes_with(token), "the planted grandchild should be running before the kill"
     child.kill()
     assert processes_with(token) == []
-    time.sleep(2.0)
+    time.sleep(4.5)  # past the moment it would have written
     assert not marker.exists()
 
 

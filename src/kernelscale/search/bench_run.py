@@ -11,7 +11,7 @@ import asyncio
 
 from kernelscale.propose.base import ProposerError
 from kernelscale.search.bench import BenchResult
-from kernelscale.search.session import Session
+from kernelscale.search.session import Session, run_to_end
 from kernelscale.search.settings import RunSettings
 from kernelscale.search.spread import bench_spread
 from kernelscale.verify.verdict import VERIFIER_ERROR
@@ -19,18 +19,6 @@ from kernelscale.verify.verdict import VERIFIER_ERROR
 
 class ProblemFailed(RuntimeError):
     """One problem's search ended in an error that does not concern the others (its verifier)."""
-
-
-def _run_to_end(loop: asyncio.AbstractEventLoop, coroutine):
-    """Run the bench to its end; on Ctrl-C cancel it first, so every problem in flight records the
-    time it spent (for --resume), then let the interrupt through."""
-    task = loop.create_task(coroutine)
-    try:
-        return loop.run_until_complete(task)
-    except KeyboardInterrupt:
-        task.cancel()
-        loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
-        raise
 
 
 def _start_event(session: Session, run_id: int, problem, proposer, budget_s: float, history) -> dict:
@@ -95,7 +83,7 @@ def bench_suite(
 
         per_problem = None if (settings.keep_run_budget and resume is not None) else settings.budget_s
         options = settings.recorded() | {"device_key": session.pool.device_key, "workers": workers}
-        return _run_to_end(
+        return run_to_end(
             loop,
             bench_spread(
                 suite_or_dir,

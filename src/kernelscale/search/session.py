@@ -18,6 +18,7 @@ cluster of machines) can stand in for the local pool: it needs `device`, `device
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -169,6 +170,20 @@ def _known_baselines(store: Store, problem: Problem, pool, fresh: bool) -> dict[
     if fresh:
         store.forget_baselines(*key)
     return store.baselines(*key)
+
+
+def run_to_end(loop: asyncio.AbstractEventLoop, coroutine):
+    """Run a search to its end on `loop`. Ctrl-C arrives as a KeyboardInterrupt raised in the
+    loop, not as asyncio.run's cancellation of the main task, which a task can swallow (Python
+    3.11's `asyncio.wait_for` drops a cancel that races its result): the search is cancelled,
+    so every problem in flight records what it spent (for --resume), then the interrupt goes on."""
+    task = loop.create_task(coroutine)
+    try:
+        return loop.run_until_complete(task)
+    except KeyboardInterrupt:
+        task.cancel()
+        loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+        raise
 
 
 def _known_calibrations(store: Store, problem: Problem, pool, fresh: bool) -> list[dict]:

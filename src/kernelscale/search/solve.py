@@ -17,7 +17,7 @@ from kernelscale.problems import Problem, load_problem
 from kernelscale.propose.base import Attempt, ProposerError
 from kernelscale.propose.best import best_attempt, improvements
 from kernelscale.search.evaluator import VerifierFailure
-from kernelscale.search.session import SearchOutcome, Session, SolveError, make_proposer  # noqa: F401
+from kernelscale.search.session import SearchOutcome, Session, SolveError, make_proposer, run_to_end  # noqa: F401
 from kernelscale.search.settings import DEFAULT_DB, RunSettings  # noqa: F401
 from kernelscale.verify.verdict import VERIFIER_ERROR
 
@@ -64,13 +64,15 @@ def solve(
     settings = settings or RunSettings(**fields)
     session = Session(settings, progress)
     started = _Started()
+    loop = asyncio.new_event_loop()
     try:
-        return asyncio.run(_solve(session, started, problem, resume))
+        return run_to_end(loop, _solve(session, started, problem, resume))
     except KeyboardInterrupt:
         if started.run_id is None:
             raise
         return _interrupted(session, started)
     finally:
+        loop.close()
         session.close_store()
 
 
