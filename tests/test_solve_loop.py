@@ -52,8 +52,12 @@ def _attempt_count(db: Path) -> int:
     try:
         with sqlite3.connect(db) as conn:
             return conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as exc:
+        _READ_ERRORS.append(str(exc))  # the run may hold a lock: read again in a moment
         return 0
+
+
+_READ_ERRORS: list[str] = []
 
 
 def test_ctrl_c_keeps_verdicts_and_resume_continues(tmp_path):
@@ -77,6 +81,10 @@ def test_ctrl_c_keeps_verdicts_and_resume_continues(tmp_path):
     deadline = time.monotonic() + 240
     while _attempt_count(db) < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(1)
+    assert proc.poll() is None, (
+        f"the run ended before it was interrupted ({_attempt_count(db)} attempts seen, read errors "
+        f"{_READ_ERRORS[-3:]})"
+    )
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, out + err
