@@ -60,6 +60,11 @@ def _attempt_count(db: Path) -> int:
 _READ_ERRORS: list[str] = []
 
 
+def _terminal_sigint() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_keeps_verdicts_and_resume_continues(tmp_path):
     db = tmp_path / "k.db"
     args = [
@@ -77,7 +82,17 @@ def test_ctrl_c_keeps_verdicts_and_resume_continues(tmp_path):
         "--out",
         str(tmp_path / "out"),
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    # What a terminal gives: SIGINT handled and not blocked. The test process may have inherited
+    # otherwise (an earlier test's library); the disposition and mask pass through fork and exec.
+    inherited = (signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        preexec_fn=_terminal_sigint,
+    )
     deadline = time.monotonic() + 240
     while _attempt_count(db) < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(1)
@@ -87,7 +102,7 @@ def test_ctrl_c_keeps_verdicts_and_resume_continues(tmp_path):
     )
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out + err
+    assert proc.returncode == 130, f"SIGINT in the test process: {inherited}\n" + out + err
     assert "--resume 1" in err and "Traceback" not in err
     kept = _attempt_count(db)
     assert kept >= 2
