@@ -116,8 +116,9 @@ class Session:
 
     def verify_options(self, problem: Problem) -> VerifyOptions:
         options = self.settings.verify_options or VerifyOptions()
-        known = _known_baselines(self.store, problem, self.pool, self.settings.fresh_baselines)
-        calibrations = _known_calibrations(self.store, problem, self.pool, self.settings.fresh_baselines)
+        known, calibrations = _stored_measurements(
+            self.store, problem, self.pool, self.settings.fresh_baselines
+        )
         return replace(options, known_baselines=known or None, known_calibrations=calibrations or None)
 
     async def search(
@@ -161,15 +162,19 @@ class Session:
         return outcome
 
 
-def _known_baselines(store: Store, problem: Problem, pool, fresh: bool) -> dict[str, float]:
-    """Baseline times an earlier run measured for this problem on this device and these versions
-    (the device key names both); `fresh` forgets them so this run times them again."""
+def _stored_measurements(
+    store: Store, problem: Problem, pool, fresh: bool
+) -> tuple[dict[str, float], list[dict]]:
+    """What earlier runs measured for this problem on this device and these versions (the device
+    key names both): baseline times, and the verifier's calibration per host. `fresh` forgets
+    both so this run measures them again."""
     if pool.device != "cuda":
-        return {}  # interpreted runs claim no speedup: nothing worth reusing
+        return {}, []  # interpreted runs claim no speedup: nothing worth reusing
     key = (problem.content_hash(), pool.device_key)
     if fresh:
         store.forget_baselines(*key)
-    return store.baselines(*key)
+        store.forget_calibrations(*key)
+    return store.baselines(*key), store.calibrations(*key)
 
 
 def run_to_end(loop: asyncio.AbstractEventLoop, coroutine):
@@ -184,17 +189,6 @@ def run_to_end(loop: asyncio.AbstractEventLoop, coroutine):
         task.cancel()
         loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
         raise
-
-
-def _known_calibrations(store: Store, problem: Problem, pool, fresh: bool) -> list[dict]:
-    """Trusted-runner step costs earlier runs measured for this problem on this device, one per
-    host; `fresh` (with the baselines) forgets them."""
-    if pool.device != "cuda":
-        return []
-    key = (problem.content_hash(), pool.device_key)
-    if fresh:
-        store.forget_calibrations(*key)
-    return store.calibrations(*key)
 
 
 def why_stopped(budget: Budget, best: Attempt | None) -> str:

@@ -105,17 +105,20 @@ def calibrate(oracle, loaded, options: VerifyOptions) -> Calibration:
     come only from a trusted runner with no candidate alive, so reusing them gives a candidate
     nothing it could have shaped; another host's are never used."""
     if loaded.calibration is None:
-        host = this_host()
-        for stored in options.known_calibrations or []:
-            if isinstance(stored, dict) and stored.get("host") == host:
-                try:
-                    loaded.calibration = Calibration.from_json(stored)
-                except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-                    loaded.calibration = None  # malformed: measure instead
-                break
-        if loaded.calibration is None:
-            loaded.calibration = _measure(oracle, loaded, options)
+        loaded.calibration = _stored_here(options) or _measure(oracle, loaded, options)
     return loaded.calibration
+
+
+def _stored_here(options: VerifyOptions) -> Calibration | None:
+    """This host's stored calibration; None where there is none or it is malformed."""
+    host = this_host()
+    for stored in options.known_calibrations or []:
+        if isinstance(stored, dict) and stored.get("host") == host:
+            try:
+                return Calibration.from_json(stored)
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+                return None
+    return None
 
 
 def this_host() -> str:
