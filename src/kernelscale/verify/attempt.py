@@ -5,6 +5,9 @@ draws, a rescaled set, shifted distributions; the first one candidate → refere
 → timed calls, each on an input set never seen before and each checked → one more checked call
 → kill the candidate's process tree → baselines (second half) → verdict. Every call is the same
 call; any failure ends the attempt with its status, and an error in a check is never a pass.
+Baselines that compile build in processes of their own from the problem's first attempt on
+(baseline_process.py); the timed calls wait for those builds, and while one is still building
+the first half is skipped and every baseline is timed after the kill.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
     oracle.timing_setup(loaded)
     cost["setup"] = round(time.monotonic() - t0, 3)
     t0 = time.monotonic()
-    time_baselines(oracle, loaded, options, timing, warm=oracle.device == "cuda")
+    time_baselines(oracle, loaded, options, timing, before_candidate=True)
     cost["baselines"] = round(time.monotonic() - t0, 3)
     t0 = time.monotonic()
     timing.calibration = calibrate(oracle, loaded, options)
@@ -94,13 +97,16 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
     cost["first_call"] = _correctness(oracle, loaded, candidate, reference, options, deadline, errors)
     cost["correctness"] = round(time.monotonic() - t1, 3)  # the first call (compile) included
     t2 = time.monotonic()
+    oracle.wait_for_baselines(loaded)  # no compile may share the GPU or the host with timed calls
+    cost["baselines_wait"] = round(time.monotonic() - t2, 3)
+    t2 = time.monotonic()
     _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors, timing)
     candidate.check_guards(deadline)
     cost["timing"] = round(time.monotonic() - t2, 3)
     candidate.kill()
     timing.check_clock(candidate.clock, oracle.device)
     t3 = time.monotonic()
-    time_baselines(oracle, loaded, options, timing, warm=False)
+    time_baselines(oracle, loaded, options, timing, before_candidate=False)
     cost["baselines_after"] = round(time.monotonic() - t3, 3)
     verdict = Verdict(
         "correct",

@@ -19,14 +19,19 @@ import torch
 
 from kernelscale.problems.module import apply_sizes, import_source
 from kernelscale.problems.problem import Problem
-from kernelscale.verify.baselines import BaselineSet, Roofline, build_baselines, measure_roofline
+from kernelscale.verify.baseline_process import start_processes
+from kernelscale.verify.baselines import (
+    TIMING_INIT_SEED,
+    BaselineSet,
+    Roofline,
+    build_baselines,
+    measure_roofline,
+)
 from kernelscale.verify.exchange import Exchange, load_values
 from kernelscale.verify.inputs import make_inputs, make_model, outputs_as_list, tensor_bytes
 from kernelscale.verify.op_policy import is_data_movement, recording
 from kernelscale.verify.trials import Case, apply_shift
 from kernelscale.verify.verdict import VERIFIER_ERROR, Verdict, describe_environment
-
-TIMING_INIT_SEED = 20250215  # the baselines' timing model: parameters do not change a time
 
 
 class ProblemSetupError(Exception):
@@ -43,6 +48,10 @@ class LoadedProblem:
     timing_model: object = None
     output_bytes: int = 0  # of one reference call at the timing shape (for the roofline floor)
     calibration: object = None  # the handshake and shipping costs of a trusted runner (calibration.py)
+    # Baselines built and timed in processes of their own (baseline_process.py), by name, until
+    # they are timed after a candidate; then their samples, kept for later attempts here.
+    baseline_processes: dict = field(default_factory=dict)
+    timed_apart: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -66,6 +75,9 @@ class Oracle:
         self._probe: torch.Tensor | None = None
         self._gpu: tuple | None = None  # (GpuConfinement or None, a line for the report), once
         self.spares = None  # spare.Spares: the next attempt's runner, started ahead (set by serve)
+        # Compiled baselines build in processes of their own, in parallel with the attempt, on
+        # the GPU (where they compile); on the CPU in line unless a test asks for processes.
+        self.separate_baselines = device == "cuda" or os.environ.get("KERNELSCALE_BASELINE_PROCESSES") == "1"
 
     def gpu_confinement(self):
         """The one-GPU confinement for candidate sandboxes (gpu_confine.py), probed once; on the
@@ -153,18 +165,38 @@ class Oracle:
         torch.cuda.synchronize()
 
     def timing_setup(self, loaded: LoadedProblem) -> None:
-        """Build the timing model and baselines once per problem (compilation happens here)."""
+        """Build the timing model and baselines once per problem (compilation happens here, or
+        starts here in processes of its own)."""
         if loaded.timing_model is not None:
             return
+        # Baselines a stored earlier measurement already covers are not built (compiled) again.
+        wanted = tuple(name for name in loaded.problem.baselines if name not in self.known_baselines)
+        apart = tuple(name for name in wanted if name != "eager") if self.separate_baselines else ()
+        if apart:  # started first, so that their compiles overlap everything from here on
+            folder = self.workdir / loaded.problem.content_hash()
+            loaded.baseline_processes = start_processes(
+                apart, loaded.problem, self.device, loaded.timing_seed, folder
+            )
         model, init_inputs = make_model(loaded.module, "Model", TIMING_INIT_SEED, self.device)
         with torch.no_grad():
             out = outputs_as_list(model(*make_inputs(loaded.module, loaded.timing_seed, 1.0, self.device)))
         loaded.output_bytes = tensor_bytes(out)
         del out
         loaded.timing_model = model
-        # Baselines a stored earlier measurement already covers are not built (compiled) again.
-        wanted = tuple(name for name in loaded.problem.baselines if name not in self.known_baselines)
-        loaded.baselines = build_baselines(wanted, loaded.module, model, init_inputs, self.device)
+        in_line = tuple(name for name in wanted if name not in apart)
+        loaded.baselines = build_baselines(in_line, loaded.module, model, init_inputs, self.device)
+
+    def wait_for_baselines(self, loaded: LoadedProblem) -> None:
+        """Every baseline process done compiling: called before a candidate's timed calls, so
+        that no compile shares the GPU or the host with them."""
+        for process in loaded.baseline_processes.values():
+            process.wait_built()
+
+    def close(self) -> None:
+        for loaded in self.problems.values():
+            for process in loaded.baseline_processes.values():
+                process.close()
+            loaded.baseline_processes.clear()
 
 
 def serve(device: str) -> None:
@@ -196,6 +228,7 @@ def serve(device: str) -> None:
         results.write(json.dumps({"id": request.get("id"), "verdict": verdict.to_json()}, default=str) + "\n")
         oracle.spares.prepare(options.memory_limit_gb)  # while the other side records and proposes
     oracle.spares.discard()
+    oracle.close()
 
 
 def main() -> None:

@@ -21,8 +21,9 @@ import json
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
+
+from kernelscale.verify.candidate_errors import candidate_frames, status_of
 
 
 def _open_channel():
@@ -30,32 +31,6 @@ def _open_channel():
     result_fd = os.dup(1)
     os.dup2(2, 1)
     return os.fdopen(result_fd, "w", buffering=1), sys.stdin
-
-
-def candidate_frames(exc: BaseException, code_file: str | None, limit: int = 12) -> str:
-    """The traceback lines that point into the candidate's own file, then the error line: a
-    proposer needs its file and line, not the verifier's frames."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    own = [
-        f
-        for f in frames
-        if code_file and os.path.basename(f.filename).startswith(("_ks_candidate", "candidate"))
-    ]
-    chosen = own[-limit:] if own else frames[-3:]
-    lines = [
-        f'  File "{os.path.basename(f.filename)}", line {f.lineno}, in {f.name}\n    {f.line or ""}'.rstrip()
-        for f in chosen
-    ]
-    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-    return "\n".join(lines + [last])
-
-
-def _status_of(exc: BaseException) -> str:
-    name = type(exc).__name__
-    module = type(exc).__module__ or ""
-    if name in ("CompilationError", "CompileTimeAssertionFailure") or "triton.compiler" in module:
-        return "compile_error"
-    return "runtime_error"
 
 
 class Runner:
@@ -80,11 +55,19 @@ class Runner:
 
     def warm(self, msg: dict) -> dict:
         """Import what `load` needs before any candidate code exists (a runner started ahead of
-        its attempt pays for it early); the reply says the imports are done."""
+        its attempt pays for it early), and on a GPU make the CUDA context and Triton's driver
+        helpers (built into this attempt's own cache) now rather than in the candidate's first
+        call; the reply says it is done."""
         import importlib
 
         for name in ("torch", "triton", "kernelscale.problems.module", "kernelscale.verify.op_policy"):
             importlib.import_module(name)
+        if msg.get("device") == "cuda":
+            import torch
+            from triton.runtime import driver
+
+            torch.empty(1, device="cuda")
+            driver.active.get_current_device()
         return {"ok": True}
 
     def load(self, msg: dict) -> dict:
@@ -344,7 +327,7 @@ class Runner:
             reason = candidate_frames(exc, self.code_file)
             if "out of memory" in reason.lower():
                 reason = "out of memory: " + reason.splitlines()[-1]
-            return {"ok": False, "status": _status_of(exc), "reason": reason}
+            return {"ok": False, "status": status_of(exc), "reason": reason}
 
 
 def _rejected(rule: str, reason: str) -> dict:

@@ -39,7 +39,7 @@ class Spares:
         runner = CandidateProcess(self.oracle, None, attempt_dir(self.oracle), memory_gb)
         try:
             runner.spawn()
-            runner.child.send({"op": "warm"})
+            runner.child.send({"op": "warm", "device": self.oracle.device})
         except (OSError, ChildGone):
             _remove(runner)
             return

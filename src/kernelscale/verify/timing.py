@@ -62,6 +62,29 @@ def time_block(
     return samples
 
 
+def time_rounds(
+    fn: Callable,
+    inputs: list[Any],
+    device: str,
+    flush: torch.Tensor | None,
+    calls: int,
+    round_calls: int,
+    target_spread: float,
+    deadline: float,
+) -> Samples:
+    """Blocks of `round_calls` timed calls (at least one) until `calls` are in, the median is
+    pinned within `target_spread`, or `deadline` (monotonic) has passed. On the CPU one block of
+    `calls`: interpreter times are not performance numbers."""
+    samples = Samples()
+    while True:
+        samples.extend(time_block(fn, inputs, round_calls if device == "cuda" else calls, device, flush))
+        n = len(samples.event_ms)
+        if device != "cuda" or n >= calls or time.monotonic() > deadline:
+            return samples
+        if n >= round_calls and median_spread(samples.event_ms) < target_spread:
+            return samples
+
+
 def _time_cuda_call(fn: Callable, args: list[Any], flush: torch.Tensor | None) -> tuple[float, float]:
     if flush is not None:
         flush.zero_()

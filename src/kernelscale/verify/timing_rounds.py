@@ -80,6 +80,7 @@ class TimingResult:
     notes: dict[str, str] = field(default_factory=dict)
     nbytes: int = 0
     clock_summary: dict[str, float] = field(default_factory=dict)
+    deferred: bool = False  # no baseline timed before the candidate (one was still compiling)
 
     def add_call(self, window_ms: float, own_ms: float) -> None:
         self.window_ms.append(window_ms)
@@ -187,15 +188,25 @@ def _flag_suspect(verdict: Verdict, oracle, loaded, options, nbytes: int) -> Non
         verdict.suspect_reason = "; ".join(reasons)
 
 
-def time_baselines(oracle, loaded, options, result: TimingResult, warm: bool) -> None:
-    """One half of the baselines' calls; called only while no candidate process is alive."""
+def time_baselines(oracle, loaded, options, result: TimingResult, before_candidate: bool) -> None:
+    """One half of the baselines' calls; called only while no candidate process is alive. While
+    a baseline still compiles in its own process, the first half is skipped and every baseline
+    is timed after the candidate (a compile would share the GPU and the host with the calls)."""
     device = oracle.device
+    known = options.known_baselines or {}
+    if before_candidate and any(p.building for p in loaded.baseline_processes.values()):
+        result.deferred = True
+        return
+    # Warm-up calls (compile, autotune, clocks) precede a baseline's first timed half.
+    warm = device == "cuda" and (before_candidate or result.deferred)
     inputs = make_inputs(loaded.module, loaded.timing_seed, 1.0, device)
     result.nbytes = tensor_bytes(inputs) + loaded.output_bytes
+    for name, note in loaded.baselines.notes.items():
+        if name not in known:
+            result.notes.setdefault(name, note)
     flush = timing.l2_flush_buffer(device)
     calls = max(1, options.max_calls // 2) if device == "cuda" else options.cpu_calls
-    started = time.monotonic()
-    known = options.known_baselines or {}
+    deadline = time.monotonic() + options.max_timing_s / 2
     for name, fn in loaded.baselines.callables.items():
         if name in known:
             continue  # measured earlier in this run, or by an earlier run on this device
@@ -204,24 +215,36 @@ def time_baselines(oracle, loaded, options, result: TimingResult, warm: bool) ->
         try:
             if warm:
                 timing.warm_up(fn, inputs, device)
-            samples = result.baselines.setdefault(name, timing.Samples())
-            first = len(samples.event_ms)
-            while True:
-                samples.extend(
-                    timing.time_block(
-                        fn, inputs, options.round_calls if device == "cuda" else calls, device, flush
-                    )
-                )
-                if device != "cuda" or _baseline_settled(samples, first + calls, options, started):
-                    break
+            samples = timing.time_rounds(
+                fn, inputs, device, flush, calls, options.round_calls, options.target_spread, deadline
+            )
+            result.baselines.setdefault(name, timing.Samples()).extend(samples)
         except Exception as exc:  # a broken baseline is noted, never blamed on the candidate
             result.notes[name] = f"failed while timing: {type(exc).__name__}: {str(exc)[:160]}"
             result.baselines.pop(name, None)
     del flush
+    _time_apart(loaded, options, result, calls, deadline, last_half=not before_candidate)
 
 
-def _baseline_settled(samples: timing.Samples, target: int, options, started: float) -> bool:
-    n = len(samples.event_ms)
-    if n >= target or time.monotonic() - started > options.max_timing_s / 2:
-        return True
-    return n >= options.round_calls and timing.median_spread(samples.event_ms) < options.target_spread
+def _time_apart(loaded, options, result: TimingResult, calls: int, deadline: float, last_half: bool) -> None:
+    """The baselines built in processes of their own: timed there, one process at a time. After
+    the last half their samples are kept for later attempts and the processes end (each holds a
+    CUDA context and the compiled kernels)."""
+    known = options.known_baselines or {}
+    for name, samples in loaded.timed_apart.items():
+        if name not in known and name not in result.baselines:
+            result.baselines[name] = timing.Samples(list(samples.event_ms), list(samples.wall_ms))
+    for name, process in list(loaded.baseline_processes.items()):
+        if name in known:
+            continue
+        seconds = max(0.0, deadline - time.monotonic())
+        got = process.time(calls, options.round_calls, options.target_spread, seconds)
+        if isinstance(got, str):
+            result.notes[name] = got
+            result.baselines.pop(name, None)
+            loaded.baseline_processes.pop(name).close()
+            continue
+        result.baselines.setdefault(name, timing.Samples()).extend(got)
+        if last_half:
+            loaded.timed_apart[name] = result.baselines[name]
+            loaded.baseline_processes.pop(name).close()
