@@ -82,7 +82,29 @@ def one_solve(label: str, problem: str, out: Path, seconds_left: float) -> dict:
             "stopped": summary.get("stopped"),
             "best": summary.get("best"),
         }
+    record["first_attempt"] = first_attempt_costs(out / f"{label}.db")
     return record
+
+
+def first_attempt_costs(db: Path) -> dict:
+    """Where the first attempt's seconds went (the verdict's cost split) and its baselines."""
+    if not db.exists():
+        return {}
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT body FROM verdicts ORDER BY id LIMIT 1").fetchone()
+    if row is None:
+        return {}
+    verdict = json.loads(row[0])
+    stats = verdict.get("time_stats") or {}
+    return {
+        "status": verdict.get("status"),
+        "cost_s": verdict.get("cost_s"),
+        "baselines": verdict.get("baselines"),
+        "baseline_notes": stats.get("baseline_notes"),
+        "stored_calibration": stats.get("stored_calibration"),
+        "handshake_ms": stats.get("handshake_ms"),
+        "harness_ms": stats.get("harness_ms"),
+    }
 
 
 def exported_module_follows_inputs(problem_id: str, kernel: Path) -> dict:
