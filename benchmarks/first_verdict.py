@@ -20,10 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-BARS = {"first": 30.0, "second": 15.0}
+BARS = {"first": 30.0, "second": 15.0, "control": 15.0}
 
 
-def carry_baselines(first_db: Path, second_db: Path) -> int:
+def carry_baselines(first_db: Path, second_db: Path, calibrations: bool = True) -> int:
     """Copy what a run stores for later runs (the baseline times and the verifier's calibration
     of this host, nothing else) into the second run's store: the second solve must verify its
     kernel for real, not hit the first run's verdict cache. Returns the baselines carried."""
@@ -33,7 +33,8 @@ def carry_baselines(first_db: Path, second_db: Path) -> int:
     with sqlite3.connect(second_db) as conn:
         conn.execute("ATTACH DATABASE ? AS first", (str(first_db),))
         conn.execute("INSERT OR REPLACE INTO baselines SELECT * FROM first.baselines")
-        conn.execute("INSERT OR REPLACE INTO calibrations SELECT * FROM first.calibrations")
+        if calibrations:
+            conn.execute("INSERT OR REPLACE INTO calibrations SELECT * FROM first.calibrations")
         count = conn.execute("SELECT COUNT(*) FROM baselines").fetchone()[0]
         conn.commit()
         conn.execute("DETACH DATABASE first")
@@ -141,13 +142,18 @@ def main() -> None:
     parser.add_argument("--problem", default="attention/causal")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--deadline", type=float, default=540.0, help="seconds for everything")
+    parser.add_argument("--control", action="store_true", help="a third solve that calibrates afresh")
     args = parser.parse_args()
     started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"problem": args.problem, "runs": []}
-    for label in ("first", "second"):
-        if label == "second":
-            results["baselines_carried"] = carry_baselines(args.out / "first.db", args.out / "second.db")
+    # "control": the baselines carried but not the calibration, which is then measured with no
+    # compile running: its figures against the first run's say whether the builds running
+    # alongside the first run's calibration moved it.
+    for label in ("first", "second") + (("control",) if args.control else ()):
+        if label != "first":
+            carried = carry_baselines(args.out / "first.db", args.out / f"{label}.db", label == "second")
+            results[f"baselines_carried_{label}"] = carried
         left = args.deadline - (time.monotonic() - started)
         results["runs"].append(one_solve(label, args.problem, args.out, left))
         print(json.dumps(results["runs"][-1]), flush=True)

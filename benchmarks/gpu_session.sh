@@ -61,7 +61,7 @@ tables)
     | grep --line-buffered -v Warning | tee "$OUT/tables.log"
   ;;
 first-verdict)
-  timeout "$(( ${2:-480} + 60 ))" python3 benchmarks/first_verdict.py --out "$OUT/first_verdict" --deadline "${2:-480}" \
+  timeout "$(( ${2:-480} + 60 ))" python3 benchmarks/first_verdict.py --out "$OUT/first_verdict" --deadline "${2:-480}" --control \
     2>&1 | grep --line-buffered -v Warning | tee "$OUT/first-verdict.log"
   ;;
 smoke)
