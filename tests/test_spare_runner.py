@@ -62,3 +62,28 @@ def test_the_spare_s_folder_holds_nothing_of_a_previous_attempt(oracle, scaled_e
     assert first.status == "correct", first.headline()
     oracle.spares.prepare(None)
     assert list(oracle.spares.runner.workdir.glob("left_behind*")) == []
+
+
+def test_the_first_attempt_calibrates_with_the_second_spare(oracle, scaled_exp):
+    """When the oracle starts it starts two runners: the first attempt's calibration (a trusted
+    runner) takes one and the candidate the other; both end with the attempt."""
+    oracle.spares.prepare(None, count=2)
+    both = list(oracle.spares.runners)
+    verdict = run_attempt(oracle, scaled_exp, GOOD, VerifyOptions(timeout_s=60.0))
+    assert verdict.status == "correct", verdict.headline()
+    assert oracle.spares.runners == []
+    assert not any(_alive(r) or r.workdir.exists() for r in both)
+
+
+def test_a_spare_left_waiting_has_finished_its_imports_before_anything_is_timed(oracle, scaled_exp):
+    from kernelscale.verify.calibration import STEP_NAMES, this_host
+
+    stored = {"host": this_host(), "steps": {name: [0.1, 0.01] for name in STEP_NAMES}}
+    oracle.spares.prepare(None, count=2)
+    verdict = run_attempt(
+        oracle, scaled_exp, GOOD, VerifyOptions(timeout_s=60.0, known_calibrations=[stored])
+    )
+    assert verdict.status == "correct", verdict.headline()
+    assert verdict.time_stats["stored_calibration"] is True
+    left = oracle.spares.runners
+    assert len(left) == 1 and _alive(left[0]) and id(left[0]) not in oracle.spares.unsettled

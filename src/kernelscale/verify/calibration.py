@@ -133,8 +133,10 @@ def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
         (tuple(o.shape), str(o.dtype).removeprefix("torch.")) for o in outs if isinstance(o, torch.Tensor)
     ]
     del outs
-    workdir = attempt_dir(oracle)
-    process = CandidateProcess(oracle, loaded, workdir, options.memory_limit_gb)
+    # A runner started ahead (spare.py) is the same trusted runner, its imports done already.
+    spare = oracle.spares.take(loaded, options.memory_limit_gb) if oracle.spares else None
+    process = spare or CandidateProcess(oracle, loaded, attempt_dir(oracle), options.memory_limit_gb)
+    workdir = process.workdir
     try:
         deadline = time.monotonic() + options.timeout_s
         init = {"init_file": str(process.exchange.write("init", []))}

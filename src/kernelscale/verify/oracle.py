@@ -211,7 +211,7 @@ def serve(device: str) -> None:
     oracle = Oracle(device, workdir)
     oracle.spares = Spares(oracle)
     results.write(json.dumps({"hello": oracle.environment}) + "\n")
-    oracle.spares.prepare(None)
+    oracle.spares.prepare(None, count=2)  # the first attempt calibrates with one of them
     for line in sys.stdin:
         request = json.loads(line)
         problem = Problem.from_json(request["problem"])

@@ -2,7 +2,7 @@
 
 Starting a runner (its sandbox, the interpreter, importing torch and triton) takes 1.5-2 s, and
 every attempt needs a new one. The oracle starts the next attempt's runner as soon as it has
-answered a request (and once when it starts), while the command on the other side proposes and
+answered a request (and two when it starts: the first attempt also calibrates with one), while the command on the other side proposes and
 records; the attempt then only sends the candidate's code. Until then the runner runs nothing but
 our own code: it imports its libraries and waits. It gets a fresh attempt folder of its own, and
 nothing of a previous candidate's is alive when it starts (that attempt's process tree was
@@ -26,46 +26,60 @@ WARM_TIMEOUT_S = 120.0  # a runner that has not imported torch by then is broken
 
 
 class Spares:
-    """At most one runner waiting for the oracle's next attempt."""
+    """Runners waiting for the oracle's next attempt (each its `warm` request sent)."""
 
     def __init__(self, oracle):
         self.oracle = oracle
-        self.runner: CandidateProcess | None = None
-        self.warming = False  # the `warm` request is sent and its reply not yet read
+        self.runners: list[CandidateProcess] = []
+        self.unsettled: set[int] = set()  # ids of runners whose `warm` reply is not read yet
 
-    def prepare(self, memory_gb: float | None) -> None:
-        """Start the next attempt's runner now; best effort (the attempt starts one otherwise)."""
+    @property
+    def runner(self) -> CandidateProcess | None:
+        """The next runner an attempt would take (None when none waits)."""
+        return self.runners[0] if self.runners else None
+
+    def prepare(self, memory_gb: float | None, count: int = 1) -> None:
+        """Start `count` runners now, in place of any waiting; best effort (an attempt starts
+        one otherwise). Two when the oracle starts: its first attempt also calibrates with a
+        trusted runner, which takes the other."""
         self.discard()
-        runner = CandidateProcess(self.oracle, None, attempt_dir(self.oracle), memory_gb)
-        try:
-            runner.spawn()
-            runner.child.send({"op": "warm", "device": self.oracle.device})
-        except (OSError, ChildGone):
-            _remove(runner)
-            return
-        self.runner, self.warming = runner, True
+        for _ in range(count):
+            runner = CandidateProcess(self.oracle, None, attempt_dir(self.oracle), memory_gb)
+            try:
+                runner.spawn()
+                runner.child.send({"op": "warm", "device": self.oracle.device})
+            except (OSError, ChildGone):
+                _remove(runner)
+                return
+            self.runners.append(runner)
+            self.unsettled.add(id(runner))
 
     def take(self, loaded, memory_gb: float | None) -> CandidateProcess | None:
-        """The waiting runner for this attempt, its imports done; None when there is none that
+        """A waiting runner for this attempt, its imports done; None when there is none that
         fits, and the caller starts a runner itself."""
-        runner, self.runner = self.runner, None
-        if runner is None:
-            return None
-        if runner.memory_gb != memory_gb or not self._settled(runner):
+        while self.runners:
+            runner = self.runners.pop(0)
+            if runner.memory_gb == memory_gb and self._settled(runner):
+                runner.loaded = loaded
+                return runner
             _remove(runner)
-            return None
-        runner.loaded = loaded
-        return runner
+        return None
+
+    def settle(self) -> None:
+        """Wait for every waiting runner's imports: called before anything is timed, so that
+        none of them loads the host (or makes a CUDA context) while something is."""
+        self.runners = [r for r in self.runners if self._settled(r) or _remove(r)]
 
     def discard(self) -> None:
-        if self.runner is not None:
-            _remove(self.runner)
-            self.runner = None
+        for runner in self.runners:
+            _remove(runner)
+        self.runners.clear()
+        self.unsettled.clear()
 
     def _settled(self, runner: CandidateProcess) -> bool:
-        if not self.warming:
+        if id(runner) not in self.unsettled:
             return True
-        self.warming = False
+        self.unsettled.discard(id(runner))
         try:
             reply = runner.child.recv(time.monotonic() + WARM_TIMEOUT_S)
         except (ChildGone, ChildTimeout):
