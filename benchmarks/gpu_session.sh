@@ -5,6 +5,8 @@
 #   solve-start  `kernelscale solve attention/softcap --budget 15m` in its own session (survives the call)
 #   solve-wait   wait for it, then copy its db, summary and log to $OUT
 #   decode       benchmarks/attention_decode.py (decode shapes vs Flex, FLASH, cuDNN; wrapper overhead)
+#   decode-sweep benchmarks/decode_sweep.py: decode-kernel configs (splits, tiles, warps, stages) for
+#                sliding_window and document (full as a control) at Sq=1 and 16, vs Flex, in graphs
 #   verifier     benchmarks/verifier_gpu.py: shipped examples, planted candidates, compiler kernels
 #   tables       the T5-style bucketed bias with and without relative-position tables, and
 #                relative_positional, against Flex and cuDNN (benchmarks/attention_bench.py)
@@ -50,6 +52,10 @@ decode)
   timeout 170 python3 benchmarks/attention_decode.py --deadline "${2:-100}" --out "$OUT" 2>&1 \
     | grep -v Warning | tee "$OUT/attention-decode.log"
   ;;
+decode-sweep)
+  timeout "$(( ${2:-120} + 90 ))" python3 benchmarks/decode_sweep.py --deadline "${2:-120}" --out "$OUT" 2>&1 \
+    | grep --line-buffered -v Warning | tee "$OUT/decode-sweep.log"
+  ;;
 verifier)
   timeout "$(( ${2:-480} + 60 ))" python3 benchmarks/verifier_gpu.py --out "$OUT/verifier.jsonl" --deadline "${2:-480}" \
     --phases examples hostile attention --quick-phases hostile attention --full-baselines softmax 2>&1 \
@@ -75,7 +81,7 @@ smoke)
     | grep --line-buffered -v Warning | tail -5
   ;;
 *)
-  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|verifier [deadline]|tables|first-verdict [deadline]|smoke" >&2
+  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|decode-sweep [deadline]|verifier [deadline]|tables|first-verdict [deadline]|smoke" >&2
   exit 2
   ;;
 esac
