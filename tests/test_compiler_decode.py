@@ -219,6 +219,11 @@ def test_auto_splits_rule_in_numbers():
     assert auto._auto_splits(64, 17, 132) == 4
     assert auto._auto_splits(64, 3, 132) == 1
     assert auto._auto_splits(1, 512, 132) == auto.MAX_SPLITS
+    # A tile of 64 packed rows (Sq=16, 4 query heads per KV head) writes 4x the partials per
+    # split: a 17-block window stays one split, the whole cache still fills the GPU.
+    assert auto._auto_splits(64, 17, 132, rows=64) == 1
+    assert auto._auto_splits(64, 512, 132, rows=64) == 17
+    assert auto._auto_splits(64, 17, 132, rows=16) == 4
     assert auto._auto_splits(1, 32, 1) == 8  # the interpreter's one "SM"
 
 
@@ -254,3 +259,20 @@ def test_auto_splits_follow_the_live_span(name, mask_mod, splits, monkeypatch):
     assert module._Launch(q, k, v, schedule, None, captured).splits == 20
     monkeypatch.setitem(module.CONFIG, "num_splits", 40)
     assert module._Launch(q, k, v, schedule, None, captured).splits == 32
+
+
+def test_a_tile_of_many_rows_streams_a_short_span_in_one_split(monkeypatch):
+    # 16 query heads on one KV head times Sq=4: 64 packed rows per tile. The window's 9 live
+    # blocks would be 2 splits for one row; for 64 rows each split would write partials about as
+    # large as the K/V it read, so the span is one split (measured faster on an H200 at Sq=16).
+    shape = {"B": 1, "Hq": 16, "Hkv": 1, "Sq": 4, "Skv": 512, "D": 16}
+    score_mod, mask_mod = _mods("sliding_window", shape)
+    tall = Config(decode=True, block_m=64, block_n=16, num_warps=4, num_stages=2, num_splits=0)
+    module = import_source(generate(score_mod, mask_mod, tall), "test_dec_auto_rows")
+    monkeypatch.setattr(module, "_sm_count", lambda device: 132)
+    model = module.ModelNew(score_mod, mask_mod, shape)
+    q, k, v = inputs(1, 16, 1, 4, 512, 16, seed=5)
+    out = model(q, k, v)
+    (launch,) = model.launches.values()
+    assert launch.splits == 1
+    assert max_err(out, attention_reference(q, k, v, score_mod, mask_mod)) < 1e-5
