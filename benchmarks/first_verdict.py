@@ -102,6 +102,7 @@ def first_attempt_costs(db: Path) -> dict:
         "cost_s": verdict.get("cost_s"),
         "baselines": verdict.get("baselines"),
         "baseline_notes": stats.get("baseline_notes"),
+        "baselines_apart_s": stats.get("baselines_apart_s"),
         "stored_calibration": stats.get("stored_calibration"),
         "handshake_ms": stats.get("handshake_ms"),
         "harness_ms": stats.get("harness_ms"),

@@ -77,6 +77,7 @@ def test_a_compiled_baseline_builds_apart_and_is_timed_after_the_candidate(apart
     # Nothing was timed before the candidate while the build ran: the first half was skipped.
     assert verdict.cost_s["baselines"] < BUILD_S
     assert "baselines_wait" in verdict.cost_s
+    assert verdict.time_stats["baselines_apart_s"]["slow"]["ready"] >= BUILD_S
     notes = verdict.time_stats["baseline_notes"]
     assert notes["broken"] == "not built: RuntimeError: no such backend here"
     assert "exited (code 3) while building" in notes["dies"]

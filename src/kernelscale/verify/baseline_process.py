@@ -47,6 +47,7 @@ class BaselineProcess:
         self._replies: queue.Queue = queue.Queue()
         self._started = time.monotonic()
         self.built_note: str | None = None  # why it is not available, once the build is answered
+        self.ready_s: float | None = None  # from its start to its build's answer (imports included)
         self._built = False
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
@@ -69,6 +70,7 @@ class BaselineProcess:
         if not self._built:
             reply = self._reply(self._started + BUILD_TIMEOUT_S, "building")
             self._built = True
+            self.ready_s = round(reply.pop("_at", time.monotonic()) - self._started, 3)
             self.built_note = None if reply.get("built") else reply.get("note", "not built")
             if self.built_note is not None:
                 self.close()
@@ -105,8 +107,8 @@ class BaselineProcess:
     def _read(self) -> None:
         for line in self.process.stdout:
             try:
-                self._replies.put(json.loads(line))
-            except ValueError:
+                self._replies.put(json.loads(line) | {"_at": time.monotonic()})
+            except (ValueError, TypeError):
                 continue
         self._replies.put(None)  # end of output: the process is gone
 
@@ -141,12 +143,14 @@ def start_processes(names: tuple[str, ...], problem, device: str, timing_seed: i
 
 
 def _keep_off_first_cores() -> None:
-    """The upper half of this process's cores (at least one), nice 10; inherited by the
-    compiler's worker processes, which Inductor sizes by the cores it may use."""
+    """The upper half of this process's cores (at least one), nice 10. Inductor compiles in this
+    process (one compile thread): a pool of compile workers per baseline process would first
+    import torch and triton in each worker, on the same cores, for the few kernels a baseline
+    has (the first solve of attention/causal on an H200 waited 22 s for its builds with pools)."""
     cores = sorted(os.sched_getaffinity(0))
     upper = cores[len(cores) // 2 :] or cores
     os.sched_setaffinity(0, upper)
-    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(len(upper)))
+    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
     os.nice(10)
 
 

@@ -81,6 +81,9 @@ class TimingResult:
     nbytes: int = 0
     clock_summary: dict[str, float] = field(default_factory=dict)
     deferred: bool = False  # no baseline timed before the candidate (one was still compiling)
+    # Baselines built in processes of their own: seconds from each process's start to its build
+    # done, and seconds of its timed calls (with the request), for the verdict's time_stats.
+    apart_s: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def add_call(self, window_ms: float, own_ms: float) -> None:
         self.window_ms.append(window_ms)
@@ -152,6 +155,8 @@ class TimingResult:
             "baseline_notes": self.notes,
         }
         verdict.time_stats |= self.clock_summary
+        if self.apart_s:
+            verdict.time_stats["baselines_apart_s"] = self.apart_s
         verdict.baselines = {
             name: timing.summarize(s)["median_ms"] for name, s in self.baselines.items() if s.event_ms
         }
@@ -238,7 +243,9 @@ def _time_apart(loaded, options, result: TimingResult, calls: int, deadline: flo
         if name in known:
             continue
         seconds = max(0.0, deadline - time.monotonic())
+        asked = time.monotonic()
         got = process.time(calls, options.round_calls, options.target_spread, seconds)
+        result.apart_s[name] = {"ready": process.ready_s, "timing": round(time.monotonic() - asked, 3)}
         if isinstance(got, str):
             result.notes[name] = got
             result.baselines.pop(name, None)
