@@ -14,11 +14,18 @@
 #   smoke        two minutes over the code paths no CPU run can check: slabs with CUDA tensors, the
 #                flush/probe/staging rules on honest kernels and on the planted cheats meant for
 #                them, the relative-position tables on the GPU. Run it first in a session.
+#   fa4-install  benchmarks/fa4_install.sh: flash-attn-4 (FlexAttention's FLASH backend) from the wheels
+#                in .whl-fa4a/ and .whl-fa4b/, carried in two consecutive calls (see that script),
+#                into /tmp/fa4; later phases on the same warm machine then find it on PYTHONPATH.
 # A machine without bubblewrap: carry its .deb (apt-get download bubblewrap) in .whl-deb/.
 set -u
 export PYTHONPATH=$PWD/src TRITON_CACHE_DIR=/tmp/ks-triton PYTHONUNBUFFERED=1
-if ! command -v bwrap > /dev/null && ls .whl-deb/bubblewrap_*.deb > /dev/null 2>&1; then
-  dpkg -x .whl-deb/bubblewrap_*.deb /tmp/bw && export PATH=/tmp/bw/usr/bin:$PATH
+if [ -f /tmp/fa4/.fa4-stamp ]; then  # installed by the fa4-install phase; its .pth is not processed
+  export PYTHONPATH=/tmp/fa4:/tmp/fa4/nvidia_cutlass_dsl/dsl_packages:$PYTHONPATH
+fi
+if ! command -v bwrap > /dev/null; then  # /tmp/bw outlives the call that carried .whl-deb (warm machine)
+  [ -x /tmp/bw/usr/bin/bwrap ] || ! ls .whl-deb/bubblewrap_*.deb > /dev/null 2>&1 || dpkg -x .whl-deb/bubblewrap_*.deb /tmp/bw
+  if [ -x /tmp/bw/usr/bin/bwrap ]; then export PATH=/tmp/bw/usr/bin:$PATH; fi
 fi
 OUT=${OUT:-/tmp/ks-out}
 SOLVE=/tmp/ks-solve
@@ -70,6 +77,9 @@ first-verdict)
   timeout "$(( ${2:-480} + 60 ))" python3 benchmarks/first_verdict.py --out "$OUT/first_verdict" --deadline "${2:-480}" --control \
     2>&1 | grep --line-buffered -v Warning | tee "$OUT/first-verdict.log"
   ;;
+fa4-install)
+  bash benchmarks/fa4_install.sh
+  ;;
 smoke)
   timeout 200 python3 benchmarks/verifier_gpu.py --out "$OUT/smoke.jsonl" --deadline 150 \
     --phases examples hostile --quick-phases hostile \
@@ -81,7 +91,7 @@ smoke)
     | grep --line-buffered -v Warning | tail -5
   ;;
 *)
-  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|decode-sweep [deadline]|verifier [deadline]|tables|first-verdict [deadline]|smoke" >&2
+  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|decode-sweep [deadline]|verifier [deadline]|tables|first-verdict [deadline]|smoke|fa4-install" >&2
   exit 2
   ;;
 esac
