@@ -1,13 +1,15 @@
 """Baselines that compile are built and timed in processes of their own (verify/baseline_process.py):
-their build overlaps the attempt, they are timed only once no candidate is alive, a baseline that
-cannot be built or whose process dies is a note (never the candidate's failure), and the
-processes end once their baselines are timed. Asserted from outside: the files the baseline's
-own code writes, process ids, and the verdict."""
+their build runs while nothing is timed and is stopped while anything is, a verdict never waits
+for it (a later attempt times it), a baseline that cannot be built or whose process dies is a
+note (never the candidate's failure), and a process ends once its baseline is timed. Asserted
+from outside: files the baseline's own code writes, process ids and states, and the verdicts."""
 
 from __future__ import annotations
 
 import json
 import os
+import time
+from pathlib import Path
 
 import pytest
 
@@ -17,22 +19,23 @@ from kernelscale.verify.options import VerifyOptions
 from kernelscale.verify.oracle import Oracle
 
 GOOD = (TESTS / "problems" / "good_scaled_exp.py").read_text()
-BUILD_S = 3.0
 
-BASELINES = f"""
+BASELINES = """
+import json as _json
 import os as _os
 import time as _time
 
 
 def make_baseline(name, model, init_inputs):
     where = _os.environ["KS_TEST_BASELINE_DIR"]
-    if name == "slow":  # stands for a compile: seconds before it can run
-        _time.sleep({BUILD_S})
-        cores = sorted(_os.sched_getaffinity(0))
-        open(_os.path.join(where, f"built-{{_os.getpid()}}"), "w").write(f"{{cores}} {{_os.nice(0)}}")
+    if name == "slow":  # stands for a compile: it finishes when the test opens the gate
+        while not _os.path.exists(_os.path.join(where, "gate")):
+            _time.sleep(0.05)
+        facts = {"cores": sorted(_os.sched_getaffinity(0)), "nice": _os.nice(0)}
+        open(_os.path.join(where, f"built-{_os.getpid()}"), "w").write(_json.dumps(facts))
 
         def timed(*inputs):
-            open(_os.path.join(where, f"timed-{{_os.getpid()}}"), "a").write("x")
+            open(_os.path.join(where, f"timed-{_os.getpid()}"), "a").write("x")
             return model(*inputs)
 
         return timed
@@ -58,40 +61,66 @@ def apart(tmp_path, monkeypatch, scaled_exp):
     oracle.close()
 
 
-def test_a_compiled_baseline_builds_apart_and_is_timed_after_the_candidate(apart):
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _slow_process(oracle, problem):
+    return oracle.load(problem).baseline_processes["slow"]
+
+
+def _open_gate_and_wait(marks: Path, process) -> None:
+    (marks / "gate").touch()
+    deadline = time.monotonic() + 120
+    while process.building and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not process.building
+
+
+def test_a_verdict_does_not_wait_for_a_compile_and_a_later_attempt_times_it(apart):
     oracle, problem, marks = apart
-    verdict = run_attempt(oracle, problem, GOOD, VerifyOptions(timeout_s=120.0))
-    assert verdict.status == "correct", verdict.headline()
-    assert {"eager", "slow"} <= set(verdict.baselines)
-    built = [p.name for p in marks.glob("built-*")]
-    timed = [p.name for p in marks.glob("timed-*")]
-    assert len(built) == 1 and built[0] != f"built-{os.getpid()}"  # not the oracle's process
-    assert timed == [built[0].replace("built", "timed")]  # timed in the process that built it
-    pid = int(built[0].split("-")[1])
-    cores, niceness = (marks / built[0]).read_text().rsplit(" ", 1)
-    ours = sorted(os.sched_getaffinity(0))
-    assert json.loads(cores) == ours[len(ours) // 2 :]  # off the cores the oracle and runners use first
-    assert int(niceness) >= 10
-    with pytest.raises(ProcessLookupError):  # its process ended once its baseline was timed
-        os.kill(pid, 0)
-    # Nothing was timed before the candidate while the build ran: the first half was skipped.
-    assert verdict.cost_s["baselines"] < BUILD_S
-    assert "baselines_wait" in verdict.cost_s
-    assert verdict.time_stats["baselines_apart_s"]["slow"]["ready"] >= BUILD_S
-    notes = verdict.time_stats["baseline_notes"]
+    first = run_attempt(oracle, problem, GOOD, VerifyOptions(timeout_s=120.0))
+    assert first.status == "correct", first.headline()
+    assert "eager" in first.baselines and "slow" not in first.baselines
+    assert first.time_stats["baselines_pending"] == ["slow"]
+    notes = first.time_stats["baseline_notes"]
     assert notes["broken"] == "not built: RuntimeError: no such backend here"
     assert "exited (code 3) while building" in notes["dies"]
     assert notes["compile"] == "not available for this problem or device"
+    process = _slow_process(oracle, problem)
+    assert _state(process.process.pid) != "T"  # stopped while timing, going on again after
 
-
-def test_a_later_attempt_reuses_the_samples_without_building_again(apart):
-    oracle, problem, marks = apart
-    first = run_attempt(oracle, problem, GOOD, VerifyOptions(timeout_s=120.0))
+    _open_gate_and_wait(marks, process)
     second = run_attempt(oracle, problem, GOOD, VerifyOptions(timeout_s=120.0))
-    assert first.status == second.status == "correct", second.headline()
-    assert second.baselines["slow"] == first.baselines["slow"]  # kept from the first attempt
-    assert len(list(marks.glob("built-*"))) == 1  # never built again
-    assert second.cost_s["baselines_wait"] < 1.0
+    assert second.status == "correct", second.headline()
+    assert "slow" in second.baselines and "baselines_pending" not in second.time_stats
+    (built,) = marks.glob("built-*")
+    pid = int(built.name.split("-")[1])
+    assert pid != os.getpid() and (marks / f"timed-{pid}").exists()  # built and timed there
+    with pytest.raises(ProcessLookupError):  # its process ended once its baseline was timed
+        os.kill(pid, 0)
+    facts = json.loads(built.read_text())
+    ours = sorted(os.sched_getaffinity(0))
+    assert facts["cores"] == ours[len(ours) // 2 :]  # off the cores the oracle and runners use first
+    assert facts["nice"] >= 10
+    assert second.time_stats["baselines_apart_s"]["slow"]["ready"] > 0
+
+    third = run_attempt(oracle, problem, GOOD, VerifyOptions(timeout_s=120.0))
+    assert third.baselines["slow"] == second.baselines["slow"]  # kept, never built again
+    assert len(list(marks.glob("built-*"))) == 1
+
+
+def test_builds_are_stopped_while_something_is_timed(apart):
+    oracle, problem, marks = apart
+    oracle.timing_setup(oracle.load(problem))
+    process = _slow_process(oracle, problem)
+    time.sleep(1.0)  # inside its build (waiting at the gate)
+    with oracle.builds_paused(oracle.load(problem)):
+        assert _state(process.process.pid) == "T"
+    assert _state(process.process.pid) != "T"
+    _open_gate_and_wait(marks, process)
+    with oracle.builds_paused(oracle.load(problem)):  # built: it only waits, nothing to stop
+        assert _state(process.process.pid) != "T"
 
 
 def test_a_stored_baseline_starts_no_process(apart):

@@ -6,8 +6,9 @@ draws, a rescaled set, shifted distributions; the first one candidate → refere
 → kill the candidate's process tree → baselines (second half) → verdict. Every call is the same
 call; any failure ends the attempt with its status, and an error in a check is never a pass.
 Baselines that compile build in processes of their own from the problem's first attempt on
-(baseline_process.py); the timed calls wait for those builds, and while one is still building
-the first half is skipped and every baseline is timed after the kill.
+(baseline_process.py), stopped whenever something is timed; while one is still building the
+first half is skipped and every baseline is timed after the kill, and one still building then
+is left to a later attempt: a verdict never waits for a compile.
 """
 
 from __future__ import annotations
@@ -83,12 +84,13 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
     if oracle.spares:
         oracle.spares.settle()  # runners started ahead finish their imports before any timing
     cost["setup"] = round(time.monotonic() - t0, 3)
-    t0 = time.monotonic()
-    time_baselines(oracle, loaded, options, timing, before_candidate=True)
-    cost["baselines"] = round(time.monotonic() - t0, 3)
-    t0 = time.monotonic()
-    timing.calibration = calibrate(oracle, loaded, options)
-    cost["calibration"] = round(time.monotonic() - t0, 3)
+    with oracle.builds_paused(loaded):  # builds run only while nothing is timed
+        t0 = time.monotonic()
+        time_baselines(oracle, loaded, options, timing, before_candidate=True)
+        cost["baselines"] = round(time.monotonic() - t0, 3)
+        t0 = time.monotonic()
+        timing.calibration = calibrate(oracle, loaded, options)
+        cost["calibration"] = round(time.monotonic() - t0, 3)
     reference = oracle.new_reference(loaded, candidate.exchange)
     deadline = time.monotonic() + options.timeout_s
     cost["process_start"] = round(
@@ -98,18 +100,16 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
     t1 = time.monotonic()
     cost["first_call"] = _correctness(oracle, loaded, candidate, reference, options, deadline, errors)
     cost["correctness"] = round(time.monotonic() - t1, 3)  # the first call (compile) included
-    t2 = time.monotonic()
-    oracle.wait_for_baselines(loaded)  # no compile may share the GPU or the host with timed calls
-    cost["baselines_wait"] = round(time.monotonic() - t2, 3)
-    t2 = time.monotonic()
-    _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors, timing)
-    candidate.check_guards(deadline)
-    cost["timing"] = round(time.monotonic() - t2, 3)
-    candidate.kill()
-    timing.check_clock(candidate.clock, oracle.device)
-    t3 = time.monotonic()
-    time_baselines(oracle, loaded, options, timing, before_candidate=False)
-    cost["baselines_after"] = round(time.monotonic() - t3, 3)
+    with oracle.builds_paused(loaded):
+        t2 = time.monotonic()
+        _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors, timing)
+        candidate.check_guards(deadline)
+        cost["timing"] = round(time.monotonic() - t2, 3)
+        candidate.kill()
+        timing.check_clock(candidate.clock, oracle.device)
+        t3 = time.monotonic()
+        time_baselines(oracle, loaded, options, timing, before_candidate=False)
+        cost["baselines_after"] = round(time.monotonic() - t3, 3)
     verdict = Verdict(
         "correct",
         f"{errors.calls_checked} calls checked, every one within atol=rtol={errors.tolerance:g}",

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -38,7 +39,8 @@ TIME_TIMEOUT_S = 300.0
 
 
 class BaselineProcess:
-    """The oracle's handle on one baseline's process."""
+    """The oracle's handle on one baseline's process (a session of its own, so that pausing or
+    killing it reaches the compiler's worker processes too)."""
 
     def __init__(self, name: str, setup: dict, folder: Path):
         self.name = name
@@ -49,6 +51,7 @@ class BaselineProcess:
         self.built_note: str | None = None  # why it is not available, once the build is answered
         self.ready_s: float | None = None  # from its start to its build's answer (imports included)
         self._built = False
+        self.paused = False
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "kernelscale.verify.baseline_process"],
@@ -57,24 +60,55 @@ class BaselineProcess:
                 stderr=log,
                 cwd=folder,
                 env=os.environ | {"PYTHONUNBUFFERED": "1"},
+                start_new_session=True,
             )
         threading.Thread(target=self._read, daemon=True).start()
         self._send(setup | {"folder": str(folder)})
 
     @property
     def building(self) -> bool:
-        return not self._built
+        """Still compiling (its build not answered yet); never waits."""
+        if not self._built:
+            try:
+                reply = self._gone_if_none(self._replies.get_nowait(), "building")
+            except queue.Empty:
+                if time.monotonic() - self._started < BUILD_TIMEOUT_S:
+                    return True
+                reply = self._reply(time.monotonic(), "building")
+            self._take_build_reply(reply)
+        return False
 
     def wait_built(self) -> str | None:
         """Block until the build is answered; None when it is ready, else why it is not."""
         if not self._built:
-            reply = self._reply(self._started + BUILD_TIMEOUT_S, "building")
-            self._built = True
-            self.ready_s = round(reply.pop("_at", time.monotonic()) - self._started, 3)
-            self.built_note = None if reply.get("built") else reply.get("note", "not built")
-            if self.built_note is not None:
-                self.close()
+            self.resume()
+            self._take_build_reply(self._reply(self._started + BUILD_TIMEOUT_S, "building"))
         return self.built_note
+
+    def pause(self) -> None:
+        """Stop a build (SIGSTOP to its session) while something is timed: a compile must not
+        share the host or the GPU with timed calls. A built process only waits; left as it is."""
+        if self.building and self.process.poll() is None:
+            self._signal(signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        if self.paused:
+            self._signal(signal.SIGCONT)
+            self.paused = False
+
+    def _take_build_reply(self, reply: dict) -> None:
+        self._built = True
+        self.ready_s = round(reply.pop("_at", time.monotonic()) - self._started, 3)
+        self.built_note = None if reply.get("built") else reply.get("note", "not built")
+        if self.built_note is not None:
+            self.close()
+
+    def _signal(self, signum: int) -> None:
+        try:
+            os.killpg(self.process.pid, signum)
+        except ProcessLookupError:
+            pass
 
     def time(self, calls: int, round_calls: int, target_spread: float, seconds: float) -> Samples | str:
         """Timed calls in the process (built first); the samples, or a note why there are none."""
@@ -89,13 +123,19 @@ class BaselineProcess:
         return Samples.from_json(reply["samples"])
 
     def close(self) -> None:
+        """End it: stdin closed (it exits between requests), killed with its session if not, or
+        at once while it is still building (there is nothing to finish)."""
+        self.resume()
+        if not self._built:
+            self._signal(signal.SIGKILL)
         if self.process.poll() is None:
             try:
                 self.process.stdin.close()
                 self.process.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
+                self._signal(signal.SIGKILL)
                 self.process.wait()
+        self._signal(signal.SIGKILL)  # compiler workers it left behind
 
     def _send(self, message: dict) -> None:
         try:
@@ -116,15 +156,19 @@ class BaselineProcess:
         try:
             reply = self._replies.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
-            self.process.kill()
+            self._signal(signal.SIGKILL)
             return {"note": f"no answer while {doing} in {deadline - self._started:.0f} s; killed"}
-        if reply is None:
-            try:
-                code = self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                code = "unknown"
-            return {"note": f"its process exited (code {code}) while {doing}: {self._log_tail()}"}
-        return reply
+        return self._gone_if_none(reply, doing)
+
+    def _gone_if_none(self, reply: dict | None, doing: str) -> dict:
+        """The reader's end-of-output marker (None) as a note: the process is gone."""
+        if reply is not None:
+            return reply
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = "unknown"
+        return {"note": f"its process exited (code {code}) while {doing}: {self._log_tail()}"}
 
     def _log_tail(self) -> str:
         try:
@@ -143,14 +187,14 @@ def start_processes(names: tuple[str, ...], problem, device: str, timing_seed: i
 
 
 def _keep_off_first_cores() -> None:
-    """The upper half of this process's cores (at least one), nice 10. Inductor compiles in this
-    process (one compile thread): a pool of compile workers per baseline process would first
-    import torch and triton in each worker, on the same cores, for the few kernels a baseline
-    has (the first solve of attention/causal on an H200 waited 22 s for its builds with pools)."""
+    """The upper half of this process's cores (at least one), nice 10. Inductor compiles with this
+    process's pool of workers sized to those cores (on an H200 host, torch.compile of the
+    attention reference was ready about 22 s after its start with a pool of 8 workers, 35 s
+    after with none)."""
     cores = sorted(os.sched_getaffinity(0))
     upper = cores[len(cores) // 2 :] or cores
     os.sched_setaffinity(0, upper)
-    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(len(upper)))
     os.nice(10)
 
 

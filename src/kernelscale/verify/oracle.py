@@ -12,6 +12,8 @@ import json
 import os
 import secrets
 import sys
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,10 @@ from kernelscale.verify.inputs import make_inputs, make_model, outputs_as_list, 
 from kernelscale.verify.op_policy import is_data_movement, recording
 from kernelscale.verify.trials import Case, apply_shift
 from kernelscale.verify.verdict import VERIFIER_ERROR, Verdict, describe_environment
+
+# After stopping a build, the GPU work it had queued (a compiled kernel's first calls, a few ms
+# at most) drains before anything is timed.
+PAUSE_SETTLE_S = 0.05
 
 
 class ProblemSetupError(Exception):
@@ -186,11 +192,21 @@ class Oracle:
         in_line = tuple(name for name in wanted if name not in apart)
         loaded.baselines = build_baselines(in_line, loaded.module, model, init_inputs, self.device)
 
-    def wait_for_baselines(self, loaded: LoadedProblem) -> None:
-        """Every baseline process done compiling: called before a candidate's timed calls, so
-        that no compile shares the GPU or the host with them."""
-        for process in loaded.baseline_processes.values():
-            process.wait_built()
+    @contextmanager
+    def builds_paused(self, loaded: LoadedProblem):
+        """Baseline builds stopped while the body times something (a calibration, a candidate's
+        timed calls, baselines): a compile must share neither the host nor the GPU with timed
+        calls. They go on when it ends, whatever happened, while nothing is timed."""
+        processes = list(loaded.baseline_processes.values())
+        try:
+            for process in processes:
+                process.pause()
+            if any(p.paused for p in processes):
+                time.sleep(PAUSE_SETTLE_S)
+            yield
+        finally:
+            for process in processes:
+                process.resume()
 
     def close(self) -> None:
         for loaded in self.problems.values():

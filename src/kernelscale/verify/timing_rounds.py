@@ -81,6 +81,9 @@ class TimingResult:
     nbytes: int = 0
     clock_summary: dict[str, float] = field(default_factory=dict)
     deferred: bool = False  # no baseline timed before the candidate (one was still compiling)
+    pending: list[str] = field(
+        default_factory=list
+    )  # still compiling after the candidate: a later attempt times them
     # Baselines built in processes of their own: seconds from each process's start to its build
     # done, and seconds of its timed calls (with the request), for the verdict's time_stats.
     apart_s: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -157,6 +160,8 @@ class TimingResult:
         verdict.time_stats |= self.clock_summary
         if self.apart_s:
             verdict.time_stats["baselines_apart_s"] = self.apart_s
+        if self.pending:
+            verdict.time_stats["baselines_pending"] = sorted(self.pending)
         verdict.baselines = {
             name: timing.summarize(s)["median_ms"] for name, s in self.baselines.items() if s.event_ms
         }
@@ -194,9 +199,10 @@ def _flag_suspect(verdict: Verdict, oracle, loaded, options, nbytes: int) -> Non
 
 
 def time_baselines(oracle, loaded, options, result: TimingResult, before_candidate: bool) -> None:
-    """One half of the baselines' calls; called only while no candidate process is alive. While
-    a baseline still compiles in its own process, the first half is skipped and every baseline
-    is timed after the candidate (a compile would share the GPU and the host with the calls)."""
+    """One half of the baselines' calls; called only while no candidate process is alive and
+    every build is paused. While a baseline still compiles in its own process, the first half is
+    skipped and every baseline is timed after the candidate; one still compiling then is
+    pending, timed by a later attempt (the verdict does not wait for a compile)."""
     device = oracle.device
     known = options.known_baselines or {}
     if before_candidate and any(p.building for p in loaded.baseline_processes.values()):
@@ -241,6 +247,9 @@ def _time_apart(loaded, options, result: TimingResult, calls: int, deadline: flo
             result.baselines[name] = timing.Samples(list(samples.event_ms), list(samples.wall_ms))
     for name, process in list(loaded.baseline_processes.items()):
         if name in known:
+            continue
+        if process.building:  # not waited for: a later attempt of this oracle times it
+            result.pending.append(name)
             continue
         seconds = max(0.0, deadline - time.monotonic())
         asked = time.monotonic()
