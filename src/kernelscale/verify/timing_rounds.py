@@ -81,12 +81,11 @@ class TimingResult:
     nbytes: int = 0
     clock_summary: dict[str, float] = field(default_factory=dict)
     deferred: bool = False  # no baseline timed before the candidate (one was still compiling)
-    pending: list[str] = field(
-        default_factory=list
-    )  # still compiling after the candidate: a later attempt times them
-    # Baselines built in processes of their own: seconds from each process's start to its build
-    # done, and seconds of its timed calls (with the request), for the verdict's time_stats.
-    apart_s: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Still compiling after the candidate: a later attempt times them.
+    pending: list[str] = field(default_factory=list)
+    # Per baseline timed here: seconds of its calls (warm-up included; for one built apart, the
+    # request's round trip) and, built apart, seconds from its process's start to its build done.
+    baseline_s: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def add_call(self, window_ms: float, own_ms: float) -> None:
         self.window_ms.append(window_ms)
@@ -158,8 +157,8 @@ class TimingResult:
             "baseline_notes": self.notes,
         }
         verdict.time_stats |= self.clock_summary
-        if self.apart_s:
-            verdict.time_stats["baselines_apart_s"] = self.apart_s
+        if self.baseline_s:
+            verdict.time_stats["baseline_s"] = self.baseline_s
         if self.pending:
             verdict.time_stats["baselines_pending"] = sorted(self.pending)
         verdict.baselines = {
@@ -223,6 +222,7 @@ def time_baselines(oracle, loaded, options, result: TimingResult, before_candida
             continue  # measured earlier in this run, or by an earlier run on this device
         if name in result.notes and name not in result.baselines:
             continue  # failed in the first half
+        asked = time.monotonic()
         try:
             if warm:
                 timing.warm_up(fn, inputs, device)
@@ -230,6 +230,7 @@ def time_baselines(oracle, loaded, options, result: TimingResult, before_candida
                 fn, inputs, device, flush, calls, options.round_calls, options.target_spread, deadline
             )
             result.baselines.setdefault(name, timing.Samples()).extend(samples)
+            result.baseline_s[name] = {"ready": None, "timing": round(time.monotonic() - asked, 3)}
         except Exception as exc:  # a broken baseline is noted, never blamed on the candidate
             result.notes[name] = f"failed while timing: {type(exc).__name__}: {str(exc)[:160]}"
             result.baselines.pop(name, None)
@@ -254,7 +255,7 @@ def _time_apart(loaded, options, result: TimingResult, calls: int, deadline: flo
         seconds = max(0.0, deadline - time.monotonic())
         asked = time.monotonic()
         got = process.time(calls, options.round_calls, options.target_spread, seconds)
-        result.apart_s[name] = {"ready": process.ready_s, "timing": round(time.monotonic() - asked, 3)}
+        result.baseline_s[name] = {"ready": process.ready_s, "timing": round(time.monotonic() - asked, 3)}
         if isinstance(got, str):
             result.notes[name] = got
             result.baselines.pop(name, None)
