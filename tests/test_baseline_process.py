@@ -130,3 +130,14 @@ def test_a_stored_baseline_starts_no_process(apart):
     verdict = run_attempt(oracle, problem, GOOD, options)
     assert verdict.status == "correct", verdict.headline()
     assert verdict.baselines["slow"] == 2.0 and not list(marks.glob("built-*"))
+
+
+def test_a_verdict_asked_to_wait_for_builds_measures_them_all(apart):
+    import threading
+
+    oracle, problem, marks = apart
+    threading.Timer(2.0, lambda: (marks / "gate").touch()).start()  # the compile ends meanwhile
+    verdict = run_attempt(oracle, problem, GOOD, VerifyOptions(timeout_s=120.0, wait_for_builds=True))
+    assert verdict.status == "correct", verdict.headline()
+    assert "slow" in verdict.baselines and "baselines_pending" not in verdict.time_stats
+    assert verdict.cost_s["baselines_wait"] >= 0.0

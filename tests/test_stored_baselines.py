@@ -174,3 +174,23 @@ def test_an_oracle_uses_only_its_own_host_s_stored_calibration(scaled_exp):
     assert second.status == "correct", second.headline()
     assert second.time_stats["stored_calibration"] is True and second.calibration == {}
     assert second.time_stats["trusted_stage_ms"] == 123.0
+
+
+def test_only_a_run_s_last_attempts_wait_for_baselines_still_compiling(tmp_path):
+    """Early verdicts do not wait for a compile (the first verdict comes sooner); the last
+    attempts by the attempt budget do, so a short run still measures every baseline."""
+    prob = problem("attention/p", 16, kind="attention")
+    settings = RunSettings(db_path=tmp_path / "k.db", proposer="compiler")
+    session = Session(settings, executor_factory=lambda s: FakePool(_measured()))
+    pool = session.prepare_pool()
+    run_id = session.store.create_run("solve", prob.name, {})
+    session.store.add_problem(run_id, prob)
+    for attempts, waits in ((3, [False, False, True]), (1, [True]), (None, [False, False])):
+        pool.options_seen.clear()
+        evaluate = Evaluator(
+            session.store, pool, run_id, prob, session.verify_options(prob), Budget(attempts=attempts), None
+        )
+        for i in range(len(waits)):
+            asyncio.run(evaluate(Candidate(code=f"x = {attempts}{i}\n", proposer="test")))
+        assert [o.wait_for_builds for o in pool.options_seen] == waits
+    session.close_store()

@@ -88,14 +88,22 @@ class Evaluator:
             verdict_id, verdict = cached
             verdict.cached = True
             return verdict, verdict_id
-        verdict = no_code_verdict(candidate) or await self.pool.verify(
-            self.problem, candidate.code, self.options
-        )
+        options = replace(self.options, wait_for_builds=self._among_the_last())
+        verdict = no_code_verdict(candidate) or await self.pool.verify(self.problem, candidate.code, options)
         if verdict.suspect:
             verdict = await self._reverify(candidate, verdict)
         self._keep_baselines(verdict)
         self._keep_calibration(verdict)
         return verdict, self.store.add_verdict(*key, verdict)
+
+    def _among_the_last(self) -> bool:
+        """Is this attempt among the run's last by its attempt budget (one per worker)? Its
+        verdict then waits for baselines still compiling, so that a run with few attempts
+        measures them all; earlier verdicts do not wait, and a later attempt times them."""
+        if self.budget.attempts is None:
+            return False
+        started = len(self.history) + len(self.attempts)
+        return started + max(1, getattr(self.pool, "size", 1)) >= self.budget.attempts
 
     def _keep_baselines(self, verdict: Verdict) -> None:
         """Baselines this verdict measured (not reused) on a device: the rest of this run and

@@ -8,7 +8,7 @@ call; any failure ends the attempt with its status, and an error in a check is n
 Baselines that compile build in processes of their own from the problem's first attempt on
 (baseline_process.py), stopped whenever something is timed; while one is still building the
 first half is skipped and every baseline is timed after the kill, and one still building then
-is left to a later attempt: a verdict never waits for a compile.
+is left to a later attempt: a verdict waits for a compile only when asked (a run's last ones).
 """
 
 from __future__ import annotations
@@ -100,6 +100,10 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
     t1 = time.monotonic()
     cost["first_call"] = _correctness(oracle, loaded, candidate, reference, options, deadline, errors)
     cost["correctness"] = round(time.monotonic() - t1, 3)  # the first call (compile) included
+    if options.wait_for_builds:
+        t2 = time.monotonic()
+        oracle.wait_for_builds(loaded)
+        cost["baselines_wait"] = round(time.monotonic() - t2, 3)
     with oracle.builds_paused(loaded):
         t2 = time.monotonic()
         _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors, timing)

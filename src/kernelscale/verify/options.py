@@ -30,6 +30,10 @@ class VerifyOptions:
     # host (Calibration.to_json: the host, each step's median and spread). An oracle uses only
     # its own host's and measures afresh where there is none.
     known_calibrations: list[dict] | None = None
+    # Wait for every baseline still compiling (in its own process) before the timed calls, so
+    # that this verdict measures them all: the search asks it of a run's last attempts. Other
+    # verdicts do not wait; a later attempt times what was still building.
+    wait_for_builds: bool = False
 
     def __post_init__(self) -> None:
         self.trials = max(5, int(self.trials))

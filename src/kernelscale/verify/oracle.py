@@ -192,6 +192,10 @@ class Oracle:
         in_line = tuple(name for name in wanted if name not in apart)
         loaded.baselines = build_baselines(in_line, loaded.module, model, init_inputs, self.device)
 
+    def wait_for_builds(self, loaded: LoadedProblem) -> None:
+        for process in loaded.baseline_processes.values():
+            process.wait_built()
+
     @contextmanager
     def builds_paused(self, loaded: LoadedProblem):
         """Baseline builds stopped while the body times something (a calibration, a candidate's
