@@ -75,15 +75,16 @@ def test_the_first_attempt_calibrates_with_the_second_spare(oracle, scaled_exp):
     assert not any(_alive(r) or r.workdir.exists() for r in both)
 
 
-def test_a_spare_left_waiting_has_finished_its_imports_before_anything_is_timed(oracle, scaled_exp):
+def test_a_spare_not_needed_for_a_calibration_is_removed_before_anything_is_timed(oracle, scaled_exp):
     from kernelscale.verify.calibration import STEP_NAMES, this_host
 
     stored = {"host": this_host(), "steps": {name: [0.1, 0.01] for name in STEP_NAMES}}
     oracle.spares.prepare(None, count=2)
+    both = list(oracle.spares.runners)
     verdict = run_attempt(
         oracle, scaled_exp, GOOD, VerifyOptions(timeout_s=60.0, known_calibrations=[stored])
     )
     assert verdict.status == "correct", verdict.headline()
     assert verdict.time_stats["stored_calibration"] is True
-    left = oracle.spares.runners
-    assert len(left) == 1 and _alive(left[0]) and id(left[0]) not in oracle.spares.unsettled
+    assert oracle.spares.runners == []
+    assert not any(_alive(r) or r.workdir.exists() for r in both)

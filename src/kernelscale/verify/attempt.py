@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from kernelscale.problems.problem import Problem
-from kernelscale.verify.calibration import calibrate
+from kernelscale.verify.calibration import calibrate, needs_measuring
 from kernelscale.verify.candidate import CallResult, CandidateProcess, attempt_dir
 from kernelscale.verify.compare import atol_scales, compare_outputs, output_rms
 from kernelscale.verify.options import VerifyOptions
@@ -81,8 +81,10 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
     cost: dict[str, float] = {}
     t0 = time.monotonic()
     oracle.timing_setup(loaded)
-    if oracle.spares:
-        oracle.spares.settle()  # runners started ahead finish their imports before any timing
+    if oracle.spares and needs_measuring(loaded, options):
+        oracle.spares.settle()  # the calibration's runner: its imports end before any timing
+    elif oracle.spares:
+        oracle.spares.discard()  # no calibration to run: nothing may import while we time
     cost["setup"] = round(time.monotonic() - t0, 3)
     with oracle.builds_paused(loaded):  # builds run only while nothing is timed
         t0 = time.monotonic()

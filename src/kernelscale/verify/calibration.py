@@ -109,6 +109,11 @@ def calibrate(oracle, loaded, options: VerifyOptions) -> Calibration:
     return loaded.calibration
 
 
+def needs_measuring(loaded, options: VerifyOptions) -> bool:
+    """Will `calibrate` start a trusted runner (no calibration yet here, none stored)?"""
+    return loaded.calibration is None and _stored_here(options) is None
+
+
 def _stored_here(options: VerifyOptions) -> Calibration | None:
     """This host's stored calibration; None where there is none or it is malformed."""
     host = this_host()
