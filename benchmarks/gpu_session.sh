@@ -5,7 +5,6 @@
 #   solve-start  `kernelscale solve attention/softcap --budget 15m` in its own session (survives the call)
 #   solve-wait   wait for it, then copy its db, summary and log to $OUT
 #   decode       benchmarks/attention_decode.py (decode shapes vs Flex, FLASH, cuDNN; wrapper overhead)
-#   decode-ab    benchmarks/decode_fused_ab.py: splits merged in the kernel vs a second kernel, Flex as peer
 #   decode-sweep benchmarks/decode_sweep.py: decode-kernel configs (splits, tiles, warps, stages) for
 #                sliding_window and document (full as a control) at Sq=1 and 16, vs Flex, in graphs
 #   verifier     benchmarks/verifier_gpu.py: shipped examples, planted candidates, compiler kernels
@@ -60,10 +59,6 @@ decode)
   timeout 170 python3 benchmarks/attention_decode.py --deadline "${2:-100}" --out "$OUT" 2>&1 \
     | grep -v Warning | tee "$OUT/attention-decode.log"
   ;;
-decode-ab)
-  timeout "$(( ${2:-90} + 90 ))" python3 benchmarks/decode_fused_ab.py --deadline "${2:-90}" --out "$OUT" 2>&1 \
-    | grep --line-buffered -v Warning | tee "$OUT/decode-ab.log"
-  ;;
 decode-sweep)
   timeout "$(( ${2:-120} + 90 ))" python3 benchmarks/decode_sweep.py --deadline "${2:-120}" --out "$OUT" 2>&1 \
     | grep --line-buffered -v Warning | tee "$OUT/decode-sweep.log"
@@ -96,7 +91,7 @@ smoke)
     | grep --line-buffered -v Warning | tail -5
   ;;
 *)
-  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|decode-sweep [deadline]|decode-ab [deadline]|verifier [deadline]|tables|first-verdict [deadline]|smoke|fa4-install" >&2
+  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|decode-sweep [deadline]|verifier [deadline]|tables|first-verdict [deadline]|smoke|fa4-install" >&2
   exit 2
   ;;
 esac
