@@ -88,3 +88,23 @@ def test_a_spare_not_needed_for_a_calibration_is_removed_before_anything_is_time
     assert verdict.time_stats["stored_calibration"] is True
     assert oracle.spares.runners == []
     assert not any(_alive(r) or r.workdir.exists() for r in both)
+
+
+def test_the_warm_up_kernel_compiles_and_runs():
+    # What a runner started ahead on a GPU compiles before any candidate code, here under the
+    # interpreter in a process of its own (the interpreter is chosen before triton's import).
+    import os
+    import subprocess
+    import sys
+
+    code = "from kernelscale.verify import warm_kernel; print(warm_kernel.compile_and_run('cpu'))"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"TRITON_INTERPRET": "1"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.strip().splitlines()[-1] == "1.0"

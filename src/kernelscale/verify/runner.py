@@ -66,8 +66,11 @@ class Runner:
             import torch
             from triton.runtime import driver
 
+            from kernelscale.verify import warm_kernel
+
             torch.empty(1, device="cuda")
             driver.active.get_current_device()
+            warm_kernel.compile_and_run()
         return {"ok": True}
 
     def load(self, msg: dict) -> dict:
