@@ -1,20 +1,19 @@
 """Baselines that compile, each built and timed in a process of its own (`python -m` this module).
 
-Compiling FlexAttention and `torch.compile` takes 15-25 s on an H200 host (Dynamo, Inductor,
-Triton), most of a problem's first verdict when done in line. In a process of its own it runs
-while the oracle calibrates and the candidate starts, compiles and passes its correctness trials;
-in the oracle's process it would not (the compiler holds the interpreter lock, which would also
-skew the calibration's host-side figures). Nothing is timed while a compile runs: the oracle
-waits for every build before the candidate's timed calls, and asks for the baselines' timed calls
-only after the candidate's process tree is killed, one process at a time, so the GPU is as quiet
-as it is for the in-line baselines. The process times by the same method (timing.py) on the
-same input set (the problem's timing seed and the timing model's init seed). It runs our code
-only, the problem's own reference and baselines, never a candidate's.
+Compiling FlexAttention and `torch.compile` takes 10-35 s on an H200 host (Dynamo, Inductor,
+Triton), most of a problem's first verdict when done in line, before the candidate. In a process
+of its own it runs while the candidate starts, compiles and passes its correctness trials; in the
+oracle's process it would hold the interpreter lock the oracle needs. Nothing is timed while a
+compile runs: the oracle stops every build (SIGSTOP to its session, compiler workers included)
+around the calibration, the candidate's timed calls and the baselines' calls, and lets it go on
+after (oracle.builds_paused). An early verdict does not wait for a build; a run's last attempts
+do (VerifyOptions.wait_for_builds). Baselines are timed here on request, only after the
+candidate's process tree is killed, one process at a time, by the same method (timing.py) on the
+same input set (the problem's timing seed and the timing model's init seed). The process runs our
+code only, the problem's own reference and baselines, never a candidate's.
 
-The process keeps off the host's first cores: it runs on the upper half of the cores the oracle
-may use, at a lower priority, so that a compile does not delay the oracle, the trusted runner
-it calibrates with, or a candidate's runner (the calibration may run while a build does, and
-the runner's own per-call cost it measures is subtracted from every candidate's time).
+It keeps off the host's first cores: the upper half of the cores the oracle may use, at nice 10,
+so that a compile does not slow the oracle or a candidate's runner while they work untimed.
 
 The protocol is one JSON line each way: a setup line, then `built` (or a note why not); then
 for each `time` request the samples (or a note). The process exits when its stdin closes.
