@@ -55,9 +55,9 @@ class Runner:
 
     def warm(self, msg: dict) -> dict:
         """Import what `load` needs before any candidate code exists (a runner started ahead of
-        its attempt pays for it early), and on a GPU make the CUDA context and Triton's driver
-        helpers (built into this attempt's own cache) now rather than in the candidate's first
-        call; the reply says it is done."""
+        its attempt pays for it early), and on a GPU make the CUDA context, Triton's driver
+        helpers and the kernels every call runs (warm_kernel.py; built into this attempt's own
+        cache) now rather than in the candidate's first call; the reply says it is done."""
         import importlib
 
         for name in ("torch", "triton", "kernelscale.problems.module", "kernelscale.verify.op_policy"):

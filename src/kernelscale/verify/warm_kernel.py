@@ -1,14 +1,21 @@
-"""A one-element Triton kernel a runner started ahead compiles and runs before any candidate code
-exists: the compiler's one-time set-up in a process (its MLIR and LLVM contexts, the backend's
-query of ptxas, the launcher's build tools) is then paid while nothing is timed, not in the
-candidate's first call. Its binary lands in the attempt's own fresh cache, like the driver
-helpers."""
+"""What a runner started ahead compiles and runs before any candidate code exists: a one-element
+Triton kernel (the compiler's one-time set-up in a process: its MLIR and LLVM contexts, the
+backend's query of ptxas, the launcher's build tools) and the masking kernels every call uses
+(masking.py: the XOR pad that unmasks staged inputs, the digest of the outputs at `commit`) for
+the commonest element sizes. Otherwise these compile inside the candidate's first call, in the
+attempt's fresh cache. Their binaries land in that cache, like Triton's driver helpers."""
 
 from __future__ import annotations
+
+import secrets
 
 import torch
 import triton
 import triton.language as tl
+
+from kernelscale.verify import masking
+
+WARM_DTYPES = (torch.bfloat16, torch.float32)  # 2- and 4-byte elements: half and single precision
 
 
 @triton.jit
@@ -19,4 +26,9 @@ def _add_one(x_ptr):
 def compile_and_run(device: str = "cuda") -> float:
     x = torch.zeros(1, device=device)
     _add_one[(1,)](x)
-    return float(x.item())  # waits for the kernel
+    key = secrets.randbits(62)  # a key like the oracle's (62 bits): the same specialisation
+    for dtype in WARM_DTYPES:
+        t = torch.zeros(4096, dtype=dtype, device=device)
+        masking.unmask_([t], key)
+        masking.digests([t], key)
+    return float(x.item())  # waits for the kernels
