@@ -66,9 +66,15 @@ class Spares:
         return None
 
     def settle(self) -> None:
-        """Wait for every waiting runner's imports: called before anything is timed, so that
-        none of them loads the host (or makes a CUDA context) while something is."""
-        self.runners = [r for r in self.runners if self._settled(r) or _remove(r)]
+        """Wait for every waiting runner's warm-up (imports, CUDA context, kernels compiled):
+        called before anything is timed, so that none of them loads the host while something is."""
+        ready = []
+        for runner in self.runners:
+            if self._settled(runner):
+                ready.append(runner)
+            else:  # broken while warming: an attempt starts its own
+                _remove(runner)
+        self.runners = ready
 
     def discard(self) -> None:
         for runner in self.runners:
