@@ -140,4 +140,4 @@ def test_a_verdict_asked_to_wait_for_builds_measures_them_all(apart):
     verdict = run_attempt(oracle, problem, GOOD, VerifyOptions(timeout_s=120.0, wait_for_builds=True))
     assert verdict.status == "correct", verdict.headline()
     assert "slow" in verdict.baselines and "baselines_pending" not in verdict.time_stats
-    assert verdict.cost_s["baselines_wait"] >= 0.0
+    assert "baselines_wait" in verdict.cost_s  # the verdict did wait for the build

@@ -103,7 +103,7 @@ class Evaluator:
         if self.budget.attempts is None:
             return False
         started = len(self.history) + len(self.attempts)
-        return started + max(1, getattr(self.pool, "size", 1)) >= self.budget.attempts
+        return started + max(1, self.pool.size) >= self.budget.attempts
 
     def _keep_baselines(self, verdict: Verdict) -> None:
         """Baselines this verdict measured (not reused) on a device: the rest of this run and

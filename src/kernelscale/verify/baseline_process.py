@@ -41,8 +41,7 @@ class BaselineProcess:
     """The oracle's handle on one baseline's process (a session of its own, so that pausing or
     killing it reaches the compiler's worker processes too)."""
 
-    def __init__(self, name: str, setup: dict, folder: Path):
-        self.name = name
+    def __init__(self, setup: dict, folder: Path):
         folder.mkdir(parents=True, exist_ok=True)
         self.log_path = folder / "baseline.log"
         self._replies: queue.Queue = queue.Queue()
@@ -177,9 +176,7 @@ class BaselineProcess:
 def start_processes(names: tuple[str, ...], problem, device: str, timing_seed: int, folder: Path) -> dict:
     """One process per name, all building at once (their compiles overlap each other too)."""
     setup = {"problem": problem.to_json(), "device": device, "timing_seed": timing_seed}
-    return {
-        name: BaselineProcess(name, setup | {"name": name}, folder / f"baseline-{name}") for name in names
-    }
+    return {name: BaselineProcess(setup | {"name": name}, folder / f"baseline-{name}") for name in names}
 
 
 def _keep_off_first_cores() -> None:

@@ -82,8 +82,8 @@ class Oracle:
         self._gpu: tuple | None = None  # (GpuConfinement or None, a line for the report), once
         self.spares = None  # spare.Spares: the next attempt's runner, started ahead (set by serve)
         # Compiled baselines build in processes of their own, in parallel with the attempt, on
-        # the GPU (where they compile); on the CPU in line unless a test asks for processes.
-        self.separate_baselines = device == "cuda" or os.environ.get("KERNELSCALE_BASELINE_PROCESSES") == "1"
+        # the GPU (where they compile); on the CPU in line (tests set this to use processes).
+        self.separate_baselines = device == "cuda"
 
     def gpu_confinement(self):
         """The one-GPU confinement for candidate sandboxes (gpu_confine.py), probed once; on the
