@@ -1,11 +1,14 @@
 """Attention compiler vs FlexAttention and SDPA, timed in one process on one GPU.
 
-For each built-in variant and head dim: build the compiler's kernels for a few configs, check
-each against the fp32 reference (batch 0 of the same inputs), time them, FlexAttention
-(compiled, with its BlockMask) and SDPA cuDNN / flash where defined, with
-`triton.testing.do_bench` (median, L2 flushed before every call), and write a JSON plus a table.
+For each built-in variant and head dim: build the compiler's kernels for a few configs of each
+backend (Triton; FlashAttention-4's CuTe DSL kernel with generated hooks where flash_attn.cute
+imports), check each against the fp32 reference (batch 0 of the same inputs), time them,
+FlexAttention (compiled, with its BlockMask; its Triton backend and, where FA4 imports, its FLASH
+backend) and SDPA cuDNN / flash where defined, with `triton.testing.do_bench` (median, L2 flushed
+before every call), and write a JSON plus a table.
 
     python benchmarks/attention_bench.py --out results.json              # GPU, B=4 H=16 S=4096
+    python benchmarks/attention_bench.py --backends triton fa4 --configs 1 --out backends.json
     python benchmarks/attention_bench.py --cpu-smoke                     # interpreter, tiny shape
 
 Results are written after every variant, so a run cut short still leaves its numbers.
@@ -19,6 +22,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,7 +45,7 @@ from kernelscale.problems.attention.problem import builtin_names, load_attention
 from kernelscale.problems.module import apply_sizes, import_source  # noqa: E402
 from kernelscale.propose.compiler.generate import compile_mods, render  # noqa: E402
 from kernelscale.propose.compiler.proposer import CompilerProposer  # noqa: E402
-from kernelscale.propose.compiler.space import Features  # noqa: E402
+from kernelscale.propose.compiler.space import Config, Features  # noqa: E402
 
 SMOKE_SHAPE = {"B": 1, "Sq": 128, "Skv": 128}
 D64_VARIANTS = ("full", "causal", "document", "relative_positional", "alibi", "softcap", "sliding_window")
@@ -61,11 +65,14 @@ def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", nargs="*", default=None, help="default: the whole built-in suite")
     ap.add_argument("--dims", nargs="*", type=int, default=[128, 64])
-    ap.add_argument("--configs", type=int, default=3, help="compiler configs per variant and D")
+    ap.add_argument("--configs", type=int, default=3, help="Triton compiler configs per variant and D")
+    ap.add_argument("--backends", nargs="*", default=["triton"], choices=["triton", "fa4"])
+    ap.add_argument("--peers", nargs="*", default=["flex", "flex_flash", "sdpa_cudnn", "sdpa_flash"])
     ap.add_argument(
         "--out", default=None, help="JSON path (default: benchmarks/results/attention-<card>.json)"
     )
     ap.add_argument("--deadline-s", type=float, default=480.0, help="stop starting new work after this")
+    ap.add_argument("--errors", default=None, help="folder for the full traceback of each failed kernel")
     ap.add_argument("--cpu-smoke", action="store_true", help="interpreter at a tiny shape: proves the script")
     return ap.parse_args()
 
@@ -89,14 +96,26 @@ def build(name: str, D: int, device: str):
     return problem, module.Model(*init), init, inputs, shape
 
 
-def configs_for(name, compiled, D, count, device):
-    proposer = CompilerProposer(device=device)
-    base = compiled.features
-    features = Features(**{**base.__dict__, "D": D})
-    chosen = proposer.plan(features, None)[:count]
-    if features.tables and all(c.rel_tables for c in chosen):  # measure the tables against none
-        chosen.append(replace(chosen[0], rel_tables=False))
+def configs_for(name, compiled, D, count, device, backends=("triton",)):
+    chosen = []
+    if "triton" in backends:
+        proposer = CompilerProposer(device=device)
+        base = compiled.features
+        features = Features(**{**base.__dict__, "D": D})
+        chosen = proposer.plan(features, None)[:count]
+        if features.tables and all(c.rel_tables for c in chosen) and count > 1:  # tables vs none
+            chosen.append(replace(chosen[0], rel_tables=False))
+    if "fa4" in backends and fa4_available():
+        chosen.append(Config(backend="fa4", fast_tanh=compiled.features.has_tanh))
     return chosen
+
+
+def fa4_available() -> bool:
+    try:
+        import flash_attn.cute  # noqa: F401
+    except Exception:
+        return False
+    return True
 
 
 def timer(fn, device):
@@ -121,7 +140,7 @@ def bench_variant(name, D, device, args, log):
     tol = 1e-2 if q.dtype != torch.float32 else 1e-4
     compiled = compile_mods(score_mod, mask_mod)
     row = {"variant": name, "D": D, "shape": shape, "flops": problem.flops, "configs": []}
-    for config in configs_for(name, compiled, D, args.configs, device):
+    for config in configs_for(name, compiled, D, args.configs, device, args.backends):
         entry = {"config": config.as_dict()}
         try:
             mod = import_source(render(compiled, config), f"cand_{Path(name).stem}_{D}")
@@ -133,14 +152,26 @@ def bench_variant(name, D, device, args, log):
                 entry["ms"] = timer(lambda kernel=kernel: kernel(q, k, v), device)
         except Exception as exc:  # a config that fails to build or run is a result, not a crash
             entry["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            if args.errors:
+                Path(args.errors).mkdir(parents=True, exist_ok=True)
+                tag = f"{Path(name).stem}-{D}-{config.backend}.txt"
+                (Path(args.errors) / tag).write_text(traceback.format_exc())
         row["configs"].append(entry)
         log(f"  {name} D={D} {config.as_dict()} -> {entry.get('ms', entry.get('error', 'incorrect'))}")
     timed = [c for c in row["configs"] if "ms" in c]
     if timed:
         best = min(timed, key=lambda c: c["ms"])
         row.update(ours_ms=best["ms"], best_config=best["config"])
-    row.update(baselines(score_mod, mask_mod, dict(init[2]), device, q, k, v, reference, tol))
-    for base in ("flex", "sdpa_cudnn", "sdpa_flash"):
+    for backend in ("triton", "fa4"):
+        mine = [c["ms"] for c in timed if c["config"].get("backend", "triton") == backend]
+        if mine:
+            row[f"ours_{backend}_ms"] = min(mine)
+    row.update(baselines(score_mod, mask_mod, dict(init[2]), device, q, k, v, reference, tol, args.peers))
+    peers = [row[f"{p}_ms"] for p in ("flex", "flex_flash", "sdpa_cudnn", "sdpa_flash") if row.get(f"{p}_ms")]
+    if peers and row.get("ours_ms"):
+        row["best_peer_ms"] = min(peers)
+        row["speedup_best_peer"] = row["best_peer_ms"] / row["ours_ms"]
+    for base in ("flex", "flex_flash", "sdpa_cudnn", "sdpa_flash"):
         if row.get("ours_ms") and row.get(f"{base}_ms"):
             row[f"speedup_{base}"] = row[f"{base}_ms"] / row["ours_ms"]
     if row.get("ours_ms") and device == "cuda":
@@ -148,13 +179,19 @@ def bench_variant(name, D, device, args, log):
     return row
 
 
-def baselines(score_mod, mask_mod, shape, device, q, k, v, reference, tol):
+def baselines(score_mod, mask_mod, shape, device, q, k, v, reference, tol, peers=("flex", "sdpa_cudnn", "sdpa_flash")):
     """Flex and SDPA times (None where not expressible or not on this device), each checked too."""
     out = {}
     makers = {"flex": lambda: flex_baseline(score_mod, mask_mod, shape, torch.device(device))}
+    if fa4_available():  # FlexAttention's FLASH backend runs FA4's kernels
+        makers["flex_flash"] = lambda: flex_baseline(
+            score_mod, mask_mod, shape, torch.device(device), kernel_options={"BACKEND": "FLASH"}
+        )
     for name in ("sdpa_cudnn", "sdpa_flash"):
         makers[name] = lambda n=name: sdpa_baseline(n, score_mod, mask_mod, shape, torch.device(device))
     for name, make in makers.items():
+        if name not in peers:
+            continue
         try:
             fn = make()
             if fn is None:
@@ -173,6 +210,18 @@ def environment(device):
         env["card"] = torch.cuda.get_device_name()
         env["cuda"] = torch.version.cuda
     return env
+
+
+def backend_table(rows):
+    """Per variant and D: each backend of ours, each peer, best ours against the best peer."""
+    cols = ("ours_triton_ms", "ours_fa4_ms", "flex_ms", "flex_flash_ms", "sdpa_cudnn_ms", "sdpa_flash_ms")
+    head = f"{'variant':20s} {'D':>4s} " + " ".join(f"{c[:-3]:>13s}" for c in cols) + f" {'x best peer':>11s}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        cells = " ".join(f"{r[c]:13.3f}" if r.get(c) else f"{'-':>13s}" for c in cols)
+        x = f"{r['speedup_best_peer']:11.2f}" if r.get("speedup_best_peer") else f"{'-':>11s}"
+        lines.append(f"{r['variant']:20s} {r['D']:4d} {cells} {x}")
+    return "\n".join(lines)
 
 
 def table(rows):
@@ -228,7 +277,9 @@ def main():
             rows.append({"variant": name, "D": D, "error": f"{type(exc).__name__}: {str(exc)[:300]}"})
             log(f"{name} D={D} failed: {rows[-1]['error']}")
         out.write_text(json.dumps({"environment": env, "interpreted": SMOKE, "rows": rows}, indent=1))
-    log(table([r for r in rows if "skipped" not in r and "error" not in r]))
+    done = [r for r in rows if "skipped" not in r and "error" not in r]
+    log(table(done))
+    log(backend_table(done))
     log(f"wrote {out} in {time.monotonic() - start:.0f} s")
 
 

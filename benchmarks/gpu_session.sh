@@ -14,6 +14,9 @@
 #   smoke        two minutes over the code paths no CPU run can check: slabs with CUDA tensors, the
 #                flush/probe/staging rules on honest kernels and on the planted cheats meant for
 #                them, the relative-position tables on the GPU. Run it first in a session.
+#   backends     benchmarks/attention_bench.py --backends triton fa4: the compiler's first Triton config
+#                and its FlashAttention-4 module per variant, against Flex (Triton and FLASH), cuDNN
+#                and FA2 SDPA (needs fa4-install first); VARIANTS / DIMS pick a subset
 #   fa4-install  benchmarks/fa4_install.sh: flash-attn-4 (FlexAttention's FLASH backend) from the wheels
 #                in .whl-fa4a/ and .whl-fa4b/, carried in two consecutive calls (see that script),
 #                into /tmp/fa4; later phases on the same warm machine then find it on PYTHONPATH.
@@ -77,6 +80,13 @@ first-verdict)
   timeout "$(( ${2:-480} + 60 ))" python3 benchmarks/first_verdict.py --out "$OUT/first_verdict" --deadline "${2:-480}" --control \
     2>&1 | grep --line-buffered -v Warning | tee "$OUT/first-verdict.log"
   ;;
+backends)
+  # shellcheck disable=SC2086  # word lists on purpose
+  timeout "$(( ${2:-480} + 90 ))" python3 benchmarks/attention_bench.py --backends triton fa4 --configs 1 \
+    --dims ${DIMS:-128 64} ${VARIANTS:+--variants $VARIANTS} --deadline-s "${2:-480}" \
+    --out "$OUT/attention-backends.json" --errors "$OUT/backend-errors" 2>&1 \
+    | grep --line-buffered -v Warning | tee "$OUT/backends.log"
+  ;;
 fa4-install)
   bash benchmarks/fa4_install.sh
   ;;
@@ -91,7 +101,7 @@ smoke)
     | grep --line-buffered -v Warning | tail -5
   ;;
 *)
-  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|decode-sweep [deadline]|verifier [deadline]|tables|first-verdict [deadline]|smoke|fa4-install" >&2
+  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|decode-sweep [deadline]|verifier [deadline]|tables|first-verdict [deadline]|smoke|backends [deadline]|fa4-install" >&2
   exit 2
   ;;
 esac

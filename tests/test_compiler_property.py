@@ -97,7 +97,7 @@ def build(expr, env):
         fn = torch.minimum if op == "min" else torch.maximum
         return fn(_t(vals[0]), _t(vals[1]))
     if op == "where":
-        return torch.where(vals[0], _t(vals[1]), _t(vals[2]))
+        return torch.where(_t(vals[0]), _t(vals[1]), _t(vals[2]))
     raise AssertionError(op)
 
 

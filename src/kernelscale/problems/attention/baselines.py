@@ -43,8 +43,9 @@ def raise_dynamo_limits() -> None:
 _COMPILED_FLEX = None
 
 
-def flex_baseline(score_mod, mask_mod, shape: dict, device: torch.device, block_size: int = 128):
-    """torch.compile(flex_attention, dynamic=False) with a BlockMask built once; GPU only."""
+def flex_baseline(score_mod, mask_mod, shape: dict, device: torch.device, block_size: int = 128, kernel_options=None):
+    """torch.compile(flex_attention, dynamic=False) with a BlockMask built once; GPU only.
+    kernel_options={"BACKEND": "FLASH"} picks its FlashAttention-4 path (flash-attn-4 installed)."""
     global _COMPILED_FLEX
     if device.type != "cuda":
         return None  # a GPU baseline: its CPU path is neither fast nor what users run
@@ -69,6 +70,8 @@ def flex_baseline(score_mod, mask_mod, shape: dict, device: torch.device, block_
     compiled = _COMPILED_FLEX
 
     def run(q, k, v):
+        if kernel_options:
+            return compiled(q, k, v, score_mod=score_mod, block_mask=block_mask, enable_gqa=gqa, kernel_options=kernel_options)
         return compiled(q, k, v, score_mod=score_mod, block_mask=block_mask, enable_gqa=gqa)
 
     return run

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 
-import jinja2
-
-from kernelscale.problems.attention import blockmask
 from kernelscale.propose.compiler import graph as g
-from kernelscale.propose.compiler.captures import follow
 from kernelscale.propose.compiler.codegen import Emitter
 from kernelscale.propose.compiler.evaluate import python_source
+from kernelscale.propose.compiler.generate_fa4 import render_fa4
 from kernelscale.propose.compiler.rewrite import QK, SCALE, Rewritten, rewrite
 from kernelscale.propose.compiler.space import Config, Features
 from kernelscale.propose.compiler.tables import RelTable, find_tables, tabulate
+from kernelscale.propose.compiler.templating import blockmask_source, follow_source, template
 from kernelscale.propose.compiler.tracer import Trace, trace
 
 
@@ -58,6 +53,8 @@ def _param_text(name: str) -> str:
 
 
 def render(compiled: Compiled, config: Config) -> str:
+    if config.backend == "fa4":
+        return render_fa4(compiled.trace, config)
     tr, rw = compiled.trace, compiled.rewritten
     em = Emitter(tr.params, config.fast_tanh)
     tables = find_tables([rw.logits, rw.mask]) if config.rel_tables else []
@@ -84,7 +81,7 @@ def render(compiled: Compiled, config: Config) -> str:
         bounds = tuple(python_source(b, _param_text) for b in rw.bounds)
     tensors, params = tr.tensors, tr.params
     user_args = [arg for name, cap in tensors.items() for arg in _tensor_args(name, cap.value.dim())]
-    return _template("decode.py.j2" if config.decode else "kernel.py.j2").render(
+    return template("decode.py.j2" if config.decode else "kernel.py.j2").render(
         config=config.as_dict(),
         score_text=g.render(tr.score) if tr.score is not None else "None",
         mask_text=g.render(tr.mask) if tr.mask is not None else "None",
@@ -108,8 +105,8 @@ def render(compiled: Compiled, config: Config) -> str:
         logits_element=logits.level == "element",
         guards=guards,
         bounds=bounds,
-        blockmask_source=_blockmask_source(),
-        follow_source=inspect.getsource(follow).replace("def follow(", "def _follow(", 1),
+        blockmask_source=blockmask_source(),
+        follow_source=follow_source(),
     )
 
 
@@ -159,20 +156,3 @@ def _can_be_inf(logits: g.Node) -> bool:
         ):
             return True
     return False
-
-
-@lru_cache(maxsize=1)
-def _blockmask_source() -> str:
-    return inspect.getsource(blockmask)
-
-
-@lru_cache(maxsize=4)
-def _template(name: str) -> jinja2.Template:
-    return _environment().get_template(name)
-
-
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
-    folder = resources.files("kernelscale.propose.compiler") / "templates"
-    loader = jinja2.FunctionLoader(lambda name: (folder / name).read_text())
-    return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)

@@ -31,12 +31,14 @@ class Rewritten:
     bounds: tuple[g.Node, g.Node] | None  # static (lo, hi) of the logits, if bounded
 
 
-def rewrite(score: g.Node | None, mask: g.Node | None) -> Rewritten:
+def rewrite(score: g.Node | None, mask: g.Node | None, base: float = LOG2E) -> Rewritten:
+    """base: the factor that turns natural-log units into the kernel's (log2 e for an exp2
+    softmax, 1.0 for a backend that applies it itself, as FlashAttention-4 does)."""
     scaled = g.make("mul", QK, SCALE)
     body = scaled if score is None else substitute(score, {g.arg("score"): scaled})
     kept, dropped = [], []
     for sign, factors in terms(simplify(body)):
-        term = product(factors + [g.const(LOG2E)], sign)
+        term = product(factors + [g.const(base)], sign)
         (kept if term.deps & ROW_VARYING else dropped).append(term)
     logits = _sum(kept) if kept else g.const(0.0)
     mask = simplify(mask) if mask is not None else None

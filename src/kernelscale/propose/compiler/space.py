@@ -32,6 +32,8 @@ CHOICES = {
     "decode": (False, True),
     "num_splits": (0, 4, 8, 16, 32, 64),
     "rel_tables": (True, False),
+    "backend": ("triton", "fa4"),
+    "native_mask": (True, False),
 }
 # A shape is decode-shaped when its few query rows (times the heads sharing a KV head) fit one
 # tile and the cache is long: streaming K and V once then bounds the time, not the dot products.
@@ -53,6 +55,11 @@ class Config:
     decode: bool = False
     num_splits: int = 0
     rel_tables: bool = True  # costly terms of the distance kv − q tabulated once per call (tables.py)
+    # "fa4": FlashAttention-4's CuTe DSL kernel with generated hooks (generate_fa4.py); of the
+    # knobs above it reads only fast_tanh. native_mask: FA4's own causal / window masking when
+    # the mask is exactly that on the shape.
+    backend: str = "triton"
+    native_mask: bool = True
 
     def as_dict(self) -> dict:
         return asdict(self)

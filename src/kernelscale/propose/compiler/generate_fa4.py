@@ -1,0 +1,139 @@
+"""From a traced variant to a module that runs FlashAttention-4's CuTe DSL forward kernel.
+
+FA4 (`flash_attn.cute`, the kernels behind FlexAttention's FLASH backend) is a warp-specialised
+Hopper/Blackwell kernel with hooks for a score_mod and a mask_mod written in CuTe DSL. This
+module fills those hooks from the compiler's expression graph, with its rewrites applied:
+
+* terms that depend only on the query row are dropped (softmax is shift invariant) and constant
+  factors are folded, as for the Triton backend;
+* a score that is only `qk · c` (c: the softmax scale and positive constants) needs no hook at
+  all: FA4 gets `softmax_scale = c` and runs its plain path;
+* a mask that is exactly bottom-right causal, or a bottom-right sliding window, on the prepared
+  shape is handed to FA4's own causal / local masking (checked element by element when the
+  module is built, see the template's `_native_mask`); any other mask is a mask_mod plus our
+  block schedule as FA4's block sparsity (full blocks skip the mask_mod).
+
+The score hook works in natural-log units (FA4 multiplies by log2 e itself), so the rewrite runs
+with base 1.0 instead of the Triton backend's log2 e.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from kernelscale.propose.compiler import graph as g
+from kernelscale.propose.compiler.cute_codegen import CuteEmitter
+from kernelscale.propose.compiler.evaluate import is_static, python_source
+from kernelscale.propose.compiler.rewrite import QK, Rewritten, rewrite, substitute
+from kernelscale.propose.compiler.space import Config
+from kernelscale.propose.compiler.templating import blockmask_source, follow_source, template
+
+# FA4's Hopper forward tile for head dims up to 128 is 128 x 128, and its block sparsity needs the
+# sparse KV block to equal the tile's N; the schedule uses the same blocks.
+SPARSE_BLOCK = (128, 128)
+SCORE = g.arg("score")  # FA4's score: q·k times its softmax_scale
+HOOK_ARGS = "score, b_idx, h_idx, q_idx, kv_idx, seqlen_info, aux_tensors"
+MASK_ARGS = "b_idx, h_idx, q_idx, kv_idx, seqlen_info, aux_tensors"
+
+
+@dataclass
+class Fa4Hooks:
+    """The generated hook functions' source and what the module needs to call FA4 with them."""
+
+    source: str  # defines _make_hooks(P, N, sm_scale) -> (score_mod | None, mask_mod | None)
+    softmax_scale: str  # Python expression of FA4's softmax_scale (in terms of P and sm_scale)
+    rewritten: Rewritten
+    guards: list[g.Node]  # sign facts about captured numbers the code relies on
+    tensor_names: list[str]  # captured tensors, in aux_tensors order
+    gather_arities: list[int]  # _gather<n> helpers the hooks call
+
+
+def _param_text(name: str) -> str:
+    return "sm_scale" if name == "__sm_scale" else f"P[{name!r}]"
+
+
+def build_hooks(trace, config: Config) -> Fa4Hooks:
+    rw = rewrite(trace.score, trace.mask, base=1.0)
+    tensor_names = list(trace.tensors)
+    emitter = CuteEmitter(trace.params, {n: i for i, n in enumerate(tensor_names)}, config.fast_tanh)
+    logits, scale = _fold_scale(rw.logits)
+    lines = ["def _make_hooks(P, N, sm_scale):"]
+    lines += [f"    P_{name} = P[{name!r}]" for name in trace.params]
+    for name, cap in trace.tensors.items():
+        lines += [f"    N_{name}_{k} = N[{name!r}][{k}]" for k in range(cap.value.dim())]
+    softmax_scale = python_source(scale, _param_text) if scale is not None else "1.0"
+    if logits == SCORE and scale is not None and _positive(scale):
+        lines.append("    score_mod = None")  # FA4's plain path: scale folded into its exp2
+    else:
+        body, names = emitter.emit([logits], "s")
+        lines += _hook("score_mod", HOOK_ARGS, body, names[logits])
+    if rw.mask is not None:
+        body, names = emitter.emit([rw.mask], "m")
+        lines += _hook("mask_mod", MASK_ARGS, body, names[rw.mask])
+    else:
+        lines.append("    mask_mod = None")
+    lines.append("    return score_mod, mask_mod")
+    source = "\n".join(lines) + "\n"
+    ast.parse(source)  # a generator bug surfaces here, not in the user's process
+    arities = sorted({len(n.children) for n in g.walk([rw.logits, rw.mask]) if n.op == "load"})
+    return Fa4Hooks(source, softmax_scale, rw, list(dict.fromkeys(emitter.guards)), tensor_names, arities)
+
+
+def render_fa4(trace, config: Config) -> str:
+    """Standalone module source defining `ModelNew(score_mod, mask_mod, shape)` on FA4."""
+    hooks = build_hooks(trace, config)
+    rw = hooks.rewritten
+    guards = [(python_source(n, _param_text), repr(v)) for n, v in trace.guards]
+    guards += [(python_source(n, _param_text), "True") for n in hooks.guards]
+    return template("fa4.py.j2").render(
+        config=config.as_dict(),
+        score_text=g.render(trace.score) if trace.score is not None else "None",
+        mask_text=g.render(trace.mask) if trace.mask is not None else "None",
+        logits_text=g.render(rw.logits),
+        dropped_text=", ".join(g.render(d) for d in rw.dropped) or "nothing",
+        has_mask=rw.mask is not None,
+        sparse_block=SPARSE_BLOCK,
+        tensor_paths={n: c.path for n, c in trace.tensors.items()},
+        param_paths={n: trace.captures[n].path for n in trace.params},
+        tensor_names=hooks.tensor_names,
+        guards=guards,
+        gather_arities=hooks.gather_arities,
+        hooks_source=hooks.source,
+        softmax_scale=hooks.softmax_scale,
+        blockmask_source=blockmask_source(),
+        follow_source=follow_source(),
+    )
+
+
+def _hook(name: str, args: str, body: list[str], result: str) -> list[str]:
+    # Python locals of _make_hooks (P_*, N_*, sm_scale) become closure cells of the hook: FA4
+    # keys its compile cache on the hook's source and closure values, so new values recompile.
+    out = ["", "    @cute.jit", f"    def {name}({args}):"]
+    out += [f"        {line}" for line in body]
+    out.append(f"        return {result}")
+    return out
+
+
+def _fold_scale(logits: g.Node) -> tuple[g.Node, g.Node | None]:
+    """(logits in terms of FA4's pre-scaled score, the scale) when qk enters only as qk · c with c
+    static: FA4 multiplies by its softmax_scale before the hook, so the hook need not; else
+    (logits, None) and FA4's scale is 1."""
+    nodes = g.walk([logits])
+    users = [n for n in nodes if QK in n.children]
+    if len(users) != 1 or users[0].op != "mul" or users[0].args[0] != QK or not is_static(users[0].args[1]):
+        return logits, None
+    return substitute(logits, {users[0]: SCORE}), users[0].args[1]
+
+
+def _positive(scale: g.Node) -> bool:
+    """Made of the softmax scale and positive constants (FA4's plain path takes the row max of
+    the unscaled scores, so its scale must be positive)."""
+    factors = [scale]
+    while factors:
+        f = factors.pop()
+        if f.op == "mul":
+            factors += list(f.children)
+        elif not (f.op == "param" and f.args[0] == "__sm_scale") and not (f.is_const and f.value > 0):
+            return False
+    return True

@@ -1,0 +1,158 @@
+"""A plain-torch model of the parts of FlashAttention-4 and CuTe DSL a generated FA4 module uses,
+so that the module (its hooks, block sparsity, native masks, scales, aux tensors) runs on the CPU.
+
+This is not FA4: it is FA4's documented contract written out in torch, against which the
+generated module's own logic is checked. The real kernel runs only on a GPU (marked tests and
+benchmarks/attention_backends.py). Hooks get 1-D vectors, as FA4's do (there of vec_size lanes,
+here of every score of a head at once); `_flash_attn_fwd` follows flash_attn.cute.interface:
+q/k/v as (B, S, H, D), scores times softmax_scale before the score_mod, the mask_mod evaluated
+only in the partial blocks of the block sparsity, full blocks kept, other blocks skipped,
+bottom-right causal / local windows, fully masked rows giving zeros.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import types
+from collections import namedtuple
+
+import torch
+
+BlockSparseTensorsTorch = namedtuple(
+    "BlockSparseTensorsTorch",
+    "mask_block_cnt mask_block_idx full_block_cnt full_block_idx block_size",
+    defaults=(None, None, None),
+)
+
+
+class Fragment:
+    """cute.make_rmem_tensor: a register tensor with load/store and per-lane indexing."""
+
+    def __init__(self, shape, dtype):
+        self.data = torch.zeros(shape, dtype=dtype)
+        self.shape = self.data.shape
+
+    def store(self, value):
+        self.data.copy_(value)
+
+    def load(self):
+        return self.data.clone()
+
+    def __getitem__(self, i):
+        return self.data[i]
+
+    def __setitem__(self, i, value):
+        self.data[i] = value
+
+
+class AuxTensor:
+    """An aux tensor as the hooks see it: scalar-indexed, with an element_type."""
+
+    def __init__(self, t):
+        self.t, self.element_type = t, t.dtype
+
+    def __getitem__(self, idx):
+        idx = idx if isinstance(idx, tuple) else (idx,)
+        return self.t[tuple(int(i) for i in idx)]
+
+
+def _math():
+    m = types.SimpleNamespace()
+    for name in ("exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "floor", "ceil"):
+        setattr(m, name, getattr(torch, name))
+    m.tanh = lambda x, fastmath=False: torch.tanh(x)
+    return m
+
+
+def fake_modules(calls: list) -> dict[str, types.ModuleType]:
+    """sys.modules entries for cutlass, cutlass.cute and flash_attn.cute; `calls` records each
+    _flash_attn_fwd call's keyword arguments."""
+    cutlass = types.ModuleType("cutlass")
+    cutlass.Float32, cutlass.Int32, cutlass.Boolean = torch.float32, torch.int32, torch.bool
+    cutlass.range_constexpr = range
+    cute = types.ModuleType("cutlass.cute")
+    cute.jit = lambda fn: fn
+    cute.math = _math()
+    cute.full_like = lambda ref, value, dtype: torch.full(ref.shape, value, dtype=dtype)
+    cute.where = torch.where
+    cute.make_rmem_tensor = Fragment
+    cute.size = lambda shape: math.prod(shape)
+    cutlass.cute = cute
+    flash_attn = types.ModuleType("flash_attn")
+    fa_cute = types.ModuleType("flash_attn.cute")
+    interface = types.ModuleType("flash_attn.cute.interface")
+    sparsity = types.ModuleType("flash_attn.cute.block_sparsity")
+    sparsity.BlockSparseTensorsTorch = BlockSparseTensorsTorch
+
+    def _flash_attn_fwd(q, k, v, **kw):
+        calls.append(kw)
+        kw["out"].copy_(attention(q, k, v, **kw).to(kw["out"].dtype))
+
+    interface._flash_attn_fwd = _flash_attn_fwd
+    return {
+        "cutlass": cutlass,
+        "cutlass.cute": cute,
+        "flash_attn": flash_attn,
+        "flash_attn.cute": fa_cute,
+        "flash_attn.cute.interface": interface,
+        "flash_attn.cute.block_sparsity": sparsity,
+    }
+
+
+def attention(q, k, v, softmax_scale, causal=False, window_size_left=None, window_size_right=None,
+              score_mod=None, mask_mod=None, block_sparse_tensors=None, aux_tensors=None, out=None):
+    """FA4's forward on (B, S, H, D) tensors, in fp32; returns (B, S, H, D)."""
+    B, Sq, H, D = q.shape
+    Skv, Hkv = k.shape[1], k.shape[2]
+    qf, kf, vf = (t.float().transpose(1, 2) for t in (q, k, v))
+    kf, vf = (t.repeat_interleave(H // Hkv, dim=1) for t in (kf, vf))
+    scores = qf @ kf.transpose(-1, -2) * softmax_scale  # (B, H, Sq, Skv)
+    grid = [t.expand(B, H, Sq, Skv).reshape(-1).to(torch.int32).contiguous() for t in (
+        torch.arange(B).view(B, 1, 1, 1), torch.arange(H).view(1, H, 1, 1),
+        torch.arange(Sq).view(1, 1, Sq, 1), torch.arange(Skv).view(1, 1, 1, Skv))]
+    aux = [AuxTensor(t) for t in aux_tensors or []]
+    if score_mod is not None:
+        scores = score_mod(scores.reshape(-1), *grid, seqlen_info=None, aux_tensors=aux).view(B, H, Sq, Skv)
+    b, h, qi, kv = (t.view(B, H, Sq, Skv) for t in grid)
+    keep = torch.ones(B, H, Sq, Skv, dtype=torch.bool)
+    offset = Skv - Sq
+    if causal:
+        keep &= kv <= qi + offset
+    if window_size_left is not None:
+        keep &= (kv >= qi + offset - window_size_left) & (kv <= qi + offset + window_size_right)
+    if block_sparse_tensors is not None:
+        mask = mask_mod(*grid, None, aux).view(B, H, Sq, Skv)
+        keep &= _sparse_keep(block_sparse_tensors, mask, B, H, Sq, Skv)
+    elif mask_mod is not None:
+        keep &= mask_mod(*grid, None, aux).view(B, H, Sq, Skv)
+    scores = scores.masked_fill(~keep, float("-inf"))
+    row_max = scores.amax(-1, keepdim=True).clamp_min(-1e30)  # fully masked rows stay zero
+    p = torch.exp(scores - row_max)
+    p = p / p.sum(-1, keepdim=True).clamp_min(1e-30)
+    return (p @ vf).transpose(1, 2)
+
+
+def _sparse_keep(bs, mask, B, H, Sq, Skv):
+    """Elements kept by FA4's block sparsity: full blocks whole, partial blocks through the mask."""
+    bm, bn = bs.block_size
+    keep = torch.zeros(B, H, Sq, Skv, dtype=torch.bool)
+    for kind, cnt, idx in (("part", bs.mask_block_cnt, bs.mask_block_idx), ("full", bs.full_block_cnt, bs.full_block_idx)):
+        if cnt is None:
+            continue
+        cnt, idx = cnt.expand(B, H, -1), idx.expand(B, H, -1, -1)
+        for bi in range(B):
+            for hi in range(H):
+                for m in range(cnt.shape[2]):
+                    rows = slice(m * bm, (m + 1) * bm)
+                    for n in idx[bi, hi, m, : int(cnt[bi, hi, m])].tolist():
+                        cols = slice(n * bn, (n + 1) * bn)
+                        keep[bi, hi, rows, cols] |= True if kind == "full" else mask[bi, hi, rows, cols]
+    return keep
+
+
+def install(monkeypatch) -> list:
+    calls: list = []
+    for name, module in fake_modules(calls).items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return calls

@@ -1,0 +1,164 @@
+"""The FlashAttention-4 backend's code generation, on the CPU.
+
+The generated module runs here against tests/fa4_model.py, a plain-torch model of FA4's
+interface and of the CuTe DSL calls the hooks make: what is checked is the module's own logic
+(hooks from the expression graph, scales, native masks, block sparsity, aux tensors), compared
+with the fp32 reference. The real kernel runs only on a GPU (test_fa4_on_gpu, skipped here)."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+import fa4_model
+from kernelscale.problems.attention.reference import attention_reference
+from kernelscale.problems.attention.variant import load_variant_module, resolve_mods
+from kernelscale.problems.module import import_source
+from kernelscale.propose.compiler.generate import generate
+from kernelscale.propose.compiler.space import Config
+from test_compiler_property import _conds, _float_exprs, _int_exprs, make_mods
+
+SUITE = [
+    "alibi", "alibi_causal", "causal", "document", "full", "gqa_causal", "natten2d", "natten2d_dilated",
+    "prefix_lm", "relative_positional", "sliding_window", "softcap", "softcap_causal",
+]  # fmt: skip
+FA4 = Config(backend="fa4")
+
+
+def _suite_mods(name, B, Hq, Hkv, Sq, Skv, D):
+    from importlib import resources
+
+    path = resources.files("kernelscale.problems.attention.suite") / f"{name}.py"
+    module = load_variant_module(str(path))
+    shape = {"B": B, "Hq": Hq, "Hkv": Hkv, "Sq": Sq, "Skv": Skv, "D": D}
+    return resolve_mods(module, shape, "cpu", path), shape
+
+
+def _inputs(B, Hq, Hkv, Sq, Skv, D, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(B, h, s, D, generator=gen).to(torch.bfloat16) for h, s in ((Hq, Sq), (Hkv, Skv), (Hkv, Skv)))
+    return q, k, v
+
+
+def _run(score_mod, mask_mod, shape, q, k, v, monkeypatch, config=FA4, tag="fa4"):
+    calls = fa4_model.install(monkeypatch)
+    source = generate(score_mod, mask_mod, config)
+    module = import_source(source, f"test_{tag}")
+    out = module.ModelNew(score_mod, mask_mod, shape)(q, k, v)
+    return out, calls, source
+
+
+def _err(out, ref):
+    return (out.float() - ref.float()).abs().max().item()
+
+
+@pytest.mark.parametrize("name", SUITE)
+def test_every_builtin_variant_matches_the_reference(name, monkeypatch):
+    B, Hq, Hkv, S, D = 1, 4, 2 if name == "gqa_causal" else 4, 256, 32
+    if name.startswith("natten"):
+        S = 256
+    (score_mod, mask_mod), shape = _suite_mods(name, B, Hq, Hkv, S, S, D)
+    q, k, v = _inputs(B, Hq, Hkv, S, S, D)
+    out, calls, source = _run(score_mod, mask_mod, shape, q, k, v, monkeypatch, tag=name)
+    ref = attention_reference(q.float(), k.float(), v.float(), score_mod, mask_mod)
+    assert out.shape == ref.shape and out.dtype == torch.bfloat16
+    assert _err(out, ref) < 2e-2, name
+    assert len(calls) == 1
+    tree = ast.parse(source)
+    assert "flash_attn.cute.interface" in {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "import triton" not in source  # the module imports only what its backend needs
+
+
+def test_decode_shape_with_bottom_right_causal(monkeypatch):
+    (score_mod, mask_mod), shape = _suite_mods("causal", 1, 4, 1, 3, 300, 32)
+    q, k, v = _inputs(1, 4, 1, 3, 300, 32)
+    out, calls, _ = _run(score_mod, mask_mod, shape, q, k, v, monkeypatch, tag="dec")
+    assert calls[0]["causal"] is True and calls[0]["mask_mod"] is None
+    assert _err(out, attention_reference(q.float(), k.float(), v.float(), score_mod, mask_mod)) < 2e-2
+
+
+def test_native_masks_are_chosen_only_when_exact(monkeypatch):
+    """Causal and sliding window go to FA4's own masking; the same window with one element
+    changed does not, and keeps its mask_mod with block sparsity."""
+    (score_mod, mask_mod), shape = _suite_mods("sliding_window", 1, 2, 2, 384, 384, 32)
+    q, k, v = _inputs(1, 2, 2, 384, 384, 32)
+    _, calls, _ = _run(score_mod, mask_mod, shape, q, k, v, monkeypatch, tag="win")
+    assert calls[0]["window_size_left"] is not None and calls[0]["mask_mod"] is None
+
+    def almost(b, h, q_idx, kv_idx):
+        return mask_mod(b, h, q_idx, kv_idx) & ~((q_idx == 300) & (kv_idx == 299))
+
+    out, calls, _ = _run(None, almost, shape, q, k, v, monkeypatch, tag="almost")
+    assert calls[0]["window_size_left"] is None and calls[0]["causal"] is False
+    bs = calls[0]["block_sparse_tensors"]
+    assert bs is not None and bs.mask_block_cnt.dtype == torch.int32
+    assert _err(out, attention_reference(q.float(), k.float(), v.float(), None, almost)) < 2e-2
+
+
+def test_captured_numbers_reach_the_hooks_and_recompile_keys(monkeypatch):
+    """A captured number is a closure value of the hook (FA4 keys its compile cache on those), so
+    two modules for two values differ in it and both are right."""
+    q, k, v = _inputs(1, 2, 2, 128, 128, 16)
+    shape = {"B": 1, "Hq": 2, "Hkv": 2, "Sq": 128, "Skv": 128, "D": 16}
+
+    def make(cap):
+        def softcap(score, b, h, q_idx, kv_idx):
+            return cap * torch.tanh(score / cap)
+
+        return softcap
+
+    for cap in (5.0, 20.0):
+        softcap = make(cap)
+        out, calls, _ = _run(softcap, None, shape, q, k, v, monkeypatch, tag=f"cap{int(cap)}")
+        hook = calls[0]["score_mod"]
+        cells = [c.cell_contents for c in hook.__closure__ or ()]
+        assert cap in cells, cells
+        assert _err(out, attention_reference(q.float(), k.float(), v.float(), softcap, None)) < 2e-2
+
+
+def test_plain_scaled_scores_need_no_hook(monkeypatch):
+    (score_mod, mask_mod), shape = _suite_mods("causal", 1, 2, 2, 128, 128, 64)
+    q, k, v = _inputs(1, 2, 2, 128, 128, 64)
+    _, calls, _ = _run(score_mod, mask_mod, shape, q, k, v, monkeypatch, tag="plain")
+    assert calls[0]["score_mod"] is None and abs(calls[0]["softmax_scale"] - 0.125) < 1e-12
+
+
+def test_fp32_inputs_are_refused_with_a_clear_error(monkeypatch):
+    (score_mod, mask_mod), shape = _suite_mods("full", 1, 2, 2, 64, 64, 16)
+    q, k, v = (t.float() for t in _inputs(1, 2, 2, 64, 64, 16))
+    with pytest.raises(TypeError, match="bf16 or fp16"):
+        _run(score_mod, mask_mod, shape, q, k, v, monkeypatch, tag="fp32")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(score=_float_exprs(_int_exprs()), mask=st.none() | _conds(_int_exprs()))
+def test_random_mods_match_reference(score, mask):
+    """The hook code for the compiler's grammar of mods (integer floor division and modulo of
+    negative values, lookups, comparisons, where, tanh ...) agrees with the reference."""
+    score_mod, mask_mod = make_mods(score, mask)
+    mask_mod = None if mask is None else mask_mod
+    from test_compiler_property import H, S
+
+    q, k, v = _inputs(1, H, H, S, S, 16)
+    shape = {"B": 1, "Hq": H, "Hkv": H, "Sq": S, "Skv": S, "D": 16}
+    with pytest.MonkeyPatch.context() as mp:
+        out, _, _ = _run(score_mod, mask_mod, shape, q, k, v, mp, tag="prop")
+    ref = attention_reference(q.float(), k.float(), v.float(), score_mod, mask_mod)
+    assert torch.isfinite(out.float()).all()
+    assert _err(out, ref) < 2e-2, (score, mask)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="FA4 runs on Hopper/Blackwell GPUs only")
+def test_fa4_on_gpu():
+    pytest.importorskip("flash_attn.cute")
+    (score_mod, mask_mod), shape = _suite_mods("alibi_causal", 2, 8, 8, 1024, 1024, 128)
+    q, k, v = (t.cuda() for t in _inputs(2, 8, 8, 1024, 1024, 128))
+    module = import_source(generate(score_mod, mask_mod, FA4), "test_fa4_gpu")
+    out = module.ModelNew(score_mod, mask_mod, shape)(q, k, v)
+    ref = attention_reference(q.float(), k.float(), v.float(), score_mod, mask_mod)
+    assert _err(out, ref) < 2e-2
