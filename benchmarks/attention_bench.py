@@ -99,7 +99,7 @@ def build(name: str, D: int, device: str):
 def configs_for(name, compiled, D, count, device, backends=("triton",)):
     chosen = []
     if "triton" in backends:
-        proposer = CompilerProposer(device=device)
+        proposer = CompilerProposer(device=device, fa4=False)  # FA4's config is added below
         base = compiled.features
         features = Features(**{**base.__dict__, "D": D})
         chosen = proposer.plan(features, None)[:count]

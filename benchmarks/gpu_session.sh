@@ -17,6 +17,8 @@
 #   backends     benchmarks/attention_bench.py --backends triton fa4: the compiler's first Triton config
 #                and its FlashAttention-4 module per variant, against Flex (Triton and FLASH), cuDNN
 #                and FA2 SDPA (needs fa4-install first); VARIANTS / DIMS pick a subset
+#   solve-fa4    `kernelscale solve attention/causal --budget ${2:-3m}` with flash-attn-4 installed: the
+#                verifier judges the compiler's Triton and FA4 candidates; summary and log to $OUT
 #   fa4-install  benchmarks/fa4_install.sh: flash-attn-4 (FlexAttention's FLASH backend) from the wheels
 #                in .whl-fa4a/ and .whl-fa4b/, carried in two consecutive calls (see that script),
 #                into /tmp/fa4; later phases on the same warm machine then find it on PYTHONPATH.
@@ -87,6 +89,12 @@ backends)
     --out "$OUT/attention-backends.json" --errors "$OUT/backend-errors" 2>&1 \
     | grep --line-buffered -v Warning | tee "$OUT/backends.log"
   ;;
+solve-fa4)
+  timeout 560 python3 -m kernelscale solve attention/causal --budget "${2:-3m}" --db "$OUT/solve-fa4.db" \
+    --out /tmp/ks-fa4 2>&1 | grep --line-buffered -v Warning | tee "$OUT/solve-fa4.log" | tail -30
+  cp /tmp/ks-fa4/summary.json "$OUT/solve-fa4-summary.json" 2>/dev/null
+  cp /tmp/ks-fa4/best_kernel.py "$OUT/solve-fa4-best_kernel.py" 2>/dev/null
+  ;;
 fa4-install)
   bash benchmarks/fa4_install.sh
   ;;
@@ -101,7 +109,7 @@ smoke)
     | grep --line-buffered -v Warning | tail -5
   ;;
 *)
-  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|decode-sweep [deadline]|verifier [deadline]|tables|first-verdict [deadline]|smoke|backends [deadline]|fa4-install" >&2
+  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|decode-sweep [deadline]|verifier [deadline]|tables|first-verdict [deadline]|smoke|backends [deadline]|solve-fa4 [budget]|fa4-install" >&2
   exit 2
   ;;
 esac

@@ -162,3 +162,69 @@ def test_fa4_on_gpu():
     out = module.ModelNew(score_mod, mask_mod, shape)(q, k, v)
     ref = attention_reference(q.float(), k.float(), v.float(), score_mod, mask_mod)
     assert _err(out, ref) < 2e-2
+
+
+def _features(**kw):
+    from kernelscale.propose.compiler.space import Features
+
+    base = dict(has_mask=True, has_tanh=True, bounded=True, score_cost=3, D=128)
+    return Features(**{**base, **kw})
+
+
+def test_the_proposer_offers_fa4_second_where_it_applies():
+    from kernelscale.propose.compiler.proposer import CompilerProposer
+
+    plan = CompilerProposer(device="cuda", fa4=True).plan(_features(), None)
+    assert plan[0].backend == "triton" and plan[1] == Config(backend="fa4", fast_tanh=True)
+    fa4 = [c for c in plan if c.backend == "fa4"]
+    assert {(c.native_mask, c.fast_tanh) for c in fa4} == {(True, True), (False, True), (True, False)}
+    for features in (_features(decode=True), _features(dtype="float32"), _features(D=512)):
+        assert not any(c.backend == "fa4" for c in CompilerProposer(device="cuda", fa4=True).plan(features, None))
+    assert not any(c.backend == "fa4" for c in CompilerProposer(device="cpu").plan(_features(), None))
+
+
+def test_inlined_per_head_tables_leave_fa4_no_aux_tensor(monkeypatch):
+    """ALiBi's slopes are read at h only: their values go into the hook (a select), so FA4 gets
+    no aux tensors; a table indexed by q or kv stays an aux tensor."""
+    (score_mod, mask_mod), shape = _suite_mods("alibi", 1, 4, 4, 128, 128, 32)
+    q, k, v = _inputs(1, 4, 4, 128, 128, 32)
+    _, calls, source = _run(score_mod, mask_mod, shape, q, k, v, monkeypatch, tag="inl")
+    assert calls[0]["aux_tensors"] is None and "INLINE_NAMES = ['slopes']" in source
+    (score_mod, mask_mod), shape = _suite_mods("document", 1, 4, 4, 128, 128, 32)
+    _, calls, _ = _run(score_mod, mask_mod, shape, q, k, v, monkeypatch, tag="doc")
+    assert len(calls[0]["aux_tensors"]) == 1
+
+
+def test_a_module_built_on_another_device_follows_the_inputs(monkeypatch):
+    """Built for "meta"-free CPU tensors and called on others: the plan's block sparsity moves
+    with the inputs once; an unprepared shape is a clear error, not a silent rebuild in forward."""
+    (score_mod, mask_mod), shape = _suite_mods("prefix_lm", 1, 2, 2, 256, 256, 32)
+    calls = fa4_model.install(monkeypatch)
+    module = import_source(generate(score_mod, mask_mod, FA4), "test_fa4_dev")
+    model = module.ModelNew(score_mod, mask_mod, {**shape, "device": "cpu"})
+    q, k, v = _inputs(1, 2, 2, 256, 256, 32)
+    model(q, k, v)
+    assert calls[0]["block_sparse_tensors"].mask_block_cnt.device == q.device
+    q2, k2, v2 = _inputs(1, 2, 2, 128, 128, 32)
+    with pytest.raises(ValueError, match="call prepare"):
+        model(q2, k2, v2)
+    model.prepare(1, 2, 2, 128, 128, "cpu")
+    assert _err(model(q2, k2, v2), attention_reference(q2.float(), k2.float(), v2.float(), score_mod, mask_mod)) < 2e-2
+
+
+def test_the_screen_admits_fa4_modules_and_only_fa4s_entry_point():
+    from kernelscale.verify.screen import screen
+
+    (score_mod, mask_mod), _ = _suite_mods("document", 1, 2, 2, 128, 128, 32)
+    source = generate(score_mod, mask_mod, FA4)
+    assert screen(source) == []
+    rules = lambda src: {v.rule for v in screen(src)}  # noqa: E731
+    assert "private_access" in rules(source.replace("import _flash_attn_fwd", "import _flash_attn_fwd, _validate"))
+    assert "forbidden_call" in rules(source + "\nx = cute.runtime.load_module\n")
+    assert "forbidden_import" in rules(source.replace("import cutlass\n", "import cutlass.base_dsl\n"))
+    # a forward that launches nothing of its own is still refused
+    no_launch = source.replace("        _flash_attn_fwd(\n", "        print(\n")
+    assert "no_kernel" in rules(no_launch)
+    # host code hidden in a nested function is checked unless that function is a kernel
+    hidden = source.replace("    return score_mod, mask_mod", "    def sneak(x):\n        return torch.softmax(x, -1)\n    sneak(None)\n    return score_mod, mask_mod")
+    assert "torch_fallback" in rules(hidden)

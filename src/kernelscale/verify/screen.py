@@ -18,7 +18,11 @@ from kernelscale.verify.screen_tables import (
     COMPUTE_METHODS,
     FORBIDDEN_ATTRS,
     FORBIDDEN_CALLS,
+    LIBRARY_FORBIDDEN,
+    LIBRARY_IMPORTS,
+    LIBRARY_KERNELS,
     PATCHED_ROOTS,
+    PRIVATE_ENTRY_POINTS,
     STREAM_CALLS,
 )
 
@@ -35,7 +39,8 @@ RULES: dict[str, str] = {
     "monkey_patch": "no assignment to attributes of torch, triton, time, os, sys, numpy or builtins",
     "tensor_subclass": "no tensor subclasses, __torch_function__/__torch_dispatch__ or dispatch modes",
     "no_kernel": "the forward must launch a kernel of its own (@triton.jit, or CUDA via load_inline)",
-    "forbidden_import": "imports are limited to torch, triton, math, numpy and the standard helpers",
+    "forbidden_import": "imports are limited to torch, triton, math, numpy, the standard helpers and the "
+    "kernel libraries cutlass.cute and flash_attn.cute",
     "forbidden_call": "no eval/exec/compile/__import__/getattr/setattr/open and similar escape hatches",
     "private_access": "no access to private or system attributes (`_name`, os/sys/environ, dunders)",
     "env_access": "no access to environment variables",
@@ -88,6 +93,19 @@ def _is_jit(fn: ast.FunctionDef) -> bool:
         if name.split(".")[-1] in ("jit", "autotune", "heuristics"):
             return True
     return False
+
+
+def _host_walk(fn: ast.FunctionDef):
+    """The nodes of a host function, without the bodies of kernels defined inside it (a
+    `@cute.jit` hook built by a factory is device code, like a module-level `@triton.jit`)."""
+    todo = [fn]
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef) and _is_jit(child):
+                continue
+            todo.append(child)
 
 
 class _Scan:
@@ -163,10 +181,14 @@ class _Scan:
                 found.append(Violation("threads", node.lineno, f"import {module}"))
             elif root in ("gc", "inspect"):
                 found.append(Violation("introspection", node.lineno, f"import {module}"))
+            elif module in LIBRARY_IMPORTS:
+                continue
             elif root not in ALLOWED_IMPORTS or module.startswith("torch._") or "._" in module:
                 found.append(Violation("forbidden_import", node.lineno, f"import {module}"))
         if isinstance(node, ast.ImportFrom):
             for a in node.names:
+                if (node.module, a.name) in PRIVATE_ENTRY_POINTS:
+                    continue
                 if a.name.startswith("_") and a.name != "__future__":
                     found.append(
                         Violation("private_access", node.lineno, f"from {node.module} import {a.name}")
@@ -191,6 +213,8 @@ class _Scan:
     def _attribute_rules(self, node: ast.Attribute) -> list[Violation]:
         attr, line = node.attr, node.lineno
         full = self.canonical(node) or ""
+        if full.startswith(LIBRARY_FORBIDDEN):
+            return [Violation("forbidden_call", line, f"`{full}`")]
         if attr in ("environ", "getenv", "putenv", "environb"):
             return [Violation("env_access", line, f"`.{attr}`")]
         if attr in ("_getframe", "f_back", "f_locals", "f_globals", "tb_frame", "gi_frame", "cr_frame"):
@@ -261,7 +285,7 @@ class _Scan:
 
     def _callees(self, fn: ast.FunctionDef, methods: dict[str, ast.FunctionDef]) -> list[ast.FunctionDef]:
         found = []
-        for node in ast.walk(fn):
+        for node in _host_walk(fn):
             if isinstance(node, ast.Name) and node.id in self.functions:
                 found.append(self.functions[node.id])
             elif isinstance(node, ast.Name) and node.id in self.classes:
@@ -296,9 +320,12 @@ class _Scan:
 
     def _launches_kernel(self) -> bool:
         host = self.reachable()
-        names = {n.id for fn in host for n in ast.walk(fn) if isinstance(n, ast.Name)}
-        attrs = {n.attr for fn in host for n in ast.walk(fn) if isinstance(n, ast.Attribute)}
+        names = {n.id for fn in host for n in _host_walk(fn) if isinstance(n, ast.Name)}
+        attrs = {n.attr for fn in host for n in _host_walk(fn) if isinstance(n, ast.Attribute)}
         if names & self.jit_names:
+            return True
+        called = {self.canonical(n.func) for fn in host for n in _host_walk(fn) if isinstance(n, ast.Call)}
+        if called & LIBRARY_KERNELS:
             return True
         inline = self._inline_extensions()
         return bool(inline & (names | attrs))
@@ -324,7 +351,7 @@ class _Scan:
         layers = self._layer_attributes()
         found: list[Violation] = []
         for fn in self.reachable():
-            for node in ast.walk(fn):
+            for node in _host_walk(fn):
                 found += self._compute_rules(node, layers)
         return found
 

@@ -43,8 +43,9 @@ MATH = {
 class CuteEmitter:
     """Names nodes and writes their CuTe statements; one instance per generated module."""
 
-    def __init__(self, params: dict, tensor_slots: dict[str, int], fast_tanh: bool):
+    def __init__(self, params: dict, tensor_slots: dict[str, int], fast_tanh: bool, inline: set[str] = frozenset()):
         self.tensor_slots = tensor_slots  # captured tensor name -> index in aux_tensors
+        self.inline = inline  # small tables read at (b, h) only: their values are in the hook
         self.fast_tanh = fast_tanh
         self._signs = Emitter(params, fast_tanh)  # sign facts about captured numbers (and guards)
         self._counter = itertools.count()
@@ -151,16 +152,23 @@ class CuteEmitter:
 
     def _load(self, n: g.Node, var: str, names: dict) -> list[str]:
         name, idx_nodes = n.args[0], n.children
-        slot = self.tensor_slots[name]
         lines = []
         indices = []
         for k, node in enumerate(idx_nodes):
             i = _as(names[node], node.kind, "int")
             # clamped like the Triton backend: a captured tensor is never read out of bounds
-            lines.append(f"{var}_i{k} = cute.where({i} < 0, {_zero('int')}, cute.where({i} >= N_{name}_{k}, "
-                         f"cute.full_like(q_idx, N_{name}_{k} - 1, cutlass.Int32), {i}))")
+            upper = f"cute.where({i} >= N_{name}_{k}, cute.full_like(q_idx, N_{name}_{k} - 1, cutlass.Int32), {i})"
+            if self._signs.nonneg(node):
+                lines.append(f"{var}_i{k} = {upper}")
+            else:
+                lines.append(f"{var}_i{k} = cute.where({i} < 0, {_zero('int')}, {upper})")
             indices.append(f"{var}_i{k}")
-        loaded = f"_gather{len(indices)}(aux_tensors[{slot}], {', '.join(indices)})"
+        if name in self.inline:  # no memory access: a select over the table's values
+            stored = "float" if n.kind == "float" else "int"
+            loaded = f"_select(T_{name}, {indices[0]}, {DTYPES[stored]})"
+            lines.append(f"{var} = {_as(loaded, stored, n.kind)}")
+            return lines
+        loaded = f"_gather{len(indices)}(aux_tensors[{self.tensor_slots[name]}], {', '.join(indices)})"
         lines.append(f"{var} = {_as(loaded, 'stored', n.kind)}")
         return lines
 

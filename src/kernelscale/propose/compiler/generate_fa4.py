@@ -20,7 +20,11 @@ with base 1.0 instead of the Triton backend's log2 e.
 from __future__ import annotations
 
 import ast
+import importlib.util
+import os
 from dataclasses import dataclass
+
+import torch
 
 from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.cute_codegen import CuteEmitter
@@ -32,6 +36,7 @@ from kernelscale.propose.compiler.templating import blockmask_source, follow_sou
 # FA4's Hopper forward tile for head dims up to 128 is 128 x 128, and its block sparsity needs the
 # sparse KV block to equal the tile's N; the schedule uses the same blocks.
 SPARSE_BLOCK = (128, 128)
+INLINE_MAX = 256  # elements of a captured table written into the hooks (see _inline_tables)
 SCORE = g.arg("score")  # FA4's score: q·k times its softmax_scale
 HOOK_ARGS = "score, b_idx, h_idx, q_idx, kv_idx, seqlen_info, aux_tensors"
 MASK_ARGS = "b_idx, h_idx, q_idx, kv_idx, seqlen_info, aux_tensors"
@@ -41,11 +46,12 @@ MASK_ARGS = "b_idx, h_idx, q_idx, kv_idx, seqlen_info, aux_tensors"
 class Fa4Hooks:
     """The generated hook functions' source and what the module needs to call FA4 with them."""
 
-    source: str  # defines _make_hooks(P, N, sm_scale) -> (score_mod | None, mask_mod | None)
+    source: str  # defines _make_hooks(P, N, T, sm_scale) -> (score_mod | None, mask_mod | None)
     softmax_scale: str  # Python expression of FA4's softmax_scale (in terms of P and sm_scale)
     rewritten: Rewritten
     guards: list[g.Node]  # sign facts about captured numbers the code relies on
-    tensor_names: list[str]  # captured tensors, in aux_tensors order
+    tensor_names: list[str]  # captured tensors passed to FA4, in aux_tensors order
+    inline_names: list[str]  # captured tensors whose values are written into the hooks
     gather_arities: list[int]  # _gather<n> helpers the hooks call
 
 
@@ -55,11 +61,13 @@ def _param_text(name: str) -> str:
 
 def build_hooks(trace, config: Config) -> Fa4Hooks:
     rw = rewrite(trace.score, trace.mask, base=1.0)
-    tensor_names = list(trace.tensors)
-    emitter = CuteEmitter(trace.params, {n: i for i, n in enumerate(tensor_names)}, config.fast_tanh)
+    inline = _inline_tables(trace, [rw.logits, rw.mask])
+    tensor_names = [n for n in trace.tensors if n not in inline]
+    emitter = CuteEmitter(trace.params, {n: i for i, n in enumerate(tensor_names)}, config.fast_tanh, inline)
     logits, scale = _fold_scale(rw.logits)
-    lines = ["def _make_hooks(P, N, sm_scale):"]
+    lines = ["def _make_hooks(P, N, T, sm_scale):"]
     lines += [f"    P_{name} = P[{name!r}]" for name in trace.params]
+    lines += [f"    T_{name} = T[{name!r}]" for name in sorted(inline)]
     for name, cap in trace.tensors.items():
         lines += [f"    N_{name}_{k} = N[{name!r}][{k}]" for k in range(cap.value.dim())]
     softmax_scale = python_source(scale, _param_text) if scale is not None else "1.0"
@@ -76,8 +84,36 @@ def build_hooks(trace, config: Config) -> Fa4Hooks:
     lines.append("    return score_mod, mask_mod")
     source = "\n".join(lines) + "\n"
     ast.parse(source)  # a generator bug surfaces here, not in the user's process
-    arities = sorted({len(n.children) for n in g.walk([rw.logits, rw.mask]) if n.op == "load"})
-    return Fa4Hooks(source, softmax_scale, rw, list(dict.fromkeys(emitter.guards)), tensor_names, arities)
+    loads = [n for n in g.walk([rw.logits, rw.mask]) if n.op == "load" and n.args[0] not in inline]
+    arities = sorted({len(n.children) for n in loads})
+    guards = list(dict.fromkeys(emitter.guards))
+    return Fa4Hooks(source, softmax_scale, rw, guards, tensor_names, sorted(inline), arities)
+
+
+def fa4_available() -> bool:
+    """flash-attn-4's CuTe DSL package is importable here (looked up, not imported: importing it
+    loads CUDA libraries)."""
+    try:
+        spec = importlib.util.find_spec("flash_attn")
+    except (ImportError, ValueError):
+        return False
+    locations = spec.submodule_search_locations if spec is not None else None
+    return bool(locations) and any(os.path.isdir(os.path.join(p, "cute")) for p in locations)
+
+
+def _inline_tables(trace, roots) -> set[str]:
+    """Captured 1-D tensors of at most INLINE_MAX elements read only at indices that depend on
+    (b, h) and constants: per-head values such as ALiBi slopes. Their values become a select in
+    the hook (constant per program, so hoisted out of the score loop by the compiler), so FA4
+    gets no aux tensor for them; with none at all it skips its per-score index wrapping."""
+    loads = [n for n in g.walk(roots) if n.op == "load"]
+    out = set()
+    for name, cap in trace.tensors.items():
+        mine = [n for n in loads if n.args[0] == name]
+        if cap.value.dim() == 1 and cap.value.numel() <= INLINE_MAX and cap.value.dtype != torch.bool:
+            if mine and all(n.children[0].level == "program" for n in mine):
+                out.add(name)
+    return out
 
 
 def render_fa4(trace, config: Config) -> str:
@@ -97,6 +133,7 @@ def render_fa4(trace, config: Config) -> str:
         tensor_paths={n: c.path for n, c in trace.tensors.items()},
         param_paths={n: trace.captures[n].path for n in trace.params},
         tensor_names=hooks.tensor_names,
+        inline_names=hooks.inline_names,
         guards=guards,
         gather_arities=hooks.gather_arities,
         hooks_source=hooks.source,

@@ -18,6 +18,7 @@ from kernelscale.propose.base import Attempt, Candidate, ProposerError
 from kernelscale.propose.best import best_timed
 from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.generate import Compiled, compile_mods, render
+from kernelscale.propose.compiler.generate_fa4 import fa4_available
 from kernelscale.propose.compiler.space import (
     CHOICES,
     Config,
@@ -26,6 +27,7 @@ from kernelscale.propose.compiler.space import (
     decode_relevant,
     default_config,
     enumerate_space,
+    fa4_configs,
     fits,
     is_decode_shape,
     neighbours,
@@ -36,8 +38,11 @@ from kernelscale.propose.compiler.space import (
 class CompilerProposer:
     name = "compiler"
 
-    def __init__(self, device: str = "cuda"):
+    def __init__(self, device: str = "cuda", fa4: bool | None = None):
         self.device = device
+        # FlashAttention-4's kernels run on a GPU with flash-attn-4 installed (the verifier's
+        # runner imports from the same interpreter and PYTHONPATH as this process)
+        self.fa4 = device == "cuda" and fa4_available() if fa4 is None else fa4
         self._compiled: dict[str, Compiled] = {}
         self._issued: dict[str, set[tuple]] = {}
 
@@ -83,12 +88,17 @@ class CompilerProposer:
             if self.device != "cuda":
                 space.pop("fast_tanh", None)  # inline PTX does not run under the interpreter
             order.append(first)
-            if best is not None and best[0].decode == first.decode:
+            if best is not None and best[0].backend == "triton" and best[0].decode == first.decode:
                 order += neighbours(best[0], space)
             order += neighbours(first, space)
+        fa4 = fa4_configs(features) if self.fa4 else []
+        if best is not None and best[0].backend == "fa4":
+            fa4 = [best[0]] + neighbours(best[0], {"native_mask": (True, False), "fast_tanh": (False, True)}) + fa4
+        order[1:1] = fa4[:1]  # FA4's first config right after the Triton default: often the faster
+        order += fa4[1:]
         for space, first in kernels:
             order += enumerate_space(space, first)
-        return [c for c in dict.fromkeys(order) if not features.D or fits(c, features.D)]
+        return [c for c in dict.fromkeys(order) if c.backend == "fa4" or not features.D or fits(c, features.D)]
 
     def _compile(self, problem: Problem) -> tuple[Compiled, Features]:
         key = problem.content_hash()
@@ -104,7 +114,9 @@ class CompilerProposer:
         compiled = self._compiled[key]
         shape = full_shape(problem.gpu_sizes.get("SHAPE", {}))
         features = compiled.features
-        return compiled, Features(**{**features.__dict__, "D": shape["D"], "decode": is_decode_shape(shape)})
+        return compiled, Features(
+            **{**features.__dict__, "D": shape["D"], "decode": is_decode_shape(shape), "dtype": shape["dtype"]}
+        )
 
 
 def compile_problem(problem: Problem) -> Compiled:

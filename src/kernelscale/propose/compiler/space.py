@@ -88,6 +88,7 @@ class Features:
     D: int
     decode: bool = False  # the problem's shape is decode-shaped (see is_decode_shape)
     tables: int = 0  # subexpressions worth tabulating by distance (tables.py)
+    dtype: str = "bfloat16"  # the problem's input dtype
 
 
 def is_decode_shape(shape: dict) -> bool:
@@ -166,6 +167,20 @@ def default_config(features: Features, device: str = "cuda") -> Config:
         reverse_m=features.has_mask,
     )
     return config
+
+
+def fa4_configs(features: Features) -> list[Config]:
+    """FlashAttention-4 backend configs worth trying, first one first; none where FA4 does not
+    apply (decode shapes have the split-KV kernel; FA4 takes bf16 / fp16 and head dims <= 256)."""
+    if features.decode or features.dtype not in ("bfloat16", "float16") or features.D > 256:
+        return []
+    first = Config(backend="fa4", fast_tanh=features.has_tanh)
+    out = [first]
+    if features.has_mask:
+        out.append(replace(first, native_mask=False))
+    if features.has_tanh:
+        out.append(replace(first, fast_tanh=False))
+    return out
 
 
 # Hopper's shared memory per block (227 KB); Triton needs num_stages K and V tiles plus Q.
