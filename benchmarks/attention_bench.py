@@ -179,7 +179,9 @@ def bench_variant(name, D, device, args, log):
     return row
 
 
-def baselines(score_mod, mask_mod, shape, device, q, k, v, reference, tol, peers=("flex", "sdpa_cudnn", "sdpa_flash")):
+def baselines(
+    score_mod, mask_mod, shape, device, q, k, v, reference, tol, peers=("flex", "sdpa_cudnn", "sdpa_flash")
+):
     """Flex and SDPA times (None where not expressible or not on this device), each checked too."""
     out = {}
     makers = {"flex": lambda: flex_baseline(score_mod, mask_mod, shape, torch.device(device))}

@@ -100,17 +100,35 @@ def fake_modules(calls: list) -> dict[str, types.ModuleType]:
     }
 
 
-def attention(q, k, v, softmax_scale, causal=False, window_size_left=None, window_size_right=None,
-              score_mod=None, mask_mod=None, block_sparse_tensors=None, aux_tensors=None, out=None):
+def attention(
+    q,
+    k,
+    v,
+    softmax_scale,
+    causal=False,
+    window_size_left=None,
+    window_size_right=None,
+    score_mod=None,
+    mask_mod=None,
+    block_sparse_tensors=None,
+    aux_tensors=None,
+    out=None,
+):
     """FA4's forward on (B, S, H, D) tensors, in fp32; returns (B, S, H, D)."""
     B, Sq, H, D = q.shape
     Skv, Hkv = k.shape[1], k.shape[2]
     qf, kf, vf = (t.float().transpose(1, 2) for t in (q, k, v))
     kf, vf = (t.repeat_interleave(H // Hkv, dim=1) for t in (kf, vf))
     scores = qf @ kf.transpose(-1, -2) * softmax_scale  # (B, H, Sq, Skv)
-    grid = [t.expand(B, H, Sq, Skv).reshape(-1).to(torch.int32).contiguous() for t in (
-        torch.arange(B).view(B, 1, 1, 1), torch.arange(H).view(1, H, 1, 1),
-        torch.arange(Sq).view(1, 1, Sq, 1), torch.arange(Skv).view(1, 1, 1, Skv))]
+    grid = [
+        t.expand(B, H, Sq, Skv).reshape(-1).to(torch.int32).contiguous()
+        for t in (
+            torch.arange(B).view(B, 1, 1, 1),
+            torch.arange(H).view(1, H, 1, 1),
+            torch.arange(Sq).view(1, 1, Sq, 1),
+            torch.arange(Skv).view(1, 1, 1, Skv),
+        )
+    ]
     aux = [AuxTensor(t) for t in aux_tensors or []]
     if score_mod is not None:
         scores = score_mod(scores.reshape(-1), *grid, seqlen_info=None, aux_tensors=aux).view(B, H, Sq, Skv)
@@ -137,7 +155,10 @@ def _sparse_keep(bs, mask, B, H, Sq, Skv):
     """Elements kept by FA4's block sparsity: full blocks whole, partial blocks through the mask."""
     bm, bn = bs.block_size
     keep = torch.zeros(B, H, Sq, Skv, dtype=torch.bool)
-    for kind, cnt, idx in (("part", bs.mask_block_cnt, bs.mask_block_idx), ("full", bs.full_block_cnt, bs.full_block_idx)):
+    for kind, cnt, idx in (
+        ("part", bs.mask_block_cnt, bs.mask_block_idx),
+        ("full", bs.full_block_cnt, bs.full_block_idx),
+    ):
         if cnt is None:
             continue
         cnt, idx = cnt.expand(B, H, -1), idx.expand(B, H, -1, -1)

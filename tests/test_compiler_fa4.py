@@ -40,7 +40,10 @@ def _suite_mods(name, B, Hq, Hkv, Sq, Skv, D):
 
 def _inputs(B, Hq, Hkv, Sq, Skv, D, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    q, k, v = (torch.randn(B, h, s, D, generator=gen).to(torch.bfloat16) for h, s in ((Hq, Sq), (Hkv, Skv), (Hkv, Skv)))
+    q, k, v = (
+        torch.randn(B, h, s, D, generator=gen).to(torch.bfloat16)
+        for h, s in ((Hq, Sq), (Hkv, Skv), (Hkv, Skv))
+    )
     return q, k, v
 
 
@@ -134,8 +137,13 @@ def test_fp32_inputs_are_refused_with_a_clear_error(monkeypatch):
         _run(score_mod, mask_mod, shape, q, k, v, monkeypatch, tag="fp32")
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
 @given(score=_float_exprs(_int_exprs()), mask=st.none() | _conds(_int_exprs()))
 def test_random_mods_match_reference(score, mask):
     """The hook code for the compiler's grammar of mods (integer floor division and modulo of
@@ -179,7 +187,9 @@ def test_the_proposer_offers_fa4_second_where_it_applies():
     fa4 = [c for c in plan if c.backend == "fa4"]
     assert {(c.native_mask, c.fast_tanh) for c in fa4} == {(True, True), (False, True), (True, False)}
     for features in (_features(decode=True), _features(dtype="float32"), _features(D=512)):
-        assert not any(c.backend == "fa4" for c in CompilerProposer(device="cuda", fa4=True).plan(features, None))
+        assert not any(
+            c.backend == "fa4" for c in CompilerProposer(device="cuda", fa4=True).plan(features, None)
+        )
     assert not any(c.backend == "fa4" for c in CompilerProposer(device="cpu").plan(_features(), None))
 
 
@@ -209,7 +219,10 @@ def test_a_module_built_on_another_device_follows_the_inputs(monkeypatch):
     with pytest.raises(ValueError, match="call prepare"):
         model(q2, k2, v2)
     model.prepare(1, 2, 2, 128, 128, "cpu")
-    assert _err(model(q2, k2, v2), attention_reference(q2.float(), k2.float(), v2.float(), score_mod, mask_mod)) < 2e-2
+    assert (
+        _err(model(q2, k2, v2), attention_reference(q2.float(), k2.float(), v2.float(), score_mod, mask_mod))
+        < 2e-2
+    )
 
 
 def test_the_screen_admits_fa4_modules_and_only_fa4s_entry_point():
@@ -219,12 +232,17 @@ def test_the_screen_admits_fa4_modules_and_only_fa4s_entry_point():
     source = generate(score_mod, mask_mod, FA4)
     assert screen(source) == []
     rules = lambda src: {v.rule for v in screen(src)}  # noqa: E731
-    assert "private_access" in rules(source.replace("import _flash_attn_fwd", "import _flash_attn_fwd, _validate"))
+    assert "private_access" in rules(
+        source.replace("import _flash_attn_fwd", "import _flash_attn_fwd, _validate")
+    )
     assert "forbidden_call" in rules(source + "\nx = cute.runtime.load_module\n")
     assert "forbidden_import" in rules(source.replace("import cutlass\n", "import cutlass.base_dsl\n"))
     # a forward that launches nothing of its own is still refused
     no_launch = source.replace("        _flash_attn_fwd(\n", "        print(\n")
     assert "no_kernel" in rules(no_launch)
     # host code hidden in a nested function is checked unless that function is a kernel
-    hidden = source.replace("    return score_mod, mask_mod", "    def sneak(x):\n        return torch.softmax(x, -1)\n    sneak(None)\n    return score_mod, mask_mod")
+    hidden = source.replace(
+        "    return score_mod, mask_mod",
+        "    def sneak(x):\n        return torch.softmax(x, -1)\n    sneak(None)\n    return score_mod, mask_mod",
+    )
     assert "torch_fallback" in rules(hidden)

@@ -45,9 +45,13 @@ class Errors:
 def run_attempt(oracle, problem: Problem, code: str, options: VerifyOptions) -> Verdict:
     started = time.monotonic()
     loaded = oracle.load(problem)
+    loaded_at = time.monotonic()
     # A runner started ahead (spare.py) has finished its imports once it is taken, before
     # anything here is timed; without one the candidate's runner starts in `_verify`.
     spare = oracle.spares.take(loaded, options.memory_limit_gb) if oracle.spares else None
+    waited = {"load": round(loaded_at - started, 3), "runner_wait": round(time.monotonic() - loaded_at, 3)}
+    if spare is not None and id(spare) in oracle.spares.warm_s:
+        waited["runner_warm"] = oracle.spares.warm_s.pop(id(spare))
     candidate = spare or CandidateProcess(oracle, loaded, attempt_dir(oracle), options.memory_limit_gb)
     workdir = candidate.workdir
     timing = TimingResult()
@@ -70,7 +74,7 @@ def run_attempt(oracle, problem: Problem, code: str, options: VerifyOptions) -> 
     verdict.device = oracle.environment
     verdict.isolation = candidate.isolation
     verdict.interpreted = oracle.device != "cuda"
-    verdict.cost_s["total"] = round(time.monotonic() - started, 3)
+    verdict.cost_s = {**waited, **verdict.cost_s, "total": round(time.monotonic() - started, 3)}
     return verdict
 
 

@@ -59,9 +59,12 @@ class Runner:
         helpers and the kernels every call runs (warm_kernel.py; built into this attempt's own
         cache) now rather than in the candidate's first call; the reply says it is done."""
         import importlib
+        import time
 
+        marks = [("start", time.monotonic())]
         for name in ("torch", "triton", "kernelscale.problems.module", "kernelscale.verify.op_policy"):
             importlib.import_module(name)
+        marks.append(("imports", time.monotonic()))
         if msg.get("device") == "cuda":
             import torch
             from triton.runtime import driver
@@ -69,9 +72,14 @@ class Runner:
             from kernelscale.verify import warm_kernel
 
             torch.empty(1, device="cuda")
+            marks.append(("cuda_context", time.monotonic()))
             driver.active.get_current_device()
+            marks.append(("triton_driver", time.monotonic()))
             warm_kernel.compile_and_run()
-        return {"ok": True}
+            marks.append(("kernels", time.monotonic()))
+        # seconds per step, for the verdict's cost breakdown (where a runner's start goes)
+        steps = {name: round(t - marks[i][1], 3) for i, (name, t) in enumerate(marks[1:])}
+        return {"ok": True, "warm_s": steps}
 
     def load(self, msg: dict) -> dict:
         import torch

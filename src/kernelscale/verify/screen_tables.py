@@ -247,7 +247,13 @@ STREAM_CALLS = frozenset(
 # Kernel libraries a candidate may import besides Triton: CuTe DSL (a kernel language, like
 # Triton) and FlashAttention-4's CuTe kernels. Only these modules, and only these names from them.
 LIBRARY_IMPORTS = frozenset(
-    {"cutlass", "cutlass.cute", "flash_attn.cute", "flash_attn.cute.interface", "flash_attn.cute.block_sparsity"}
+    {
+        "cutlass",
+        "cutlass.cute",
+        "flash_attn.cute",
+        "flash_attn.cute.interface",
+        "flash_attn.cute.block_sparsity",
+    }
 )
 # FA4's forward that takes a score_mod, a mask_mod and an output buffer is private by name
 # (FlexAttention's FLASH backend calls it too); it is the one private name a candidate may import.
@@ -262,5 +268,13 @@ LIBRARY_KERNELS = frozenset(
 )
 # CuTe DSL's host-side doors out of a kernel language: loading libraries, foreign calls, exported
 # binaries, the DSL's own internals.
-LIBRARY_FORBIDDEN = ("cutlass.base_dsl", "cutlass.cutlass_dsl", "cutlass.cute.runtime", "cutlass.cute.ffi",
-                     "cutlass.cute.export", "cutlass.cute.experimental", "cutlass.utils", "cutlass.torch")
+LIBRARY_FORBIDDEN = (
+    "cutlass.base_dsl",
+    "cutlass.cutlass_dsl",
+    "cutlass.cute.runtime",
+    "cutlass.cute.ffi",
+    "cutlass.cute.export",
+    "cutlass.cute.experimental",
+    "cutlass.utils",
+    "cutlass.torch",
+)

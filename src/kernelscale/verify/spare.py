@@ -32,6 +32,7 @@ class Spares:
         self.oracle = oracle
         self.runners: list[CandidateProcess] = []
         self.unsettled: set[int] = set()  # ids of runners whose `warm` reply is not read yet
+        self.warm_s: dict[int, dict] = {}  # runner id -> its warm-up's seconds per step
 
     @property
     def runner(self) -> CandidateProcess | None:
@@ -81,6 +82,7 @@ class Spares:
             _remove(runner)
         self.runners.clear()
         self.unsettled.clear()
+        self.warm_s.clear()
 
     def _settled(self, runner: CandidateProcess) -> bool:
         if id(runner) not in self.unsettled:
@@ -90,6 +92,8 @@ class Spares:
             reply = runner.child.recv(time.monotonic() + WARM_TIMEOUT_S)
         except (ChildGone, ChildTimeout):
             return False
+        if isinstance(reply.get("warm_s"), dict):
+            self.warm_s[id(runner)] = reply["warm_s"]
         return bool(reply.get("ok"))
 
 

@@ -30,7 +30,8 @@ class Verdict:
     suspect_reason: str = ""
     interpreted: bool = False  # CPU interpreter: times are not performance numbers
     device: dict = field(default_factory=dict)  # name, driver, torch, triton, cuda
-    cost_s: dict[str, float] = field(default_factory=dict)  # verifier's own wall-time split
+    # the verifier's own wall-time split, seconds per step ("runner_warm": the runner's own steps)
+    cost_s: dict[str, float | dict] = field(default_factory=dict)
     log_tail: str = ""
     cached: bool = False
     # The OS layers around the candidate's process (mechanism, layers, uid; docs/sandbox.md):

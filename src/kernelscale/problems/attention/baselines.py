@@ -43,7 +43,9 @@ def raise_dynamo_limits() -> None:
 _COMPILED_FLEX = None
 
 
-def flex_baseline(score_mod, mask_mod, shape: dict, device: torch.device, block_size: int = 128, kernel_options=None):
+def flex_baseline(
+    score_mod, mask_mod, shape: dict, device: torch.device, block_size: int = 128, kernel_options=None
+):
     """torch.compile(flex_attention, dynamic=False) with a BlockMask built once; GPU only.
     kernel_options={"BACKEND": "FLASH"} picks its FlashAttention-4 path (flash-attn-4 installed)."""
     global _COMPILED_FLEX
@@ -71,7 +73,15 @@ def flex_baseline(score_mod, mask_mod, shape: dict, device: torch.device, block_
 
     def run(q, k, v):
         if kernel_options:
-            return compiled(q, k, v, score_mod=score_mod, block_mask=block_mask, enable_gqa=gqa, kernel_options=kernel_options)
+            return compiled(
+                q,
+                k,
+                v,
+                score_mod=score_mod,
+                block_mask=block_mask,
+                enable_gqa=gqa,
+                kernel_options=kernel_options,
+            )
         return compiled(q, k, v, score_mod=score_mod, block_mask=block_mask, enable_gqa=gqa)
 
     return run

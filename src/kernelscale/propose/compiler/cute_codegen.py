@@ -24,7 +24,17 @@ from kernelscale.propose.compiler.codegen import Emitter
 
 LEAVES = {"q": "q_idx", "kv": "kv_idx", "b": "b_idx", "h": "h_idx", "qk": "score", "score": "score"}
 DTYPES = {"float": "cutlass.Float32", "int": "cutlass.Int32", "bool": "cutlass.Boolean"}
-INFIX = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+INFIX = {
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "lt": "<",
+    "le": "<=",
+    "gt": ">",
+    "ge": ">=",
+    "eq": "==",
+    "ne": "!=",
+}
 BITWISE = {"and": "&", "or": "|", "xor": "^", "shl": "<<", "shr": ">>"}
 LOG2E = 1.4426950408889634
 MATH = {
@@ -43,7 +53,9 @@ MATH = {
 class CuteEmitter:
     """Names nodes and writes their CuTe statements; one instance per generated module."""
 
-    def __init__(self, params: dict, tensor_slots: dict[str, int], fast_tanh: bool, inline: set[str] = frozenset()):
+    def __init__(
+        self, params: dict, tensor_slots: dict[str, int], fast_tanh: bool, inline: set[str] = frozenset()
+    ):
         self.tensor_slots = tensor_slots  # captured tensor name -> index in aux_tensors
         self.inline = inline  # small tables read at (b, h) only: their values are in the hook
         self.fast_tanh = fast_tanh

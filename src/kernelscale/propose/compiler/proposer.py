@@ -93,12 +93,18 @@ class CompilerProposer:
             order += neighbours(first, space)
         fa4 = fa4_configs(features) if self.fa4 else []
         if best is not None and best[0].backend == "fa4":
-            fa4 = [best[0]] + neighbours(best[0], {"native_mask": (True, False), "fast_tanh": (False, True)}) + fa4
+            fa4 = (
+                [best[0]]
+                + neighbours(best[0], {"native_mask": (True, False), "fast_tanh": (False, True)})
+                + fa4
+            )
         order[1:1] = fa4[:1]  # FA4's first config right after the Triton default: often the faster
         order += fa4[1:]
         for space, first in kernels:
             order += enumerate_space(space, first)
-        return [c for c in dict.fromkeys(order) if c.backend == "fa4" or not features.D or fits(c, features.D)]
+        return [
+            c for c in dict.fromkeys(order) if c.backend == "fa4" or not features.D or fits(c, features.D)
+        ]
 
     def _compile(self, problem: Problem) -> tuple[Compiled, Features]:
         key = problem.content_hash()
@@ -115,7 +121,12 @@ class CompilerProposer:
         shape = full_shape(problem.gpu_sizes.get("SHAPE", {}))
         features = compiled.features
         return compiled, Features(
-            **{**features.__dict__, "D": shape["D"], "decode": is_decode_shape(shape), "dtype": shape["dtype"]}
+            **{
+                **features.__dict__,
+                "D": shape["D"],
+                "decode": is_decode_shape(shape),
+                "dtype": shape["dtype"],
+            }
         )
 
 
