@@ -24,13 +24,15 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
 import sys
 import time
 from pathlib import Path
 
+if "--smoke" in sys.argv:
+    os.environ["TRITON_INTERPRET"] = "1"  # must precede the first import of triton
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-# attention_decode sets TRITON_INTERPRET for --smoke before triton is first imported
 import torch  # noqa: E402
 import triton  # noqa: E402
 import triton.testing  # noqa: E402
@@ -149,7 +151,17 @@ def measure(label, case, calls):
     row = {"label": label, "shape": case.shape, "config": config.as_dict(), "launches": {}}
     call = lambda: model(case.q, case.k, case.v)  # noqa: E731
     for _ in range(3):
-        call()
+        result = call()
+    row["max_abs_err"] = (result[:1].float() - case.reference.float()).abs().max().item()
+    module = sys.modules[type(model).__module__]
+    row["direct_on"] = getattr(module, "DIRECT", {}).get("on")  # absent before the direct launch
+    plans = getattr(model, "launches", {}).values()
+    row["direct_launches"] = [
+        name
+        for plan in plans
+        for name in ("main", "combine")
+        if getattr(getattr(plan, name, None), "direct", None)
+    ]
     row["model_host_us"], row["model_wall_us"] = host_and_wall(call, calls)
     if DEVICE == "cuda":
         row["kernel_ms"] = triton.testing.do_bench(call, warmup=5, rep=25, return_mode="median")
@@ -211,6 +223,9 @@ def main():
             )
         text.append(
             f"  torch.empty out {r['empty_out_host_us']:.1f} us, part {r.get('empty_part_host_us', 0):.1f} us"
+        )
+        text.append(
+            f"  max abs err {r['max_abs_err']:.2e}, DIRECT {r['direct_on']}, direct {r['direct_launches']}"
         )
         text.append(r["profile"])
     (out / f"wrapper-profile-{card}.txt").write_text("\n".join(text))
