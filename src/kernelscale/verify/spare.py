@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 
+from kernelscale.verify import runner_seed
 from kernelscale.verify.candidate import CandidateProcess, attempt_dir
 from kernelscale.verify.sandbox import ChildGone, ChildTimeout
 
@@ -46,9 +48,10 @@ class Spares:
         self.discard()
         for _ in range(count):
             runner = CandidateProcess(self.oracle, None, attempt_dir(self.oracle), memory_gb)
+            warm = {"op": "warm", "device": self.oracle.device} | self._seed_for(runner)
             try:
                 runner.spawn()
-                runner.child.send({"op": "warm", "device": self.oracle.device})
+                runner.child.send(warm)
             except (OSError, ChildGone):
                 _remove(runner)
                 return
@@ -93,8 +96,24 @@ class Spares:
         except (ChildGone, ChildTimeout):
             return False
         if isinstance(reply.get("warm_s"), dict):
-            self.warm_s[id(runner)] = reply["warm_s"]
+            self.warm_s[id(runner)] = reply["warm_s"] | {"seeded_files": reply.get("seeded", 0)}
+        if reply.get("ok") and reply.get("exported") and self.oracle.device == "cuda":
+            runner_seed.keep(runner.workdir / runner_seed.EXPORT_IN_WORKDIR, self.seed)
         return bool(reply.get("ok"))
+
+    @property
+    def seed(self) -> Path:
+        return runner_seed.kept_seed(self.oracle.environment)
+
+    def _seed_for(self, runner: CandidateProcess) -> dict:
+        """What the runner's warm-up starts from (the kept seed) or exports (while there is none);
+        nothing on the CPU, where no kernel is compiled."""
+        if self.oracle.device != "cuda":
+            return {}
+        given = runner_seed.hand_to_runner(self.seed, runner.workdir)
+        if given is not None:
+            return {"seed_dir": str(given)}
+        return {"export_dir": str(runner.workdir / runner_seed.EXPORT_IN_WORKDIR)}
 
 
 def _remove(runner: CandidateProcess) -> None:
