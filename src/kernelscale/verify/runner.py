@@ -61,11 +61,10 @@ class Runner:
         import importlib
         import time
 
-        from kernelscale.verify.runner_seed import copy_tree
+        from kernelscale.verify import runner_seed
 
         marks = [("start", time.monotonic())]
-        cache = os.environ.get("TRITON_CACHE_DIR")
-        seeded = copy_tree(Path(msg["seed_dir"]), Path(cache)) if msg.get("seed_dir") and cache else 0
+        seeded = runner_seed.into_cache(msg.get("seed_dir"))
         for name in ("torch", "triton", "kernelscale.problems.module", "kernelscale.verify.op_policy"):
             importlib.import_module(name)
         marks.append(("imports", time.monotonic()))
@@ -83,9 +82,7 @@ class Runner:
             marks.append(("kernels", time.monotonic()))
         # seconds per step, for the verdict's cost breakdown (where a runner's start goes)
         steps = {name: round(t - marks[i][1], 3) for i, (name, t) in enumerate(marks[1:])}
-        exported = 0
-        if msg.get("export_dir") and cache:  # no candidate code has run here yet (runner_seed.py)
-            exported = copy_tree(Path(cache), Path(msg["export_dir"]))
+        exported = runner_seed.out_of_cache(msg.get("export_dir"))  # no candidate code has run yet
         return {"ok": True, "warm_s": steps, "seeded": seeded, "exported": exported}
 
     def load(self, msg: dict) -> dict:

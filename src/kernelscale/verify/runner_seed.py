@@ -47,6 +47,18 @@ def copy_tree(src: Path, dst: Path) -> int:
     return count
 
 
+def into_cache(seed_dir: str | None) -> int:
+    """In the runner: copy the seed into this process's Triton cache; files copied."""
+    cache = os.environ.get("TRITON_CACHE_DIR")
+    return copy_tree(Path(seed_dir), Path(cache)) if seed_dir and cache else 0
+
+
+def out_of_cache(export_dir: str | None) -> int:
+    """In the runner, after its warm-up: copy this process's Triton cache out; files copied."""
+    cache = os.environ.get("TRITON_CACHE_DIR")
+    return copy_tree(Path(cache), Path(export_dir)) if export_dir and cache else 0
+
+
 def hand_to_runner(seed: Path, workdir: Path) -> Path | None:
     """Copy a complete kept seed into a new runner's working folder; its path there, or None."""
     if not (seed / COMPLETE).is_file():
