@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 import shutil
 import signal
 import sys
@@ -75,6 +76,11 @@ def oracle_command(device: str) -> list[str]:
     return [sys.executable, "-I", "-c", ORACLE_BOOTSTRAP, package_root, device]
 
 
+def runner_seed_home() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "kernelscale" / "runner-seed"
+
+
 def oracle_env(workdir: str, gpu: int | None) -> dict[str, str]:
     """Its working directory is `workdir` (enterable, not listable: attempt directories live
     there); its caches and HOME are in a private 0700 folder inside that no candidate is given."""
@@ -90,6 +96,8 @@ def oracle_env(workdir: str, gpu: int | None) -> dict[str, str]:
         TORCH_EXTENSIONS_DIR=f"{private}/torch_extensions",
         CUDA_CACHE_PATH=f"{private}/nv",
     )
+    # kept across runs, in the user's own cache (never a candidate's): runner_seed.py
+    env["KERNELSCALE_RUNNER_SEED"] = str(runner_seed_home())
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     if os.environ.get("KERNELSCALE_ISOLATION"):  # a forced sandbox mechanism (tests, diagnosis)

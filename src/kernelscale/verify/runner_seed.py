@@ -31,6 +31,9 @@ def kept_seed(environment: dict) -> Path:
     """The kept copy for this machine's torch, triton, GPU and driver."""
     key = {k: environment.get(k) for k in ("torch", "triton", "name", "cuda", "driver", "python")}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    home = os.environ.get("KERNELSCALE_RUNNER_SEED")  # set by the pool: the user's cache folder
+    if home:
+        return Path(home) / digest
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "kernelscale" / "runner-seed" / digest
 
