@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from pathlib import Path
 import shutil
 import signal
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kernelscale.problems.problem import Problem
 from kernelscale.verify.sandbox import sandbox_env
