@@ -246,3 +246,20 @@ def test_the_screen_admits_fa4_modules_and_only_fa4s_entry_point():
         "    def sneak(x):\n        return torch.softmax(x, -1)\n    sneak(None)\n    return score_mod, mask_mod",
     )
     assert "torch_fallback" in rules(hidden)
+
+
+def test_the_run_header_says_which_backends_propose():
+    from types import SimpleNamespace
+
+    from kernelscale.cli.progress import ProgressPrinter
+    from kernelscale.propose.compiler.proposer import CompilerProposer
+
+    assert "skipped: flash-attn-4 is not installed" in CompilerProposer(device="cuda", fa4=False).note
+    assert "FlashAttention-4" in CompilerProposer(device="cuda", fa4=True).note
+    assert CompilerProposer(device="cpu").note == ""
+    lines = []
+    printer = ProgressPrinter(SimpleNamespace(print=lambda text, **kw: lines.append(text)))
+    note = CompilerProposer(device="cuda", fa4=False).note
+    info = {"run_id": 1, "problem": "attention/causal", "device": "H200", "workers": 1}
+    printer("start", info | {"proposer": "compiler", "budget_s": 60, "proposer_note": note})
+    assert note in lines

@@ -34,6 +34,8 @@ class ProgressPrinter:
             )
             if info.get("shape"):
                 self._say(f"shape: {_compact(info['shape'])}")
+            if info.get("proposer_note"):
+                self._say(info["proposer_note"])
         elif kind == "attempt":
             self._attempt(info)
 

@@ -29,6 +29,7 @@ def _start_event(session: Session, run_id: int, problem, proposer, budget_s: flo
         "device": session.pool.device_key,
         "workers": session.pool.size,
         "proposer": proposer.name,
+        "proposer_note": getattr(proposer, "note", ""),
         "shape": problem.sizes_for(session.pool.device),
         "budget_s": budget_s,
         "resumed_at": len(history),

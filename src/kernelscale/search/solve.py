@@ -100,6 +100,7 @@ async def _solve(session: Session, started: _Started, problem, resume: int | Non
                     "device": session.pool.device_key,
                     "workers": session.pool.size,
                     "proposer": proposer.name,
+                    "proposer_note": getattr(proposer, "note", ""),
                     "shape": shape,
                     "budget_s": budget_s,
                     "resumed_at": len(history),

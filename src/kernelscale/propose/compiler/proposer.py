@@ -46,6 +46,15 @@ class CompilerProposer:
         self._compiled: dict[str, Compiled] = {}
         self._issued: dict[str, set[tuple]] = {}
 
+    @property
+    def note(self) -> str:
+        """One line for the run's header: which backends the candidates come from."""
+        if self.fa4:
+            return "compiler backends: Triton and FlashAttention-4"
+        if self.device != "cuda":
+            return ""
+        return "compiler backends: Triton (FlashAttention-4 skipped: flash-attn-4 is not installed)"
+
     async def propose(self, problem: Problem, history: Sequence[Attempt], n: int = 1) -> list[Candidate]:
         compiled, features = self._compile(problem)
         issued = self._issued.setdefault(problem.content_hash(), set())
