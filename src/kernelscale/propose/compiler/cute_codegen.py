@@ -20,23 +20,15 @@ from __future__ import annotations
 import itertools
 
 from kernelscale.propose.compiler import graph as g
+from kernelscale.propose.compiler.codegen import INFIX as TRITON_INFIX
 from kernelscale.propose.compiler.codegen import Emitter
+from kernelscale.propose.compiler.rewrite import LOG2E
 
 LEAVES = {"q": "q_idx", "kv": "kv_idx", "b": "b_idx", "h": "h_idx", "qk": "score", "score": "score"}
 DTYPES = {"float": "cutlass.Float32", "int": "cutlass.Int32", "bool": "cutlass.Boolean"}
-INFIX = {
-    "add": "+",
-    "sub": "-",
-    "mul": "*",
-    "lt": "<",
-    "le": "<=",
-    "gt": ">",
-    "ge": ">=",
-    "eq": "==",
-    "ne": "!=",
-}
-BITWISE = {"and": "&", "or": "|", "xor": "^", "shl": "<<", "shr": ">>"}
-LOG2E = 1.4426950408889634
+# Python's operators, as the Triton backend writes them; CuTe's TensorSSA overloads the same ones
+INFIX = {op: sym for op, sym in TRITON_INFIX.items() if op not in g.LOGICAL | {"shl", "shr"}}
+BITWISE = {op: TRITON_INFIX[op] for op in (*sorted(g.LOGICAL), "shl", "shr")}
 MATH = {
     "exp2": "cute.math.exp2({0})",
     "exp": "cute.math.exp2({0} * " + repr(LOG2E) + ")",
