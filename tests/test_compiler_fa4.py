@@ -237,6 +237,12 @@ def test_the_screen_admits_fa4_modules_and_only_fa4s_entry_point():
     )
     assert "forbidden_call" in rules(source + "\nx = cute.runtime.load_module\n")
     assert "forbidden_import" in rules(source.replace("import cutlass\n", "import cutlass.base_dsl\n"))
+    assert "forbidden_import" in rules(
+        source.replace("import cutlass\n", "from cutlass import base_dsl as b\n")
+    )
+    assert "forbidden_import" in rules(
+        source.replace("import cutlass\n", "from cutlass.cute import runtime\n")
+    )
     # a forward that launches nothing of its own is still refused
     no_launch = source.replace("        _flash_attn_fwd(\n", "        print(\n")
     assert "no_kernel" in rules(no_launch)

@@ -187,6 +187,10 @@ class _Scan:
                 found.append(Violation("forbidden_import", node.lineno, f"import {module}"))
         if isinstance(node, ast.ImportFrom):
             for a in node.names:
+                if f"{node.module}.{a.name}".startswith(LIBRARY_FORBIDDEN):
+                    found.append(
+                        Violation("forbidden_import", node.lineno, f"from {node.module} import {a.name}")
+                    )
                 if (node.module, a.name) in PRIVATE_ENTRY_POINTS:
                     continue
                 if a.name.startswith("_") and a.name != "__future__":
