@@ -113,6 +113,8 @@ def attention(
     block_sparse_tensors=None,
     aux_tensors=None,
     out=None,
+    tile_mn=None,
+    pack_gqa=None,
 ):
     """FA4's forward on (B, S, H, D) tensors, in fp32; returns (B, S, H, D)."""
     B, Sq, H, D = q.shape

@@ -102,6 +102,15 @@ def test_native_masks_are_chosen_only_when_exact(monkeypatch):
     assert _err(out, attention_reference(q.float(), k.float(), v.float(), None, almost)) < 2e-2
 
 
+def test_fa4_knobs_reach_fa4(monkeypatch):
+    (score_mod, mask_mod), shape = _suite_mods("gqa_causal", 1, 4, 2, 128, 128, 32)
+    q, k, v = _inputs(1, 4, 2, 128, 128, 32)
+    config = Config(backend="fa4", fa4_tile_m=64, fa4_pack_gqa=2)
+    out, calls, _ = _run(score_mod, mask_mod, shape, q, k, v, monkeypatch, config=config, tag="knobs")
+    assert calls[0]["tile_mn"] == (64, 128) and calls[0]["pack_gqa"] is False
+    assert _err(out, attention_reference(q.float(), k.float(), v.float(), score_mod, mask_mod)) < 2e-2
+
+
 def test_captured_numbers_reach_the_hooks_and_recompile_keys(monkeypatch):
     """A captured number is a closure value of the hook (FA4 keys its compile cache on those), so
     two modules for two values differ in it and both are right."""
@@ -186,6 +195,10 @@ def test_the_proposer_offers_fa4_second_where_it_applies():
     assert plan[0].backend == "triton" and plan[1] == Config(backend="fa4", fast_tanh=True)
     fa4 = [c for c in plan if c.backend == "fa4"]
     assert {(c.native_mask, c.fast_tanh) for c in fa4} == {(True, True), (False, True), (True, False)}
+    assert {c.fa4_tile_m for c in fa4} == {0, 64, 128} and {c.fa4_pack_gqa for c in fa4} == {0, 1, 2}
+    assert all(
+        sum(c != d for c, d in zip(c.as_dict().values(), fa4[0].as_dict().values())) == 1 for c in fa4[1:]
+    )
     for features in (_features(decode=True), _features(dtype="float32"), _features(D=512)):
         assert not any(
             c.backend == "fa4" for c in CompilerProposer(device="cuda", fa4=True).plan(features, None)

@@ -28,6 +28,7 @@ from kernelscale.propose.compiler.space import (
     default_config,
     enumerate_space,
     fa4_configs,
+    fa4_relevant,
     fits,
     is_decode_shape,
     neighbours,
@@ -102,11 +103,7 @@ class CompilerProposer:
             order += neighbours(first, space)
         fa4 = fa4_configs(features) if self.fa4 else []
         if best is not None and best[0].backend == "fa4":
-            fa4 = (
-                [best[0]]
-                + neighbours(best[0], {"native_mask": (True, False), "fast_tanh": (False, True)})
-                + fa4
-            )
+            fa4 = [best[0]] + neighbours(best[0], fa4_relevant(features)) + fa4
         order[1:1] = fa4[:1]  # FA4's first config right after the Triton default: often the faster
         order += fa4[1:]
         for space, first in kernels:

@@ -34,6 +34,8 @@ CHOICES = {
     "rel_tables": (True, False),
     "backend": ("triton", "fa4"),
     "native_mask": (True, False),
+    "fa4_tile_m": (0, 64, 128),
+    "fa4_pack_gqa": (0, 1, 2),
 }
 # A shape is decode-shaped when its few query rows (times the heads sharing a KV head) fit one
 # tile and the cache is long: streaming K and V once then bounds the time, not the dot products.
@@ -60,6 +62,10 @@ class Config:
     # the mask is exactly that on the shape.
     backend: str = "triton"
     native_mask: bool = True
+    # FA4's query tile (0: FA4's own choice; its KV tile stays 128, the block sparsity's) and
+    # pack-GQA (0: FA4's choice, 1: the heads sharing a KV head packed into one tile, 2: not)
+    fa4_tile_m: int = 0
+    fa4_pack_gqa: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -175,12 +181,17 @@ def fa4_configs(features: Features) -> list[Config]:
     if features.decode or features.dtype not in ("bfloat16", "float16") or features.D > 256:
         return []
     first = Config(backend="fa4", fast_tanh=features.has_tanh)
-    out = [first]
+    return [first] + neighbours(first, fa4_relevant(features))
+
+
+def fa4_relevant(features: Features) -> dict:
+    """The FA4 backend's knobs worth searching for this variant."""
+    space = {"fa4_tile_m": CHOICES["fa4_tile_m"], "fa4_pack_gqa": CHOICES["fa4_pack_gqa"]}
     if features.has_mask:
-        out.append(replace(first, native_mask=False))
+        space["native_mask"] = CHOICES["native_mask"]
     if features.has_tanh:
-        out.append(replace(first, fast_tanh=False))
-    return out
+        space["fast_tanh"] = CHOICES["fast_tanh"]
+    return space
 
 
 # Hopper's shared memory per block (227 KB); Triton needs num_stages K and V tiles plus Q.
