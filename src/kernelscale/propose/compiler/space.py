@@ -6,7 +6,9 @@ split_loops (full KV blocks in a loop that skips the mask), reverse_m (heaviest 
 first), use_schedule (the block schedule at all) and rel_tables (costly terms of the distance
 kv − q computed once per call into a table, see tables.py). decode selects the split-KV kernel for few
 query rows against a long cache (block_m is then the most packed query rows per tile, and
-num_splits the KV splits per head, 0 meaning enough to fill the GPU). In a probe on an H200 with
+num_splits the KV splits per head, 0 meaning enough to fill the GPU). backend "fa4" selects
+FlashAttention-4's kernel with generated hooks (generate_fa4.py), whose own knobs are
+native_mask, fa4_tile_m and fa4_pack_gqa. In a probe on an H200 with
 triton 3.6, TMA descriptors were 2-18% slower than pointer loads and warp specialisation crashed
 or hung: neither is in the space (docs/perf-notes.md).
 """
