@@ -282,3 +282,17 @@ def test_the_run_header_says_which_backends_propose():
     info = {"run_id": 1, "problem": "attention/causal", "device": "H200", "workers": 1}
     printer("start", info | {"proposer": "compiler", "budget_s": 60, "proposer_note": note})
     assert note in lines
+
+
+def test_a_mask_causal_on_all_heads_but_one_is_not_taken_for_causal(monkeypatch):
+    """Native masking is chosen on the whole (b, h) grid: one head that differs keeps the mask
+    hook, and the output is still right for that head."""
+    q, k, v = _inputs(2, 4, 4, 256, 256, 32)
+    shape = {"B": 2, "Hq": 4, "Hkv": 4, "Sq": 256, "Skv": 256, "D": 32}
+
+    def mostly_causal(b, h, q_idx, kv_idx):
+        return (q_idx >= kv_idx) | ((h == 3) & (b == 1))
+
+    out, calls, _ = _run(None, mostly_causal, shape, q, k, v, monkeypatch, tag="mostly")
+    assert calls[0]["causal"] is False and calls[0]["mask_mod"] is not None
+    assert _err(out, attention_reference(q.float(), k.float(), v.float(), None, mostly_causal)) < 2e-2
