@@ -8,7 +8,7 @@ from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.codegen import Emitter
 from kernelscale.propose.compiler.evaluate import python_source
 from kernelscale.propose.compiler.generate_fa4 import render_fa4
-from kernelscale.propose.compiler.rewrite import QK, SCALE, Rewritten, rewrite
+from kernelscale.propose.compiler.rewrite import QK, Rewritten, positive_scale, rewrite
 from kernelscale.propose.compiler.space import Config, Features
 from kernelscale.propose.compiler.tables import RelTable, find_tables, tabulate
 from kernelscale.propose.compiler.templating import blockmask_source, follow_source, template
@@ -138,14 +138,7 @@ def linear_scale(logits: g.Node) -> g.Node | None:
     constants only): the kernel then takes the row max on raw qk and fuses c into one FMA."""
     if logits.op != "mul" or logits.args[0] != QK or logits.args[1].level != "program":
         return None
-    factors = [logits.args[1]]
-    while factors:
-        f = factors.pop()
-        if f.op == "mul":
-            factors += list(f.children)
-        elif not (f == SCALE or (f.is_const and f.value > 0)):
-            return None
-    return logits.args[1]
+    return logits.args[1] if positive_scale(logits.args[1]) else None
 
 
 def _can_be_inf(logits: g.Node) -> bool:

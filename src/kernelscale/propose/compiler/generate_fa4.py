@@ -29,7 +29,7 @@ import torch
 from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.cute_codegen import CuteEmitter
 from kernelscale.propose.compiler.evaluate import is_static, python_source
-from kernelscale.propose.compiler.rewrite import QK, Rewritten, rewrite, substitute
+from kernelscale.propose.compiler.rewrite import QK, Rewritten, positive_scale, rewrite, substitute
 from kernelscale.propose.compiler.space import Config
 from kernelscale.propose.compiler.templating import blockmask_source, follow_source, template
 
@@ -71,7 +71,7 @@ def build_hooks(trace, config: Config) -> Fa4Hooks:
     for name, cap in trace.tensors.items():
         lines += [f"    N_{name}_{k} = N[{name!r}][{k}]" for k in range(cap.value.dim())]
     softmax_scale = python_source(scale, _param_text) if scale is not None else "1.0"
-    if logits == SCORE and scale is not None and _positive(scale):
+    if logits == SCORE and scale is not None and positive_scale(scale):
         lines.append("    score_mod = None")  # FA4's plain path: scale folded into its exp2
     else:
         body, names = emitter.emit([logits], "s")
@@ -161,16 +161,3 @@ def _fold_scale(logits: g.Node) -> tuple[g.Node, g.Node | None]:
     if len(users) != 1 or users[0].op != "mul" or users[0].args[0] != QK or not is_static(users[0].args[1]):
         return logits, None
     return substitute(logits, {users[0]: SCORE}), users[0].args[1]
-
-
-def _positive(scale: g.Node) -> bool:
-    """Made of the softmax scale and positive constants (FA4's plain path takes the row max of
-    the unscaled scores, so its scale must be positive)."""
-    factors = [scale]
-    while factors:
-        f = factors.pop()
-        if f.op == "mul":
-            factors += list(f.children)
-        elif not (f.op == "param" and f.args[0] == "__sm_scale") and not (f.is_const and f.value > 0):
-            return False
-    return True

@@ -45,6 +45,19 @@ def rewrite(score: g.Node | None, mask: g.Node | None, base: float = LOG2E) -> R
     return Rewritten(logits, mask, dropped, _static_bounds(logits))
 
 
+def positive_scale(node: g.Node) -> bool:
+    """A product of the softmax scale and positive constants: a factor that keeps the row max
+    where it is, so a kernel may take the max before multiplying by it."""
+    factors = [node]
+    while factors:
+        f = factors.pop()
+        if f.op == "mul":
+            factors += list(f.children)
+        elif not (f == SCALE or (f.is_const and f.value > 0)):
+            return False
+    return True
+
+
 def substitute(node: g.Node, table: dict) -> g.Node:
     memo: dict = {}
 
