@@ -44,6 +44,7 @@ from kernelscale.problems.attention.baselines import (  # noqa: E402
 from kernelscale.problems.attention.problem import builtin_names, load_attention_problem  # noqa: E402
 from kernelscale.problems.module import apply_sizes, import_source  # noqa: E402
 from kernelscale.propose.compiler.generate import compile_mods, render  # noqa: E402
+from kernelscale.propose.compiler.generate_fa4 import fa4_available  # noqa: E402
 from kernelscale.propose.compiler.proposer import CompilerProposer  # noqa: E402
 from kernelscale.propose.compiler.space import Config, Features  # noqa: E402
 
@@ -108,14 +109,6 @@ def configs_for(name, compiled, D, count, device, backends=("triton",)):
     if "fa4" in backends and fa4_available():
         chosen.append(Config(backend="fa4", fast_tanh=compiled.features.has_tanh))
     return chosen
-
-
-def fa4_available() -> bool:
-    try:
-        import flash_attn.cute  # noqa: F401
-    except Exception:
-        return False
-    return True
 
 
 def timer(fn, device):

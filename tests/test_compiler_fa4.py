@@ -11,7 +11,7 @@ import ast
 
 import pytest
 import torch
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fa4_model
@@ -20,7 +20,7 @@ from kernelscale.problems.attention.variant import load_variant_module, resolve_
 from kernelscale.problems.module import import_source
 from kernelscale.propose.compiler.generate import generate
 from kernelscale.propose.compiler.space import Config
-from test_compiler_property import _conds, _float_exprs, _int_exprs, make_mods
+from test_compiler_property import PROPERTY_RUN, _conds, _float_exprs, _int_exprs, make_mods
 
 SUITE = [
     "alibi", "alibi_causal", "causal", "document", "full", "gqa_causal", "natten2d", "natten2d_dilated",
@@ -146,13 +146,7 @@ def test_fp32_inputs_are_refused_with_a_clear_error(monkeypatch):
         _run(score_mod, mask_mod, shape, q, k, v, monkeypatch, tag="fp32")
 
 
-@settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=True,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-)
+@settings(max_examples=30, **PROPERTY_RUN)
 @given(score=_float_exprs(_int_exprs()), mask=st.none() | _conds(_int_exprs()))
 def test_random_mods_match_reference(score, mask):
     """The hook code for the compiler's grammar of mods (integer floor division and modulo of

@@ -105,6 +105,16 @@ def _t(x):
     return torch.tensor(x) if isinstance(x, (int, float)) else x
 
 
+# Reproducible runs with no time limit per example and no shrinking: shrinking interpreted
+# kernels takes minutes. Shared with the other backends' property tests.
+PROPERTY_RUN = dict(
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+
+
 def make_mods(score_expr, mask_expr):
     gen = torch.Generator().manual_seed(7)
     bias = torch.randn(H, 2 * S, generator=gen)  # a relative-position table per head
@@ -131,13 +141,7 @@ def make_mods(score_expr, mask_expr):
     return score_mod, mask_mod
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=True,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-)  # shrinking interpreted kernels takes minutes
+@settings(max_examples=40, **PROPERTY_RUN)
 @given(score=_float_exprs(_int_exprs()), mask=st.none() | _conds(_int_exprs()))
 def test_random_mods_match_reference(score, mask):
     score_mod, mask_mod = make_mods(score, mask)

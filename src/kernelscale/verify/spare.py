@@ -97,7 +97,7 @@ class Spares:
             return False
         if isinstance(reply.get("warm_s"), dict):
             self.warm_s[id(runner)] = reply["warm_s"] | {"seeded_files": reply.get("seeded", 0)}
-        if reply.get("ok") and reply.get("exported") and self.oracle.device == "cuda":
+        if reply.get("ok") and reply.get("exported"):  # asked for only on a GPU (_seed_for)
             runner_seed.keep(runner.workdir / runner_seed.EXPORT_IN_WORKDIR, self.seed)
         return bool(reply.get("ok"))
 

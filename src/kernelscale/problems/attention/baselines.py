@@ -72,17 +72,9 @@ def flex_baseline(
     compiled = _COMPILED_FLEX
 
     def run(q, k, v):
-        if kernel_options:
-            return compiled(
-                q,
-                k,
-                v,
-                score_mod=score_mod,
-                block_mask=block_mask,
-                enable_gqa=gqa,
-                kernel_options=kernel_options,
-            )
-        return compiled(q, k, v, score_mod=score_mod, block_mask=block_mask, enable_gqa=gqa)
+        return compiled(
+            q, k, v, score_mod=score_mod, block_mask=block_mask, enable_gqa=gqa, kernel_options=kernel_options
+        )
 
     return run
 

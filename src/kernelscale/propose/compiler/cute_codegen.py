@@ -87,13 +87,8 @@ class CuteEmitter:
 
     @staticmethod
     def _broadcast(text: str, kind: str) -> str:
-        if kind == "float":
-            text = f"float({text})"
-        elif kind == "int":
-            text = f"int({text})"
-        else:
-            text = f"bool({text})"
-        return f"cute.full_like(q_idx, {text}, {DTYPES[kind]})"
+        # the kinds are named after the Python constructors that make a value of them
+        return f"cute.full_like(q_idx, {kind}({text}), {DTYPES[kind]})"
 
     def _expr(self, n: g.Node, names: dict) -> str:
         op, kids = n.op, n.children
