@@ -11,7 +11,8 @@ import asyncio
 
 from kernelscale.propose.base import ProposerError
 from kernelscale.search.bench import BenchResult
-from kernelscale.search.session import Session, run_to_end
+from kernelscale.search.interrupt import run_to_end
+from kernelscale.search.session import Session
 from kernelscale.search.settings import RunSettings
 from kernelscale.search.spread import bench_spread
 from kernelscale.verify.verdict import VERIFIER_ERROR

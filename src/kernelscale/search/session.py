@@ -18,7 +18,6 @@ cluster of machines) can stand in for the local pool: it needs `device`, `device
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -175,20 +174,6 @@ def _stored_measurements(
         store.forget_baselines(*key)
         store.forget_calibrations(*key)
     return store.baselines(*key), store.calibrations(*key)
-
-
-def run_to_end(loop: asyncio.AbstractEventLoop, coroutine):
-    """Run a search to its end on `loop`. Ctrl-C arrives as a KeyboardInterrupt raised in the
-    loop, not as asyncio.run's cancellation of the main task, which a task can swallow (Python
-    3.11's `asyncio.wait_for` drops a cancel that races its result): the search is cancelled,
-    so every problem in flight records what it spent (for --resume), then the interrupt goes on."""
-    task = loop.create_task(coroutine)
-    try:
-        return loop.run_until_complete(task)
-    except KeyboardInterrupt:
-        task.cancel()
-        loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
-        raise
 
 
 def why_stopped(budget: Budget, best: Attempt | None) -> str:

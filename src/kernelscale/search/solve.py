@@ -17,7 +17,8 @@ from kernelscale.problems import Problem, load_problem
 from kernelscale.propose.base import Attempt, ProposerError
 from kernelscale.propose.best import best_attempt, improvements
 from kernelscale.search.evaluator import VerifierFailure
-from kernelscale.search.session import SearchOutcome, Session, SolveError, make_proposer, run_to_end  # noqa: F401
+from kernelscale.search.interrupt import run_to_end
+from kernelscale.search.session import SearchOutcome, Session, SolveError, make_proposer  # noqa: F401
 from kernelscale.search.settings import DEFAULT_DB, RunSettings  # noqa: F401
 from kernelscale.verify.verdict import VERIFIER_ERROR
 
