@@ -230,6 +230,32 @@ CHEATS = [
         imports="import os",
     ),
     Cheat(
+        "patches_through_a_local_name",
+        "ev = torch.cuda.Event\nev.elapsed_time = lambda a, b: 1e-3\nreturn scaled_exp(x, y)",
+        ("rejected", "monkey_patch"),
+        ("rejected", "monkey_patch"),
+    ),
+    Cheat(
+        # every module holds the modules it imported: torch reached through a kernel library
+        "patches_torch_through_a_library",
+        "fi.torch.cuda.Event.elapsed_time = lambda a, b: 1e-3\nreturn scaled_exp(x, y)",
+        ("rejected", "monkey_patch"),
+        imports="import flash_attn.cute.interface as fi",
+    ),
+    Cheat(
+        "imports_torch_from_a_library",
+        "T.cuda.Event.elapsed_time = lambda a, b: 1e-3\nreturn scaled_exp(x, y)",
+        ("rejected", "monkey_patch"),
+        imports="from flash_attn.cute.interface import torch as T",
+    ),
+    Cheat(
+        # `import inspect` is refused; dataclasses imported it and hands it over
+        "reaches_inspect_through_an_allowed_module",
+        "caller = dataclasses.inspect.stack()[1]\nreturn scaled_exp(x, y)",
+        ("rejected", "forbidden_import"),
+        imports="import dataclasses",
+    ),
+    Cheat(
         "exhausts_memory",
         "hoard = []\nwhile True:\n    hoard.append(torch.ones(2**28))\nreturn scaled_exp(x, y)",
         ("runtime_error", None),

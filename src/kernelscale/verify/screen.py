@@ -23,32 +23,10 @@ from kernelscale.verify.screen_tables import (
     LIBRARY_KERNELS,
     PATCHED_ROOTS,
     PRIVATE_ENTRY_POINTS,
+    REACHED_MODULES,
+    RULES,
     STREAM_CALLS,
 )
-
-RULES: dict[str, str] = {
-    "no_model_new": "the module must define `class ModelNew(nn.Module)`",
-    "subclasses_model": "ModelNew must not subclass or use the reference `Model`",
-    "try_except": "no try/except: a kernel must not fall back to other code when it fails",
-    "torch_fallback": "forward must not call high-level torch compute (torch.*, F.*, nn layers, torch.ops, "
-    "SDPA/flex, tensor math methods, `@`); only allocation, views and your kernels",
-    "torch_compile": "no torch.compile / torch.jit: write the kernel yourself",
-    "threads": "no threads, processes or asyncio",
-    "streams": "no new CUDA streams, stream switches or CUDA graphs",
-    "introspection": "no gc, inspect, frame walking, sys.modules, globals()/vars()",
-    "monkey_patch": "no assignment to attributes of torch, triton, time, os, sys, numpy or builtins",
-    "tensor_subclass": "no tensor subclasses, __torch_function__/__torch_dispatch__ or dispatch modes",
-    "no_kernel": "the forward must launch a kernel of its own (@triton.jit, or CUDA via load_inline)",
-    "forbidden_import": "imports are limited to torch, triton, math, numpy, the standard helpers and the "
-    "kernel libraries cutlass.cute and flash_attn.cute",
-    "forbidden_call": "no eval/exec/compile/__import__/getattr/setattr/open and similar escape hatches",
-    "private_access": "no access to private or system attributes (`_name`, os/sys/environ, dunders)",
-    "env_access": "no access to environment variables",
-    # Checked while the candidate runs (the runner and the oracle), not by the screen:
-    "timer_mismatch": "reported kernel times must fit inside the host time measured around them",
-    "late_outputs": "the outputs must be final when the call says it is done",
-}
-
 
 GENERIC_RULES = frozenset({"forbidden_import", "forbidden_call", "private_access"})
 
@@ -139,6 +117,19 @@ class _Scan:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 for a in node.names:
                     aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+        # `t = torch` or `ev = torch.cuda.Event` names a module (or its member) as an import does:
+        # `t.cuda.Event.elapsed_time = ...` is an assignment into torch all the same.
+        for node in ast.walk(self.tree):
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+            ):
+                value = _dotted(node.value)
+                head = (value or "").partition(".")[0]
+                if head in aliases and node.targets[0].id not in aliases:
+                    rest = value.partition(".")[2]
+                    aliases[node.targets[0].id] = aliases[head] + (f".{rest}" if rest else "")
         return aliases
 
     # -- rules over the whole module ------------------------------------------------------------
@@ -191,6 +182,10 @@ class _Scan:
                     found.append(
                         Violation("forbidden_import", node.lineno, f"from {node.module} import {a.name}")
                     )
+                if a.name in REACHED_MODULES:
+                    found.append(
+                        Violation("forbidden_import", node.lineno, f"from {node.module} import {a.name}")
+                    )
                 if (node.module, a.name) in PRIVATE_ENTRY_POINTS:
                     continue
                 if a.name.startswith("_") and a.name != "__future__":
@@ -209,8 +204,8 @@ class _Scan:
             elif isinstance(target, (ast.Subscript, ast.Starred)):
                 targets.append(target.value)
             elif isinstance(target, ast.Attribute):
-                root = (self.canonical(target) or "").split(".")[0]
-                if root in PATCHED_ROOTS:
+                chain = (self.canonical(target) or "").split(".")[:-1]  # the objects assigned into
+                if PATCHED_ROOTS.intersection(chain):
                     found.append(Violation("monkey_patch", node.lineno, f"assignment to `{_dotted(target)}`"))
         return found
 
@@ -227,6 +222,8 @@ class _Scan:
             return [Violation("introspection", line, "sys.modules")]
         if attr in FORBIDDEN_ATTRS:
             return [Violation("private_access", line, f"`.{attr}`")]
+        if attr in REACHED_MODULES and _dotted(node.value) != "self":
+            return [Violation("forbidden_import", line, f"`{_dotted(node) or '.' + attr}` reaches a module")]
         if attr.startswith("_") and not attr.startswith("__") and _dotted(node.value) != "self":
             return [Violation("private_access", line, f"`.{attr}`")]
         if full in STREAM_CALLS or attr in ("CUDAGraph", "graph", "graphs", "ExternalStream"):

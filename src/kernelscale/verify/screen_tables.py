@@ -176,8 +176,47 @@ COMPUTE_METHODS = frozenset(
     }
 )
 
-# Roots whose attributes a candidate must never assign (monkey-patching timers, ops, checks).
-PATCHED_ROOTS = frozenset({"torch", "triton", "time", "os", "sys", "numpy", "builtins", "math", "tl"})
+# Modules whose attributes a candidate must never assign (monkey-patching timers, ops, checks),
+# wherever they appear in the assigned chain: `torch.x = ...`, and also
+# `flash_attn.cute.interface.torch.x = ...`, which reaches the same torch through a library.
+PATCHED_ROOTS = frozenset(
+    {"torch", "triton", "time", "os", "sys", "numpy", "builtins", "math", "tl", "flash_attn", "cutlass"}
+)
+
+# Modules a candidate may not import, and so may not reach as an attribute of a module it may
+# import either (`dataclasses.inspect`, `interface.time`): every module holds the ones it imported.
+# Names with a common innocent use as an attribute (`x.numpy()`, `tl.math`, `x.copy()`) are left to
+# the import rule and the assignment rule.
+REACHED_MODULES = frozenset(
+    {
+        "inspect",
+        "gc",
+        "ctypes",
+        "importlib",
+        "threading",
+        "multiprocessing",
+        "asyncio",
+        "signal",
+        "socket",
+        "shutil",
+        "pickle",
+        "marshal",
+        "types",
+        "runpy",
+        "tempfile",
+        "pathlib",
+        "time",
+        "torch",
+        "triton",
+        "flash_attn",
+        "cutlass",
+        "atexit",
+        "faulthandler",
+        "linecache",
+        "traceback",
+        "weakref",
+    }
+)
 
 # Names that are escape hatches wherever they appear.
 FORBIDDEN_CALLS = frozenset(
@@ -278,3 +317,28 @@ LIBRARY_FORBIDDEN = (
     "cutlass.utils",
     "cutlass.torch",
 )
+
+# What each rule refuses, in the words a proposer and a user read.
+RULES: dict[str, str] = {
+    "no_model_new": "the module must define `class ModelNew(nn.Module)`",
+    "subclasses_model": "ModelNew must not subclass or use the reference `Model`",
+    "try_except": "no try/except: a kernel must not fall back to other code when it fails",
+    "torch_fallback": "forward must not call high-level torch compute (torch.*, F.*, nn layers, torch.ops, "
+    "SDPA/flex, tensor math methods, `@`); only allocation, views and your kernels",
+    "torch_compile": "no torch.compile / torch.jit: write the kernel yourself",
+    "threads": "no threads, processes or asyncio",
+    "streams": "no new CUDA streams, stream switches or CUDA graphs",
+    "introspection": "no gc, inspect, frame walking, sys.modules, globals()/vars()",
+    "monkey_patch": "no assignment to attributes of torch, triton, the kernel libraries, time, os, sys, "
+    "numpy or builtins, however they are reached",
+    "tensor_subclass": "no tensor subclasses, __torch_function__/__torch_dispatch__ or dispatch modes",
+    "no_kernel": "the forward must launch a kernel of its own (@triton.jit, or CUDA via load_inline)",
+    "forbidden_import": "imports are limited to torch, triton, math, numpy, the standard helpers and the "
+    "kernel libraries cutlass.cute and flash_attn.cute; no module reached through another's attributes",
+    "forbidden_call": "no eval/exec/compile/__import__/getattr/setattr/open and similar escape hatches",
+    "private_access": "no access to private or system attributes (`_name`, os/sys/environ, dunders)",
+    "env_access": "no access to environment variables",
+    # Checked while the candidate runs (the runner and the oracle), not by the screen:
+    "timer_mismatch": "reported kernel times must fit inside the host time measured around them",
+    "late_outputs": "the outputs must be final when the call says it is done",
+}
