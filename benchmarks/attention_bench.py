@@ -46,7 +46,7 @@ from kernelscale.problems.module import apply_sizes, import_source  # noqa: E402
 from kernelscale.propose.compiler.generate import compile_mods, render  # noqa: E402
 from kernelscale.propose.compiler.generate_fa4 import fa4_available  # noqa: E402
 from kernelscale.propose.compiler.proposer import CompilerProposer  # noqa: E402
-from kernelscale.propose.compiler.space import Config, Features  # noqa: E402
+from kernelscale.propose.compiler.space import Features, fa4_configs  # noqa: E402
 
 SMOKE_SHAPE = {"B": 1, "Sq": 128, "Skv": 128}
 D64_VARIANTS = ("full", "causal", "document", "relative_positional", "alibi", "softcap", "sliding_window")
@@ -68,6 +68,9 @@ def parse_args():
     ap.add_argument("--dims", nargs="*", type=int, default=[128, 64])
     ap.add_argument("--configs", type=int, default=3, help="Triton compiler configs per variant and D")
     ap.add_argument("--backends", nargs="*", default=["triton"], choices=["triton", "fa4"])
+    ap.add_argument(
+        "--fa4-configs", type=int, default=1, help="FA4 configs: its default, then its knobs one by one"
+    )
     ap.add_argument("--peers", nargs="*", default=["flex", "flex_flash", "sdpa_cudnn", "sdpa_flash"])
     ap.add_argument(
         "--out", default=None, help="JSON path (default: benchmarks/results/attention-<card>.json)"
@@ -97,7 +100,7 @@ def build(name: str, D: int, device: str):
     return problem, module.Model(*init), init, inputs, shape
 
 
-def configs_for(name, compiled, D, count, device, backends=("triton",)):
+def configs_for(name, compiled, D, count, device, backends=("triton",), fa4_count=1):
     chosen = []
     if "triton" in backends:
         proposer = CompilerProposer(device=device, fa4=False)  # FA4's config is added below
@@ -107,7 +110,8 @@ def configs_for(name, compiled, D, count, device, backends=("triton",)):
         if features.tables and all(c.rel_tables for c in chosen) and count > 1:  # tables vs none
             chosen.append(replace(chosen[0], rel_tables=False))
     if "fa4" in backends and fa4_available():
-        chosen.append(Config(backend="fa4", fast_tanh=compiled.features.has_tanh))
+        features = Features(**{**compiled.features.__dict__, "D": D})
+        chosen += fa4_configs(features)[:fa4_count]
     return chosen
 
 
@@ -133,7 +137,7 @@ def bench_variant(name, D, device, args, log):
     tol = 1e-2 if q.dtype != torch.float32 else 1e-4
     compiled = compile_mods(score_mod, mask_mod)
     row = {"variant": name, "D": D, "shape": shape, "flops": problem.flops, "configs": []}
-    for config in configs_for(name, compiled, D, args.configs, device, args.backends):
+    for config in configs_for(name, compiled, D, args.configs, device, args.backends, args.fa4_configs):
         entry = {"config": config.as_dict()}
         try:
             mod = import_source(render(compiled, config), f"cand_{Path(name).stem}_{D}")

@@ -19,6 +19,8 @@
 #                and FA2 SDPA (needs fa4-install first); VARIANTS / DIMS pick a subset
 #   solve-fa4    `kernelscale solve attention/causal --budget ${2:-3m}` with flash-attn-4 installed: the
 #                verifier judges the compiler's Triton and FA4 candidates; summary and log to $OUT
+#   fa4-host     benchmarks/fa4_host_profile.py: the FA4 backend's host time per call against Triton and
+#                cuDNN under the verifier's protocol, and what a direct call of FA4's compiled kernel costs
 #   fa4-install  benchmarks/fa4_install.sh: flash-attn-4 (FlexAttention's FLASH backend) from the wheels
 #                in .whl-fa4a/ and .whl-fa4b/, carried in two consecutive calls (see that script),
 #                into /tmp/fa4; later phases on the same warm machine then find it on PYTHONPATH.
@@ -85,7 +87,7 @@ first-verdict)
 backends)
   # shellcheck disable=SC2086  # word lists on purpose
   timeout "$(( ${2:-480} + 90 ))" python3 benchmarks/attention_bench.py --backends triton fa4 --configs 1 \
-    --dims ${DIMS:-128 64} ${VARIANTS:+--variants $VARIANTS} --deadline-s "${2:-480}" \
+    --fa4-configs "${FA4_CONFIGS:-1}" ${PEERS:+--peers $PEERS} --dims ${DIMS:-128 64} ${VARIANTS:+--variants $VARIANTS} --deadline-s "${2:-480}" \
     --out "$OUT/attention-backends.json" --errors "$OUT/backend-errors" 2>&1 \
     | grep --line-buffered -v Warning | tee "$OUT/backends.log"
   ;;
@@ -97,6 +99,10 @@ solve-fa4)
   ;;
 fa4-install)
   bash benchmarks/fa4_install.sh
+  ;;
+fa4-host)
+  timeout "${2:-300}" python3 benchmarks/fa4_host_profile.py --out "$OUT" ${VARIANTS:+--variants $VARIANTS} 2>&1 \
+    | grep --line-buffered -v Warning | tail -40
   ;;
 smoke)
   timeout 200 python3 benchmarks/verifier_gpu.py --out "$OUT/smoke.jsonl" --deadline 150 \
