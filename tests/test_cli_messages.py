@@ -171,3 +171,13 @@ def test_bench_dir_names_skipped_files_and_fails_when_none_is_a_problem(tmp_path
     )
     assert f"skipped {folder / 'notes.txt'}: not a .py file" in result.stdout
     assert_one_line_error(result, 2, "holds no problem files")
+
+
+@pytest.mark.parametrize("command", ["solve", "bench"])
+def test_an_unwritable_out_folder_is_refused_before_anything_runs(tmp_path, command):
+    (tmp_path / "a-file").write_text("")
+    target = "ops/softmax" if command == "solve" else "ops"
+    args = [command, target, "--device", "cpu", "--attempts", "1", "--out", str(tmp_path / "a-file" / "out")]
+    result = kernelscale(*args, "--db", str(tmp_path / "k.db"), cwd=tmp_path)
+    assert_one_line_error(result, 2, "cannot write the outputs to")
+    assert Store(tmp_path / "k.db").list_runs() == []  # nothing was recorded

@@ -116,3 +116,29 @@ def test_hostile_candidate_leaves_no_process_and_the_oracle_alive(cpu_pool, scal
     assert processes_with(token) == []
     honest = cpu_pool.verify(scaled_exp, (TESTS / "problems" / "good_scaled_exp.py").read_text())
     assert honest.status == "correct", honest.headline()
+
+
+def test_oracle_whose_pool_went_away_exits_quietly(scaled_exp):
+    """The pool's process ended (an error, a closed terminal) while an attempt was being verified:
+    the oracle finds nobody to answer and leaves without a traceback on the user's terminal."""
+    workdir = tempfile.mkdtemp(prefix="kernelscale-oracle-test-")
+    try:
+        proc = subprocess.Popen(
+            oracle_command("cpu"),
+            cwd=workdir,
+            env=oracle_env(workdir, None),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert "hello" in json.loads(proc.stdout.readline())
+        proc.stdout.close()  # the pool is gone before the verdict is written
+        code = (TESTS / "problems" / "good_scaled_exp.py").read_text()
+        request = {"id": 1, "problem": scaled_exp.to_json(), "code": code, "options": {}}
+        proc.stdin.write((json.dumps(request) + "\n").encode())
+        proc.stdin.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=300) == 0, err[-2000:]
+        assert "Traceback" not in err and "BrokenPipe" not in err, err[-2000:]
+    finally:
+        subprocess.run(["rm", "-rf", workdir])

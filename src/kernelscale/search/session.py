@@ -18,16 +18,18 @@ cluster of machines) can stand in for the local pool: it needs `device`, `device
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from kernelscale.problems import Problem
 from kernelscale.propose.base import Attempt, Proposer, ProposerError, ProposerStopped
 from kernelscale.propose.best import best_attempt
 from kernelscale.search.base import Budget
 from kernelscale.search.evaluator import Evaluator, Progress, VerifierFailure
-from kernelscale.search.settings import RunSettings
+from kernelscale.search.settings import RunSettings, SettingsError
 from kernelscale.search.strategies import default_options, make_strategy
 from kernelscale.store.db import Store
 from kernelscale.verify.options import VerifyOptions
@@ -78,6 +80,8 @@ class Session:
 
     def __post_init__(self) -> None:
         self.settings.check()
+        if self.settings.out_dir is not None:
+            check_out_dir(self.settings.out_dir)
         self.store = Store(self.settings.db_path)
 
     def prepare_pool(self):
@@ -174,6 +178,18 @@ def _stored_measurements(
         store.forget_baselines(*key)
         store.forget_calibrations(*key)
     return store.baselines(*key), store.calibrations(*key)
+
+
+def check_out_dir(folder: Path) -> None:
+    """The outputs' folder is made and tried now: a run that cannot write its results learns it
+    before it spends anything, not after its budget."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".kernelscale-write-check-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise SettingsError(f"cannot write the outputs to {folder}: {exc.strerror or exc}") from None
 
 
 def why_stopped(budget: Budget, best: Attempt | None) -> str:

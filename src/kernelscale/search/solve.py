@@ -136,7 +136,14 @@ def _finish(session: Session, started: _Started, outcome: SearchOutcome, shape: 
         shape=shape,
         first_verdict_s=first,
     )
-    result.out_dir = write_outputs(result, _out_dir(session.settings, run_id))
+    folder = _out_dir(session.settings, run_id)
+    try:
+        result.out_dir = write_outputs(result, folder)
+    except OSError as exc:  # the run is stored whole; only the copy on disk failed (a full disk)
+        raise SolveError(
+            f"run {run_id} is stored, but its outputs could not be written to {folder} "
+            f"({exc.strerror or exc}): `kernelscale report {run_id} --out DIR` writes them"
+        ) from None
     return result
 
 
@@ -154,7 +161,14 @@ def _interrupted(session: Session, started: _Started) -> SolveResult:
         stopped="interrupted",
         detail="interrupted (Ctrl-C)",
     )
-    result.out_dir = write_outputs(result, _out_dir(session.settings, run_id))
+    folder = _out_dir(session.settings, run_id)
+    try:
+        result.out_dir = write_outputs(result, folder)
+    except OSError as exc:  # the run is stored whole; only the copy on disk failed (a full disk)
+        raise SolveError(
+            f"run {run_id} is stored, but its outputs could not be written to {folder} "
+            f"({exc.strerror or exc}): `kernelscale report {run_id} --out DIR` writes them"
+        ) from None
     return result
 
 

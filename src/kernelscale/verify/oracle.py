@@ -219,6 +219,19 @@ class Oracle:
             loaded.baseline_processes.clear()
 
 
+def _send(results, message: dict) -> bool:
+    """One JSON line to the pool; False when the pool has closed its end."""
+    try:
+        results.write(json.dumps(message, default=str) + "\n")
+    except (BrokenPipeError, ConnectionResetError):
+        # what is still buffered would fail again at exit, with a traceback on the user's terminal
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, results.fileno())
+        os.close(devnull)
+        return False
+    return True
+
+
 def serve(device: str) -> None:
     """Answer verification requests, one JSON line each, until stdin closes."""
     from kernelscale.verify.attempt import run_attempt
@@ -230,7 +243,7 @@ def serve(device: str) -> None:
     workdir = Path(os.environ.get("KERNELSCALE_ORACLE_DIR") or Path.cwd())
     oracle = Oracle(device, workdir)
     oracle.spares = Spares(oracle)
-    results.write(json.dumps({"hello": oracle.environment}) + "\n")
+    _send(results, {"hello": oracle.environment})
     oracle.spares.prepare(None, count=2)  # the first attempt calibrates with one of them
     for line in sys.stdin:
         request = json.loads(line)
@@ -245,7 +258,8 @@ def serve(device: str) -> None:
                 f"{VERIFIER_ERROR}: {type(exc).__name__}: "
                 f"{str(exc).splitlines()[0][:300] if str(exc) else ''}",
             )
-        results.write(json.dumps({"id": request.get("id"), "verdict": verdict.to_json()}, default=str) + "\n")
+        if not _send(results, {"id": request.get("id"), "verdict": verdict.to_json()}):
+            break  # the pool is gone (its process ended): nobody to answer, clean up and go
         oracle.spares.prepare(options.memory_limit_gb)  # while the other side records and proposes
     oracle.spares.discard()
     oracle.close()
