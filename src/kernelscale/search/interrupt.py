@@ -8,7 +8,8 @@ was never retrieved" tracebacks behind. Cancelling instead, from the event loop,
 task only at an `await`, where its `finally` blocks run in order.
 
 `run_to_end` therefore turns SIGINT into one cancellation of the search (one more per further
-Ctrl-C) while it runs, and raises KeyboardInterrupt once the search has finished unwinding.
+Ctrl-C, for a cancel that a task swallowed: Python 3.11's `asyncio.wait_for` drops one that
+races its result) while it runs, and raises KeyboardInterrupt once the search has finished unwinding.
 Where no signal handler can be installed (a thread other than the main one, or a process whose
 SIGINT is not Python's default), the interrupt still arrives as a KeyboardInterrupt raised in
 the loop, and is handled the same way.

@@ -136,14 +136,7 @@ def _finish(session: Session, started: _Started, outcome: SearchOutcome, shape: 
         shape=shape,
         first_verdict_s=first,
     )
-    folder = _out_dir(session.settings, run_id)
-    try:
-        result.out_dir = write_outputs(result, folder)
-    except OSError as exc:  # the run is stored whole; only the copy on disk failed (a full disk)
-        raise SolveError(
-            f"run {run_id} is stored, but its outputs could not be written to {folder} "
-            f"({exc.strerror or exc}): `kernelscale report {run_id} --out DIR` writes them"
-        ) from None
+    result.out_dir = _write(result, _out_dir(session.settings, run_id))
     return result
 
 
@@ -161,14 +154,7 @@ def _interrupted(session: Session, started: _Started) -> SolveResult:
         stopped="interrupted",
         detail="interrupted (Ctrl-C)",
     )
-    folder = _out_dir(session.settings, run_id)
-    try:
-        result.out_dir = write_outputs(result, folder)
-    except OSError as exc:  # the run is stored whole; only the copy on disk failed (a full disk)
-        raise SolveError(
-            f"run {run_id} is stored, but its outputs could not be written to {folder} "
-            f"({exc.strerror or exc}): `kernelscale report {run_id} --out DIR` writes them"
-        ) from None
+    result.out_dir = _write(result, _out_dir(session.settings, run_id))
     return result
 
 
@@ -212,6 +198,16 @@ def _resumed(store, run_id: int, settings: RunSettings):
         float(row["seconds_spent"] or 0.0),
         budget_s,
     )
+
+
+def _write(result: SolveResult, folder: Path) -> Path:
+    try:
+        return write_outputs(result, folder)
+    except OSError as exc:  # the run is stored whole; only the copy on disk failed (a full disk)
+        raise SolveError(
+            f"run {result.run_id} is stored, but its outputs could not be written to {folder} "
+            f"({exc.strerror or exc}): `kernelscale report {result.run_id} --out DIR` writes them"
+        ) from None
 
 
 def _out_dir(settings: RunSettings, run_id: int) -> Path:
