@@ -35,6 +35,7 @@ lint: install
 	$(VENV)/bin/ruff check src tests benchmarks tools
 	$(VENV)/bin/ruff format --check src tests benchmarks tools
 	$(PY) tools/check_sizes.py src
+	$(PY) tools/check_layers.py src/kernelscale
 
 # System packages for the full suite (Debian/Ubuntu, as root): the headless browser that renders
 # the HTML report and bubblewrap, the verifier's sandbox.

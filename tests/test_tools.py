@@ -125,3 +125,22 @@ def test_lint_runs_ruff_and_the_size_check_and_test_installs_nothing():
     deps = makefile.split("\ntest-deps:")[1]
     assert "apt-get install" in deps and "$(SYSTEM_TEST_DEPS)" in deps
     assert "SYSTEM_TEST_DEPS := chromium bubblewrap" in makefile
+
+
+def test_layer_check_passes_on_the_package_and_names_an_upward_import(tmp_path):
+    script = ROOT / "tools" / "check_layers.py"
+    clean = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 0, clean.stdout
+    package = tmp_path / "kernelscale"
+    (package / "verify").mkdir(parents=True)
+    (package / "verify" / "oops.py").write_text("def f():\n    from kernelscale.search.solve import solve\n")
+    (package / "search").mkdir()
+    (package / "search" / "fine.py").write_text("import kernelscale.verify.pool\n")
+    script_block = 'if __name__ == "__main__":\n    from kernelscale.cli.variant_check import main\n'
+    (package / "verify" / "script.py").write_text(script_block)  # an entry point may reach up
+    done = subprocess.run(
+        [sys.executable, str(script), str(package)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    assert "verify/oops.py:2: verify imports kernelscale.search.solve (above it)" in done.stdout
+    assert "fine.py" not in done.stdout and "script.py" not in done.stdout

@@ -6,6 +6,6 @@ def score_mod(score, b, h, q_idx, kv_idx):
 
 
 if __name__ == "__main__":
-    from kernelscale.problems.attention.selfcheck import main
+    from kernelscale.cli.variant_check import main
 
     main(__file__)

@@ -37,6 +37,6 @@ def make(B, Hq, Hkv, Sq, Skv, D, device):
 
 
 if __name__ == "__main__":
-    from kernelscale.problems.attention.selfcheck import main
+    from kernelscale.cli.variant_check import main
 
     main(__file__)

@@ -22,14 +22,14 @@ def main(path: str) -> None:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     problem = load_attention_problem(path)
-    module = import_source(problem.source, "selfcheck")
+    module = import_source(problem.source, "variant_check")
     apply_sizes(module, problem.cpu_sizes)
     with torch.device(device):
         torch.manual_seed(0)
         score_mod, mask_mod, shape = module.get_init_inputs()
         q, k, v = module.get_inputs()
     reference = module.Model(score_mod, mask_mod, shape)(q, k, v)
-    kernel = import_source(generate(score_mod, mask_mod), "selfcheck_kernel")
+    kernel = import_source(generate(score_mod, mask_mod), "variant_check_kernel")
     with torch.device(device):
         out = kernel.ModelNew(score_mod, mask_mod, shape)(q, k, v)
     results = {"compiler": out}
