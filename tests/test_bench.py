@@ -52,7 +52,7 @@ class FakeSolver:
 
 
 def statuses(store, run_id):
-    return {r["name"].rsplit("/", 1)[-1].removesuffix(".py"): r["status"] for r in store.run_problems(run_id)}
+    return {r.name.rsplit("/", 1)[-1].removesuffix(".py"): r.status for r in store.run_problems(run_id)}
 
 
 def test_bench_runs_every_problem_in_one_run(tmp_path, suite):
@@ -108,15 +108,15 @@ def test_interrupt_keeps_spent_time_and_resume_uses_the_rest(tmp_path, suite):
         bench(suite, solve_fn=solver, store=store, per_problem_budget_s=20, clock=clock)
     run_id = store.list_runs()[0].id
     assert store.get_run(run_id).status == "interrupted"
-    rows = {r["name"].rsplit("/", 1)[-1]: r for r in store.run_problems(run_id)}
-    assert rows["p_beta.py"]["status"] == "interrupted" and rows["p_beta.py"]["seconds_spent"] == 1.0
-    assert rows["p_gamma.py"]["status"] == "pending"
+    rows = {r.name.rsplit("/", 1)[-1]: r for r in store.run_problems(run_id)}
+    assert rows["p_beta.py"].status == "interrupted" and rows["p_beta.py"].seconds_spent == 1.0
+    assert rows["p_gamma.py"].status == "pending"
 
     resumed = FakeSolver(store)
     result = bench(str(suite), solve_fn=resumed, store=store, resume=run_id, clock=clock)
     assert [(c[0], c[2]) for c in resumed.calls] == [("p_beta", 19.0), ("p_gamma", 20.0)]
     assert result.status == "done"
-    assert [r["seconds_spent"] for r in store.run_problems(run_id)] == [7.5, 3.0, 10.0]
+    assert [r.seconds_spent for r in store.run_problems(run_id)] == [7.5, 3.0, 10.0]
 
 
 @pytest.mark.parametrize("suite_id", ["ops", "attention"])

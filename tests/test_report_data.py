@@ -167,7 +167,7 @@ def make_store(tmp_path: Path) -> tuple[Store, dict[str, int]]:
 
 def test_builder_writes_through_the_store(tmp_path):
     store, runs = make_store(tmp_path)
-    assert [r["name"] for r in store.run_problems(runs["gpu"])] == [f"ops/{c}" for c in "abcde"]
+    assert [r.name for r in store.run_problems(runs["gpu"])] == [f"ops/{c}" for c in "abcde"]
     assert len(store.attempt_rows(runs["gpu"])) == 10
     assert all(a.verdict.interpreted for a in store.attempts(runs["cpu"]))
     store.close()

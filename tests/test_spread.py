@@ -46,7 +46,7 @@ def test_problems_run_side_by_side_up_to_the_worker_count(tmp_path, suite):  # n
     store = Store(tmp_path / "k.db")
     result, peak, _ = _spread(store, suite, concurrency=2)
     assert result.status == "done" and len(result.solved_now) == 3 and peak == 2
-    assert [r["status"] for r in store.run_problems(result.run_id)] == ["done"] * 3
+    assert [r.status for r in store.run_problems(result.run_id)] == ["done"] * 3
 
 
 def test_a_failed_problem_is_isolated_and_resume_runs_only_it(tmp_path, suite):  # noqa: F811
@@ -102,7 +102,7 @@ def test_cancelled_bench_keeps_spent_time_and_resume_finishes(tmp_path, suite): 
     asyncio.run(cancel_soon())
     run_id = store.list_runs()[0].id
     rows = store.run_problems(run_id)
-    assert [r["status"] for r in rows] == ["interrupted", "interrupted", "pending"]
-    assert all(r["seconds_spent"] >= 0.4 for r in rows[:2]) and store.get_run(run_id).status == "interrupted"
+    assert [r.status for r in rows] == ["interrupted", "interrupted", "pending"]
+    assert all(r.seconds_spent >= 0.4 for r in rows[:2]) and store.get_run(run_id).status == "interrupted"
     again, _, seen = _spread(store, suite, concurrency=2, resume=run_id)
     assert again.status == "done" and len(seen) == 3

@@ -7,7 +7,6 @@ database, unknown run) print one line on stderr and exit with status 2, like eve
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import sys
 from pathlib import Path
@@ -139,8 +138,8 @@ def _solved_counts(store, run_id: int) -> tuple[int, int]:
     problems = len(store.run_problems(run_id))
     solved = set()
     for row in store.attempt_rows(run_id):
-        if row["status"] == "correct" and not json.loads(row["body"]).get("suspect"):
-            solved.add(row["problem_hash"])
+        if row.verdict.ok and not row.verdict.suspect:
+            solved.add(row.problem_hash)
     return problems, len(solved)
 
 

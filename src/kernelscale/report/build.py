@@ -14,7 +14,7 @@ from pathlib import Path
 from kernelscale.report import plots, tables
 from kernelscale.report.html import FigureRef, KernelRef, render_html
 from kernelscale.report.summary import RunSummary, summarize_run
-from kernelscale.store.db import Store
+from kernelscale.store.db import AttemptRow, Store
 
 
 def report_run(store: Store, run_id: int, out_dir: str | Path, html: bool = True) -> dict[str, Path]:
@@ -69,14 +69,14 @@ def make_figures(store: Store, summary: RunSummary, folder: Path) -> list[Figure
     return found
 
 
-def best_kernels(summary: RunSummary, rows: list[dict]) -> list[KernelRef]:
-    by_id = {row["id"]: row for row in rows}
+def best_kernels(summary: RunSummary, rows: list[AttemptRow]) -> list[KernelRef]:
+    by_id = {row.id: row for row in rows}
     found = []
     for prob in summary.problems:
         if prob.best_code is None:
             continue
         row = by_id.get(prob.best_attempt_id)
-        headline = tables.headline(row) if row else ""
+        headline = row.verdict.headline() if row else ""
         found.append(KernelRef(prob.name, prob.best_attempt_id, headline, prob.best_code))
     return found
 

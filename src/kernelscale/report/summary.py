@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from kernelscale.propose.base import Attempt
 from kernelscale.propose.best import best_attempt, improvements
-from kernelscale.store.db import RunRecord, Store
+from kernelscale.store.db import RunProblem, RunRecord, Store
 
 FAST_P = (0.0, 1.0, 1.5, 2.0)
 PRIMARY = "eager"
@@ -97,8 +97,7 @@ def summarize_run(store: Store, run_id: int) -> RunSummary:
     """Summary of one run; raises StoreError for an unknown run id."""
     run = store.get_run(run_id)
     problems = [
-        summarize_problem(row, store.attempts(run_id, row["problem_hash"]))
-        for row in store.run_problems(run_id)
+        summarize_problem(row, store.attempts(run_id, row.problem_hash)) for row in store.run_problems(run_id)
     ]
     return summarize(run, problems)
 
@@ -111,18 +110,18 @@ def summarize(run: RunRecord, problems: list[ProblemSummary]) -> RunSummary:
     return RunSummary(run, problems, interpreted, baselines, devices, stats)
 
 
-def summarize_problem(row: dict, attempts: list[Attempt]) -> ProblemSummary:
+def summarize_problem(row: RunProblem, attempts: list[Attempt]) -> ProblemSummary:
     """One problem of a run: `row` is a `Store.run_problems` row, `attempts` its attempts."""
-    problem = row["problem"]
+    problem = row.problem
     tolerance = problem.tolerance
     if problem.tolerance_override is not None:
         tolerance = f"atol=rtol={problem.tolerance_override:g}"
     summary = ProblemSummary(
-        name=row["name"],
-        problem_hash=row["problem_hash"],
-        kind=row["kind"],
-        status=row["status"],
-        seconds_spent=float(row["seconds_spent"] or 0.0),
+        name=row.name,
+        problem_hash=row.problem_hash,
+        kind=problem.kind,
+        status=row.status,
+        seconds_spent=row.seconds_spent,
         tolerance=tolerance,
         attempts=len(attempts),
     )

@@ -6,13 +6,11 @@ never disagree about a number: they all read the same cells.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 
 from kernelscale.report.summary import FAST_P, INTERPRETED_LABEL, PRIMARY, STRONGEST, RunSummary
-from kernelscale.store.db import RunRecord
-from kernelscale.verify.verdict import Verdict
+from kernelscale.store.db import AttemptRow, RunRecord
 
 NONE = "–"
 
@@ -155,7 +153,7 @@ def problems_table(summary: RunSummary) -> Table:
     return table
 
 
-def attempts_table(rows: list[dict], limit: int | None = None) -> Table:
+def attempts_table(rows: list[AttemptRow], limit: int | None = None) -> Table:
     """Every attempt (or the last `limit`) with its verdict headline; rows from Store.attempt_rows."""
     shown = rows if limit is None or len(rows) <= limit else rows[-limit:]
     spend = [llm_spend(row) for row in shown]
@@ -164,22 +162,17 @@ def attempts_table(rows: list[dict], limit: int | None = None) -> Table:
     if len(shown) < len(rows):
         table.caption = f"last {len(shown)} of {len(rows)} attempts"
     for row, used in zip(shown, spend):
-        cells = [str(row["id"]), row["problem"], row["proposer"], fmt_s(row["elapsed_s"]), headline(row)]
+        cells = [str(row.id), row.problem, row.proposer, fmt_s(row.elapsed_s), row.verdict.headline()]
         table.rows.append(cells + ([used or NONE] if len(columns) > 5 else []))
     return table
 
 
-def llm_spend(row: dict) -> str:
+def llm_spend(row: AttemptRow) -> str:
     """ "calls / tokens" an attempt's proposal cost (re-asks included), "" when no LLM was asked."""
-    usage = json.loads(row.get("usage") or "{}")
+    usage = row.usage
     if "total_tokens" not in usage and "calls" not in usage:
         return ""
     return f"{usage.get('calls', 1)} / {usage.get('total_tokens', 0)}"
-
-
-def headline(row: dict) -> str:
-    """The verdict's one-line headline for an attempt row (its JSON body is in `body`)."""
-    return Verdict.from_json(json.loads(row["body"])).headline()
 
 
 # -- renderers --------------------------------------------------------------------------------

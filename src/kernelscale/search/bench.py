@@ -25,7 +25,7 @@ from pathlib import Path
 from kernelscale.problems import scan_suite
 from kernelscale.problems.problem import Problem
 from kernelscale.propose.base import ProposerError
-from kernelscale.store.db import Store
+from kernelscale.store.db import RunProblem, Store
 
 SolveFn = Callable[[Problem, int, float], None]
 EventFn = Callable[[str, dict], None]
@@ -77,7 +77,7 @@ def bench(
             remaining = begin_problem(context, row, info)
             if remaining is not None:
                 with solving(context, row, info):
-                    solve_fn(row["problem"], context.run_id, remaining)
+                    solve_fn(row.problem, context.run_id, remaining)
     except (KeyboardInterrupt, *fatal) as exc:
         store.finish_run(context.run_id, ERROR if isinstance(exc, fatal) else INTERRUPTED)
         raise
@@ -111,38 +111,38 @@ def pending_problems(context: BenchContext) -> Iterator[tuple[dict, dict]]:
     are reported as skipped."""
     rows = context.store.run_problems(context.run_id)
     for index, row in enumerate(rows):
-        info = {"run_id": context.run_id, "problem": row["name"], "index": index, "total": len(rows)}
-        if row["status"] == DONE:
-            context.result.skipped.append(row["name"])
+        info = {"run_id": context.run_id, "problem": row.name, "index": index, "total": len(rows)}
+        if row.status == DONE:
+            context.result.skipped.append(row.name)
             context.emit("skip", info)
             continue
         yield row, info
 
 
-def begin_problem(context: BenchContext, row: dict, info: dict) -> float | None:
+def begin_problem(context: BenchContext, row: RunProblem, info: dict) -> float | None:
     """Mark the problem running and return what is left of its budget; None (and `done`) when an
     earlier session used all of it."""
-    store, name = context.store, row["name"]
-    spent = float(row["seconds_spent"] or 0.0)
+    store, name = context.store, row.name
+    spent = row.seconds_spent
     remaining = context.budget - spent
     if remaining <= 0:  # interrupted after its whole budget was used: nothing left to try
-        store.set_problem_status(context.run_id, row["problem_hash"], DONE)
+        store.set_problem_status(context.run_id, row.problem_hash, DONE)
         context.result.solved_now.append(name)
         context.emit("done", info | {"seconds": spent})
         return None
-    store.set_problem_status(context.run_id, row["problem_hash"], RUNNING)
+    store.set_problem_status(context.run_id, row.problem_hash, RUNNING)
     context.emit("start", info | {"budget_s": remaining})
     return remaining
 
 
 @contextmanager
-def solving(context: BenchContext, row: dict, info: dict) -> Iterator[None]:
+def solving(context: BenchContext, row: RunProblem, info: dict) -> Iterator[None]:
     """Around one problem's search, sync or async: records how it ended and the seconds it spent
     (cumulative). An ordinary exception marks only this problem `error` and is swallowed (one
     broken problem must not sink the suite); Ctrl-C, a cancellation or a fatal error keeps what
     was spent, so a resume continues with the rest of the budget, and goes on up."""
-    store, key, name = context.store, row["problem_hash"], row["name"]
-    spent, started = float(row["seconds_spent"] or 0.0), context.clock()
+    store, key, name = context.store, row.problem_hash, row.name
+    spent, started = row.seconds_spent, context.clock()
     try:
         yield
     except (asyncio.CancelledError, KeyboardInterrupt, *context.fatal):
@@ -162,7 +162,7 @@ def solving(context: BenchContext, row: dict, info: dict) -> Iterator[None]:
 
 def close_bench(context: BenchContext) -> BenchResult:
     """The run is `done` when every problem is; otherwise `incomplete` (resume it)."""
-    statuses = [r["status"] for r in context.store.run_problems(context.run_id)]
+    statuses = [r.status for r in context.store.run_problems(context.run_id)]
     context.result.status = DONE if all(s == DONE for s in statuses) else "incomplete"
     context.store.finish_run(context.run_id, context.result.status)
     return context.result

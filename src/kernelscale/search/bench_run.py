@@ -61,8 +61,8 @@ def bench_suite(
 
         async def solve_one(problem, run_id: int, budget_s: float) -> None:
             key = problem.content_hash()
-            row = next(r for r in session.store.run_problems(run_id) if r["problem_hash"] == key)
-            spent = float(row["seconds_spent"] or 0.0)  # the clock continues where it stopped
+            row = next(r for r in session.store.run_problems(run_id) if r.problem_hash == key)
+            spent = row.seconds_spent  # the clock continues where it stopped
             history = session.store.attempts(run_id, key)
             proposer = session.proposer_for(problem)
             if progress:

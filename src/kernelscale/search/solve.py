@@ -193,9 +193,9 @@ def _resumed(store, run_id: int, settings: RunSettings):
     budget_s = record.options.get("budget_s") if settings.keep_run_budget else settings.budget_s
     store.reopen_run(run_id)
     return (
-        row["problem"],
-        store.attempts(run_id, row["problem_hash"]),
-        float(row["seconds_spent"] or 0.0),
+        row.problem,
+        store.attempts(run_id, row.problem_hash),
+        row.seconds_spent,
         budget_s,
     )
 

@@ -76,4 +76,4 @@ async def _one_problem(
         remaining = begin_problem(context, row, info)
         if remaining is not None:
             with solving(context, row, info):
-                await solve_fn(row["problem"], context.run_id, remaining)
+                await solve_fn(row.problem, context.run_id, remaining)

@@ -60,6 +60,35 @@ class RunRecord:
     finished_at: float | None
 
 
+@dataclass
+class RunProblem:
+    """One problem of a run: where it stands and the seconds spent on it (cumulative over resumes)."""
+
+    run_id: int
+    problem_hash: str
+    position: int
+    status: str
+    seconds_spent: float
+    problem: Problem
+
+    @property
+    def name(self) -> str:
+        return self.problem.name
+
+
+@dataclass
+class AttemptRow:
+    """An attempt as reports list it: its problem's name, who proposed it, when, and its verdict."""
+
+    id: int
+    problem_hash: str
+    problem: str
+    proposer: str
+    elapsed_s: float
+    usage: dict
+    verdict: Verdict
+
+
 class StoreError(RuntimeError):
     pass
 
@@ -148,13 +177,23 @@ class Store:
                 (status, seconds, run_id, problem_hash),
             )
 
-    def run_problems(self, run_id: int) -> list[dict]:
+    def run_problems(self, run_id: int) -> list[RunProblem]:
         rows = self.db.execute(
-            "SELECT rp.*, p.name, p.kind, p.spec FROM run_problems rp JOIN problems p ON p.hash = rp.problem_hash "
+            "SELECT rp.*, p.spec FROM run_problems rp JOIN problems p ON p.hash = rp.problem_hash "
             "WHERE rp.run_id=? ORDER BY rp.position",
             (run_id,),
         ).fetchall()
-        return [dict(r) | {"problem": Problem.from_json(json.loads(r["spec"]))} for r in rows]
+        return [
+            RunProblem(
+                r["run_id"],
+                r["problem_hash"],
+                r["position"],
+                r["status"],
+                float(r["seconds_spent"] or 0.0),
+                Problem.from_json(json.loads(r["spec"])),
+            )
+            for r in rows
+        ]
 
     # -- verdicts (the cache) -------------------------------------------------------------------
     def cached_verdict(
@@ -250,15 +289,26 @@ class Store:
         rows = self.db.execute(query + " ORDER BY a.id", args).fetchall()
         return [_attempt(r) for r in rows]
 
-    def attempt_rows(self, run_id: int) -> list[dict]:
-        """Flat rows for reports: one per attempt with its problem name."""
+    def attempt_rows(self, run_id: int) -> list[AttemptRow]:
+        """Flat rows for reports: one per attempt with its problem name, without its code."""
         rows = self.db.execute(
-            "SELECT a.id, a.problem_hash, p.name AS problem, a.proposer, a.status, a.time_ms, a.speedup,"
-            " a.elapsed_s, a.usage, v.body FROM attempts a JOIN problems p ON p.hash = a.problem_hash"
+            "SELECT a.id, a.problem_hash, p.name AS problem, a.proposer, a.elapsed_s, a.usage, v.body"
+            " FROM attempts a JOIN problems p ON p.hash = a.problem_hash"
             " JOIN verdicts v ON v.id = a.verdict_id WHERE a.run_id=? ORDER BY a.id",
             (run_id,),
         ).fetchall()
-        return [dict(r) for r in rows]
+        return [
+            AttemptRow(
+                r["id"],
+                r["problem_hash"],
+                r["problem"],
+                r["proposer"],
+                r["elapsed_s"],
+                json.loads(r["usage"] or "{}"),
+                Verdict.from_json(json.loads(r["body"])),
+            )
+            for r in rows
+        ]
 
 
 def _run_record(row: sqlite3.Row) -> RunRecord:
