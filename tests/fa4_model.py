@@ -53,8 +53,11 @@ class AuxTensor:
         self.t, self.element_type = t, t.dtype
 
     def __getitem__(self, idx):
-        idx = idx if isinstance(idx, tuple) else (idx,)
-        return self.t[tuple(int(i) for i in idx)]
+        idx = tuple(int(i) for i in (idx if isinstance(idx, tuple) else (idx,)))
+        # CuTe reads raw memory: Python's wrapping of t[-1] must not hide a negative index here
+        if not all(0 <= i < n for i, n in zip(idx, self.t.shape)):
+            raise IndexError(f"aux tensor of shape {tuple(self.t.shape)} read at {idx}")
+        return self.t[idx]
 
 
 def _math():

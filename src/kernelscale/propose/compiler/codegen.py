@@ -123,9 +123,12 @@ class Emitter:
 
     def _load(self, n: g.Node, idx: list[str]) -> str:
         name = n.args[0]
-        parts = [
-            f"tl.minimum(tl.maximum({i}, 0), c_{name}_n{k} - 1) * c_{name}_s{k}" for k, i in enumerate(idx)
-        ]
+        parts = []
+        for k, (i, node) in enumerate(zip(idx, n.children)):
+            if not self.nonneg(node):  # torch reads t[-1] as the last element: wrap, as it does
+                i = f"tl.where({i} < 0, {i} + c_{name}_n{k}, {i})"
+            # then clamped: lanes past the edge of a ragged tile never read out of bounds
+            parts.append(f"tl.minimum(tl.maximum({i}, 0), c_{name}_n{k} - 1) * c_{name}_s{k}")
         value = f"tl.load(c_{name} + {' + '.join(parts) if parts else '0'})"
         if n.kind == "float":
             return f"tl.cast({value}, tl.float32)"

@@ -155,12 +155,16 @@ class CuteEmitter:
         indices = []
         for k, node in enumerate(idx_nodes):
             i = _as(names[node], node.kind, "int")
+            size = f"cute.full_like(q_idx, N_{name}_{k}, cutlass.Int32)"
+            if not self._signs.nonneg(node):
+                # torch reads t[-1] as the last element: negative indices wrap, as there; what is
+                # still below zero (a lane past the edge) is clamped
+                lines.append(f"{var}_w{k} = cute.where({i} < 0, {i} + {size}, {i})")
+                i = f"{var}_w{k}"
+                lines.append(f"{var}_w{k} = cute.where({i} < 0, {_zero('int')}, {i})")
             # clamped like the Triton backend: a captured tensor is never read out of bounds
-            upper = f"cute.where({i} >= N_{name}_{k}, cute.full_like(q_idx, N_{name}_{k} - 1, cutlass.Int32), {i})"
-            if self._signs.nonneg(node):
-                lines.append(f"{var}_i{k} = {upper}")
-            else:
-                lines.append(f"{var}_i{k} = cute.where({i} < 0, {_zero('int')}, {upper})")
+            last = f"cute.full_like(q_idx, N_{name}_{k} - 1, cutlass.Int32)"
+            lines.append(f"{var}_i{k} = cute.where({i} >= {size}, {last}, {i})")
             indices.append(f"{var}_i{k}")
         if name in self.inline:  # no memory access: a select over the table's values
             stored = "float" if n.kind == "float" else "int"

