@@ -57,3 +57,29 @@ def test_negative_indices_wrap_as_in_torch_triton():
 
 def test_negative_indices_wrap_as_in_torch_fa4(monkeypatch):
     _check_fa4(*_negative_index_mods(2 * 130 + 8), monkeypatch, tag="neg")
+
+
+def _default_and_dict_mods():
+    """Captures held as parameter defaults (positional and keyword-only) and in a dict."""
+    slopes = torch.linspace(0.1, 1.0, 4)
+    cfg = {"bias": torch.randn(45, generator=torch.Generator().manual_seed(4)), "window": 9}
+
+    def score_mod(score, b, h, q_idx, kv_idx, slopes=slopes, k=0.5, *, table=cfg["bias"]):
+        return score - k * slopes[h] * (q_idx - kv_idx).abs() + table[kv_idx % 45]
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return (kv_idx - q_idx).abs() < cfg["window"] + h
+
+    return score_mod, mask_mod
+
+
+def test_captures_in_defaults_and_dicts_triton():
+    score_mod, mask_mod = _default_and_dict_mods()
+    _check_triton(score_mod, mask_mod, Sq=16, Skv=45, tag="dflt")
+    # a number in a default is a captured number like any other: a parameter, not baked text
+    source = generate(score_mod, mask_mod, SMALL)
+    assert "P_k: tl.constexpr" in source and "P_window: tl.constexpr" in source
+
+
+def test_captures_in_defaults_and_dicts_fa4(monkeypatch):
+    _check_fa4(*_default_and_dict_mods(), monkeypatch, tag="dflt")

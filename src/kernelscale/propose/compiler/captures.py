@@ -1,4 +1,5 @@
-"""Find what a mod captures (closure cells, module globals, partial arguments) and rebind it.
+"""Find what a mod captures (closure cells, module globals, default values, partial arguments,
+and what tuples, lists and dicts among them hold) and rebind it.
 
 Tracing runs a *copy* of each mod whose captured Python numbers are replaced by symbolic
 parameters, so a kernel never bakes in a value that depends on the shape (an image width derived
@@ -7,7 +8,8 @@ indexes them. Each capture gets a name and a path (how to reach it from the mod)
 generated `ModelNew.__init__` follows to pull the same objects out of the mods it is given.
 
 Path steps: ("free", var) a closure variable, ("global", name) a module global, ("item", i) an
-element of a tuple/list, ("func",) / ("pos", i) / ("kw", key) the parts of a functools.partial.
+element of a tuple/list or the value of a dict key, ("default", name) / ("kwdefault", name) a
+parameter's default value, ("func",) / ("pos", i) / ("kw", key) the parts of a functools.partial.
 """
 
 from __future__ import annotations
@@ -56,10 +58,22 @@ class Binder:
         for name in _global_names(fn.__code__):
             if name in globs:
                 globs[name] = self.value(globs[name], path + (("global", name),))
-        new = types.FunctionType(fn.__code__, globs, fn.__name__, fn.__defaults__, closure)
-        new.__kwdefaults__ = fn.__kwdefaults__
+        new = types.FunctionType(fn.__code__, globs, fn.__name__, self._defaults(fn, path), closure)
+        if fn.__kwdefaults__:
+            new.__kwdefaults__ = {
+                k: self.value(v, path + (("kwdefault", k),)) for k, v in fn.__kwdefaults__.items()
+            }
         self._functions[id(fn)] = new
         return new
+
+    def _defaults(self, fn, path: tuple) -> tuple | None:
+        """Default values of the trailing positional parameters: `def mod(..., bias=bias)` is a
+        capture as much as a closure is."""
+        if not fn.__defaults__:
+            return fn.__defaults__
+        code = fn.__code__
+        names = code.co_varnames[code.co_argcount - len(fn.__defaults__) : code.co_argcount]
+        return tuple(self.value(v, path + (("default", n),)) for n, v in zip(names, fn.__defaults__))
 
     def _cell(self, var: str, cell, path: tuple):
         try:
@@ -80,6 +94,9 @@ class Binder:
             return self.bind(value, path)
         if type(value) in (tuple, list):
             return type(value)(self.value(v, path + (("item", i),)) for i, v in enumerate(value))
+        if type(value) is dict and all(type(k) in (str, int) for k in value):
+            # keys written into the generated module's paths as literals: str and int only
+            return {k: self.value(v, path + (("item", k),)) for k, v in value.items()}
         return value
 
     def _register(self, path: tuple, kind: str, value) -> str:
@@ -113,6 +130,12 @@ def follow(root, path):
             obj = obj.__globals__[step[1]]
         elif step[0] == "item":
             obj = obj[step[1]]
+        elif step[0] == "default":
+            code = obj.__code__
+            names = code.co_varnames[code.co_argcount - len(obj.__defaults__) : code.co_argcount]
+            obj = obj.__defaults__[names.index(step[1])]
+        elif step[0] == "kwdefault":
+            obj = obj.__kwdefaults__[step[1]]
         elif step[0] == "func":
             obj = obj.func
         elif step[0] == "pos":

@@ -74,8 +74,9 @@ class Tracer:
         name = self.binder.tensor_names.get(id(tensor))
         if name is None:
             raise CompilerError(
-                f"{self.where} indexes a tensor it did not capture (made inside the mod?); "
-                f"create it outside, in make() or at module level"
+                f"{self.where} indexes a tensor the compiler cannot reach (made inside the mod, or "
+                f"held in an object's attribute?); capture it as a closure variable, a global, a "
+                f"default value or a partial argument (or in a tuple, list or dict of those)"
             )
         items = index if isinstance(index, tuple) else (index,)
         if len(items) != tensor.dim() or any(
