@@ -83,3 +83,25 @@ def test_captures_in_defaults_and_dicts_triton():
 
 def test_captures_in_defaults_and_dicts_fa4(monkeypatch):
     _check_fa4(*_default_and_dict_mods(), monkeypatch, tag="dflt")
+
+
+def _float_boundary_mods(Skv):
+    """Comparisons of float arithmetic that land exactly on their threshold for some pairs
+    (|kv − q| / 40 == 0.35 at distance 14): the kernel must round as the mod does."""
+    frac, width = 0.35, Skv
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return torch.where((kv_idx * 3).float() / width >= 0.3, score, score - 1.0)
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return (kv_idx.float() / width - q_idx.float() / width).abs() < frac
+
+    return score_mod, mask_mod
+
+
+def test_comparisons_see_the_mods_own_rounding_triton():
+    _check_triton(*_float_boundary_mods(40), Sq=40, Skv=40, tag="round")
+
+
+def test_comparisons_see_the_mods_own_rounding_fa4(monkeypatch):
+    _check_fa4(*_float_boundary_mods(40), monkeypatch, Sq=40, Skv=40, tag="round")

@@ -21,6 +21,11 @@ LOG2E = 1.4426950408889634
 SCALE = g.Node("param", ("__sm_scale",), "float")  # 1/sqrt(D), a kernel argument
 QK = g.arg("qk")
 ROW_VARYING = {"qk", "score", "kv"}  # a term depending on none of these is constant along a row
+# Ops whose result jumps as an operand crosses a point: their operands are computed as written.
+DISCRETE = (
+    g.COMPARE | g.LOGICAL | {"floor", "ceil", "cast_int", "cast_bool", "floordiv", "mod", "load", "not"}
+)
+DISCRETE |= {"shl", "shr"}
 
 
 @dataclass
@@ -41,7 +46,7 @@ def rewrite(score: g.Node | None, mask: g.Node | None, base: float = LOG2E) -> R
         term = product(factors + [g.const(base)], sign)
         (kept if term.deps & ROW_VARYING else dropped).append(term)
     logits = _sum(kept) if kept else g.const(0.0)
-    mask = simplify(mask) if mask is not None else None
+    mask = simplify(mask, exact=True) if mask is not None else None
     return Rewritten(logits, mask, dropped, _static_bounds(logits))
 
 
@@ -72,26 +77,35 @@ def substitute(node: g.Node, table: dict) -> g.Node:
     return go(node)
 
 
-def simplify(node: g.Node) -> g.Node:
+def simplify(node: g.Node, exact: bool = False) -> g.Node:
     """Constant folding, division by per-program values as multiplication, and product
-    regrouping, bottom up."""
+    regrouping, bottom up. The last two round differently from the mod's own arithmetic, which a
+    softmax does not notice but a comparison can (kv / S < 0.35 flips at kv = 14, S = 40 when
+    computed as kv · (1 / S)): values that reach a comparison, a rounding, a cast to an integer
+    or an index (DISCRETE) keep their arithmetic as written; `exact` asks that for the root."""
     memo: dict = {}
 
-    def go(n: g.Node) -> g.Node:
-        if n in memo:
-            return memo[n]
-        args = tuple(go(a) if isinstance(a, g.Node) else a for a in n.args)
+    def go(n: g.Node, exact: bool) -> g.Node:
+        if (n, exact) in memo:
+            return memo[(n, exact)]
+        inner = exact or n.op in DISCRETE
+        args = tuple(
+            go(a, inner or (n.op == "where" and i == 0)) if isinstance(a, g.Node) else a
+            for i, a in enumerate(n.args)
+        )
         out = g.Node(n.op, args, n.kind)
         if out.op not in ("const", "param", "arg", "load") and all(c.is_const for c in out.children):
             out = g.const(evaluate(out, {}))
-        elif out.op == "div" and out.kind == "float" and _uniform(args[1]):
+        elif exact or out.kind != "float":
+            pass
+        elif out.op == "div" and _uniform(args[1]):
             out = product(_factors(args[0]) + [_reciprocal(args[1])], 1)
-        elif out.op == "mul" and out.kind == "float":
+        elif out.op == "mul":
             out = product(_factors(out), 1)
-        memo[n] = out
+        memo[(n, exact)] = out
         return out
 
-    return go(node)
+    return go(node, exact)
 
 
 def _uniform(node: g.Node) -> bool:
