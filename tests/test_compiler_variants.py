@@ -105,3 +105,26 @@ def test_comparisons_see_the_mods_own_rounding_triton():
 
 def test_comparisons_see_the_mods_own_rounding_fa4(monkeypatch):
     _check_fa4(*_float_boundary_mods(40), monkeypatch, Sq=40, Skv=40, tag="round")
+
+
+def _zero_dim_mods():
+    """0-d captured tensors of each kind: a temperature, an integer shift, a boolean switch."""
+    temp, shift, flag = torch.tensor(0.8), torch.tensor(3), torch.tensor(True)
+    rel = torch.randn(8, generator=torch.Generator().manual_seed(5))
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return torch.where(flag, score * temp, score) + rel[shift] * 0.1
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return (kv_idx - q_idx).abs() < shift + 7
+
+    return score_mod, mask_mod
+
+
+def test_zero_dim_captured_tensors_triton():
+    _check_triton(*_zero_dim_mods(), Sq=16, Skv=45, tag="zerod")
+
+
+def test_zero_dim_captured_tensors_fa4(monkeypatch):
+    # the FA4 module once wrote `t[]` for them: a SyntaxError on import
+    _check_fa4(*_zero_dim_mods(), monkeypatch, tag="zerod")
