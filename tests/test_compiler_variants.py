@@ -128,3 +128,43 @@ def test_zero_dim_captured_tensors_triton():
 def test_zero_dim_captured_tensors_fa4(monkeypatch):
     # the FA4 module once wrote `t[]` for them: a SyntaxError on import
     _check_fa4(*_zero_dim_mods(), monkeypatch, tag="zerod")
+
+
+SHAPE_IN_MOD = """
+import math
+
+SHAPE = {"B": 1, "Hq": 2, "Hkv": 2, "Sq": 48, "Skv": 96, "D": 128, "dtype": "float32"}
+
+
+def make(B, Hq, Hkv, Sq, Skv, D, device):
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score * math.sqrt(D) / 8.0
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        w = int(Skv * 0.25)
+        if Sq == 1:
+            return kv_idx >= Skv - w
+        return (q_idx + (Skv - Sq) - kv_idx).abs() <= w
+
+    return score_mod, mask_mod
+"""
+
+
+def test_a_gpu_run_traces_at_the_gpu_shape(tmp_path):
+    """Python values of the shape inside a mod (math.sqrt(D), int(0.25 * Skv)) are guards of the
+    trace: traced at the CPU's small shape (D = 64), the kernel for a GPU run (D = 128) refused
+    the mods it was built for, on every candidate."""
+    from kernelscale.problems import load_problem
+    from kernelscale.problems.attention.variant import load_variant_module, resolve_mods
+    from kernelscale.propose.compiler.proposer import CompilerProposer
+
+    path = tmp_path / "shape_in_mod.py"
+    path.write_text(SHAPE_IN_MOD)
+    problem = load_problem(str(path))
+    gpu = {k: v for k, v in problem.gpu_sizes["SHAPE"].items() if k != "dtype"}
+    assert problem.cpu_sizes["SHAPE"]["D"] != gpu["D"]
+    module = import_source(CompilerProposer(device="cuda", fa4=False).first_kernel(problem), "test_gpu_shape")
+    score_mod, mask_mod = resolve_mods(load_variant_module(path), gpu, "cpu")
+    q, k, v = inputs(1, 2, 2, gpu["Sq"], gpu["Skv"], gpu["D"])
+    out = module.ModelNew(score_mod, mask_mod, gpu)(q, k, v)
+    assert max_err(out, attention_reference(q, k, v, score_mod, mask_mod)) < 1e-4
