@@ -6,6 +6,7 @@ tests/fa4_model.py, against the fp32 reference."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import fa4_model
@@ -168,3 +169,45 @@ def test_a_gpu_run_traces_at_the_gpu_shape(tmp_path):
     q, k, v = inputs(1, 2, 2, gpu["Sq"], gpu["Skv"], gpu["D"])
     out = module.ModelNew(score_mod, mask_mod, gpu)(q, k, v)
     assert max_err(out, attention_reference(q, k, v, score_mod, mask_mod)) < 1e-4
+
+
+def _row_term_mods(head_bias):
+    """Terms constant along a row, which softmax's shift invariance would drop, but whose fp32
+    values are not negligible: −1e9 every fifth row (it swamps the scores: the row averages v),
+    −inf in a per-row table (the row is empty: zeros) and per-head values (−inf kills a head)."""
+    qpad = torch.zeros(2, 16)
+    qpad[:, ::4] = float("-inf")
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score + (q_idx % 5 == 2) * -1e9 + qpad[b, q_idx] + head_bias[h] + 0.01 * q_idx
+
+    return score_mod, None
+
+
+def test_row_terms_that_are_not_negligible_are_kept_triton():
+    head_bias = torch.tensor([float("-inf"), 0.5, 0.0, -0.25])
+    _check_triton(*_row_term_mods(head_bias), Sq=16, Skv=45, tag="rowterm")
+
+
+def test_row_terms_that_are_not_negligible_are_kept_fa4(monkeypatch):
+    head_bias = torch.tensor([float("-inf"), 0.5, 0.0, -0.25])
+    _check_fa4(*_row_term_mods(head_bias), monkeypatch, Sq=16, Skv=130, tag="rowterm")
+
+
+def test_a_dropped_per_head_term_refuses_values_it_was_not_dropped_for():
+    """Traced with moderate per-head values the term is dropped; the module then refuses a head
+    bias of −inf, whose rows it would compute as if it were 0."""
+    tame, wild = torch.tensor([0.1, 0.5, 0.0, -0.25]), torch.tensor([float("-inf"), 0.5, 0.0, 0.0])
+    source = generate(*_row_term_mods(tame), SMALL)
+    module = import_source(source, "test_rowterm_guard")
+    shape = {"B": 2, "Hq": 4, "Hkv": 2, "Sq": 16, "Skv": 45, "D": 16}
+    q, k, v = inputs(2, 4, 2, 16, 45, 16)
+    assert (
+        max_err(
+            module.ModelNew(*_row_term_mods(tame), shape)(q, k, v),
+            attention_reference(q, k, v, *_row_term_mods(tame)),
+        )
+        < 1e-4
+    )
+    with pytest.raises(ValueError, match="finite and under"):
+        module.ModelNew(*_row_term_mods(wild), shape)(q, k, v)

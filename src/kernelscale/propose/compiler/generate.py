@@ -38,7 +38,7 @@ class Compiled:
 
 def compile_mods(score_mod, mask_mod) -> Compiled:
     tr = trace(score_mod, mask_mod)
-    return Compiled(tr, rewrite(tr.score, tr.mask))
+    return Compiled(tr, rewrite(tr.score, tr.mask, params=tr.values))
 
 
 def generate(score_mod, mask_mod, config: Config | None = None) -> str:
@@ -75,7 +75,7 @@ def render(compiled: Compiled, config: Config) -> str:
     }
     table_kernels = [_table_kernel(em, t, i) for i, t in enumerate(tables)]
     guards = [(python_source(n, _param_text), repr(v)) for n, v in tr.guards]
-    guards += [(python_source(n, _param_text), "True") for n in dict.fromkeys(em.guards)]
+    guards += [(python_source(n, _param_text), "True") for n in dict.fromkeys(em.guards + rw.guards)]
     bounds = None
     if rw.bounds is not None:
         bounds = tuple(python_source(b, _param_text) for b in rw.bounds)
@@ -104,6 +104,7 @@ def render(compiled: Compiled, config: Config) -> str:
         linear=known[scale] if scale is not None else None,
         logits_element=logits.level == "element",
         guards=guards,
+        moderate=rw.moderate,
         bounds=bounds,
         blockmask_source=blockmask_source(),
         follow_source=follow_source(),

@@ -60,7 +60,7 @@ def _param_text(name: str) -> str:
 
 
 def build_hooks(trace, config: Config) -> Fa4Hooks:
-    rw = _scalars_as_tables(rewrite(trace.score, trace.mask, base=1.0))
+    rw = _scalars_as_tables(rewrite(trace.score, trace.mask, base=1.0, params=trace.values))
     inline = _inline_tables(trace, [rw.logits, rw.mask])
     tensor_names = [n for n in trace.tensors if n not in inline]
     emitter = CuteEmitter(trace.params, {n: i for i, n in enumerate(tensor_names)}, config.fast_tanh, inline)
@@ -135,7 +135,7 @@ def render_fa4(trace, config: Config) -> str:
     hooks = build_hooks(trace, config)
     rw = hooks.rewritten
     guards = [(python_source(n, _param_text), repr(v)) for n, v in trace.guards]
-    guards += [(python_source(n, _param_text), "True") for n in hooks.guards]
+    guards += [(python_source(n, _param_text), "True") for n in dict.fromkeys(hooks.guards + rw.guards)]
     return template("fa4.py.j2").render(
         config=config.as_dict(),
         score_text=g.render(trace.score) if trace.score is not None else "None",
@@ -149,6 +149,7 @@ def render_fa4(trace, config: Config) -> str:
         tensor_names=hooks.tensor_names,
         inline_names=hooks.inline_names,
         guards=guards,
+        moderate=rw.moderate,
         gather_arities=hooks.gather_arities,
         hooks_source=hooks.source,
         softmax_scale=hooks.softmax_scale,

@@ -32,6 +32,11 @@ class Trace:
         return {c.name: c.value for c in self.captures.values() if c.kind == "scalar"}
 
     @property
+    def values(self) -> dict[str, object]:
+        """Every capture's trace-time value (numbers and tensors) by name."""
+        return {c.name: c.value for c in self.captures.values()}
+
+    @property
     def tensors(self) -> dict[str, Capture]:
         return {c.name: c for c in self.captures.values() if c.kind == "tensor"}
 
