@@ -211,3 +211,27 @@ def test_a_dropped_per_head_term_refuses_values_it_was_not_dropped_for():
     )
     with pytest.raises(ValueError, match="finite and under"):
         module.ModelNew(*_row_term_mods(wild), shape)(q, k, v)
+
+
+def _inf_bias_mods(B, Sq, Skv):
+    """An additive bias tensor holding −inf (padding), a whole KV block of it for every row and
+    whole rows of it, at sizes that are multiples of the tiles (no ragged edge to hide it)."""
+    gen = torch.Generator().manual_seed(6)
+    bias = torch.randn(B, Sq, Skv, generator=gen)
+    bias[torch.rand(B, Sq, Skv, generator=gen) < 0.3] = float("-inf")
+    bias[:, ::3, :] = float("-inf")
+    bias[:, :, :32] = float("-inf")
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score + bias[b, q_idx, kv_idx]
+
+    return score_mod, None
+
+
+def test_minus_inf_from_a_captured_tensor_triton():
+    _check_triton(*_inf_bias_mods(2, 64, 64), Sq=64, Skv=64, tag="infbias")
+    _check_triton(*_inf_bias_mods(2, 2, 128), Sq=2, Skv=128, tag="infbias_dec")
+
+
+def test_minus_inf_from_a_captured_tensor_fa4(monkeypatch):
+    _check_fa4(*_inf_bias_mods(2, 128, 128), monkeypatch, Sq=128, Skv=128, tag="infbias")

@@ -8,7 +8,7 @@ from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.codegen import Emitter
 from kernelscale.propose.compiler.evaluate import python_source
 from kernelscale.propose.compiler.generate_fa4 import render_fa4
-from kernelscale.propose.compiler.rewrite import QK, Rewritten, positive_scale, rewrite
+from kernelscale.propose.compiler.rewrite import QK, SCALE, Rewritten, positive_scale, rewrite
 from kernelscale.propose.compiler.space import Config, Features
 from kernelscale.propose.compiler.tables import RelTable, find_tables, tabulate
 from kernelscale.propose.compiler.templating import blockmask_source, follow_source, template
@@ -142,11 +142,18 @@ def linear_scale(logits: g.Node) -> g.Node | None:
     return logits.args[1] if positive_scale(logits.args[1]) else None
 
 
+# Float values the compiler cannot bound away from -inf: a logarithm or a division (of zero), an
+# exponential (whose overflow a minus sign turns into -inf), and values it does not see at all:
+# a captured tensor's elements (an additive bias with -inf at padded keys) and captured numbers.
+CAN_BE_INF = {"log", "log2", "div", "rsqrt", "exp", "exp2", "load", "param"}
+
+
 def _can_be_inf(logits: g.Node) -> bool:
-    """Could the score itself be -inf (not only through the mask)? Then every block guards its max."""
+    """Could the score itself be -inf (not only through the mask)? Then every block guards its
+    row max (a where per row and block, cheap beside the per-score work)."""
     for n in g.walk([logits]):
-        if n.op in ("log", "log2", "div") or (
-            n.is_const and isinstance(n.value, float) and abs(n.value) == float("inf")
-        ):
+        if n.kind == "float" and n.op in CAN_BE_INF and n != SCALE:
+            return True
+        if n.is_const and isinstance(n.value, float) and abs(n.value) == float("inf"):
             return True
     return False
