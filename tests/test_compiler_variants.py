@@ -235,3 +235,37 @@ def test_minus_inf_from_a_captured_tensor_triton():
 
 def test_minus_inf_from_a_captured_tensor_fa4(monkeypatch):
     _check_fa4(*_inf_bias_mods(2, 128, 128), monkeypatch, Sq=128, Skv=128, tag="infbias")
+
+
+def _numpy_mods():
+    np = pytest.importorskip("numpy")
+    window, temperature, shift = np.int64(9), np.float32(0.7), np.float64(0.25)
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score * temperature + shift * kv_idx
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return (kv_idx - q_idx).abs() < window
+
+    return score_mod, mask_mod
+
+
+def test_numpy_numbers_are_captured_numbers_triton():
+    # refused before: "cannot compile a value of type float32"
+    score_mod, mask_mod = _numpy_mods()
+    _check_triton(score_mod, mask_mod, Sq=16, Skv=45, tag="numpy")
+    assert "P_window: tl.constexpr" in generate(score_mod, mask_mod, SMALL)
+
+
+def test_numpy_numbers_are_captured_numbers_fa4(monkeypatch):
+    _check_fa4(*_numpy_mods(), monkeypatch, tag="numpy")
+
+
+def test_a_boolean_index_is_refused_in_one_line():
+    """torch reads t[bool] as a mask selection (the reference fails on it), not as t[0] / t[1]."""
+    from kernelscale.propose.compiler.errors import CompilerError
+
+    t = torch.tensor([0.0, 1.0])
+    with pytest.raises(CompilerError, match="indexed with a boolean.*long"):
+        generate(lambda s, b, h, q, kv: s + t[kv > q], None)
+    generate(lambda s, b, h, q, kv: s + t[(kv > q).long()], None)

@@ -88,6 +88,8 @@ class Binder:
                 name = self._register(path, "tensor", value)
                 self.tensor_names[id(value)] = name
             return value
+        if _numpy_scalar(value):  # np.int64(9), np.float32(0.7): a number as any other
+            value = value.item()
         if isinstance(value, (bool, int, float)):
             return self.make_param(self.captures[self._register(path, "scalar", value)])
         if isinstance(value, (types.FunctionType, functools.partial)):
@@ -108,6 +110,11 @@ class Binder:
             name, n = f"{base}_{n}", n + 1
         self.captures[name] = Capture(name, path, kind, value)
         return name
+
+
+def _numpy_scalar(value) -> bool:
+    """A numpy number (not imported: a variant that uses numpy has imported it already)."""
+    return type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item")
 
 
 def _global_names(code: types.CodeType) -> set[str]:
@@ -144,4 +151,6 @@ def follow(root, path):
             obj = obj.keywords[step[1]]
         else:
             raise ValueError(f"unknown capture step {step!r}")
+    if type(obj).__module__ == "numpy" and getattr(obj, "ndim", None) == 0:
+        obj = obj.item()  # a numpy number, traced as the Python number it holds
     return obj

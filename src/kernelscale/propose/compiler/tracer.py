@@ -94,6 +94,11 @@ class Tracer:
         nodes = [self.lift(i) for i in items]
         if any(n.kind == "float" for n in nodes):
             raise CompilerError(f"{self.where}: `{name}` indexed with a float value")
+        if any(n.kind == "bool" for n in nodes):
+            raise CompilerError(
+                f"{self.where}: `{name}` indexed with a boolean, which torch reads as a mask that "
+                f"selects elements, not as a position; index it with .long() of it"
+            )
         return Sym(g.Node("load", (name, *nodes), _tensor_kind(tensor)), self)
 
     def concrete(self, sym: Sym, what: str):
