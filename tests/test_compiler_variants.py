@@ -269,3 +269,42 @@ def test_a_boolean_index_is_refused_in_one_line():
     with pytest.raises(CompilerError, match="indexed with a boolean.*long"):
         generate(lambda s, b, h, q, kv: s + t[kv > q], None)
     generate(lambda s, b, h, q, kv: s + t[(kv > q).long()], None)
+
+
+EVERYTHING = '''
+"""Every class of capture and value above in one variant file, verified as a user would."""
+import numpy as np
+import torch
+
+SHAPE = {"B": 2, "Hq": 2, "Hkv": 2, "Sq": 64, "Skv": 64, "D": 32, "dtype": "float32"}
+
+
+def make(B, Hq, Hkv, Sq, Skv, D, device):
+    rel = torch.randn(2 * Skv).to(device)
+    pad = torch.zeros(B, Skv)
+    pad[:, :32] = float("-inf")  # a whole KV block of -inf for every row
+    pad = pad.to(device)
+    cfg = {"width": Skv, "head": torch.tensor([0.1, -0.2]).to(device)}
+    edge = np.float32(0.35)
+
+    def score_mod(score, b, h, q_idx, kv_idx, rel=rel, pad=pad):
+        return score + rel[q_idx - kv_idx] + pad[b, kv_idx] + cfg["head"][h] + (q_idx % 5 == 2) * -1e9
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return (kv_idx.float() / cfg["width"] - q_idx.float() / cfg["width"]).abs() < edge
+
+    return score_mod, mask_mod
+'''
+
+
+def test_a_variant_of_every_class_verifies_end_to_end(tmp_path):
+    """Through the screen and the sandboxed verifier: the generated module, not only its kernel."""
+    import kernelscale
+    from kernelscale.propose.compiler.proposer import CompilerProposer
+
+    path = tmp_path / "everything.py"
+    path.write_text(EVERYTHING)
+    problem = kernelscale.load_problem(str(path))
+    code = CompilerProposer(device="cpu").first_kernel(problem)
+    verdict = kernelscale.verify(problem, code, device="cpu")
+    assert verdict.status == "correct", verdict.headline() + verdict.log_tail

@@ -151,6 +151,6 @@ def follow(root, path):
             obj = obj.keywords[step[1]]
         else:
             raise ValueError(f"unknown capture step {step!r}")
-    if type(obj).__module__ == "numpy" and getattr(obj, "ndim", None) == 0:
-        obj = obj.item()  # a numpy number, traced as the Python number it holds
+    if type(obj).__module__ == "numpy":  # paths reach numpy only for numbers (see _numpy_scalar)
+        obj = obj.item()  # traced as the Python number it holds
     return obj
