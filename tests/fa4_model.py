@@ -150,8 +150,13 @@ def attention(
     elif mask_mod is not None:
         keep &= mask_mod(*grid, None, aux).view(B, H, Sq, Skv)
     scores = scores.masked_fill(~keep, float("-inf"))
-    row_max = scores.amax(-1, keepdim=True).clamp_min(-1e30)  # fully masked rows stay zero
-    p = torch.exp(scores - row_max)
+    # As FA4's online softmax, in fp32 and log2 units: the scores times log2 e (so a finite score
+    # beyond 3.4e38 / log2 e, finfo.min, overflows to -inf there as it does in FA4), and a row
+    # max of exactly -inf counted as 0, so fully masked rows stay zero.
+    scores = scores * math.log2(math.e)
+    row_max = scores.amax(-1, keepdim=True)
+    row_max = torch.where(row_max == float("-inf"), 0.0, row_max)
+    p = torch.exp2(scores - row_max)
     p = p / p.sum(-1, keepdim=True).clamp_min(1e-30)
     return (p @ vf).transpose(1, 2)
 

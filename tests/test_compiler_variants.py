@@ -209,7 +209,7 @@ def test_a_dropped_per_head_term_refuses_values_it_was_not_dropped_for():
         )
         < 1e-4
     )
-    with pytest.raises(ValueError, match="finite and under"):
+    with pytest.raises(ValueError, match="head_bias under 65536 in magnitude and finite"):
         module.ModelNew(*_row_term_mods(wild), shape)(q, k, v)
 
 
@@ -308,3 +308,29 @@ def test_a_variant_of_every_class_verifies_end_to_end(tmp_path):
     code = CompilerProposer(device="cpu").first_kernel(problem)
     verdict = kernelscale.verify(problem, code, device="cpu")
     assert verdict.status == "correct", verdict.headline() + verdict.log_tail
+
+
+def _finfo_mods(B, Sq, Skv):
+    """HF-style masking with torch.finfo(float32).min, a finite value that log2 e (the exp2
+    softmax's, and FA4's inside its kernel) would overflow to −inf: every fourth row is all
+    "masked", which the reference averages (its values are equal), not zeros. The same value
+    also arrives from a captured tensor, next to a true −inf that must stay one."""
+    lowest = torch.finfo(torch.float32).min
+    pad = torch.zeros(B, Skv)
+    pad[:, -5:] = lowest
+    pad[1, :] = float("-inf")  # the second batch sees nothing: zeros
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        masked = (kv_idx > q_idx + (Skv - Sq)) | (q_idx % 4 == 0)
+        return torch.where(masked, torch.finfo(score.dtype).min, score) + pad[b, kv_idx]
+
+    return score_mod, None
+
+
+def test_finfo_min_masking_is_not_overflowed_to_minus_inf_triton():
+    _check_triton(*_finfo_mods(2, 64, 64), Sq=64, Skv=64, tag="finfo")
+    _check_triton(*_finfo_mods(2, 3, 45), Sq=3, Skv=45, tag="finfo_dec")
+
+
+def test_finfo_min_masking_is_not_overflowed_to_minus_inf_fa4(monkeypatch):
+    _check_fa4(*_finfo_mods(2, 128, 128), monkeypatch, Sq=128, Skv=128, tag="finfo")

@@ -110,6 +110,8 @@ class Emitter:
             return f"{FLOAT_FN[op]}({f[0]})"
         if op == "tanh":
             return f"{self.tanh}({f[0]})"
+        if op == "saturate":
+            return f"_saturate({f[0]})"
         unary = {
             "neg": f"(-{a[0]})",
             "abs": f"tl.abs({a[0]})",

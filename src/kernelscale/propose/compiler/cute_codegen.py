@@ -116,6 +116,8 @@ class CuteEmitter:
         op = n.op
         if op in MATH:
             return MATH[op].format(_as(x, kind, "float"))
+        if op == "saturate":
+            return f"_saturate({_as(x, kind, 'float')})"
         if op == "tanh":
             fast = ", fastmath=True" if self.fast_tanh else ""
             return f"cute.math.tanh({_as(x, kind, 'float')}{fast})"

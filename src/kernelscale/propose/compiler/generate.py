@@ -75,7 +75,7 @@ def render(compiled: Compiled, config: Config) -> str:
     }
     table_kernels = [_table_kernel(em, t, i) for i, t in enumerate(tables)]
     guards = [(python_source(n, _param_text), repr(v)) for n, v in tr.guards]
-    guards += [(python_source(n, _param_text), "True") for n in dict.fromkeys(em.guards + rw.guards)]
+    guards += [(python_source(n, _param_text), "True") for n in dict.fromkeys(em.guards + rw.checks.guards)]
     bounds = None
     if rw.bounds is not None:
         bounds = tuple(python_source(b, _param_text) for b in rw.bounds)
@@ -104,7 +104,7 @@ def render(compiled: Compiled, config: Config) -> str:
         linear=known[scale] if scale is not None else None,
         logits_element=logits.level == "element",
         guards=guards,
-        moderate=rw.moderate,
+        bounded=rw.checks.bounded,
         bounds=bounds,
         blockmask_source=blockmask_source(),
         follow_source=follow_source(),

@@ -135,7 +135,9 @@ def render_fa4(trace, config: Config) -> str:
     hooks = build_hooks(trace, config)
     rw = hooks.rewritten
     guards = [(python_source(n, _param_text), repr(v)) for n, v in trace.guards]
-    guards += [(python_source(n, _param_text), "True") for n in dict.fromkeys(hooks.guards + rw.guards)]
+    guards += [
+        (python_source(n, _param_text), "True") for n in dict.fromkeys(hooks.guards + rw.checks.guards)
+    ]
     return template("fa4.py.j2").render(
         config=config.as_dict(),
         score_text=g.render(trace.score) if trace.score is not None else "None",
@@ -149,7 +151,7 @@ def render_fa4(trace, config: Config) -> str:
         tensor_names=hooks.tensor_names,
         inline_names=hooks.inline_names,
         guards=guards,
-        moderate=rw.moderate,
+        bounded=rw.checks.bounded,
         gather_arities=hooks.gather_arities,
         hooks_source=hooks.source,
         softmax_scale=hooks.softmax_scale,

@@ -38,6 +38,7 @@ UNARY = {
     "square",
     "sin",
     "cos",
+    "saturate",
 }
 BINARY = {
     "add",
@@ -63,6 +64,8 @@ BINARY = {
 COMPARE = {"lt", "le", "gt", "ge", "eq", "ne"}
 LOGICAL = {"and", "or", "xor"}
 FLOAT_UNARY = {"tanh", "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sigmoid", "cast_float", "sin", "cos"}
+# saturate(x): finite x clamped to +-1e38, infinities and NaN kept (numerics.py says why)
+FLOAT_UNARY |= {"saturate"}
 INDEX_ARGS = ("b", "h", "q", "kv")
 # Dependence "levels", innermost last: codegen hoists a node to the outermost level it allows.
 LEVELS = ("program", "row", "col", "element")

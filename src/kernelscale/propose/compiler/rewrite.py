@@ -5,11 +5,9 @@
   multiply where the mod does several.
 * Softmax is shift invariant: an additive term that depends only on (b, h, q_idx) and captured
   numbers adds the same value to a whole row and cancels, so it is dropped (score + (q − kv)
-  becomes score − kv; ALiBi's slope·(kv − q) becomes slope·kv). Only in exact arithmetic,
-  though: a row term of −inf empties the row (the output is 0), and one of −1e9 swamps the fp32
-  score (the row averages its values). A term that may be either (a float lookup per row, a
-  huge or infinite number, a log, an exp or a division) is kept; a per-program float lookup
-  (ALiBi's slope[h]) is dropped, and the module checks the table is finite and moderate.
+  becomes score − kv; ALiBi's slope·(kv − q) becomes slope·kv), where fp32 agrees (numerics.py).
+* Terms that may hold finite values near fp32's limit (finfo.min masking) are saturated before
+  the log2 e factor, which would overflow them to −inf (numerics.py).
 * Bounds: when the logits are bounded (soft-capping: |cap·tanh(·)| ≤ cap), the upper bound can
   serve as a fixed row max, removing the online max and the accumulator rescaling.
 """
@@ -18,10 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-
 from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.evaluate import evaluate, is_static
+from kernelscale.propose.compiler.numerics import Checks
 
 LOG2E = 1.4426950408889634
 SCALE = g.Node("param", ("__sm_scale",), "float")  # 1/sqrt(D), a kernel argument
@@ -40,8 +37,9 @@ class Rewritten:
     mask: g.Node | None
     dropped: list[g.Node]  # additive terms removed by shift invariance
     bounds: tuple[g.Node, g.Node] | None  # static (lo, hi) of the logits, if bounded
-    guards: list[g.Node] = field(default_factory=list)  # static facts the dropping relies on
-    moderate: list[str] = field(default_factory=list)  # tensors a dropped term reads (see TAME)
+    # what the dropping and the saturation relied on (numerics.py): facts about captured
+    # numbers, and captured tensors' bounds that the module checks when it is built
+    checks: Checks = field(default_factory=Checks)
 
 
 def rewrite(
@@ -52,42 +50,20 @@ def rewrite(
     captured numbers' and tensors' trace-time values (which decide whether a row term is tame)."""
     scaled = g.make("mul", QK, SCALE)
     body = scaled if score is None else substitute(score, {g.arg("score"): scaled})
-    kept, dropped = [], []
+    kept, dropped, checks = [], [], Checks()
     for sign, factors in terms(simplify(body)):
-        term = product(factors + [g.const(base)], sign)
-        tame = _tame(term, params or {})
-        (kept if term.deps & ROW_VARYING or not tame else dropped).append(term)
+        natural = product(factors, sign)
+        if checks.huge(natural, params or {}):  # finfo.min: saturated, so log2 e · it stays finite
+            term = product([g.make("saturate", natural), g.const(base)], 1)
+        else:
+            term = product(factors + [g.const(base)], sign)
+        if term.deps & ROW_VARYING or not checks.droppable(term, params or {}):
+            kept.append(term)
+        else:
+            dropped.append(term)
     logits = _sum(kept) if kept else g.const(0.0)
     mask = simplify(mask, exact=True) if mask is not None else None
-    rw = Rewritten(logits, mask, dropped, _static_bounds(logits))
-    for n in g.walk(dropped):
-        if n.op == "param" and n.kind == "float":
-            rw.guards.append(g.make("lt", g.make("abs", n), g.const(TAME)))
-        elif n.op == "load" and n.kind == "float":
-            rw.moderate.append(n.args[0])
-    rw.moderate = list(dict.fromkeys(rw.moderate))
-    return rw
-
-
-# A dropped row term must be finite and small beside the score: below this in magnitude (and
-# finite), adding it to an fp32 score moves the score by at most TAME · 2^-24 < 0.004.
-TAME = 65536.0
-UNTAME_OPS = {"log", "log2", "div", "exp", "exp2", "rsqrt"}  # may make a row term infinite
-
-
-def _tame(term: g.Node, captured: dict) -> bool:
-    """Whether a row term can be dropped without changing the fp32 softmax beyond rounding, by
-    its ops and the trace-time values of what it reads (the module checks they stay so)."""
-    for n in g.walk([term]):
-        if n.op in UNTAME_OPS or (n.op == "load" and n.kind == "float" and n.level != "program"):
-            return False
-        value = n.value if n.is_const else captured.get(n.args[0]) if n.op in ("param", "load") else None
-        if isinstance(value, torch.Tensor) and value.is_floating_point():
-            if not bool((value.abs() < TAME).all()):  # a per-head -inf: that head's rows are empty
-                return False
-        elif isinstance(value, float) and not abs(value) < TAME:  # NaN fails too
-            return False
-    return True
+    return Rewritten(logits, mask, dropped, _static_bounds(logits), checks)
 
 
 def positive_scale(node: g.Node) -> bool:
