@@ -334,3 +334,21 @@ def test_finfo_min_masking_is_not_overflowed_to_minus_inf_triton():
 
 def test_finfo_min_masking_is_not_overflowed_to_minus_inf_fa4(monkeypatch):
     _check_fa4(*_finfo_mods(2, 128, 128), monkeypatch, Sq=128, Skv=128, tag="finfo")
+
+
+def test_a_torch_compiled_mod_is_traced_through_the_function_it_wraps():
+    """torch.compile's wrapper reaches torch's own code; the binder rebound it and made dozens of
+    torch's internal numbers kernel parameters, which ModelNew then failed to find."""
+    window = 9
+
+    def plain(score, b, h, q_idx, kv_idx):
+        return score - 0.1 * (kv_idx - q_idx).abs()
+
+    def mask(b, h, q_idx, kv_idx):
+        return (kv_idx - q_idx).abs() < window
+
+    score_mod = torch.compile(plain, backend="eager")
+    source = generate(score_mod, mask, SMALL)
+    params = [line for line in source.splitlines() if line.startswith("PARAM_PATHS")]
+    assert params == ["PARAM_PATHS = {'window': ('mask_mod', ('free', 'window'))}"], params
+    _check_triton(score_mod, mask, Sq=16, Skv=45, tag="compiled")

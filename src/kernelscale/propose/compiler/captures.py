@@ -9,13 +9,14 @@ generated `ModelNew.__init__` follows to pull the same objects out of the mods i
 
 Path steps: ("free", var) a closure variable, ("global", name) a module global, ("item", i) an
 element of a tuple/list or the value of a dict key, ("default", name) / ("kwdefault", name) a
-parameter's default value, ("func",) / ("pos", i) / ("kw", key) the parts of a functools.partial.
+parameter's default value, ("wrapped",) the function a torch.compile'd mod wraps, ("func",) / ("pos", i) / ("kw", key) the parts of a functools.partial.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import sys
 import types
 from dataclasses import dataclass
 
@@ -44,8 +45,11 @@ class Binder:
             args = [self.value(a, path + (("pos", i),)) for i, a in enumerate(fn.args)]
             kwargs = {k: self.value(v, path + (("kw", k),)) for k, v in fn.keywords.items()}
             return functools.partial(self.bind(fn.func, path + (("func",),)), *args, **kwargs)
-        if not isinstance(fn, types.FunctionType):
-            return fn  # builtins and torch functions: nothing of the user's inside
+        if callable(getattr(fn, "_torchdynamo_orig_callable", None)) and hasattr(fn, "__wrapped__"):
+            # a torch.compile'd mod computes what the function it wraps computes: trace that one
+            return self.bind(fn.__wrapped__, path + (("wrapped",),))
+        if not isinstance(fn, types.FunctionType) or _library(fn):
+            return fn  # builtins, torch's and other libraries' functions: nothing of the user's inside
         if id(fn) in self._functions:
             return self._functions[id(fn)]
         self._functions[id(fn)] = fn  # recursion guard while rebinding
@@ -112,6 +116,16 @@ class Binder:
         return name
 
 
+# Libraries whose functions a mod may call: run as they are, never rebound (their globals are
+# not the user's captures; rebinding torch's own code made its numbers kernel parameters).
+LIBRARIES = {"torch", "triton", "numpy", "functorch", "sympy", "kernelscale"}
+
+
+def _library(fn) -> bool:
+    top = (getattr(fn, "__module__", None) or "").partition(".")[0]
+    return top in LIBRARIES or top in sys.stdlib_module_names
+
+
 def _numpy_scalar(value) -> bool:
     """A numpy number (not imported: a variant that uses numpy has imported it already)."""
     return type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item")
@@ -143,6 +157,8 @@ def follow(root, path):
             obj = obj.__defaults__[names.index(step[1])]
         elif step[0] == "kwdefault":
             obj = obj.__kwdefaults__[step[1]]
+        elif step[0] == "wrapped":
+            obj = obj.__wrapped__
         elif step[0] == "func":
             obj = obj.func
         elif step[0] == "pos":
