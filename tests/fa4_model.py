@@ -73,6 +73,7 @@ def fake_modules(calls: list) -> dict[str, types.ModuleType]:
     _flash_attn_fwd call's keyword arguments."""
     cutlass = types.ModuleType("cutlass")
     cutlass.Float32, cutlass.Int32, cutlass.Boolean = torch.float32, torch.int32, torch.bool
+    cutlass.BFloat16, cutlass.Float16 = torch.bfloat16, torch.float16
     cutlass.range_constexpr = range
     cute = types.ModuleType("cutlass.cute")
     cute.jit = lambda fn: fn

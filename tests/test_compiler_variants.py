@@ -352,3 +352,39 @@ def test_a_torch_compiled_mod_is_traced_through_the_function_it_wraps():
     params = [line for line in source.splitlines() if line.startswith("PARAM_PATHS")]
     assert params == ["PARAM_PATHS = {'window': ('mask_mod', ('free', 'window'))}"], params
     _check_triton(score_mod, mask, Sq=16, Skv=45, tag="compiled")
+
+
+def _half_precision_mods():
+    """Arithmetic torch runs in a half type: bf16 slopes times a distance (a bf16 result, as in
+    models built in bf16) and an fp16 table times a Python number."""
+    slopes = torch.tensor([0.3, 0.7, 0.11, 0.05]).to(torch.bfloat16)
+    table = torch.randn(64, generator=torch.Generator().manual_seed(8)).half()
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        bias = slopes[h] * (kv_idx - q_idx) + table[kv_idx % 64] * 1.37
+        return score + bias.float()
+
+    return score_mod, None
+
+
+def test_half_precision_arithmetic_rounds_as_torch_does_triton():
+    _check_triton(*_half_precision_mods(), Sq=16, Skv=100, tag="half")
+
+
+def test_half_precision_arithmetic_rounds_as_torch_does_fa4(monkeypatch):
+    _check_fa4(*_half_precision_mods(), monkeypatch, Sq=130, Skv=130, tag="half")
+
+
+def test_a_cast_to_a_half_type_rounds():
+    """`.to(torch.bfloat16)` and `.half()` round (they were dropped as float-to-float no-ops);
+    `.float()` of a half value is exact and rounds nothing."""
+    from kernelscale.propose.compiler.generate import compile_mods
+
+    score = compile_mods(lambda s, b, h, q, kv: s.to(torch.bfloat16).float() + s.half(), None).trace.score
+    assert g_render(score) == "add(cast_float(round_bf16(score)), round_fp16(score))"
+
+
+def g_render(node):
+    from kernelscale.propose.compiler.graph import render
+
+    return render(node)

@@ -112,6 +112,10 @@ class Emitter:
             return f"{self.tanh}({f[0]})"
         if op == "saturate":
             return f"_saturate({f[0]})"
+        if op == "round_bf16":  # to the half type torch computed in, and back
+            return f"_round_bf16({f[0]})"
+        if op == "round_fp16":
+            return f"{f[0]}.to(tl.float16).to(tl.float32)"
         unary = {
             "neg": f"(-{a[0]})",
             "abs": f"tl.abs({a[0]})",

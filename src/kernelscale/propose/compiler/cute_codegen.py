@@ -116,6 +116,9 @@ class CuteEmitter:
         op = n.op
         if op in MATH:
             return MATH[op].format(_as(x, kind, "float"))
+        if op in ("round_bf16", "round_fp16"):  # to the half type torch computed in, and back
+            half = "cutlass.BFloat16" if op == "round_bf16" else "cutlass.Float16"
+            return f"{_as(x, kind, 'float')}.to({half}).to(cutlass.Float32)"
         if op == "saturate":
             return f"_saturate({_as(x, kind, 'float')})"
         if op == "tanh":

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import operator
 
+import torch
+
 from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.graph import Node
 
@@ -32,6 +34,8 @@ _PY = {
     "square": "({0} * {0})",
     "sin": "math.sin({0})",
     "cos": "math.cos({0})",
+    "round_bf16": "float(torch.tensor({0}, dtype=torch.bfloat16))",
+    "round_fp16": "float(torch.tensor({0}, dtype=torch.float16))",
     "saturate": "(max(-1e38, min(1e38, {0})) if math.isfinite({0}) else {0})",
     "shl": "({0} << {1})",
     "shr": "({0} >> {1})",
@@ -95,6 +99,8 @@ _FN = {
     "square": lambda x: x * x,
     "sin": math.sin,
     "cos": math.cos,
+    "round_bf16": lambda x: float(torch.tensor(x, dtype=torch.bfloat16)),
+    "round_fp16": lambda x: float(torch.tensor(x, dtype=torch.float16)),
     "saturate": lambda x: max(-1e38, min(1e38, x)) if math.isfinite(x) else x,
     "shl": operator.lshift,
     "shr": operator.rshift,

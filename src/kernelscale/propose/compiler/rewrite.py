@@ -28,7 +28,7 @@ ROW_VARYING = {"qk", "score", "kv"}  # a term depending on none of these is cons
 DISCRETE = (
     g.COMPARE | g.LOGICAL | {"floor", "ceil", "cast_int", "cast_bool", "floordiv", "mod", "load", "not"}
 )
-DISCRETE |= {"shl", "shr"}
+DISCRETE |= {"shl", "shr", "round_bf16", "round_fp16"}  # rounding to a half type too
 
 
 @dataclass
