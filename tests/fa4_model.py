@@ -53,8 +53,11 @@ class AuxTensor:
         self.t, self.element_type = t, t.dtype
 
     def __getitem__(self, idx):
-        idx = idx if isinstance(idx, tuple) else (idx,)
-        return self.t[tuple(int(i) for i in idx)]
+        idx = tuple(int(i) for i in (idx if isinstance(idx, tuple) else (idx,)))
+        # CuTe reads raw memory: Python's wrapping of t[-1] must not hide a negative index here
+        if not all(0 <= i < n for i, n in zip(idx, self.t.shape)):
+            raise IndexError(f"aux tensor of shape {tuple(self.t.shape)} read at {idx}")
+        return self.t[idx]
 
 
 def _math():
@@ -70,6 +73,7 @@ def fake_modules(calls: list) -> dict[str, types.ModuleType]:
     _flash_attn_fwd call's keyword arguments."""
     cutlass = types.ModuleType("cutlass")
     cutlass.Float32, cutlass.Int32, cutlass.Boolean = torch.float32, torch.int32, torch.bool
+    cutlass.BFloat16, cutlass.Float16 = torch.bfloat16, torch.float16
     cutlass.range_constexpr = range
     cute = types.ModuleType("cutlass.cute")
     cute.jit = lambda fn: fn
@@ -147,8 +151,13 @@ def attention(
     elif mask_mod is not None:
         keep &= mask_mod(*grid, None, aux).view(B, H, Sq, Skv)
     scores = scores.masked_fill(~keep, float("-inf"))
-    row_max = scores.amax(-1, keepdim=True).clamp_min(-1e30)  # fully masked rows stay zero
-    p = torch.exp(scores - row_max)
+    # As FA4's online softmax, in fp32 and log2 units: the scores times log2 e (so a finite score
+    # beyond 3.4e38 / log2 e, finfo.min, overflows to -inf there as it does in FA4), and a row
+    # max of exactly -inf counted as 0, so fully masked rows stay zero.
+    scores = scores * math.log2(math.e)
+    row_max = scores.amax(-1, keepdim=True)
+    row_max = torch.where(row_max == float("-inf"), 0.0, row_max)
+    p = torch.exp2(scores - row_max)
     p = p / p.sum(-1, keepdim=True).clamp_min(1e-30)
     return (p @ vf).transpose(1, 2)
 

@@ -26,7 +26,7 @@ def _int_exprs():
             st.tuples(st.sampled_from(["//", "%"]), inner, st.integers(1, 7)),
             st.tuples(st.just("abs"), inner),
             st.tuples(st.sampled_from(["min", "max"]), inner, inner),
-            st.tuples(st.just("ids"), inner),
+            st.tuples(st.sampled_from(["ids", "ids_neg"]), inner),
         ),
         max_leaves=5,
     )
@@ -67,6 +67,8 @@ def build(expr, env):
         return build(args[0], env) * 0.1
     if op == "ids":  # lookup of a captured int table, index wrapped into range (floor mod)
         return env["ids_t"][build(args[0], env) % S]
+    if op == "ids_neg":  # the same table read at an index in [-S, 0): torch counts from the end
+        return env["ids_t"][build(args[0], env) % S - S]
     vals = [build(a, env) if isinstance(a, (tuple, str)) else a for a in args]
     if op in ("+", "-", "*", "//", "%", "<", "<=", ">", ">=", "==", "!=", "&", "|"):
         a, b = vals

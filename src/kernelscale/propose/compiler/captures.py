@@ -1,4 +1,5 @@
-"""Find what a mod captures (closure cells, module globals, partial arguments) and rebind it.
+"""Find what a mod captures (closure cells, module globals, default values, partial arguments,
+and what tuples, lists and dicts among them hold) and rebind it.
 
 Tracing runs a *copy* of each mod whose captured Python numbers are replaced by symbolic
 parameters, so a kernel never bakes in a value that depends on the shape (an image width derived
@@ -7,13 +8,15 @@ indexes them. Each capture gets a name and a path (how to reach it from the mod)
 generated `ModelNew.__init__` follows to pull the same objects out of the mods it is given.
 
 Path steps: ("free", var) a closure variable, ("global", name) a module global, ("item", i) an
-element of a tuple/list, ("func",) / ("pos", i) / ("kw", key) the parts of a functools.partial.
+element of a tuple/list or the value of a dict key, ("default", name) / ("kwdefault", name) a
+parameter's default value, ("wrapped",) the function a torch.compile'd mod wraps, ("func",) / ("pos", i) / ("kw", key) the parts of a functools.partial.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import sys
 import types
 from dataclasses import dataclass
 
@@ -42,8 +45,11 @@ class Binder:
             args = [self.value(a, path + (("pos", i),)) for i, a in enumerate(fn.args)]
             kwargs = {k: self.value(v, path + (("kw", k),)) for k, v in fn.keywords.items()}
             return functools.partial(self.bind(fn.func, path + (("func",),)), *args, **kwargs)
-        if not isinstance(fn, types.FunctionType):
-            return fn  # builtins and torch functions: nothing of the user's inside
+        if callable(getattr(fn, "_torchdynamo_orig_callable", None)) and hasattr(fn, "__wrapped__"):
+            # a torch.compile'd mod computes what the function it wraps computes: trace that one
+            return self.bind(fn.__wrapped__, path + (("wrapped",),))
+        if not isinstance(fn, types.FunctionType) or _library(fn):
+            return fn  # builtins, torch's and other libraries' functions: nothing of the user's inside
         if id(fn) in self._functions:
             return self._functions[id(fn)]
         self._functions[id(fn)] = fn  # recursion guard while rebinding
@@ -56,10 +62,22 @@ class Binder:
         for name in _global_names(fn.__code__):
             if name in globs:
                 globs[name] = self.value(globs[name], path + (("global", name),))
-        new = types.FunctionType(fn.__code__, globs, fn.__name__, fn.__defaults__, closure)
-        new.__kwdefaults__ = fn.__kwdefaults__
+        new = types.FunctionType(fn.__code__, globs, fn.__name__, self._defaults(fn, path), closure)
+        if fn.__kwdefaults__:
+            new.__kwdefaults__ = {
+                k: self.value(v, path + (("kwdefault", k),)) for k, v in fn.__kwdefaults__.items()
+            }
         self._functions[id(fn)] = new
         return new
+
+    def _defaults(self, fn, path: tuple) -> tuple | None:
+        """Default values of the trailing positional parameters: `def mod(..., bias=bias)` is a
+        capture as much as a closure is."""
+        if not fn.__defaults__:
+            return fn.__defaults__
+        code = fn.__code__
+        names = code.co_varnames[code.co_argcount - len(fn.__defaults__) : code.co_argcount]
+        return tuple(self.value(v, path + (("default", n),)) for n, v in zip(names, fn.__defaults__))
 
     def _cell(self, var: str, cell, path: tuple):
         try:
@@ -74,12 +92,17 @@ class Binder:
                 name = self._register(path, "tensor", value)
                 self.tensor_names[id(value)] = name
             return value
+        if _numpy_scalar(value):  # np.int64(9), np.float32(0.7): a number as any other
+            value = value.item()
         if isinstance(value, (bool, int, float)):
             return self.make_param(self.captures[self._register(path, "scalar", value)])
         if isinstance(value, (types.FunctionType, functools.partial)):
             return self.bind(value, path)
         if type(value) in (tuple, list):
             return type(value)(self.value(v, path + (("item", i),)) for i, v in enumerate(value))
+        if type(value) is dict and all(type(k) in (str, int) for k in value):
+            # keys written into the generated module's paths as literals: str and int only
+            return {k: self.value(v, path + (("item", k),)) for k, v in value.items()}
         return value
 
     def _register(self, path: tuple, kind: str, value) -> str:
@@ -91,6 +114,21 @@ class Binder:
             name, n = f"{base}_{n}", n + 1
         self.captures[name] = Capture(name, path, kind, value)
         return name
+
+
+# Libraries whose functions a mod may call: run as they are, never rebound (their globals are
+# not the user's captures; rebinding torch's own code made its numbers kernel parameters).
+LIBRARIES = {"torch", "triton", "numpy", "functorch", "sympy", "kernelscale"}
+
+
+def _library(fn) -> bool:
+    top = (getattr(fn, "__module__", None) or "").partition(".")[0]
+    return top in LIBRARIES or top in sys.stdlib_module_names
+
+
+def _numpy_scalar(value) -> bool:
+    """A numpy number (not imported: a variant that uses numpy has imported it already)."""
+    return type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item")
 
 
 def _global_names(code: types.CodeType) -> set[str]:
@@ -113,6 +151,14 @@ def follow(root, path):
             obj = obj.__globals__[step[1]]
         elif step[0] == "item":
             obj = obj[step[1]]
+        elif step[0] == "default":
+            code = obj.__code__
+            names = code.co_varnames[code.co_argcount - len(obj.__defaults__) : code.co_argcount]
+            obj = obj.__defaults__[names.index(step[1])]
+        elif step[0] == "kwdefault":
+            obj = obj.__kwdefaults__[step[1]]
+        elif step[0] == "wrapped":
+            obj = obj.__wrapped__
         elif step[0] == "func":
             obj = obj.func
         elif step[0] == "pos":
@@ -121,4 +167,6 @@ def follow(root, path):
             obj = obj.keywords[step[1]]
         else:
             raise ValueError(f"unknown capture step {step!r}")
+    if type(obj).__module__ == "numpy":  # paths reach numpy only for numbers (see _numpy_scalar)
+        obj = obj.item()  # traced as the Python number it holds
     return obj

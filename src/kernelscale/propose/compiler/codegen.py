@@ -110,6 +110,12 @@ class Emitter:
             return f"{FLOAT_FN[op]}({f[0]})"
         if op == "tanh":
             return f"{self.tanh}({f[0]})"
+        if op == "saturate":
+            return f"_saturate({f[0]})"
+        if op == "round_bf16":  # to the half type torch computed in, and back
+            return f"_round_bf16({f[0]})"
+        if op == "round_fp16":
+            return f"{f[0]}.to(tl.float16).to(tl.float32)"
         unary = {
             "neg": f"(-{a[0]})",
             "abs": f"tl.abs({a[0]})",
@@ -123,9 +129,12 @@ class Emitter:
 
     def _load(self, n: g.Node, idx: list[str]) -> str:
         name = n.args[0]
-        parts = [
-            f"tl.minimum(tl.maximum({i}, 0), c_{name}_n{k} - 1) * c_{name}_s{k}" for k, i in enumerate(idx)
-        ]
+        parts = []
+        for k, (i, node) in enumerate(zip(idx, n.children)):
+            if not self.nonneg(node):  # torch reads t[-1] as the last element: wrap, as it does
+                i = f"tl.where({i} < 0, {i} + c_{name}_n{k}, {i})"
+            # then clamped: lanes past the edge of a ragged tile never read out of bounds
+            parts.append(f"tl.minimum(tl.maximum({i}, 0), c_{name}_n{k} - 1) * c_{name}_s{k}")
         value = f"tl.load(c_{name} + {' + '.join(parts) if parts else '0'})"
         if n.kind == "float":
             return f"tl.cast({value}, tl.float32)"

@@ -116,6 +116,11 @@ class CuteEmitter:
         op = n.op
         if op in MATH:
             return MATH[op].format(_as(x, kind, "float"))
+        if op in ("round_bf16", "round_fp16"):  # to the half type torch computed in, and back
+            half = "cutlass.BFloat16" if op == "round_bf16" else "cutlass.Float16"
+            return f"{_as(x, kind, 'float')}.to({half}).to(cutlass.Float32)"
+        if op == "saturate":
+            return f"_saturate({_as(x, kind, 'float')})"
         if op == "tanh":
             fast = ", fastmath=True" if self.fast_tanh else ""
             return f"cute.math.tanh({_as(x, kind, 'float')}{fast})"
@@ -155,12 +160,16 @@ class CuteEmitter:
         indices = []
         for k, node in enumerate(idx_nodes):
             i = _as(names[node], node.kind, "int")
+            size = f"cute.full_like(q_idx, N_{name}_{k}, cutlass.Int32)"
+            if not self._signs.nonneg(node):
+                # torch reads t[-1] as the last element: negative indices wrap, as there; what is
+                # still below zero (a lane past the edge) is clamped
+                lines.append(f"{var}_w{k} = cute.where({i} < 0, {i} + {size}, {i})")
+                i = f"{var}_w{k}"
+                lines.append(f"{var}_w{k} = cute.where({i} < 0, {_zero('int')}, {i})")
             # clamped like the Triton backend: a captured tensor is never read out of bounds
-            upper = f"cute.where({i} >= N_{name}_{k}, cute.full_like(q_idx, N_{name}_{k} - 1, cutlass.Int32), {i})"
-            if self._signs.nonneg(node):
-                lines.append(f"{var}_i{k} = {upper}")
-            else:
-                lines.append(f"{var}_i{k} = cute.where({i} < 0, {_zero('int')}, {upper})")
+            last = f"cute.full_like(q_idx, N_{name}_{k} - 1, cutlass.Int32)"
+            lines.append(f"{var}_i{k} = cute.where({i} >= {size}, {last}, {i})")
             indices.append(f"{var}_i{k}")
         if name in self.inline:  # no memory access: a select over the table's values
             stored = "float" if n.kind == "float" else "int"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import operator
 
+import torch
+
 from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.graph import Node
 
@@ -32,6 +34,9 @@ _PY = {
     "square": "({0} * {0})",
     "sin": "math.sin({0})",
     "cos": "math.cos({0})",
+    "round_bf16": "float(torch.tensor({0}, dtype=torch.bfloat16))",
+    "round_fp16": "float(torch.tensor({0}, dtype=torch.float16))",
+    "saturate": "(max(-1e38, min(1e38, {0})) if math.isfinite({0}) else {0})",
     "shl": "({0} << {1})",
     "shr": "({0} >> {1})",
     "add": "({0} + {1})",
@@ -65,7 +70,10 @@ def python_source(node: Node, param_expr) -> str:
     if not is_static(node):
         raise CompilerError(f"internal: {node!r} is not static")
     if node.op == "const":
-        return repr(node.value)
+        value = node.value
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"float('{value}')"  # repr gives inf / nan, names a generated module lacks
+        return repr(value)
     if node.op == "param":
         return param_expr(node.args[0])
     return _PY[node.op].format(*(python_source(c, param_expr) for c in node.children))
@@ -91,6 +99,9 @@ _FN = {
     "square": lambda x: x * x,
     "sin": math.sin,
     "cos": math.cos,
+    "round_bf16": lambda x: float(torch.tensor(x, dtype=torch.bfloat16)),
+    "round_fp16": lambda x: float(torch.tensor(x, dtype=torch.float16)),
+    "saturate": lambda x: max(-1e38, min(1e38, x)) if math.isfinite(x) else x,
     "shl": operator.lshift,
     "shr": operator.rshift,
     "add": operator.add,

@@ -8,7 +8,7 @@ from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.codegen import Emitter
 from kernelscale.propose.compiler.evaluate import python_source
 from kernelscale.propose.compiler.generate_fa4 import render_fa4
-from kernelscale.propose.compiler.rewrite import QK, Rewritten, positive_scale, rewrite
+from kernelscale.propose.compiler.rewrite import QK, SCALE, Rewritten, positive_scale, rewrite
 from kernelscale.propose.compiler.space import Config, Features
 from kernelscale.propose.compiler.tables import RelTable, find_tables, tabulate
 from kernelscale.propose.compiler.templating import blockmask_source, follow_source, template
@@ -38,7 +38,7 @@ class Compiled:
 
 def compile_mods(score_mod, mask_mod) -> Compiled:
     tr = trace(score_mod, mask_mod)
-    return Compiled(tr, rewrite(tr.score, tr.mask))
+    return Compiled(tr, rewrite(tr.score, tr.mask, params=tr.values))
 
 
 def generate(score_mod, mask_mod, config: Config | None = None) -> str:
@@ -75,7 +75,7 @@ def render(compiled: Compiled, config: Config) -> str:
     }
     table_kernels = [_table_kernel(em, t, i) for i, t in enumerate(tables)]
     guards = [(python_source(n, _param_text), repr(v)) for n, v in tr.guards]
-    guards += [(python_source(n, _param_text), "True") for n in dict.fromkeys(em.guards)]
+    guards += [(python_source(n, _param_text), "True") for n in dict.fromkeys(em.guards + rw.checks.guards)]
     bounds = None
     if rw.bounds is not None:
         bounds = tuple(python_source(b, _param_text) for b in rw.bounds)
@@ -104,6 +104,7 @@ def render(compiled: Compiled, config: Config) -> str:
         linear=known[scale] if scale is not None else None,
         logits_element=logits.level == "element",
         guards=guards,
+        bounded=rw.checks.bounded,
         bounds=bounds,
         blockmask_source=blockmask_source(),
         follow_source=follow_source(),
@@ -141,11 +142,18 @@ def linear_scale(logits: g.Node) -> g.Node | None:
     return logits.args[1] if positive_scale(logits.args[1]) else None
 
 
+# Float values the compiler cannot bound away from -inf: a logarithm or a division (of zero), an
+# exponential (whose overflow a minus sign turns into -inf), and values it does not see at all:
+# a captured tensor's elements (an additive bias with -inf at padded keys) and captured numbers.
+CAN_BE_INF = {"log", "log2", "div", "rsqrt", "exp", "exp2", "load", "param"}
+
+
 def _can_be_inf(logits: g.Node) -> bool:
-    """Could the score itself be -inf (not only through the mask)? Then every block guards its max."""
+    """Could the score itself be -inf (not only through the mask)? Then every block guards its
+    row max (a where per row and block, cheap beside the per-score work)."""
     for n in g.walk([logits]):
-        if n.op in ("log", "log2", "div") or (
-            n.is_const and isinstance(n.value, float) and abs(n.value) == float("inf")
-        ):
+        if n.kind == "float" and n.op in CAN_BE_INF and n != SCALE:
+            return True
+        if n.is_const and isinstance(n.value, float) and abs(n.value) == float("inf"):
             return True
     return False

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -60,7 +60,7 @@ def _param_text(name: str) -> str:
 
 
 def build_hooks(trace, config: Config) -> Fa4Hooks:
-    rw = rewrite(trace.score, trace.mask, base=1.0)
+    rw = _scalars_as_tables(rewrite(trace.score, trace.mask, base=1.0, params=trace.values))
     inline = _inline_tables(trace, [rw.logits, rw.mask])
     tensor_names = [n for n in trace.tensors if n not in inline]
     emitter = CuteEmitter(trace.params, {n: i for i, n in enumerate(tensor_names)}, config.fast_tanh, inline)
@@ -69,7 +69,7 @@ def build_hooks(trace, config: Config) -> Fa4Hooks:
     lines += [f"    P_{name} = P[{name!r}]" for name in trace.params]
     lines += [f"    T_{name} = T[{name!r}]" for name in sorted(inline)]
     for name, cap in trace.tensors.items():
-        lines += [f"    N_{name}_{k} = N[{name!r}][{k}]" for k in range(cap.value.dim())]
+        lines += [f"    N_{name}_{k} = N[{name!r}][{k}]" for k in range(max(1, cap.value.dim()))]
     softmax_scale = python_source(scale, _param_text) if scale is not None else "1.0"
     if logits == SCORE and scale is not None and positive_scale(scale):
         lines.append("    score_mod = None")  # FA4's plain path: scale folded into its exp2
@@ -88,6 +88,20 @@ def build_hooks(trace, config: Config) -> Fa4Hooks:
     arities = sorted({len(n.children) for n in loads})
     guards = list(dict.fromkeys(emitter.guards))
     return Fa4Hooks(source, softmax_scale, rw, guards, tensor_names, sorted(inline), arities)
+
+
+def _scalars_as_tables(rw: Rewritten) -> Rewritten:
+    """A 0-d captured tensor read as a one-element table at index 0 (the module registers it with
+    shape (1,)): CuTe's per-lane gather takes at least one index."""
+    nodes = g.walk([rw.logits, rw.mask])
+    table = {
+        n: g.Node("load", (n.args[0], g.const(0)), n.kind) for n in nodes if n.op == "load" and not n.children
+    }
+    if not table:
+        return rw
+    logits = substitute(rw.logits, table)
+    mask = substitute(rw.mask, table) if rw.mask is not None else None
+    return replace(rw, logits=logits, mask=mask)
 
 
 def fa4_available() -> bool:
@@ -110,7 +124,7 @@ def _inline_tables(trace, roots) -> set[str]:
     out = set()
     for name, cap in trace.tensors.items():
         mine = [n for n in loads if n.args[0] == name]
-        if cap.value.dim() == 1 and cap.value.numel() <= INLINE_MAX and cap.value.dtype != torch.bool:
+        if cap.value.dim() <= 1 and cap.value.numel() <= INLINE_MAX and cap.value.dtype != torch.bool:
             if mine and all(n.children[0].level == "program" for n in mine):
                 out.add(name)
     return out
@@ -121,7 +135,9 @@ def render_fa4(trace, config: Config) -> str:
     hooks = build_hooks(trace, config)
     rw = hooks.rewritten
     guards = [(python_source(n, _param_text), repr(v)) for n, v in trace.guards]
-    guards += [(python_source(n, _param_text), "True") for n in hooks.guards]
+    guards += [
+        (python_source(n, _param_text), "True") for n in dict.fromkeys(hooks.guards + rw.checks.guards)
+    ]
     return template("fa4.py.j2").render(
         config=config.as_dict(),
         score_text=g.render(trace.score) if trace.score is not None else "None",
@@ -135,6 +151,7 @@ def render_fa4(trace, config: Config) -> str:
         tensor_names=hooks.tensor_names,
         inline_names=hooks.inline_names,
         guards=guards,
+        bounded=rw.checks.bounded,
         gather_arities=hooks.gather_arities,
         hooks_source=hooks.source,
         softmax_scale=hooks.softmax_scale,

@@ -38,6 +38,9 @@ UNARY = {
     "square",
     "sin",
     "cos",
+    "saturate",
+    "round_bf16",
+    "round_fp16",
 }
 BINARY = {
     "add",
@@ -63,6 +66,8 @@ BINARY = {
 COMPARE = {"lt", "le", "gt", "ge", "eq", "ne"}
 LOGICAL = {"and", "or", "xor"}
 FLOAT_UNARY = {"tanh", "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sigmoid", "cast_float", "sin", "cos"}
+# saturate(x): finite x clamped to +-1e38, infinities and NaN kept (numerics.py says why)
+FLOAT_UNARY |= {"saturate", "round_bf16", "round_fp16"}  # round_*: to a half type and back
 INDEX_ARGS = ("b", "h", "q", "kv")
 # Dependence "levels", innermost last: codegen hoists a node to the outermost level it allows.
 LEVELS = ("program", "row", "col", "element")

@@ -11,6 +11,7 @@ import torch
 
 from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.errors import CompilerError
+from kernelscale.propose.compiler.precision import LOWP, rounded
 
 BINARY = {
     "add": "add",
@@ -104,10 +105,10 @@ def lookup_op(func, where: str):
     return handler
 
 
-def _sym(tracer, node):
+def _sym(tracer, node, lowp=None):
     from kernelscale.propose.compiler.tracer import Sym
 
-    return Sym(node, tracer)
+    return Sym(node, tracer, lowp)
 
 
 def _binary_handler(op):
@@ -256,8 +257,10 @@ def _to(tracer, x, *args, **kwargs):
     node = tracer.lift(x)
     if dtype == torch.bool:
         return _sym(tracer, g.make("cast_bool", node))
-    if dtype.is_floating_point:
-        return _sym(tracer, node if node.kind == "float" else g.make("cast_float", node))
+    if dtype.is_floating_point:  # to bf16 / fp16 rounds, as torch's cast does (precision.py)
+        lowp = LOWP.get(dtype)
+        node = node if node.kind == "float" else g.make("cast_float", node)
+        return _sym(tracer, rounded(node, lowp), lowp)
     return _sym(tracer, node if node.kind == "int" else g.make("cast_int", node))
 
 
@@ -344,4 +347,7 @@ _SPECIAL = {
     "bitwise_not": _invert,
     "relu": _relu,
     "type_as": lambda tracer, x, other: _to(tracer, x, other.dtype),
+    "half": lambda tracer, x: _to(tracer, x, torch.float16),
+    "bfloat16": lambda tracer, x: _to(tracer, x, torch.bfloat16),
+    "double": lambda tracer, x: _to(tracer, x, torch.float64),
 }

@@ -120,7 +120,7 @@ class CompilerProposer:
                     f"the compiler handles attention problems only; {problem.name} is {problem.kind}"
                 )
             try:
-                self._compiled[key] = compile_problem(problem)
+                self._compiled[key] = compile_problem(problem, self.device)
             except (CompilerError, ProblemError) as exc:
                 raise ProposerError(f"attention compiler: {exc}") from None
         compiled = self._compiled[key]
@@ -136,10 +136,15 @@ class CompilerProposer:
         )
 
 
-def compile_problem(problem: Problem) -> Compiled:
-    """Trace the problem's variant at its small shape on the CPU: the trace depends on the mods'
-    structure, not on the values of what they capture."""
-    shape = full_shape(problem.cpu_sizes.get("SHAPE", problem.gpu_sizes.get("SHAPE", {})))
+def compile_problem(problem: Problem, device: str = "cpu") -> Compiled:
+    """Trace the problem's variant, on the CPU, at the shape it is verified at on `device`.
+
+    Captured numbers are parameters, so the kernel serves other shapes, except where the mod
+    needed a Python value of one (`math.sqrt(D)`, `if Sq == 1`, `int(0.25 * Skv)`): the trace
+    then records a guard, and the module refuses mods that break it. Traced at the CPU's small
+    shape, a GPU run's every candidate broke its guard on D or S."""
+    sizes = problem.sizes_for(device).get("SHAPE") or problem.gpu_sizes.get("SHAPE", {})
+    shape = full_shape(sizes)
     score_mod, mask_mod = resolve_mods(load_variant_module(problem.path), shape, "cpu", problem.path)
     return compile_mods(score_mod, mask_mod)
 

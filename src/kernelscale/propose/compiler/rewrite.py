@@ -5,22 +5,30 @@
   multiply where the mod does several.
 * Softmax is shift invariant: an additive term that depends only on (b, h, q_idx) and captured
   numbers adds the same value to a whole row and cancels, so it is dropped (score + (q − kv)
-  becomes score − kv; ALiBi's slope·(kv − q) becomes slope·kv).
+  becomes score − kv; ALiBi's slope·(kv − q) becomes slope·kv), where fp32 agrees (numerics.py).
+* Terms that may hold finite values near fp32's limit (finfo.min masking) are saturated before
+  the log2 e factor, which would overflow them to −inf (numerics.py).
 * Bounds: when the logits are bounded (soft-capping: |cap·tanh(·)| ≤ cap), the upper bound can
   serve as a fixed row max, removing the online max and the accumulator rescaling.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.evaluate import evaluate, is_static
+from kernelscale.propose.compiler.numerics import Checks
 
 LOG2E = 1.4426950408889634
 SCALE = g.Node("param", ("__sm_scale",), "float")  # 1/sqrt(D), a kernel argument
 QK = g.arg("qk")
 ROW_VARYING = {"qk", "score", "kv"}  # a term depending on none of these is constant along a row
+# Ops whose result jumps as an operand crosses a point: their operands are computed as written.
+DISCRETE = (
+    g.COMPARE | g.LOGICAL | {"floor", "ceil", "cast_int", "cast_bool", "floordiv", "mod", "load", "not"}
+)
+DISCRETE |= {"shl", "shr", "round_bf16", "round_fp16"}  # rounding to a half type too
 
 
 @dataclass
@@ -29,20 +37,33 @@ class Rewritten:
     mask: g.Node | None
     dropped: list[g.Node]  # additive terms removed by shift invariance
     bounds: tuple[g.Node, g.Node] | None  # static (lo, hi) of the logits, if bounded
+    # what the dropping and the saturation relied on (numerics.py): facts about captured
+    # numbers, and captured tensors' bounds that the module checks when it is built
+    checks: Checks = field(default_factory=Checks)
 
 
-def rewrite(score: g.Node | None, mask: g.Node | None, base: float = LOG2E) -> Rewritten:
+def rewrite(
+    score: g.Node | None, mask: g.Node | None, base: float = LOG2E, params: dict | None = None
+) -> Rewritten:
     """base: the factor that turns natural-log units into the kernel's (log2 e for an exp2
-    softmax, 1.0 for a backend that applies it itself, as FlashAttention-4 does)."""
+    softmax, 1.0 for a backend that applies it itself, as FlashAttention-4 does); params: the
+    captured numbers' and tensors' trace-time values (which decide whether a row term is tame)."""
     scaled = g.make("mul", QK, SCALE)
     body = scaled if score is None else substitute(score, {g.arg("score"): scaled})
-    kept, dropped = [], []
+    kept, dropped, checks = [], [], Checks()
     for sign, factors in terms(simplify(body)):
-        term = product(factors + [g.const(base)], sign)
-        (kept if term.deps & ROW_VARYING else dropped).append(term)
+        natural = product(factors, sign)
+        if checks.huge(natural, params or {}):  # finfo.min: saturated, so log2 e · it stays finite
+            term = product([g.make("saturate", natural), g.const(base)], 1)
+        else:
+            term = product(factors + [g.const(base)], sign)
+        if term.deps & ROW_VARYING or not checks.droppable(term, params or {}):
+            kept.append(term)
+        else:
+            dropped.append(term)
     logits = _sum(kept) if kept else g.const(0.0)
-    mask = simplify(mask) if mask is not None else None
-    return Rewritten(logits, mask, dropped, _static_bounds(logits))
+    mask = simplify(mask, exact=True) if mask is not None else None
+    return Rewritten(logits, mask, dropped, _static_bounds(logits), checks)
 
 
 def positive_scale(node: g.Node) -> bool:
@@ -72,26 +93,35 @@ def substitute(node: g.Node, table: dict) -> g.Node:
     return go(node)
 
 
-def simplify(node: g.Node) -> g.Node:
+def simplify(node: g.Node, exact: bool = False) -> g.Node:
     """Constant folding, division by per-program values as multiplication, and product
-    regrouping, bottom up."""
+    regrouping, bottom up. The last two round differently from the mod's own arithmetic, which a
+    softmax does not notice but a comparison can (kv / S < 0.35 flips at kv = 14, S = 40 when
+    computed as kv · (1 / S)): values that reach a comparison, a rounding, a cast to an integer
+    or an index (DISCRETE) keep their arithmetic as written; `exact` asks that for the root."""
     memo: dict = {}
 
-    def go(n: g.Node) -> g.Node:
-        if n in memo:
-            return memo[n]
-        args = tuple(go(a) if isinstance(a, g.Node) else a for a in n.args)
+    def go(n: g.Node, exact: bool) -> g.Node:
+        if (n, exact) in memo:
+            return memo[(n, exact)]
+        inner = exact or n.op in DISCRETE
+        args = tuple(
+            go(a, inner or (n.op == "where" and i == 0)) if isinstance(a, g.Node) else a
+            for i, a in enumerate(n.args)
+        )
         out = g.Node(n.op, args, n.kind)
         if out.op not in ("const", "param", "arg", "load") and all(c.is_const for c in out.children):
             out = g.const(evaluate(out, {}))
-        elif out.op == "div" and out.kind == "float" and _uniform(args[1]):
+        elif exact or out.kind != "float":
+            pass
+        elif out.op == "div" and _uniform(args[1]):
             out = product(_factors(args[0]) + [_reciprocal(args[1])], 1)
-        elif out.op == "mul" and out.kind == "float":
+        elif out.op == "mul":
             out = product(_factors(out), 1)
-        memo[n] = out
+        memo[(n, exact)] = out
         return out
 
-    return go(node)
+    return go(node, exact)
 
 
 def _uniform(node: g.Node) -> bool:

@@ -18,6 +18,7 @@ from kernelscale.propose.compiler.captures import Binder, Capture
 from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.evaluate import evaluate, is_static
 from kernelscale.propose.compiler.ops import lookup_op
+from kernelscale.propose.compiler.precision import DTYPES, LOWP, settle
 
 
 @dataclass
@@ -30,6 +31,11 @@ class Trace:
     @property
     def params(self) -> dict[str, object]:
         return {c.name: c.value for c in self.captures.values() if c.kind == "scalar"}
+
+    @property
+    def values(self) -> dict[str, object]:
+        """Every capture's trace-time value (numbers and tensors) by name."""
+        return {c.name: c.value for c in self.captures.values()}
 
     @property
     def tensors(self) -> dict[str, Capture]:
@@ -74,8 +80,9 @@ class Tracer:
         name = self.binder.tensor_names.get(id(tensor))
         if name is None:
             raise CompilerError(
-                f"{self.where} indexes a tensor it did not capture (made inside the mod?); "
-                f"create it outside, in make() or at module level"
+                f"{self.where} indexes a tensor the compiler cannot reach (made inside the mod, or "
+                f"held in an object's attribute?); capture it as a closure variable, a global, a "
+                f"default value or a partial argument (or in a tuple, list or dict of those)"
             )
         items = index if isinstance(index, tuple) else (index,)
         if len(items) != tensor.dim() or any(
@@ -88,7 +95,12 @@ class Tracer:
         nodes = [self.lift(i) for i in items]
         if any(n.kind == "float" for n in nodes):
             raise CompilerError(f"{self.where}: `{name}` indexed with a float value")
-        return Sym(g.Node("load", (name, *nodes), _tensor_kind(tensor)), self)
+        if any(n.kind == "bool" for n in nodes):
+            raise CompilerError(
+                f"{self.where}: `{name}` indexed with a boolean, which torch reads as a mask that "
+                f"selects elements, not as a position; index it with .long() of it"
+            )
+        return Sym(g.Node("load", (name, *nodes), _tensor_kind(tensor)), self, LOWP.get(tensor.dtype))
 
     def concrete(self, sym: Sym, what: str):
         """A Python value where Python needs one (if, int(), range): only for static values."""
@@ -105,25 +117,31 @@ class Tracer:
 class Sym:
     """A traced value; operators build graph nodes."""
 
-    __slots__ = ("node", "tracer")
+    __slots__ = ("node", "tracer", "lowp")
 
-    def __init__(self, node: g.Node, tracer: Tracer):
-        self.node, self.tracer = node, tracer
+    def __init__(self, node: g.Node, tracer: Tracer, lowp: str | None = None):
+        # lowp: the half precision torch would compute this value in (precision.py), or None
+        self.node, self.tracer, self.lowp = node, tracer, lowp
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         tracer = next(a.tracer for a in _flatten(args, kwargs) if isinstance(a, Sym))
-        return lookup_op(func, tracer.where)(tracer, *args, **(kwargs or {}))
+        out = lookup_op(func, tracer.where)(tracer, *args, **(kwargs or {}))
+        return settle(getattr(func, "__name__", ""), out, list(_flatten(args, kwargs)))
 
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
         if name == "dtype":
+            if self.lowp is not None:
+                return DTYPES[self.lowp]
             return {"bool": torch.bool, "int": torch.int32, "float": torch.float32}[self.node.kind]
         if name == "device":
             return torch.device("cpu")
         handler = lookup_op(name, self.tracer.where)
-        return lambda *args, **kwargs: handler(self.tracer, self, *args, **kwargs)
+        return lambda *args, **kwargs: settle(
+            name, handler(self.tracer, self, *args, **kwargs), [self, *_flatten(args, kwargs)]
+        )
 
     def __bool__(self):
         return bool(self.tracer.concrete(self, "control flow (if / and / or / min / max)"))
@@ -147,7 +165,7 @@ class Sym:
 def _binary(op: str, reflected: bool = False):
     def method(self, other):
         a, b = (other, self) if reflected else (self, other)
-        return lookup_op(op, self.tracer.where)(self.tracer, a, b)
+        return settle(op, lookup_op(op, self.tracer.where)(self.tracer, a, b), [a, b])
 
     return method
 
@@ -176,7 +194,11 @@ for _name in (
     if _name not in ("lt", "le", "gt", "ge", "eq", "ne"):
         setattr(Sym, f"__r{_name}__", _binary(_name, reflected=True))
 for _name in ("neg", "abs", "invert"):
-    setattr(Sym, f"__{_name}__", lambda self, _op=_name: lookup_op(_op, self.tracer.where)(self.tracer, self))
+    setattr(
+        Sym,
+        f"__{_name}__",
+        lambda self, _op=_name: settle(_op, lookup_op(_op, self.tracer.where)(self.tracer, self), [self]),
+    )
 Sym.__pos__ = lambda self: self
 
 
