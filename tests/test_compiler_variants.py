@@ -388,3 +388,18 @@ def g_render(node):
     from kernelscale.propose.compiler.graph import render
 
     return render(node)
+
+
+def test_a_builtin_variants_helpers_are_the_variants_own_captures():
+    """natten's mask is built by a helper in kernelscale's own problem files: its numbers (the
+    image width, the dilation) are captures of the variant, so a module traced for one width
+    computes another width's mask, not the traced one's."""
+    from kernelscale.problems.attention.suite.natten2d import natten_mask
+
+    source = generate(None, natten_mask(4, 3, 2), SMALL)
+    module = import_source(source, "test_natten_width")
+    q, k, v = inputs(B=1, Hq=2, Hkv=2, Sq=36, Skv=36, D=16)  # a 6x6 image, not the traced 4x4
+    other = natten_mask(6, 3, 2)
+    shape = {"B": 1, "Hq": 2, "Hkv": 2, "Sq": 36, "Skv": 36, "D": 16}
+    out = module.ModelNew(None, other, shape)(q, k, v)
+    assert max_err(out, attention_reference(q, k, v, None, other)) < 1e-4

@@ -119,10 +119,17 @@ class Binder:
 # Libraries whose functions a mod may call: run as they are, never rebound (their globals are
 # not the user's captures; rebinding torch's own code made its numbers kernel parameters).
 LIBRARIES = {"torch", "triton", "numpy", "functorch", "sympy", "kernelscale"}
+# ... except kernelscale's own problem files: a built-in variant's helpers (natten_mask's nested
+# functions) hold the variant's numbers, which must stay parameters checked when a module is built,
+# not constants of the shape it was traced at.
+VARIANT_MODULES = ("kernelscale.problems.",)
 
 
 def _library(fn) -> bool:
-    top = (getattr(fn, "__module__", None) or "").partition(".")[0]
+    module = getattr(fn, "__module__", None) or ""
+    if module.startswith(VARIANT_MODULES):
+        return False  # written as a user writes a variant: its captures are the variant's
+    top = module.partition(".")[0]
     return top in LIBRARIES or top in sys.stdlib_module_names
 
 
