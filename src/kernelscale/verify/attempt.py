@@ -181,7 +181,7 @@ def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors
         case = timed_case(index)
         inputs = oracle.case_inputs(loaded, case)
         result = candidate.call(inputs, deadline)
-        timing.add_call(result.window_ms, result.own_ms)
+        timing.add_call(result.reading)
         _check(loaded, case.name, inputs, result, oracle.reference_outputs(reference, inputs), errors)
         index += 1
     case = Case("after timing", fresh_seed())

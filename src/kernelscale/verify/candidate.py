@@ -14,6 +14,7 @@ and held too.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import tempfile
@@ -63,6 +64,7 @@ class CallResult:
     own_ms: float  # the runner's own figure (CUDA events on a GPU): advisory
     ship_ms: float  # measured by the oracle: `ship` sent → outputs written
     mutated_inputs: list[int]
+    reading: ClockReading  # every figure of this call (a timed call's are held by the timer rule)
 
 
 class CandidateProcess:
@@ -139,11 +141,11 @@ class CandidateProcess:
                 Verdict("runtime_error", f"the runner's outputs cannot be read: {exc}")
             ) from None
         _check_commitment(outputs, output_key, committed.get("digests"))
-        own_ms = float(done.get("own_ms") or 0.0)
+        own_ms = _runner_ms(done.get("own_ms"))
         reading = ClockReading(window_ms, own_ms, ship_ms, stage_ms, flush_ms, probe_ms, key_ms, commit_ms)
         self.clock.append(reading)
         return CallResult(
-            outputs, window_ms, reading.own_ms, ship_ms, list(reply.get("mutated_inputs") or [])
+            outputs, window_ms, reading.own_ms, ship_ms, list(reply.get("mutated_inputs") or []), reading
         )
 
     def _stage(self, masked: list, inputs: list, deadline: float) -> float:
@@ -204,6 +206,26 @@ def _readable_by_runner(folder: Path) -> None:
     for entry in folder.iterdir():
         if entry.is_file() and not entry.is_symlink():
             os.chmod(entry, 0o644)
+
+
+def _runner_ms(value) -> float:
+    """The runner's own figure for a call: a finite, non-negative number of milliseconds, or the
+    attempt ends. JSON carries NaN, and NaN passes every rule written as "reject when below (or
+    above) the bound": it would leave the timer rule silent and be reported as the time."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise AttemptFailed(
+            Verdict(
+                "rejected",
+                f"the runner reported its time as {str(value)[:40]!r}, not a finite number of milliseconds",
+                rule="timer_mismatch",
+            )
+        )
+    return float(value)
 
 
 def fresh_key() -> int:

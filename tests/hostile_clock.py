@@ -1,0 +1,136 @@
+"""Hostile candidates against how the oracle reads the runner's clock and replies.
+
+Each one forges what the runner reports (its own time, or the replies themselves) in a way the
+rules of docs/verifier.md must still catch from outside: a number that is not a number, forgery
+aimed only at the calls whose figure is reported, work moved out of the window only on those
+calls, and a reply too large or too deeply nested for the oracle to hold. All run with the screen
+off; the verdict is asserted from the oracle (tests/test_hostile_protocol.py).
+"""
+
+from __future__ import annotations
+
+from hostile_protocol import RUNNER_HOOKS, SCALED_EXP_KERNEL, SCALED_EXP_MODEL, ProtocolCheat
+
+# The calls before the timed ones under the default options on scaled_exp: four fresh trials, the
+# rescaled one, three shifted ones, the first repeated, and the warm-up. A candidate can count
+# them (lazy_after_trials does): from call 11 on, its figures are the ones reported.
+UNTIMED_CALLS = 10
+
+# Its own time as NaN (JSON carries it): every comparison with NaN is false, so a rule written as
+# "reject if own < bound" passes it, and NaN minus the harness is the reported time.
+REPORTS_NAN_TIME = (
+    SCALED_EXP_KERNEL
+    + RUNNER_HOOKS
+    + """
+_honest = _runner.Runner._timed_call
+
+
+def _nan_time(self):
+    out, own_ms, ops = _honest(self)
+    return out, float("nan"), ops
+
+
+_runner.Runner._timed_call = _nan_time
+"""
+    + SCALED_EXP_MODEL
+)
+
+# A slow kernel (30 passes) that reports its honest time on every call before the timed ones
+# and a thousandth of it on the timed calls: over all calls the median of its figures is still
+# honest, but the reported time is the median over the timed calls only. On a GPU the same
+# attack forges just over half of the timed calls, honest on the rest, to the same effect.
+FORGES_CLOCK_WHEN_TIMED = (
+    SCALED_EXP_KERNEL
+    + RUNNER_HOOKS
+    + f"""
+_honest = _runner.Runner._timed_call
+_calls = [0]
+
+
+def _forged_when_timed(self):
+    out, own_ms, ops = _honest(self)
+    _calls[0] += 1
+    return out, own_ms / 1000.0 if _calls[0] > {UNTIMED_CALLS} else own_ms, ops
+
+
+_runner.Runner._timed_call = _forged_when_timed
+
+
+class ModelNew(nn.Module):
+    def forward(self, x, y):
+        out = scaled_exp(x, y)
+        for _ in range(29):
+            out = scaled_exp(x, y)
+        return out
+"""
+)
+
+# precomputes_after_key, but only on the timed calls: its (100-pass) work runs in the key step,
+# before `go`, so the window and its own figure are tiny there; the calls before are honest and
+# outnumber the timed ones, so every median over all calls (key step, own time) looks honest.
+PRECOMPUTES_AFTER_KEY_WHEN_TIMED = (
+    SCALED_EXP_KERNEL
+    + RUNNER_HOOKS
+    + f"""
+_honest_key = _runner.Runner.key
+_honest_call = _runner.Runner._timed_call
+_kept = []
+_calls = [0]
+
+
+def _key_and_work(self, msg):
+    reply = _honest_key(self, msg)
+    _calls[0] += 1
+    if _calls[0] > {UNTIMED_CALLS}:
+        _kept.append(self.model(*self.buffers))
+    return reply
+
+
+def _answer_kept(self):
+    if _kept:
+        return _kept.pop(), 0.001, set()
+    return _honest_call(self)
+
+
+_runner.Runner.key = _key_and_work
+_runner.Runner._timed_call = _answer_kept
+
+
+class ModelNew(nn.Module):
+    def forward(self, x, y):
+        out = scaled_exp(x, y)
+        for _ in range(99):
+            out = scaled_exp(x, y)
+        return out
+"""
+)
+
+CLOCK_CHEATS = [
+    ProtocolCheat(
+        "reports_nan_time",
+        "forged times",
+        "scaled_exp",
+        REPORTS_NAN_TIME,
+        "rejected",
+        "timer_mismatch",
+        reason_start="the runner reported",
+    ),
+    ProtocolCheat(
+        "forges_clock_when_timed",
+        "forged times",
+        "scaled_exp",
+        FORGES_CLOCK_WHEN_TIMED,
+        "rejected",
+        "timer_mismatch",
+        reason_start="timed calls:",
+    ),
+    ProtocolCheat(
+        "precomputes_after_key_when_timed",
+        "forged times",
+        "scaled_exp",
+        PRECOMPUTES_AFTER_KEY_WHEN_TIMED,
+        "rejected",
+        "timer_mismatch",
+        reason_start="timed calls: unmasking the inputs",
+    ),
+]
