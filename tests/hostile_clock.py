@@ -105,6 +105,48 @@ class ModelNew(nn.Module):
 """
 )
 
+# The channel to the oracle is the runner's stdout, a pipe the candidate can find and write.
+RESULT_PIPE = """
+import fcntl
+import os
+import stat
+
+
+def _result_pipe():
+    for fd in range(3, 256):
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISFIFO(info.st_mode) and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY:
+            return fd
+    raise RuntimeError("no result pipe")
+"""
+
+# Writes to the oracle without ever ending the line, as fast as the pipe takes it: an oracle
+# that keeps reading until the newline grows without bound (and rescans what it holds each read).
+FLOODS_THE_CHANNEL = (
+    SCALED_EXP_KERNEL
+    + RESULT_PIPE
+    + """
+_junk = b"x" * 65536
+while True:
+    os.write(_result_pipe(), _junk)
+"""
+    + SCALED_EXP_MODEL
+)
+
+# One reply nested 200,000 lists deep: the JSON parser recurses, and a RecursionError is no
+# JSONDecodeError; an oracle that only expects the latter blames itself.
+NESTS_A_REPLY = (
+    SCALED_EXP_KERNEL
+    + RESULT_PIPE
+    + """
+os.write(_result_pipe(), b"[" * 200000 + b"\\n")
+"""
+    + SCALED_EXP_MODEL
+)
+
 CLOCK_CHEATS = [
     ProtocolCheat(
         "reports_nan_time",
@@ -132,5 +174,21 @@ CLOCK_CHEATS = [
         "rejected",
         "timer_mismatch",
         reason_start="timed calls: unmasking the inputs",
+    ),
+    ProtocolCheat(
+        "floods_the_channel",
+        "oracle survival",
+        "scaled_exp",
+        FLOODS_THE_CHANNEL,
+        "runtime_error",
+        reason_start="candidate process broke the result protocol: a reply longer than",
+    ),
+    ProtocolCheat(
+        "nests_a_reply",
+        "oracle survival",
+        "scaled_exp",
+        NESTS_A_REPLY,
+        "runtime_error",
+        reason_start="candidate process broke the result protocol",
     ),
 ]

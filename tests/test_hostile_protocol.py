@@ -42,13 +42,18 @@ def test_every_timed_call_is_checked_and_counted(cpu_pool):
     assert "calls checked" in verdict.reason
 
 
-def test_the_oracle_survives_a_truncated_output_slab(cpu_pool, scaled_exp):
-    """The verdict is the candidate's, the same oracle then verifies an honest kernel."""
-    from hostile_protocol import TRUNCATES_OUTPUT_SLAB
+@pytest.mark.parametrize("name", ["truncates_output_slab", "floods_the_channel", "nests_a_reply"])
+def test_the_oracle_survives_a_runner_that_breaks_the_channel(cpu_pool, scaled_exp, name):
+    """The verdict is the candidate's (never a verifier error, never a retry on another worker,
+    never the attempt's whole timeout), and the same oracle then verifies an honest kernel."""
+    import time
 
+    cheat = next(c for c in PROTOCOL_CHEATS + CLOCK_CHEATS if c.name == name)
     pids, replaced = [w.pid for w in cpu_pool.pool.workers], cpu_pool.pool.replacements
-    verdict = cpu_pool.verify(scaled_exp, TRUNCATES_OUTPUT_SLAB, screen=False)
+    started = time.monotonic()
+    verdict = cpu_pool.verify(scaled_exp, cheat.source, screen=False)
     assert verdict.status == "runtime_error" and "not the candidate" not in verdict.reason, verdict.reason
+    assert "retried" not in verdict.reason and time.monotonic() - started < 55, verdict.reason
     honest = cpu_pool.verify(scaled_exp, (TESTS / "problems" / "good_scaled_exp.py").read_text())
     assert honest.status == "correct", honest.headline()
     assert [w.pid for w in cpu_pool.pool.workers] == pids and cpu_pool.pool.replacements == replaced
