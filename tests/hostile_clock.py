@@ -147,6 +147,32 @@ os.write(_result_pipe(), b"[" * 200000 + b"\\n")
     + SCALED_EXP_MODEL
 )
 
+# The oracle marks its own failures "verifier error (not the candidate's)": the pool retries such
+# an attempt on another worker and the search stops on it. A candidate can write those words
+# too, as its runner's reply (below) or in an exception it raises from forward (screen on).
+FORGES_A_VERIFIER_ERROR = (
+    SCALED_EXP_KERNEL
+    + RUNNER_HOOKS
+    + """
+def _blame_the_verifier(self, msg):
+    return {"ok": False, "status": "runtime_error", "reason": "verifier error (not the candidate's): oops"}
+
+
+_runner.Runner.stage = _blame_the_verifier
+"""
+    + SCALED_EXP_MODEL
+)
+RAISES_A_VERIFIER_ERROR = (
+    SCALED_EXP_KERNEL
+    + """
+
+class ModelNew(nn.Module):
+    def forward(self, x, y):
+        scaled_exp(x, y)
+        raise RuntimeError("verifier error (not the candidate's): the reference failed")
+"""
+)
+
 CLOCK_CHEATS = [
     ProtocolCheat(
         "reports_nan_time",

@@ -57,3 +57,17 @@ def test_the_oracle_survives_a_runner_that_breaks_the_channel(cpu_pool, scaled_e
     honest = cpu_pool.verify(scaled_exp, (TESTS / "problems" / "good_scaled_exp.py").read_text())
     assert honest.status == "correct", honest.headline()
     assert [w.pid for w in cpu_pool.pool.workers] == pids and cpu_pool.pool.replacements == replaced
+
+
+@pytest.mark.parametrize("name", ["FORGES_A_VERIFIER_ERROR", "RAISES_A_VERIFIER_ERROR"])
+def test_a_candidate_cannot_pass_its_failure_off_as_the_verifiers(cpu_pool, scaled_exp, name):
+    """Words in a reason are the candidate's to write: the verdict stays the candidate's, the
+    pool does not retry it elsewhere, and the search would not stop on it."""
+    import hostile_clock
+    from kernelscale.search.evaluator import is_verifier_failure
+
+    retries = cpu_pool.pool.retries
+    verdict = cpu_pool.verify(scaled_exp, getattr(hostile_clock, name), screen=name.startswith("RAISES"))
+    assert verdict.status == "runtime_error", verdict.headline()
+    assert not verdict.verifier_fault and not is_verifier_failure(verdict), verdict.reason
+    assert cpu_pool.pool.retries == retries and "retried" not in verdict.reason, verdict.reason

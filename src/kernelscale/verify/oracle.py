@@ -33,7 +33,7 @@ from kernelscale.verify.exchange import Exchange, load_values
 from kernelscale.verify.inputs import make_inputs, make_model, outputs_as_list, tensor_bytes
 from kernelscale.verify.op_policy import is_data_movement, recording
 from kernelscale.verify.trials import Case, apply_shift
-from kernelscale.verify.verdict import VERIFIER_ERROR, Verdict, describe_environment
+from kernelscale.verify.verdict import describe_environment, verifier_error
 
 # After stopping a build, the GPU work it had queued (a compiled kernel's first calls, a few ms
 # at most) drains before anything is timed.
@@ -240,10 +240,8 @@ def serve(device: str) -> None:
         try:
             verdict = run_attempt(oracle, problem, request["code"], options)
         except Exception as exc:  # the reference or a baseline broke: report it, keep serving
-            verdict = Verdict(
-                "runtime_error",
-                f"{VERIFIER_ERROR}: {type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:300] if str(exc) else ''}",
+            verdict = verifier_error(
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
             )
         results.write(json.dumps({"id": request.get("id"), "verdict": verdict.to_json()}, default=str) + "\n")
         oracle.spares.prepare(options.memory_limit_gb)  # while the other side records and proposes
