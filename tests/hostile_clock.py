@@ -173,6 +173,35 @@ class ModelNew(nn.Module):
 """
 )
 
+# Replies whose fields are of the wrong kind, each something the oracle used without asking:
+# an output described as a quantized dtype (torch raises while copying it), a list of mutated
+# inputs that is a number, a failure's reason that is an object (the search then treats it as a
+# string). Native code from load_inline can write such replies with the screen on.
+SHIPS_A_QUANTIZED_OUTPUT = (
+    SCALED_EXP_KERNEL
+    + RUNNER_HOOKS
+    + """
+_honest_ship = _runner.Runner.ship
+
+
+def _quantized(self, msg):
+    reply = _honest_ship(self, msg)
+    reply["outputs"][0]["dtype"] = "qint8"
+    return reply
+
+
+_runner.Runner.ship = _quantized
+"""
+    + SCALED_EXP_MODEL
+)
+MUTATED_INPUTS_AS_A_NUMBER = SHIPS_A_QUANTIZED_OUTPUT.replace(
+    'reply["outputs"][0]["dtype"] = "qint8"', 'reply["mutated_inputs"] = 7'
+)
+REASON_AS_AN_OBJECT = SHIPS_A_QUANTIZED_OUTPUT.replace(
+    '    reply = _honest_ship(self, msg)\n    reply["outputs"][0]["dtype"] = "qint8"\n    return reply',
+    '    return {"ok": False, "status": "rejected", "rule": ["x"], "reason": {"not": "a string"}}',
+)
+
 CLOCK_CHEATS = [
     ProtocolCheat(
         "reports_nan_time",

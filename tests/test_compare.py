@@ -132,3 +132,9 @@ def test_honest_bf16_attention_noise_passes_the_share_check():
     share_rtol_alone = float((significant & (err > (1e-2 + 2**-8) * w.abs())).sum() / significant.sum())
     assert share_rtol_alone > 0.01  # the rule without the RMS term would reject this kernel
     assert compare_outputs([got], [want], 1e-2)[0] is None
+
+
+def test_a_tensor_where_the_reference_returns_a_plain_value_is_a_mismatch_not_an_error():
+    mismatch, _ = compare_outputs([torch.ones(3)], [3], 1e-4)
+    assert mismatch is not None
+    assert compare_outputs([3], [3], 1e-4)[0] is None

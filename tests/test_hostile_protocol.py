@@ -59,7 +59,16 @@ def test_the_oracle_survives_a_runner_that_breaks_the_channel(cpu_pool, scaled_e
     assert [w.pid for w in cpu_pool.pool.workers] == pids and cpu_pool.pool.replacements == replaced
 
 
-@pytest.mark.parametrize("name", ["FORGES_A_VERIFIER_ERROR", "RAISES_A_VERIFIER_ERROR"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "FORGES_A_VERIFIER_ERROR",
+        "RAISES_A_VERIFIER_ERROR",
+        "SHIPS_A_QUANTIZED_OUTPUT",
+        "MUTATED_INPUTS_AS_A_NUMBER",
+        "REASON_AS_AN_OBJECT",
+    ],
+)
 def test_a_candidate_cannot_pass_its_failure_off_as_the_verifiers(cpu_pool, scaled_exp, name):
     """Words in a reason are the candidate's to write: the verdict stays the candidate's, the
     pool does not retry it elsewhere, and the search would not stop on it."""
@@ -68,6 +77,19 @@ def test_a_candidate_cannot_pass_its_failure_off_as_the_verifiers(cpu_pool, scal
 
     retries = cpu_pool.pool.retries
     verdict = cpu_pool.verify(scaled_exp, getattr(hostile_clock, name), screen=name.startswith("RAISES"))
-    assert verdict.status == "runtime_error", verdict.headline()
+    assert verdict.status in ("runtime_error", "rejected"), verdict.headline()
+    assert isinstance(verdict.reason, str) and (verdict.rule is None or isinstance(verdict.rule, str))
     assert not verdict.verifier_fault and not is_verifier_failure(verdict), verdict.reason
     assert cpu_pool.pool.retries == retries and "retried" not in verdict.reason, verdict.reason
+
+
+def test_a_failure_reply_is_held_to_text():
+    """A runner's failure reply becomes the verdict's reason and rule: text, and bounded."""
+    from kernelscale.verify.replies import MAX_REASON_CHARS, AttemptFailed, expect
+
+    with pytest.raises(AttemptFailed) as caught:
+        expect({"ok": False, "status": "correct", "reason": ["x"] * 10**5, "rule": {"a": 1}})
+    verdict = caught.value.verdict
+    assert verdict.status == "runtime_error" and not verdict.verifier_fault
+    assert isinstance(verdict.reason, str) and len(verdict.reason) <= MAX_REASON_CHARS
+    assert isinstance(verdict.rule, str)

@@ -25,7 +25,7 @@ from pathlib import Path
 from kernelscale.verify.exchange import Exchange
 from kernelscale.verify.inputs import fingerprint
 from kernelscale.verify.masking import masked_copy, torch_digests
-from kernelscale.verify.replies import AttemptFailed, expect
+from kernelscale.verify.replies import AttemptFailed, expect, mutated_inputs
 from kernelscale.verify.sandbox import Child, sandbox_env
 from kernelscale.verify.slab import OracleSlab, SlabError, slab_bytes
 from kernelscale.verify.verdict import Verdict
@@ -144,15 +144,14 @@ class CandidateProcess:
         own_ms = _runner_ms(done.get("own_ms"))
         reading = ClockReading(window_ms, own_ms, ship_ms, stage_ms, flush_ms, probe_ms, key_ms, commit_ms)
         self.clock.append(reading)
-        return CallResult(
-            outputs, window_ms, reading.own_ms, ship_ms, list(reply.get("mutated_inputs") or []), reading
-        )
+        return CallResult(outputs, window_ms, reading.own_ms, ship_ms, mutated_inputs(reply), reading)
 
     def _stage(self, masked: list, inputs: list, deadline: float) -> float:
         request = {"op": "stage", "inputs": self._slabs(inputs).write(masked)}
         request |= {"slabs": [self.inputs_slab.describe(), self.outputs_slab.describe()]}
         staged, stage_ms = self._timed_request(request, deadline)
-        self.pinned_slabs = int(staged.get("pinned_slabs") or 0)
+        pinned = staged.get("pinned_slabs")
+        self.pinned_slabs = pinned if type(pinned) is int and 0 <= pinned <= 2 else 0  # advisory
         if staged.get("inputs") != fingerprint(masked):
             raise AttemptFailed(
                 Verdict(

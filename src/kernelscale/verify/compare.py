@@ -77,7 +77,10 @@ def _check_one(
     label: str, got: Any, want: Any, tol: float, stats: dict, scale: float = 1.0
 ) -> Mismatch | None:
     if not isinstance(want, torch.Tensor):
-        return None if got == want else Mismatch(f"{label}: {got!r} != {want!r}")
+        # A tensor where the reference returns a plain value: `==` would be a tensor, and its
+        # truth value an exception here instead of the candidate's mismatch.
+        same = not isinstance(got, torch.Tensor) and got == want
+        return None if same else Mismatch(f"{label}: {str(got)[:80]} != {want!r}")
     problem = _form(label, got, want)
     if problem:
         return Mismatch(problem)

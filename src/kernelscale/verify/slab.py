@@ -107,14 +107,21 @@ class _Slab:
             raise SlabError(
                 f"descriptor outside the slab: offset {offset}, {storage} bytes of {self.capacity}"
             )
-        size = torch.empty((), dtype=dtype).element_size()
-        if storage % size:
-            raise SlabError(f"{storage} bytes of storage is not a whole number of {dtype} elements")
-        flat = torch.empty(storage // size, dtype=dtype, device=device)
-        flat.copy_(self._get(offset, storage).view(dtype))
+        # The descriptor is the other process's word: whatever torch refuses in it (a quantized
+        # or sub-byte dtype, strides outside the storage) is that process's error, never ours.
+        try:
+            size = torch.empty((), dtype=dtype).element_size()
+            if storage % size:
+                raise SlabError(f"{storage} bytes of storage is not a whole number of {dtype} elements")
+            flat = torch.empty(storage // size, dtype=dtype, device=device)
+            flat.copy_(self._get(offset, storage).view(dtype))
+        except (RuntimeError, TypeError, ValueError) as exc:
+            if isinstance(exc, SlabError):
+                raise
+            raise SlabError(f"a {dtype} value cannot travel: {str(exc)[:120]}") from None
         try:
             return flat.as_strided(shape, stride, start)
-        except RuntimeError as exc:
+        except (RuntimeError, TypeError, ValueError) as exc:
             raise SlabError(f"shape {shape}, strides {stride} do not fit their storage: {exc}") from None
 
     def _put(self, offset: int, flat: torch.Tensor) -> None:
