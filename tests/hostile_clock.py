@@ -202,6 +202,18 @@ REASON_AS_AN_OBJECT = SHIPS_A_QUANTIZED_OUTPUT.replace(
     '    return {"ok": False, "status": "rejected", "rule": ["x"], "reason": {"not": "a string"}}',
 )
 
+# Passes the screen: module-level code may use torch as it likes, and torch.save writes a file.
+# The oracle creates the input slab in the attempt folder at the first call, after the
+# candidate's import; a file already there made that creation raise in the oracle.
+PLANTS_THE_INPUT_SLAB = (
+    SCALED_EXP_KERNEL
+    + """
+torch.save(torch.zeros(1), "inputs.slab")
+torch.save(torch.zeros(1), "outputs.slab")
+"""
+    + SCALED_EXP_MODEL
+)
+
 CLOCK_CHEATS = [
     ProtocolCheat(
         "reports_nan_time",

@@ -109,6 +109,8 @@ class CandidateProcess:
         if self.child is not None:
             _readable_by_runner(self.workdir)  # written after the runner's uid was given the folder
         self.spawn()
+        if getattr(self.loaded, "input_bytes", 0):  # before any candidate code runs (_make_slabs)
+            self._make_slabs(self.loaded.input_bytes)
         message = {
             "op": "load",
             "device": self.oracle.device,
@@ -168,13 +170,27 @@ class CandidateProcess:
         return reply, (time.perf_counter() - sent) * 1e3
 
     def _slabs(self, inputs: list) -> OracleSlab:
-        """The input slab (and the output slab), made at the first call: every call's inputs
-        have the sizes of the first, and the outputs those of the reference's."""
+        """The input slab (and the output slab): made by `start`, before the candidate's code
+        runs, where the problem's input sizes are known; else here, at the first call."""
         if self.inputs_slab is None:
-            self.inputs_slab = OracleSlab(self.workdir / "inputs.slab", slab_bytes(inputs))
-            room = int(OUTPUT_ROOM * self.loaded.output_bytes) + 2**20
-            self.outputs_slab = OracleSlab(self.workdir / "outputs.slab", room, writable_by_others=True)
+            self._make_slabs(slab_bytes(inputs))
         return self.inputs_slab
+
+    def _make_slabs(self, input_bytes: int) -> None:
+        """Every call's inputs have the sizes of the first, and the outputs those of the
+        reference's. The attempt folder is the candidate's to write: a name the oracle creates
+        there once candidate code has run may already be taken (a file, a directory), which is
+        then the candidate's doing, never the oracle's error."""
+        room = int(OUTPUT_ROOM * self.loaded.output_bytes) + 2**20
+        try:
+            self.inputs_slab = OracleSlab(self.workdir / "inputs.slab", input_bytes)
+            self.outputs_slab = OracleSlab(self.workdir / "outputs.slab", room, writable_by_others=True)
+        except OSError as exc:
+            raise AttemptFailed(
+                Verdict(
+                    "runtime_error", f"the attempt folder was tampered with: {exc.strerror}: {exc.filename}"
+                )
+            ) from None
 
     def check_guards(self, deadline: float) -> None:
         expect(self.child.request({"op": "guards"}, deadline))
