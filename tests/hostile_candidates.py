@@ -216,6 +216,24 @@ CHEATS = [
         imports="import kernelscale.verify.timing",
     ),
     Cheat(
+        # Attributes reached by string: the runner's module, then its class's __setattr__, to
+        # forge its clock (a fifth of the truth, on a 30-pass kernel). No name on the screen's
+        # lists appears in the source; the oracle's timer rule still sees the forgery.
+        "patches_by_string",
+        "out = scaled_exp(x, y)\nfor _ in range(29):\n    out = scaled_exp(x, y)\nreturn out",
+        ("rejected", "forbidden_call"),
+        ("rejected", "timer_mismatch"),
+        imports="import operator",
+        helpers=(
+            'runner = operator.attrgetter("sys.modules")(torch)["__main__"].Runner\n'
+            'honest = operator.attrgetter("_timed_call")(runner)\n\n\n'
+            "def forged(self):\n"
+            "    out, own_ms, ops = honest(self)\n"
+            "    return out, own_ms / 5.0, ops\n\n\n"
+            'operator.attrgetter("__setattr__")(type)(runner, "_timed_call", forged)\n'
+        ),
+    ),
+    Cheat(
         "uses_torch_compile",
         "f = torch.compile(lambda a, b: torch.exp(a) * 2.0 + b)\nscaled_exp(x, y)\nreturn f(x, y)",
         ("rejected", "torch_compile"),

@@ -224,15 +224,11 @@ def _readable_by_runner(folder: Path) -> None:
 
 
 def _runner_ms(value) -> float:
-    """The runner's own figure for a call: a finite, non-negative number of milliseconds, or the
-    attempt ends. JSON carries NaN, and NaN passes every rule written as "reject when below (or
-    above) the bound": it would leave the timer rule silent and be reported as the time."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    """The runner's own figure for a call: a finite number of milliseconds, or the attempt ends.
+    JSON carries NaN, and NaN passes every rule written as "reject when below (or above) the
+    bound": it would leave the timer rule silent and be reported as the time. A finite figure,
+    however low, is the timer rule's to judge (after the guards, whose finding says more)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise AttemptFailed(
             Verdict(
                 "rejected",

@@ -26,6 +26,7 @@ from kernelscale.verify.screen_tables import (
     REACHED_MODULES,
     RULES,
     STREAM_CALLS,
+    STRING_ACCESSORS,
 )
 
 GENERIC_RULES = frozenset({"forbidden_import", "forbidden_call", "private_access"})
@@ -157,7 +158,7 @@ class _Scan:
             return self._patch_rules(node)
         if isinstance(node, ast.Attribute):
             return self._attribute_rules(node)
-        if isinstance(node, ast.Name) and node.id in FORBIDDEN_CALLS:
+        if isinstance(node, ast.Name) and node.id in FORBIDDEN_CALLS | STRING_ACCESSORS:
             return [Violation("forbidden_call", line, f"`{node.id}`")]
         if isinstance(node, ast.Call):
             return self._call_rules(node)
@@ -181,6 +182,10 @@ class _Scan:
                 if f"{node.module}.{a.name}".startswith(LIBRARY_FORBIDDEN):
                     found.append(
                         Violation("forbidden_import", node.lineno, f"from {node.module} import {a.name}")
+                    )
+                if a.name in STRING_ACCESSORS:
+                    found.append(
+                        Violation("forbidden_call", node.lineno, f"from {node.module} import {a.name}")
                     )
                 if a.name in REACHED_MODULES:
                     found.append(
@@ -214,6 +219,10 @@ class _Scan:
         full = self.canonical(node) or ""
         if full.startswith(LIBRARY_FORBIDDEN):
             return [Violation("forbidden_call", line, f"`{full}`")]
+        if attr in STRING_ACCESSORS:
+            return [
+                Violation("forbidden_call", line, f"`{full or '.' + attr}` reaches attributes by a string")
+            ]
         if attr in ("environ", "getenv", "putenv", "environb"):
             return [Violation("env_access", line, f"`.{attr}`")]
         if attr in ("_getframe", "f_back", "f_locals", "f_globals", "tb_frame", "gi_frame", "cr_frame"):
