@@ -139,3 +139,9 @@ def test_large_copies_in_chunks_arrive_whole_and_a_short_file_is_still_caught(tm
     os.truncate(tmp_path / "out.slab", 12345)
     with pytest.raises(SlabError, match="truncated"):
         outputs.read(shipped)
+
+
+def test_the_oracles_slab_is_reserved_whole_when_made(tmp_path):
+    """No write of the oracle's needs new space once the candidate runs (it could fill /dev/shm)."""
+    slab = OracleSlab(tmp_path / "in.slab", 1 << 20)
+    assert os.fstat(slab.fd).st_blocks * 512 >= slab.capacity

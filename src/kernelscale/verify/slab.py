@@ -143,6 +143,11 @@ class OracleSlab(_Slab):
         self.capacity = max(ALIGN, math.ceil(nbytes / ALIGN) * ALIGN)
         self.fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o600)
         os.ftruncate(self.fd, self.capacity)
+        # Every page reserved now, before the candidate runs: a sparse slab in /dev/shm needs new
+        # pages at each call's write, and a candidate that fills /dev/shm with files (bounded per
+        # file, not in total) would make that write fail in the oracle, an error of its own.
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(self.fd, 0, self.capacity)
         os.fchmod(self.fd, 0o666 if writable_by_others else 0o644)
         self._host: torch.Tensor | None = None
 
