@@ -95,3 +95,16 @@ def test_a_failure_reply_is_held_to_text():
     assert verdict.status == "runtime_error" and not verdict.verifier_fault
     assert isinstance(verdict.reason, str) and len(verdict.reason) <= MAX_REASON_CHARS
     assert isinstance(verdict.rule, str)
+
+
+def test_memory_held_by_the_candidate_is_its_failure_not_the_verifiers(cpu_pool):
+    """Passes the screen: at import it "holds" memory (tests/problems/oom_reference.py stands in
+    for a GPU whose memory the candidate took), and the oracle's next reference call runs out."""
+    from kernelscale.search.evaluator import is_verifier_failure
+
+    code = (TESTS / "problems" / "good_scaled_exp.py").read_text()
+    code = code.replace("class ModelNew", 'torch.save(torch.zeros(1), "hoarding")\n\n\nclass ModelNew', 1)
+    retries = cpu_pool.pool.retries
+    verdict = cpu_pool.verify(load_problem(TESTS / "problems" / "oom_reference.py"), code)
+    assert verdict.status == "runtime_error" and "ran out of memory" in verdict.reason, verdict.reason
+    assert not is_verifier_failure(verdict) and cpu_pool.pool.retries == retries, verdict.reason

@@ -65,6 +65,10 @@ def run_attempt(oracle, problem: Problem, code: str, options: VerifyOptions) -> 
         )
     except ChildGone as gone:
         verdict = Verdict("runtime_error", f"candidate process {gone}")
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        if not candidate.holds_candidate:
+            raise  # no candidate alive: the verifier's own shortage (a verifier error)
+        verdict = _memory_held(exc)
     finally:
         tail = candidate.log_tail()
         candidate.kill()
@@ -76,6 +80,20 @@ def run_attempt(oracle, problem: Problem, code: str, options: VerifyOptions) -> 
     verdict.interpreted = oracle.device != "cuda"
     verdict.cost_s = {**waited, **verdict.cost_s, "total": round(time.monotonic() - started, 3)}
     return verdict
+
+
+def _memory_held(exc: BaseException) -> Verdict:
+    """Out of memory in the oracle while the candidate's process lives: its doing, not a verifier
+    fault. The oracle's own needs at this problem's sizes were met before the candidate started
+    (the reference, the baselines, the calibration), and the candidate can hold any amount of
+    device memory (no limit holds it across processes) to make the oracle's next allocation fail,
+    which as a verifier error would be retried elsewhere and then stop the search."""
+    detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    return Verdict(
+        "runtime_error",
+        f"the verifier ran out of memory while the candidate's process held memory ({detail}); "
+        "a kernel must not hold more memory than its call needs",
+    )
 
 
 def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, timing: TimingResult) -> Verdict:

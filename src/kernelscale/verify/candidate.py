@@ -81,6 +81,7 @@ class CandidateProcess:
         self.inputs_slab: OracleSlab | None = None  # made at the first call, when the sizes are known
         self.outputs_slab: OracleSlab | None = None
         self.pinned_slabs = 0  # slabs the runner could page-lock: plain copies are slower, not wrong
+        self.holds_candidate = False  # its code sent and the process not yet killed
 
     def spawn(self) -> None:
         """Start the runner in its sandbox: trusted code that imports its libraries and waits.
@@ -111,6 +112,7 @@ class CandidateProcess:
         self.spawn()
         if getattr(self.loaded, "input_bytes", 0):  # before any candidate code runs (_make_slabs)
             self._make_slabs(self.loaded.input_bytes)
+        self.holds_candidate = True
         message = {
             "op": "load",
             "device": self.oracle.device,
@@ -209,6 +211,7 @@ class CandidateProcess:
             self._tail = self.child.log_tail()
             self.child.kill()
             self.child = None
+        self.holds_candidate = False
         for slab in (self.inputs_slab, self.outputs_slab):
             if slab is not None:
                 slab.close()
