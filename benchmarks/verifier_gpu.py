@@ -50,10 +50,11 @@ def hostile_jobs():
     sys.path.insert(0, str(TESTS))
     from hostile_candidates import CHEATS
     from hostile_clock import CLOCK_CHEATS
+    from hostile_digest import DIGEST_CHEATS
     from hostile_protocol import PROTOCOL_CHEATS
 
     scaled = load_problem(TESTS / "problems" / "scaled_exp.py").with_options(baselines=("eager",))
-    for cheat in PROTOCOL_CHEATS + CLOCK_CHEATS:
+    for cheat in PROTOCOL_CHEATS + CLOCK_CHEATS + DIGEST_CHEATS:
         problem = (
             scaled
             if cheat.problem == "scaled_exp"

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import TESTS
 from hostile_clock import CLOCK_CHEATS
+from hostile_digest import DIGEST_CHEATS
 from hostile_protocol import PROTOCOL_CHEATS, ProtocolCheat
 from kernelscale.problems import load_problem
 
@@ -18,7 +19,7 @@ def _problem(ref: str):
     return load_problem(TESTS / "problems" / "scaled_exp.py" if ref == "scaled_exp" else ref)
 
 
-@pytest.mark.parametrize("cheat", PROTOCOL_CHEATS + CLOCK_CHEATS, ids=lambda c: c.name)
+@pytest.mark.parametrize("cheat", PROTOCOL_CHEATS + CLOCK_CHEATS + DIGEST_CHEATS, ids=lambda c: c.name)
 def test_protocol_cheat_is_caught(cpu_pool, cheat: ProtocolCheat):
     if cheat.gpu_only:
         pytest.skip(f"GPU only ({cheat.gpu_only}); benchmarks/verifier_gpu.py runs it on a GPU")
