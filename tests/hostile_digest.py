@@ -128,6 +128,31 @@ _runner.Runner.ship = _ship_after_work
     + SCALED_EXP_MODEL
 )
 
+# An integer output held to a float tolerance: the tolerance follows the bf16 input, so an index
+# of 100 or more may be off by one (atol 0.01 + rtol 0.01 x 100 >= 1). This kernel is exact for
+# indices under 128 and one too high for the rest.
+ARGMAX_OFF_BY_ONE = """
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def argmax_kernel(x_ptr, out_ptr, N: tl.constexpr):
+    row = tl.program_id(0)
+    x = tl.load(x_ptr + row * N + tl.arange(0, N)).to(tl.float32)
+    index = tl.argmax(x, axis=0)
+    tl.store(out_ptr + row, index + (index >= 128).to(index.dtype))
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        out = torch.empty(x.shape[0], dtype=torch.int64, device=x.device)
+        argmax_kernel[(x.shape[0],)](x, out, N=x.shape[1])
+        return out
+"""
+
 DIGEST_CHEATS = [
     ProtocolCheat(
         "collides_with_its_commit",
@@ -136,5 +161,12 @@ DIGEST_CHEATS = [
         COLLIDES_WITH_ITS_COMMIT,
         "rejected",
         "late_outputs",
+    ),
+    ProtocolCheat(
+        "argmax_off_by_one",
+        "comparison floor",
+        "argmax_rows",
+        ARGMAX_OFF_BY_ONE,
+        "incorrect",
     ),
 ]

@@ -16,7 +16,9 @@ from kernelscale.problems import load_problem
 
 
 def _problem(ref: str):
-    return load_problem(TESTS / "problems" / "scaled_exp.py" if ref == "scaled_exp" else ref)
+    """A problem of tests/problems by its stem (scaled_exp, argmax_rows), else a built-in id."""
+    planted = TESTS / "problems" / f"{ref}.py"
+    return load_problem(planted if planted.is_file() else ref)
 
 
 @pytest.mark.parametrize("cheat", PROTOCOL_CHEATS + CLOCK_CHEATS + DIGEST_CHEATS, ids=lambda c: c.name)

@@ -84,7 +84,10 @@ def _check_one(
     problem = _form(label, got, want)
     if problem:
         return Mismatch(problem)
-    g, w = got.detach().double(), want.detach().double()
+    if not (want.is_floating_point() or want.is_complex()):
+        return _exact(label, got, want, stats)
+    # A complex output is compared as its real and imaginary parts (`.double()` would drop one).
+    g, w = (_real_view(got).double(), _real_view(want).double())
     problem = _non_finite(g, w)
     if problem:
         return Mismatch(f"{label} {problem[0]}", worst_index=problem[1])
@@ -112,6 +115,26 @@ def _check_one(
             + (f" (+1 ulp of {_name(want.dtype)})" if _ulp(want.dtype) else ""),
         )
     return _whole_output(label, err, w, tol, slack, stats)
+
+
+def _real_view(t: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_real(t.detach()) if t.is_complex() else t.detach()
+
+
+def _exact(label: str, got: torch.Tensor, want: torch.Tensor, stats: dict) -> Mismatch | None:
+    """Integer and bool outputs (indices, counts, masks) have one right answer: a float tolerance
+    (set by a bf16 input, 1e-2) would pass an index of 100 or more off by one."""
+    differs = got != want
+    err = (got.double() - want.double()).abs()
+    _record(stats, err, want.double(), _first(differs) if differs.any() else None)
+    if differs.any():
+        return _mismatch(
+            stats,
+            _first(differs),
+            f"{label} mismatch: {int(differs.sum())} of {differs.numel()} elements differ "
+            f"({_name(want.dtype)} outputs must match exactly)",
+        )
+    return None
 
 
 def _whole_output(label: str, err: torch.Tensor, w: torch.Tensor, tol: float, slack: float, stats: dict):
