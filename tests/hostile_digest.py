@@ -153,6 +153,33 @@ class ModelNew(nn.Module):
         return out
 """
 
+# Two outputs, bf16 and fp32: the tolerance was the first floating output's (bf16, 1e-2) for
+# both, so the fp32 output could be rounded to bf16 (relative error up to 2**-9).
+FP32_OUTPUT_IN_BF16 = """
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def two_kernel(x_ptr, half_ptr, exp_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(x_ptr + offs, mask=mask)
+    tl.store(half_ptr + offs, (x * 2.0).to(tl.bfloat16), mask=mask)
+    rough = tl.exp(x).to(tl.bfloat16).to(tl.float32)
+    tl.store(exp_ptr + offs, rough, mask=mask)
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        half = torch.empty(x.shape, dtype=torch.bfloat16, device=x.device)
+        out = torch.empty_like(x)
+        two_kernel[(triton.cdiv(x.numel(), 256),)](x, half, out, x.numel(), BLOCK=256)
+        return half, out
+"""
+
 DIGEST_CHEATS = [
     ProtocolCheat(
         "collides_with_its_commit",
@@ -167,6 +194,13 @@ DIGEST_CHEATS = [
         "comparison floor",
         "argmax_rows",
         ARGMAX_OFF_BY_ONE,
+        "incorrect",
+    ),
+    ProtocolCheat(
+        "fp32_output_in_bf16",
+        "comparison floor",
+        "two_dtypes",
+        FP32_OUTPUT_IN_BF16,
         "incorrect",
     ),
 ]

@@ -30,17 +30,18 @@ class Mismatch:
 
 
 def compare_outputs(
-    got: list[Any], want: list[Any], tol: float, atol_scale: Sequence[float] | None = None
+    got: list[Any], want: list[Any], tol: float | Sequence[float], atol_scale: Sequence[float] | None = None
 ) -> tuple[Mismatch | None, dict]:
     """None when every output passes; the error statistics either way (worst over outputs).
-    `atol_scale[i]` multiplies the absolute floor of output i only (default 1.0 each)."""
+    `tol` is one tolerance for all outputs or one per output; `atol_scale[i]` multiplies the
+    absolute floor of output i only (default 1.0 each)."""
     if len(got) != len(want):
         return Mismatch(f"returned {len(got)} output(s), the reference returns {len(want)}"), {}
     stats: dict = {"max_abs_error": 0.0, "max_rel_error": 0.0, "norm_rel_error": 0.0}
     for i, (g, w) in enumerate(zip(got, want)):
         label = f"output {i}" if len(want) > 1 else "output"
         scale = atol_scale[i] if atol_scale is not None and i < len(atol_scale) else 1.0
-        problem = _check_one(label, g, w, tol, stats, scale)
+        problem = _check_one(label, g, w, tol if isinstance(tol, (int, float)) else tol[i], stats, scale)
         if problem is not None:
             return problem, stats
     return None, stats
