@@ -111,3 +111,35 @@ def test_memory_held_by_the_candidate_is_its_failure_not_the_verifiers(cpu_pool)
     verdict = cpu_pool.verify(load_problem(TESTS / "problems" / "oom_reference.py"), code)
     assert verdict.status == "runtime_error" and "ran out of memory" in verdict.reason, verdict.reason
     assert not is_verifier_failure(verdict) and cpu_pool.pool.retries == retries, verdict.reason
+
+
+def test_torch_work_in_a_triton_launch_hook_is_recorded(monkeypatch):
+    """Triton's runtime knobs run hooks inside JITFunction.run, which the recorder exempts; a
+    launch hook sees the kernel's arguments (through `launch_metadata`). On a GPU the whole answer
+    could be computed there with torch, unrecorded; the interpreter calls no such hook, so the
+    launch is stood in for here: a `run` that calls the hook, as Triton's does."""
+    import torch
+    from triton import knobs
+
+    from kernelscale.verify import op_policy
+
+    class Launch:
+        def run(self, x, out):
+            if knobs.runtime.launch_enter_hook is not None:
+                knobs.runtime.launch_enter_hook(None)
+
+    def hook(_metadata):
+        Launch.args[1].copy_(torch.exp(Launch.args[0]) * 2.0)
+
+    op_policy._wrap_method(Launch, "run")
+    x, out = torch.randn(8), torch.empty(8)
+    Launch.args = (x, out)
+    monkeypatch.setattr(knobs.runtime, "launch_enter_hook", hook)
+    with op_policy.recording() as recorder:
+        Launch().run(x, out)
+    assert {"exp", "mul"} <= recorder.ops, recorder.ops
+    monkeypatch.setattr(knobs.runtime, "launch_enter_hook", None)
+    assert not op_policy._user_hooks_in_launch()  # Triton's own defaults (empty chains) run nothing
+    with op_policy.recording() as recorder:
+        Launch().run(x, out)  # no hook of the candidate's: the launch stays exempt
+    assert not recorder.ops
