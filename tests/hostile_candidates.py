@@ -161,6 +161,15 @@ CHEATS = [
         helpers="class Sneaky(torch.Tensor):\n    pass\n",
     ),
     Cheat(
+        # The same subclass made at run time by type() with three arguments: no class statement
+        # names torch.Tensor as a base, and the __torch_function__ it could carry is only a key.
+        "tensor_subclass_by_type",
+        "return scaled_exp(x, y).as_subclass(Sneaky)",
+        ("rejected", "tensor_subclass"),
+        ("rejected", "tensor_subclass"),
+        helpers='Sneaky = type("Sneaky", (torch.Tensor,), {})\n',
+    ),
+    Cheat(
         "writes_part_of_output",
         "out = torch.empty_like(x)\nscaled_exp(x, y, out, x.numel() // 2)\nreturn out",
         ("incorrect", None),

@@ -74,3 +74,12 @@ class ModelNew(nn.Module):
         return ext.scaled_exp(x, y)
 """
     assert [v.rule for v in screen(code)] == []
+
+
+def test_a_class_made_by_type_is_screened():
+    """type(name, bases, dict) makes a tensor subclass with no class statement to see."""
+    from kernelscale.verify.screen import screen
+
+    cheat = next(c for c in CHEATS if c.name == "tensor_subclass_by_type")
+    assert "tensor_subclass" in [v.rule for v in screen(cheat.source())]
+    assert not [v for v in screen("t = type(3)\n") if v.rule == "tensor_subclass"]
