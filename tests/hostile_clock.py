@@ -214,6 +214,14 @@ torch.save(torch.zeros(1), "outputs.slab")
     + SCALED_EXP_MODEL
 )
 
+# Describes its one output a thousand times over: each descriptor lies within the output slab, so
+# each alone is valid, and the oracle allocated a slab's worth per descriptor (1 GB here, and
+# ~100,000 of them fit a reply) before the count of outputs was ever compared.
+DESCRIBES_ITS_OUTPUT_A_THOUSAND_TIMES = SHIPS_A_QUANTIZED_OUTPUT.replace(
+    'reply["outputs"][0]["dtype"] = "qint8"',
+    'reply["outputs"] = [dict(reply["outputs"][0], storage_bytes=self.outputs_slab.capacity)] * 1000',
+)
+
 CLOCK_CHEATS = [
     ProtocolCheat(
         "reports_nan_time",
@@ -257,5 +265,13 @@ CLOCK_CHEATS = [
         NESTS_A_REPLY,
         "runtime_error",
         reason_start="candidate process broke the result protocol",
+    ),
+    ProtocolCheat(
+        "describes_its_output_a_thousand_times",
+        "oracle survival",
+        "scaled_exp",
+        DESCRIBES_ITS_OUTPUT_A_THOUSAND_TIMES,
+        "runtime_error",
+        reason_start="the runner's outputs cannot be read: the descriptors claim",
     ),
 ]

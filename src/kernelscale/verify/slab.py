@@ -83,6 +83,14 @@ class _Slab:
         """Fresh values (the slab's bytes copied out) on `device`, rebuilt with their strides."""
         if not isinstance(descriptors, list):
             raise SlabError("descriptors must be a list")
+        # The writer lays storages out one after another, so together they fit the slab; more is
+        # a forged list (the same bytes described a thousand times), which would make the reader
+        # allocate a thousand slabs' worth before anything is compared.
+        claims = [d.get("storage_bytes", 0) if isinstance(d, dict) else 0 for d in descriptors]
+        if not all(type(c) is int and c >= 0 for c in claims):
+            raise SlabError("a descriptor's storage_bytes is not a count of bytes")
+        if sum(claims) > self.capacity:
+            raise SlabError(f"the descriptors claim {sum(claims)} bytes of a {self.capacity}-byte slab")
         return [self._read_one(d, device) for d in descriptors]
 
     def describe(self) -> dict:
