@@ -215,6 +215,7 @@ REACHED_MODULES = frozenset(
         "linecache",
         "traceback",
         "weakref",
+        "ctypeslib",  # numpy's door to ctypes: load_library runs any shared object
     }
 )
 
@@ -245,6 +246,10 @@ FORBIDDEN_CALLS = frozenset(
 # `operator.attrgetter("sys.modules")(torch)`, `attrgetter("__setattr__")(type)(cls, name, f)`,
 # `methodcaller("__setattr__", ...)`. Refused however they are named: called, imported, aliased.
 STRING_ACCESSORS = frozenset({"attrgetter", "methodcaller"})
+
+# Keyword arguments that make a load unpickle (np.load, torch.load): a pickle runs any callable
+# it names, none of which appears in the source.
+UNPICKLING_KEYWORDS = frozenset({("allow_pickle", True), ("weights_only", False)})
 
 # Attribute names that reach process state, other modules or the class machinery.
 FORBIDDEN_ATTRS = frozenset(
