@@ -143,3 +143,23 @@ def test_torch_work_in_a_triton_launch_hook_is_recorded(monkeypatch):
     with op_policy.recording() as recorder:
         Launch().run(x, out)  # no hook of the candidate's: the launch stays exempt
     assert not recorder.ops
+
+
+def test_the_log_tail_is_read_from_the_log_the_oracle_opened_never_by_its_path(
+    cpu_pool, scaled_exp, tmp_path
+):
+    """The attempt folder is the candidate's: it can put a link where child.log was. The oracle
+    reads the log tail into the verdict (and the proposer's next prompt): by path, as root, it
+    would read the link's target, any file on the host, into the candidate's feedback."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("sk-host-secret-that-must-not-leak\n")
+    secret.chmod(0o600)
+    code = (
+        "import os\n\n"
+        "os.unlink('child.log')\n"
+        f"os.symlink({str(secret)!r}, 'child.log')\n"
+        "raise RuntimeError('see the log')\n"
+    )
+    verdict = cpu_pool.verify(scaled_exp, code, screen=False)
+    assert verdict.status != "correct"
+    assert "sk-host-secret" not in verdict.log_tail + verdict.reason, verdict.log_tail

@@ -48,6 +48,7 @@ ENV_ALLOWED = (
     "TORCH_CUDA_ARCH_LIST",
     "OMP_NUM_THREADS",
 )
+LOG_TAIL_BYTES = 64 << 10  # what log_tail reads from the end of the child's log
 # The longest reply line the oracle holds: replies are a few KB (descriptors, fingerprints, a
 # traceback); anything near this is a child flooding the channel.
 MAX_REPLY_BYTES = 16 << 20
@@ -187,7 +188,8 @@ class Child:
         env.update(_cache_env(launch.report, workdir))
         self.isolation: IsolationReport = launch.report
         self.log_path = workdir / "child.log"
-        self._log = open(self.log_path, "wb")
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        self._log = os.fdopen(os.open(self.log_path, flags, 0o644), "w+b")  # read back by log_tail
         self.proc = subprocess.Popen(
             launch.argv,
             cwd=workdir,
@@ -257,12 +259,17 @@ class Child:
         return f"exited with status {code}"
 
     def log_tail(self, lines: int = 25) -> str:
-        self._log.flush()
+        """The log's last lines, read through the descriptor opened at the start, never by path:
+        the folder is the child's to write, and a link it puts where the log was would be
+        followed with this process's rights (any file on the host, into the verdict)."""
         try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
+            self._log.flush()
+            fd = self._log.fileno()
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, min(size, LOG_TAIL_BYTES), max(0, size - LOG_TAIL_BYTES))
+        except (OSError, ValueError):  # ValueError: closed by `kill`
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
 
     def kill(self) -> None:
         """Kill everything the child started (see `_kill_tree`), then close the channel."""
