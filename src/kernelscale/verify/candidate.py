@@ -78,7 +78,7 @@ class CandidateProcess:
         self._tail = ""
         self.isolation: dict = {}
         self.clock: list[ClockReading] = []  # every call's times, in order
-        self.inputs_slab: OracleSlab | None = None  # made at the first call, when the sizes are known
+        self.inputs_slab: OracleSlab | None = None  # made by `start`, before the candidate's code
         self.outputs_slab: OracleSlab | None = None
         self.pinned_slabs = 0  # slabs the runner could page-lock: plain copies are slower, not wrong
         self.holds_candidate = False  # its code sent and the process not yet killed
@@ -111,7 +111,7 @@ class CandidateProcess:
             _readable_by_runner(self.workdir)  # written after the runner's uid was given the folder
         self.spawn()
         if getattr(self.loaded, "input_bytes", 0):  # before any candidate code runs (_make_slabs)
-            self._make_slabs(self.loaded.input_bytes)
+            self._make_slabs(self.loaded.input_bytes, candidate_ran=False)
         self.holds_candidate = True
         message = {
             "op": "load",
@@ -175,19 +175,21 @@ class CandidateProcess:
         """The input slab (and the output slab): made by `start`, before the candidate's code
         runs, where the problem's input sizes are known; else here, at the first call."""
         if self.inputs_slab is None:
-            self._make_slabs(slab_bytes(inputs))
+            self._make_slabs(slab_bytes(inputs), candidate_ran=True)
         return self.inputs_slab
 
-    def _make_slabs(self, input_bytes: int) -> None:
+    def _make_slabs(self, input_bytes: int, candidate_ran: bool) -> None:
         """Every call's inputs have the sizes of the first, and the outputs those of the
         reference's. The attempt folder is the candidate's to write: a name the oracle creates
         there once candidate code has run may already be taken (a file, a directory), which is
-        then the candidate's doing, never the oracle's error."""
+        then the candidate's doing; before that, a failure (a full /dev/shm) is the verifier's."""
         room = int(OUTPUT_ROOM * self.loaded.output_bytes) + 2**20
         try:
             self.inputs_slab = OracleSlab(self.workdir / "inputs.slab", input_bytes)
             self.outputs_slab = OracleSlab(self.workdir / "outputs.slab", room, writable_by_others=True)
         except OSError as exc:
+            if not candidate_ran:
+                raise
             raise AttemptFailed(
                 Verdict(
                     "runtime_error", f"the attempt folder was tampered with: {exc.strerror}: {exc.filename}"
