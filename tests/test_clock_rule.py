@@ -184,3 +184,20 @@ def test_a_time_that_is_not_a_number_is_never_reported():
     with pytest.raises(AttemptFailed) as caught:
         result.fill(Verdict("correct", ""), SimpleNamespace(device="cpu"), None, SimpleNamespace())
     assert caught.value.verdict.rule == "timer_mismatch"
+
+
+def test_one_stalled_step_among_two_timed_calls_is_noise_two_are_a_finding():
+    """The CPU times two calls: a median of two is their mean, and one stall (a loaded machine)
+    would make it a finding. The timed calls' rule takes the middle value in the candidate's
+    favour; a step slow on both calls is still caught."""
+    stalled = ClockReading(**(vars(HONEST) | {"ship_ms": 400.0, "window_ms": 90.0}))
+    result = TimingResult(calibration=TRUSTED)
+    result.add_call(HONEST)
+    result.add_call(stalled)
+    result.check_clock([HONEST] * 10 + [stalled], "cpu")
+    both = TimingResult(calibration=TRUSTED)
+    both.add_call(stalled)
+    both.add_call(stalled)
+    with pytest.raises(AttemptFailed) as caught:
+        both.check_clock([HONEST] * 10 + [stalled], "cpu")
+    assert caught.value.verdict.reason.startswith("timed calls: shipping the outputs")
