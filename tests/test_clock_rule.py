@@ -190,7 +190,7 @@ def test_one_stalled_step_among_two_timed_calls_is_noise_two_are_a_finding():
     """The CPU times two calls: a median of two is their mean, and one stall (a loaded machine)
     would make it a finding. The timed calls' rule takes the middle value in the candidate's
     favour; a step slow on both calls is still caught."""
-    stalled = ClockReading(**(vars(HONEST) | {"ship_ms": 400.0, "window_ms": 90.0}))
+    stalled = ClockReading(**(vars(HONEST) | {"ship_ms": 400.0}))
     result = TimingResult(calibration=TRUSTED)
     result.add_call(HONEST)
     result.add_call(stalled)
