@@ -49,14 +49,19 @@ def attention_jobs(shape: str):
 def hostile_jobs():
     sys.path.insert(0, str(TESTS))
     from hostile_candidates import CHEATS
+    from hostile_clock import CLOCK_CHEATS
+    from hostile_digest import DIGEST_CHEATS
     from hostile_protocol import PROTOCOL_CHEATS
 
     scaled = load_problem(TESTS / "problems" / "scaled_exp.py").with_options(baselines=("eager",))
-    for cheat in PROTOCOL_CHEATS:
+    for cheat in PROTOCOL_CHEATS + CLOCK_CHEATS + DIGEST_CHEATS:
+        planted = TESTS / "problems" / f"{cheat.problem}.py"
         problem = (
             scaled
             if cheat.problem == "scaled_exp"
-            else load_problem(cheat.problem).with_options(baselines=("eager",))
+            else load_problem(planted if planted.is_file() else cheat.problem).with_options(
+                baselines=("eager",)
+            )
         )
         yield "hostile", cheat.name, problem, cheat.source, cheat.status
     clocks = ("side_stream", "forges_its_timings", "patches_event_elapsed_time", "patches_perf_counter")

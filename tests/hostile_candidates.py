@@ -161,6 +161,15 @@ CHEATS = [
         helpers="class Sneaky(torch.Tensor):\n    pass\n",
     ),
     Cheat(
+        # The same subclass made at run time by type() with three arguments: no class statement
+        # names torch.Tensor as a base, and the __torch_function__ it could carry is only a key.
+        "tensor_subclass_by_type",
+        "return scaled_exp(x, y).as_subclass(Sneaky)",
+        ("rejected", "tensor_subclass"),
+        ("rejected", "tensor_subclass"),
+        helpers='Sneaky = type("Sneaky", (torch.Tensor,), {})\n',
+    ),
+    Cheat(
         "writes_part_of_output",
         "out = torch.empty_like(x)\nscaled_exp(x, y, out, x.numel() // 2)\nreturn out",
         ("incorrect", None),
@@ -214,6 +223,24 @@ CHEATS = [
         ("rejected", "forbidden_import"),
         ("rejected", "monkey_patch"),
         imports="import kernelscale.verify.timing",
+    ),
+    Cheat(
+        # Attributes reached by string: the runner's module, then its class's __setattr__, to
+        # forge its clock (a fifth of the truth, on a 30-pass kernel). No name on the screen's
+        # lists appears in the source; the oracle's timer rule still sees the forgery.
+        "patches_by_string",
+        "out = scaled_exp(x, y)\nfor _ in range(29):\n    out = scaled_exp(x, y)\nreturn out",
+        ("rejected", "forbidden_call"),
+        ("rejected", "timer_mismatch"),
+        imports="import operator",
+        helpers=(
+            'runner = operator.attrgetter("sys.modules")(torch)["__main__"].Runner\n'
+            'honest = operator.attrgetter("_timed_call")(runner)\n\n\n'
+            "def forged(self):\n"
+            "    out, own_ms, ops = honest(self)\n"
+            "    return out, own_ms / 5.0, ops\n\n\n"
+            'operator.attrgetter("__setattr__")(type)(runner, "_timed_call", forged)\n'
+        ),
     ),
     Cheat(
         "uses_torch_compile",

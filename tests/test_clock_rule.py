@@ -37,6 +37,11 @@ HONEST = ClockReading(
 )
 
 
+def _timed(window_ms: float, own_ms: float) -> ClockReading:
+    """A timed call with only its window and the runner's figure (every step free)."""
+    return ClockReading(window_ms=window_ms, own_ms=own_ms, ship_ms=0.0)
+
+
 def _check(reading: ClockReading, device: str = "cuda") -> TimingResult:
     result = TimingResult(calibration=TRUSTED)
     result.check_clock([reading] * 12, device)
@@ -97,14 +102,14 @@ def test_the_reported_time_leaves_out_the_harness_and_never_reaches_zero():
     from kernelscale.verify.verdict import Verdict
 
     result = _check(HONEST)
-    result.add_call(HONEST.window_ms, HONEST.own_ms)
+    result.add_call(HONEST)
     options = SimpleNamespace(known_baselines={})
     verdict = Verdict("correct", "")
     result.fill(verdict, SimpleNamespace(device="cpu"), None, options)
     assert verdict.time_ms == pytest.approx(HONEST.own_ms - TRUSTED.harness.median_ms)
     assert verdict.time_stats["harness_ms"] == TRUSTED.harness.median_ms
     tiny = TimingResult(calibration=TRUSTED)
-    tiny.add_call(0.3, 0.01)
+    tiny.add_call(_timed(0.3, 0.01))
     tiny.fill(verdict, SimpleNamespace(device="cpu"), None, options)
     assert verdict.time_ms > 0
 
@@ -124,9 +129,9 @@ def test_timing_stops_once_the_median_is_pinned_down_not_on_outliers():
     assert timing.median_spread(steady) < options.target_spread
     result = TimingResult(calibration=TRUSTED)
     for ms in steady[:19]:
-        result.add_call(ms + 0.3, ms)
+        result.add_call(_timed(ms + 0.3, ms))
     assert not result.enough(options, "cuda", time.monotonic())  # fewer than 2 rounds
-    result.add_call(steady[19] + 0.3, steady[19])
+    result.add_call(_timed(steady[19] + 0.3, steady[19]))
     assert result.enough(options, "cuda", time.monotonic())
 
 
@@ -141,10 +146,58 @@ def test_noisy_calls_run_to_the_call_cap_or_the_time_cap():
     rng = random.Random(7)
     noisy = TimingResult(calibration=TRUSTED)
     for _ in range(options.max_calls - 1):
-        noisy.add_call(1.0, rng.uniform(0.1, 0.3))
+        noisy.add_call(_timed(1.0, rng.uniform(0.1, 0.3)))
     assert timing.median_spread(noisy.own_ms) > options.target_spread
     assert not noisy.enough(options, "cuda", time.monotonic())
     assert noisy.enough(options, "cuda", time.monotonic() - options.max_timing_s - 1)
-    noisy.add_call(1.0, 0.2)
+    noisy.add_call(_timed(1.0, 0.2))
     assert noisy.enough(options, "cuda", time.monotonic())
     assert timing.median_spread([1.0] * 5) == float("inf")  # too few calls to say
+
+
+def test_forgery_aimed_only_at_the_timed_calls_is_a_timer_mismatch():
+    """Honest figures on the trials, which outnumber a short timing run, and forged ones on the
+    timed calls: every median over all calls is honest, the reported median is not."""
+    forged = ClockReading(**(vars(HONEST) | {"own_ms": 0.1}))
+    result = TimingResult(calibration=TRUSTED)
+    for _ in range(3):
+        result.add_call(forged)
+    with pytest.raises(AttemptFailed) as caught:
+        result.check_clock([HONEST] * 10 + [forged] * 3, "cuda")
+    assert caught.value.verdict.reason.startswith("timed calls: the candidate's process reported")
+    moved = ClockReading(**(vars(HONEST) | {"key_ms": 0.9, "window_ms": 0.35, "own_ms": 0.01}))
+    result = TimingResult(calibration=TRUSTED)
+    for _ in range(3):
+        result.add_call(moved)
+    with pytest.raises(AttemptFailed) as caught:
+        result.check_clock([HONEST] * 10 + [moved] * 3, "cuda")
+    assert caught.value.verdict.reason.startswith("timed calls: unmasking the inputs")
+
+
+def test_a_time_that_is_not_a_number_is_never_reported():
+    from types import SimpleNamespace
+
+    from kernelscale.verify.verdict import Verdict
+
+    result = TimingResult(calibration=TRUSTED)
+    result.add_call(_timed(1.0, float("nan")))
+    with pytest.raises(AttemptFailed) as caught:
+        result.fill(Verdict("correct", ""), SimpleNamespace(device="cpu"), None, SimpleNamespace())
+    assert caught.value.verdict.rule == "timer_mismatch"
+
+
+def test_one_stalled_step_among_two_timed_calls_is_noise_two_are_a_finding():
+    """The CPU times two calls: a median of two is their mean, and one stall (a loaded machine)
+    would make it a finding. The timed calls' rule takes the middle value in the candidate's
+    favour; a step slow on both calls is still caught."""
+    stalled = ClockReading(**(vars(HONEST) | {"ship_ms": 400.0}))
+    result = TimingResult(calibration=TRUSTED)
+    result.add_call(HONEST)
+    result.add_call(stalled)
+    result.check_clock([HONEST] * 10 + [stalled], "cpu")
+    both = TimingResult(calibration=TRUSTED)
+    both.add_call(stalled)
+    both.add_call(stalled)
+    with pytest.raises(AttemptFailed) as caught:
+        both.check_clock([HONEST] * 10 + [stalled], "cpu")
+    assert caught.value.verdict.reason.startswith("timed calls: shipping the outputs")

@@ -132,3 +132,26 @@ def test_honest_bf16_attention_noise_passes_the_share_check():
     share_rtol_alone = float((significant & (err > (1e-2 + 2**-8) * w.abs())).sum() / significant.sum())
     assert share_rtol_alone > 0.01  # the rule without the RMS term would reject this kernel
     assert compare_outputs([got], [want], 1e-2)[0] is None
+
+
+def test_a_tensor_where_the_reference_returns_a_plain_value_is_a_mismatch_not_an_error():
+    mismatch, _ = compare_outputs([torch.ones(3)], [3], 1e-4)
+    assert mismatch is not None
+    assert compare_outputs([3], [3], 1e-4)[0] is None
+
+
+def test_integer_outputs_must_match_exactly_whatever_the_tolerance():
+    want = torch.arange(0, 4096, 16)  # indices, many of them 100 or more
+    off = want + (want >= 128).long()  # within atol + rtol x |w| at the bf16 tolerance
+    mismatch, _ = compare_outputs([off], [want], 1e-2)
+    assert mismatch is not None and "must match exactly" in mismatch.reason
+    assert compare_outputs([want.clone()], [want], 1e-2)[0] is None
+    flags = torch.rand(64) > 0.5
+    assert compare_outputs([~flags], [flags], 1e-2)[0] is not None
+
+
+def test_a_complex_output_is_compared_in_both_parts():
+    want = torch.randn(64, dtype=torch.complex64)
+    wrong_imag = torch.complex(want.real, torch.zeros(64))
+    assert compare_outputs([wrong_imag], [want], 1e-4)[0] is not None
+    assert compare_outputs([want.clone()], [want], 1e-4)[0] is None

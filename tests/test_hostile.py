@@ -74,3 +74,30 @@ class ModelNew(nn.Module):
         return ext.scaled_exp(x, y)
 """
     assert [v.rule for v in screen(code)] == []
+
+
+def test_a_class_made_by_type_is_screened():
+    """type(name, bases, dict) makes a tensor subclass with no class statement to see."""
+    from kernelscale.verify.screen import screen
+
+    cheat = next(c for c in CHEATS if c.name == "tensor_subclass_by_type")
+    assert "tensor_subclass" in [v.rule for v in screen(cheat.source())]
+    assert not [v for v in screen("t = type(3)\n") if v.rule == "tensor_subclass"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "lib = np.ctypeslib.load_library('libc', '/lib')",
+        "from numpy import ctypeslib",
+        "data = np.load('x.npy', allow_pickle=True)",
+        "state = torch.load('x.pt', weights_only=False)",
+    ],
+)
+def test_doors_to_native_code_and_pickles_are_screened(line):
+    """Each runs code whose names never appear in the source (a shared object, a pickle)."""
+    from kernelscale.verify.screen import screen
+
+    found = screen("import numpy as np\nimport torch\n" + line + "\n")
+    assert {"forbidden_call", "forbidden_import"} & {v.rule for v in found}, found
+    assert not [v for v in screen("import torch\nt = torch.load('x.pt', weights_only=True)\n") if v.line == 2]

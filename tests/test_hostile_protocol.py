@@ -9,15 +9,19 @@ from __future__ import annotations
 import pytest
 
 from conftest import TESTS
+from hostile_clock import CLOCK_CHEATS
+from hostile_digest import DIGEST_CHEATS
 from hostile_protocol import PROTOCOL_CHEATS, ProtocolCheat
 from kernelscale.problems import load_problem
 
 
 def _problem(ref: str):
-    return load_problem(TESTS / "problems" / "scaled_exp.py" if ref == "scaled_exp" else ref)
+    """A problem of tests/problems by its stem (scaled_exp, argmax_rows), else a built-in id."""
+    planted = TESTS / "problems" / f"{ref}.py"
+    return load_problem(planted if planted.is_file() else ref)
 
 
-@pytest.mark.parametrize("cheat", PROTOCOL_CHEATS, ids=lambda c: c.name)
+@pytest.mark.parametrize("cheat", PROTOCOL_CHEATS + CLOCK_CHEATS + DIGEST_CHEATS, ids=lambda c: c.name)
 def test_protocol_cheat_is_caught(cpu_pool, cheat: ProtocolCheat):
     if cheat.gpu_only:
         pytest.skip(f"GPU only ({cheat.gpu_only}); benchmarks/verifier_gpu.py runs it on a GPU")
@@ -41,13 +45,121 @@ def test_every_timed_call_is_checked_and_counted(cpu_pool):
     assert "calls checked" in verdict.reason
 
 
-def test_the_oracle_survives_a_truncated_output_slab(cpu_pool, scaled_exp):
-    """The verdict is the candidate's, the same oracle then verifies an honest kernel."""
-    from hostile_protocol import TRUNCATES_OUTPUT_SLAB
+@pytest.mark.parametrize("name", ["truncates_output_slab", "floods_the_channel", "nests_a_reply"])
+def test_the_oracle_survives_a_runner_that_breaks_the_channel(cpu_pool, scaled_exp, name):
+    """The verdict is the candidate's (never a verifier error, never a retry on another worker,
+    never the attempt's whole timeout), and the same oracle then verifies an honest kernel."""
+    import time
 
+    cheat = next(c for c in PROTOCOL_CHEATS + CLOCK_CHEATS if c.name == name)
     pids, replaced = [w.pid for w in cpu_pool.pool.workers], cpu_pool.pool.replacements
-    verdict = cpu_pool.verify(scaled_exp, TRUNCATES_OUTPUT_SLAB, screen=False)
+    started = time.monotonic()
+    verdict = cpu_pool.verify(scaled_exp, cheat.source, screen=False)
     assert verdict.status == "runtime_error" and "not the candidate" not in verdict.reason, verdict.reason
+    assert "retried" not in verdict.reason and time.monotonic() - started < 55, verdict.reason
     honest = cpu_pool.verify(scaled_exp, (TESTS / "problems" / "good_scaled_exp.py").read_text())
     assert honest.status == "correct", honest.headline()
     assert [w.pid for w in cpu_pool.pool.workers] == pids and cpu_pool.pool.replacements == replaced
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "FORGES_A_VERIFIER_ERROR",
+        "RAISES_A_VERIFIER_ERROR",
+        "SHIPS_A_QUANTIZED_OUTPUT",
+        "MUTATED_INPUTS_AS_A_NUMBER",
+        "REASON_AS_AN_OBJECT",
+        "PLANTS_THE_INPUT_SLAB",
+    ],
+)
+def test_a_candidate_cannot_pass_its_failure_off_as_the_verifiers(cpu_pool, scaled_exp, name):
+    """Words in a reason are the candidate's to write: the verdict stays the candidate's, the
+    pool does not retry it elsewhere, and the search would not stop on it."""
+    import hostile_clock
+    from kernelscale.search.evaluator import is_verifier_failure
+
+    retries = cpu_pool.pool.retries
+    screened = name in ("RAISES_A_VERIFIER_ERROR", "PLANTS_THE_INPUT_SLAB")  # these pass the screen
+    verdict = cpu_pool.verify(scaled_exp, getattr(hostile_clock, name), screen=screened)
+    assert verdict.status in ("runtime_error", "rejected", "compile_error"), verdict.headline()
+    assert isinstance(verdict.reason, str) and (verdict.rule is None or isinstance(verdict.rule, str))
+    assert not verdict.verifier_fault and not is_verifier_failure(verdict), verdict.reason
+    assert cpu_pool.pool.retries == retries and "retried" not in verdict.reason, verdict.reason
+
+
+def test_a_failure_reply_is_held_to_text():
+    """A runner's failure reply becomes the verdict's reason and rule: text, and bounded."""
+    from kernelscale.verify.replies import MAX_REASON_CHARS, AttemptFailed, expect
+
+    with pytest.raises(AttemptFailed) as caught:
+        expect({"ok": False, "status": "correct", "reason": ["x"] * 10**5, "rule": {"a": 1}})
+    verdict = caught.value.verdict
+    assert verdict.status == "runtime_error" and not verdict.verifier_fault
+    assert isinstance(verdict.reason, str) and len(verdict.reason) <= MAX_REASON_CHARS
+    assert isinstance(verdict.rule, str)
+
+
+def test_memory_held_by_the_candidate_is_its_failure_not_the_verifiers(cpu_pool):
+    """Passes the screen: at import it "holds" memory (tests/problems/oom_reference.py stands in
+    for a GPU whose memory the candidate took), and the oracle's next reference call runs out."""
+    from kernelscale.search.evaluator import is_verifier_failure
+
+    code = (TESTS / "problems" / "good_scaled_exp.py").read_text()
+    code = code.replace("class ModelNew", 'torch.save(torch.zeros(1), "hoarding")\n\n\nclass ModelNew', 1)
+    retries = cpu_pool.pool.retries
+    verdict = cpu_pool.verify(load_problem(TESTS / "problems" / "oom_reference.py"), code)
+    assert verdict.status == "runtime_error" and "ran out of memory" in verdict.reason, verdict.reason
+    assert not is_verifier_failure(verdict) and cpu_pool.pool.retries == retries, verdict.reason
+
+
+def test_torch_work_in_a_triton_launch_hook_is_recorded(monkeypatch):
+    """Triton's runtime knobs run hooks inside JITFunction.run, which the recorder exempts; a
+    launch hook sees the kernel's arguments (through `launch_metadata`). On a GPU the whole answer
+    could be computed there with torch, unrecorded; the interpreter calls no such hook, so the
+    launch is stood in for here: a `run` that calls the hook, as Triton's does."""
+    import torch
+    from triton import knobs
+
+    from kernelscale.verify import op_policy
+
+    class Launch:
+        def run(self, x, out):
+            if knobs.runtime.launch_enter_hook is not None:
+                knobs.runtime.launch_enter_hook(None)
+
+    def hook(_metadata):
+        Launch.args[1].copy_(torch.exp(Launch.args[0]) * 2.0)
+
+    op_policy._wrap_method(Launch, "run")
+    x, out = torch.randn(8), torch.empty(8)
+    Launch.args = (x, out)
+    monkeypatch.setattr(knobs.runtime, "launch_enter_hook", hook)
+    with op_policy.recording() as recorder:
+        Launch().run(x, out)
+    assert {"exp", "mul"} <= recorder.ops, recorder.ops
+    monkeypatch.setattr(knobs.runtime, "launch_enter_hook", None)
+    assert not op_policy._user_hooks_in_launch()  # Triton's own defaults (empty chains) run nothing
+    with op_policy.recording() as recorder:
+        Launch().run(x, out)  # no hook of the candidate's: the launch stays exempt
+    assert not recorder.ops
+
+
+def test_the_log_tail_is_read_from_the_log_the_oracle_opened_never_by_its_path(
+    cpu_pool, scaled_exp, tmp_path
+):
+    """The attempt folder is the candidate's: it can put a link where child.log was. The oracle
+    reads the log tail into the verdict (and the proposer's next prompt): by path, as root, it
+    would read the link's target, any file on the host, into the candidate's feedback."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("sk-host-secret-that-must-not-leak\n")
+    secret.chmod(0o600)
+    code = (
+        "import os\n\n"
+        "os.unlink('child.log')\n"
+        f"os.symlink({str(secret)!r}, 'child.log')\n"
+        "raise RuntimeError('see the log')\n"
+    )
+    verdict = cpu_pool.verify(scaled_exp, code, screen=False)
+    assert verdict.status != "correct"
+    assert "sk-host-secret" not in verdict.log_tail + verdict.reason, verdict.log_tail

@@ -95,3 +95,15 @@ def test_a_digest_sees_one_changed_element_and_depends_on_the_key():
 def test_the_fingerprint_of_masked_inputs_is_stable_where_values_are_nan():
     masked = masking.masked_copy([torch.randn(1000)], key=3)
     assert fingerprint(masked) == fingerprint([masked[0].clone()])
+
+
+def test_a_digest_has_independent_lanes_and_one_ulp_moves_every_one():
+    """A runner knows the key once asked: one 64-bit lane can be forged by a generalized birthday
+    search (tests/hostile_digest.py); each lane must move on its own."""
+    out = torch.randn(64, 64)
+    (before,) = masking.torch_digests([out], key=3)
+    assert len(before) == masking.LANES and len(set(before)) == masking.LANES
+    changed = out.clone()
+    changed[5, 7] = torch.nextafter(changed[5, 7], torch.tensor(10.0))
+    (after,) = masking.torch_digests([changed], key=3)
+    assert all(a != b for a, b in zip(after, before))

@@ -75,3 +75,20 @@ def test_a_sandboxed_runner_starts_from_the_seed_and_exports_its_cache(tmp_path)
         assert (export / "abc123" / "_xor_pad_kernel.cubin").read_bytes() == b"\x7fELF binary"
     finally:
         runner.kill()
+
+
+def test_no_seed_is_kept_or_handed_out_where_runners_can_reach_each_other(tmp_path, cache_home, monkeypatch):
+    """Under `plain` (no PID or mount namespace) a candidate's surviving process could write into
+    a later runner's folder, and so into the kept copy every later runner loads."""
+    from kernelscale.verify import isolation
+
+    oracle = SimpleNamespace(device="cuda", environment=ENV)
+    spares = Spares(oracle)
+    runner_seed.keep(_warmed_cache(tmp_path / "export"), spares.seed)
+    runner = SimpleNamespace(workdir=tmp_path / "r")
+    runner.workdir.mkdir()
+    monkeypatch.setattr(isolation, "_chosen", isolation.Mechanism("plain", True))
+    assert spares._seed_for(runner) == {}
+    assert not (runner.workdir / runner_seed.SEED_IN_WORKDIR).exists()
+    monkeypatch.setattr(isolation, "_chosen", isolation.Mechanism("bwrap", True))
+    assert "seed_dir" in spares._seed_for(runner)

@@ -81,6 +81,8 @@ def test_a_truncated_output_slab_is_the_candidates_error(tmp_path):
         {"shape": [1000]},  # more elements than the storage holds
         {"storage_offset": -1},
         {"shape": "many"},
+        {"dtype": "qint8"},  # torch raises while copying into it: still the runner's error
+        {"dtype": "int1"},  # a sub-byte dtype: no copy kernel
     ],
 )
 def test_bad_descriptors_are_refused(tmp_path, change):
@@ -137,3 +139,20 @@ def test_large_copies_in_chunks_arrive_whole_and_a_short_file_is_still_caught(tm
     os.truncate(tmp_path / "out.slab", 12345)
     with pytest.raises(SlabError, match="truncated"):
         outputs.read(shipped)
+
+
+def test_the_oracles_slab_is_reserved_whole_when_made(tmp_path):
+    """No write of the oracle's needs new space once the candidate runs (it could fill /dev/shm)."""
+    slab = OracleSlab(tmp_path / "in.slab", 1 << 20)
+    assert os.fstat(slab.fd).st_blocks * 512 >= slab.capacity
+
+
+def test_descriptors_that_claim_more_than_the_slab_are_refused_before_any_allocation(tmp_path):
+    """The same storage described many times over would make the oracle allocate that many."""
+    slab = OracleSlab(tmp_path / "out.slab", 4096, writable_by_others=True)
+    (descriptor,) = MappedSlab(tmp_path / "out.slab", slab.capacity).write([torch.randn(512)])
+    assert len(slab.read([descriptor] * 2)) == 2  # 2 x 2048 bytes: within the slab
+    with pytest.raises(SlabError, match="claim"):
+        slab.read([descriptor] * 1000)
+    with pytest.raises(SlabError):
+        slab.read([descriptor | {"storage_bytes": "4096"}])

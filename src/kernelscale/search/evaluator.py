@@ -31,7 +31,16 @@ class VerifierFailure(RuntimeError):
 
 
 def is_verifier_failure(verdict: Verdict) -> bool:
-    return verdict.status == "runtime_error" and verdict.reason.startswith(VERIFIER_ERROR)
+    """The verifier's own failure, by its typed mark: a candidate can write any reason."""
+    return verdict.status == "runtime_error" and verdict.verifier_fault
+
+
+def _stale(verdict: Verdict) -> bool:
+    """A cached verdict to verify again: the verifier's failure, or one that reads like it (a
+    verdict stored before the mark existed); verifying again costs time, never trust."""
+    return is_verifier_failure(verdict) or (
+        verdict.status == "runtime_error" and verdict.reason.startswith(VERIFIER_ERROR)
+    )
 
 
 class Evaluator:
@@ -84,7 +93,7 @@ class Evaluator:
     async def _verdict(self, candidate: Candidate) -> tuple[Verdict, int]:
         key = (candidate.code_hash, self.problem_hash, self.pool.device_key)
         cached = self.store.cached_verdict(*key)
-        if cached is not None and not is_verifier_failure(cached[1]):
+        if cached is not None and not _stale(cached[1]):
             verdict_id, verdict = cached
             verdict.cached = True
             return verdict, verdict_id

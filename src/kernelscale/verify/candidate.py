@@ -14,6 +14,7 @@ and held too.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import tempfile
@@ -24,7 +25,7 @@ from pathlib import Path
 from kernelscale.verify.exchange import Exchange
 from kernelscale.verify.inputs import fingerprint
 from kernelscale.verify.masking import masked_copy, torch_digests
-from kernelscale.verify.replies import AttemptFailed, expect
+from kernelscale.verify.replies import AttemptFailed, expect, mutated_inputs
 from kernelscale.verify.sandbox import Child, sandbox_env
 from kernelscale.verify.slab import OracleSlab, SlabError, slab_bytes
 from kernelscale.verify.verdict import Verdict
@@ -63,6 +64,7 @@ class CallResult:
     own_ms: float  # the runner's own figure (CUDA events on a GPU): advisory
     ship_ms: float  # measured by the oracle: `ship` sent → outputs written
     mutated_inputs: list[int]
+    reading: ClockReading  # every figure of this call (a timed call's are held by the timer rule)
 
 
 class CandidateProcess:
@@ -76,9 +78,10 @@ class CandidateProcess:
         self._tail = ""
         self.isolation: dict = {}
         self.clock: list[ClockReading] = []  # every call's times, in order
-        self.inputs_slab: OracleSlab | None = None  # made at the first call, when the sizes are known
+        self.inputs_slab: OracleSlab | None = None  # made by `start`, before the candidate's code
         self.outputs_slab: OracleSlab | None = None
         self.pinned_slabs = 0  # slabs the runner could page-lock: plain copies are slower, not wrong
+        self.holds_candidate = False  # its code sent and the process not yet killed
 
     def spawn(self) -> None:
         """Start the runner in its sandbox: trusted code that imports its libraries and waits.
@@ -107,6 +110,9 @@ class CandidateProcess:
         if self.child is not None:
             _readable_by_runner(self.workdir)  # written after the runner's uid was given the folder
         self.spawn()
+        if getattr(self.loaded, "input_bytes", 0):  # before any candidate code runs (_make_slabs)
+            self._make_slabs(self.loaded.input_bytes, candidate_ran=False)
+        self.holds_candidate = True
         message = {
             "op": "load",
             "device": self.oracle.device,
@@ -139,18 +145,17 @@ class CandidateProcess:
                 Verdict("runtime_error", f"the runner's outputs cannot be read: {exc}")
             ) from None
         _check_commitment(outputs, output_key, committed.get("digests"))
-        own_ms = float(done.get("own_ms") or 0.0)
+        own_ms = _runner_ms(done.get("own_ms"))
         reading = ClockReading(window_ms, own_ms, ship_ms, stage_ms, flush_ms, probe_ms, key_ms, commit_ms)
         self.clock.append(reading)
-        return CallResult(
-            outputs, window_ms, reading.own_ms, ship_ms, list(reply.get("mutated_inputs") or [])
-        )
+        return CallResult(outputs, window_ms, reading.own_ms, ship_ms, mutated_inputs(reply), reading)
 
     def _stage(self, masked: list, inputs: list, deadline: float) -> float:
         request = {"op": "stage", "inputs": self._slabs(inputs).write(masked)}
         request |= {"slabs": [self.inputs_slab.describe(), self.outputs_slab.describe()]}
         staged, stage_ms = self._timed_request(request, deadline)
-        self.pinned_slabs = int(staged.get("pinned_slabs") or 0)
+        pinned = staged.get("pinned_slabs")
+        self.pinned_slabs = pinned if type(pinned) is int and 0 <= pinned <= 2 else 0  # advisory
         if staged.get("inputs") != fingerprint(masked):
             raise AttemptFailed(
                 Verdict(
@@ -167,13 +172,29 @@ class CandidateProcess:
         return reply, (time.perf_counter() - sent) * 1e3
 
     def _slabs(self, inputs: list) -> OracleSlab:
-        """The input slab (and the output slab), made at the first call: every call's inputs
-        have the sizes of the first, and the outputs those of the reference's."""
+        """The input slab (and the output slab): made by `start`, before the candidate's code
+        runs, where the problem's input sizes are known; else here, at the first call."""
         if self.inputs_slab is None:
-            self.inputs_slab = OracleSlab(self.workdir / "inputs.slab", slab_bytes(inputs))
-            room = int(OUTPUT_ROOM * self.loaded.output_bytes) + 2**20
-            self.outputs_slab = OracleSlab(self.workdir / "outputs.slab", room, writable_by_others=True)
+            self._make_slabs(slab_bytes(inputs), candidate_ran=True)
         return self.inputs_slab
+
+    def _make_slabs(self, input_bytes: int, candidate_ran: bool) -> None:
+        """Every call's inputs have the sizes of the first, and the outputs those of the
+        reference's. The attempt folder is the candidate's to write: a name the oracle creates
+        there once candidate code has run may already be taken (a file, a directory), which is
+        then the candidate's doing; before that, a failure (a full /dev/shm) is the verifier's."""
+        room = int(OUTPUT_ROOM * self.loaded.output_bytes) + 2**20
+        try:
+            self.inputs_slab = OracleSlab(self.workdir / "inputs.slab", input_bytes)
+            self.outputs_slab = OracleSlab(self.workdir / "outputs.slab", room, writable_by_others=True)
+        except OSError as exc:
+            if not candidate_ran:
+                raise
+            raise AttemptFailed(
+                Verdict(
+                    "runtime_error", f"the attempt folder was tampered with: {exc.strerror}: {exc.filename}"
+                )
+            ) from None
 
     def check_guards(self, deadline: float) -> None:
         expect(self.child.request({"op": "guards"}, deadline))
@@ -192,6 +213,7 @@ class CandidateProcess:
             self._tail = self.child.log_tail()
             self.child.kill()
             self.child = None
+        self.holds_candidate = False
         for slab in (self.inputs_slab, self.outputs_slab):
             if slab is not None:
                 slab.close()
@@ -204,6 +226,22 @@ def _readable_by_runner(folder: Path) -> None:
     for entry in folder.iterdir():
         if entry.is_file() and not entry.is_symlink():
             os.chmod(entry, 0o644)
+
+
+def _runner_ms(value) -> float:
+    """The runner's own figure for a call: a finite number of milliseconds, or the attempt ends.
+    JSON carries NaN, and NaN passes every rule written as "reject when below (or above) the
+    bound": it would leave the timer rule silent and be reported as the time. A finite figure,
+    however low, is the timer rule's to judge (after the guards, whose finding says more)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise AttemptFailed(
+            Verdict(
+                "rejected",
+                f"the runner reported its time as {str(value)[:40]!r}, not a finite number of milliseconds",
+                rule="timer_mismatch",
+            )
+        )
+    return float(value)
 
 
 def fresh_key() -> int:

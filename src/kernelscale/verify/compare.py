@@ -30,17 +30,18 @@ class Mismatch:
 
 
 def compare_outputs(
-    got: list[Any], want: list[Any], tol: float, atol_scale: Sequence[float] | None = None
+    got: list[Any], want: list[Any], tol: float | Sequence[float], atol_scale: Sequence[float] | None = None
 ) -> tuple[Mismatch | None, dict]:
     """None when every output passes; the error statistics either way (worst over outputs).
-    `atol_scale[i]` multiplies the absolute floor of output i only (default 1.0 each)."""
+    `tol` is one tolerance for all outputs or one per output; `atol_scale[i]` multiplies the
+    absolute floor of output i only (default 1.0 each)."""
     if len(got) != len(want):
         return Mismatch(f"returned {len(got)} output(s), the reference returns {len(want)}"), {}
     stats: dict = {"max_abs_error": 0.0, "max_rel_error": 0.0, "norm_rel_error": 0.0}
     for i, (g, w) in enumerate(zip(got, want)):
         label = f"output {i}" if len(want) > 1 else "output"
         scale = atol_scale[i] if atol_scale is not None and i < len(atol_scale) else 1.0
-        problem = _check_one(label, g, w, tol, stats, scale)
+        problem = _check_one(label, g, w, tol if isinstance(tol, (int, float)) else tol[i], stats, scale)
         if problem is not None:
             return problem, stats
     return None, stats
@@ -77,11 +78,17 @@ def _check_one(
     label: str, got: Any, want: Any, tol: float, stats: dict, scale: float = 1.0
 ) -> Mismatch | None:
     if not isinstance(want, torch.Tensor):
-        return None if got == want else Mismatch(f"{label}: {got!r} != {want!r}")
+        # A tensor where the reference returns a plain value: `==` would be a tensor, and its
+        # truth value an exception here instead of the candidate's mismatch.
+        same = not isinstance(got, torch.Tensor) and got == want
+        return None if same else Mismatch(f"{label}: {str(got)[:80]} != {want!r}")
     problem = _form(label, got, want)
     if problem:
         return Mismatch(problem)
-    g, w = got.detach().double(), want.detach().double()
+    if not (want.is_floating_point() or want.is_complex()):
+        return _exact(label, got, want, stats)
+    # A complex output is compared as its real and imaginary parts (`.double()` would drop one).
+    g, w = (_real_view(got).double(), _real_view(want).double())
     problem = _non_finite(g, w)
     if problem:
         return Mismatch(f"{label} {problem[0]}", worst_index=problem[1])
@@ -109,6 +116,26 @@ def _check_one(
             + (f" (+1 ulp of {_name(want.dtype)})" if _ulp(want.dtype) else ""),
         )
     return _whole_output(label, err, w, tol, slack, stats)
+
+
+def _real_view(t: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_real(t.detach()) if t.is_complex() else t.detach()
+
+
+def _exact(label: str, got: torch.Tensor, want: torch.Tensor, stats: dict) -> Mismatch | None:
+    """Integer and bool outputs (indices, counts, masks) have one right answer: a float tolerance
+    (set by a bf16 input, 1e-2) would pass an index of 100 or more off by one."""
+    differs = got != want
+    err = (got.double() - want.double()).abs()
+    _record(stats, err, want.double(), _first(differs) if differs.any() else None)
+    if differs.any():
+        return _mismatch(
+            stats,
+            _first(differs),
+            f"{label} mismatch: {int(differs.sum())} of {differs.numel()} elements differ "
+            f"({_name(want.dtype)} outputs must match exactly)",
+        )
+    return None
 
 
 def _whole_output(label: str, err: torch.Tensor, w: torch.Tensor, tol: float, slack: float, stats: dict):

@@ -23,6 +23,13 @@ from typing import Any
 import torch
 
 WEIGHTS = 4096  # keyed digest weights, cycled over the output (a power of two)
+# Independent 64-bit lanes per digest. The runner learns the key when it is asked for the digest,
+# and the digest is linear in the bits: with one lane, Wagner's generalized birthday finds ±1-ulp
+# changes on ~200 elements that give finished outputs the digest committed to before finishing
+# them (15 ms of numpy; tests/hostile_digest.py). Eight lanes (512 bits) leave only lattice
+# reduction in ~130 dimensions (seconds), far beyond any step's bound; the honest cost is eight
+# multiply-adds per element in the same single pass.
+LANES = 8
 _BITS = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 _GOLDEN = 0x9E3779B97F4A7C15
 _SEED_MASK = (1 << 62) - 1
@@ -69,9 +76,10 @@ def xor_pad_(t: torch.Tensor, key: int) -> None:
     bits.bitwise_xor_(pad)
 
 
-def digests(values: list[Any], key: int, kernels: bool = True) -> list[int | None]:
-    """A keyed digest per tensor output (None for anything else): Σ bits_i · w[i mod WEIGHTS].
-    The runner uses the Triton kernel on a GPU (`kernels`); the oracle recomputes in torch."""
+def digests(values: list[Any], key: int, kernels: bool = True) -> list[list[int] | None]:
+    """A keyed digest per tensor output (None for anything else): per lane l, Σ bits_i ·
+    w[l, i mod WEIGHTS] modulo 2**64. The runner uses the Triton kernel on a GPU (`kernels`);
+    the oracle recomputes in torch."""
     found = []
     for i, x in enumerate(values):
         if not isinstance(x, torch.Tensor):
@@ -86,7 +94,7 @@ def digests(values: list[Any], key: int, kernels: bool = True) -> list[int | Non
     return found
 
 
-def torch_digests(values: list[Any], key: int) -> list[int | None]:
+def torch_digests(values: list[Any], key: int) -> list[list[int] | None]:
     """The oracle's recomputation, in plain torch (the same integers as `digests`)."""
     return digests(values, key, kernels=False)
 
@@ -104,19 +112,21 @@ def _torch_pad(shape: tuple, dtype: torch.dtype, key: int) -> torch.Tensor:
 
 
 def _weights(key: int, device) -> torch.Tensor:
-    """Drawn on the CPU (the same numbers everywhere), then moved: 32 KB."""
+    """(LANES, WEIGHTS), drawn on the CPU (the same numbers everywhere), then moved: 256 KB."""
     generator = torch.Generator().manual_seed(key)
     info = torch.iinfo(torch.int64)
-    return torch.randint(info.min, info.max, (WEIGHTS,), dtype=torch.int64, generator=generator).to(device)
+    shape = (LANES, WEIGHTS)
+    return torch.randint(info.min, info.max, shape, dtype=torch.int64, generator=generator).to(device)
 
 
-def _torch_digest(flat: torch.Tensor, weights: torch.Tensor, chunk: int = 1 << 22) -> int:
-    total = torch.zeros((), dtype=torch.int64, device=flat.device)
+def _torch_digest(flat: torch.Tensor, weights: torch.Tensor, chunk: int = 1 << 22) -> list[int]:
+    total = torch.zeros(LANES, dtype=torch.int64, device=flat.device)
     for start in range(0, flat.numel(), chunk):
         part = flat[start : start + chunk].to(torch.int64)
         index = torch.arange(start, start + part.numel(), device=flat.device) & (WEIGHTS - 1)
-        total += (part * weights[index]).sum()
-    return int(total)
+        for lane in range(LANES):  # one lane at a time: LANES x a chunk would not fit a cache
+            total[lane] += (part * weights[lane][index]).sum()
+    return [int(v) for v in total]
 
 
 def _philox_xor(flat: torch.Tensor, key: int, one_bit: bool) -> None:
@@ -125,7 +135,7 @@ def _philox_xor(flat: torch.Tensor, key: int, one_bit: bool) -> None:
     masking_kernels.xor_pad(flat, key, one_bit)
 
 
-def _triton_digest(flat: torch.Tensor, weights: torch.Tensor) -> int:
+def _triton_digest(flat: torch.Tensor, weights: torch.Tensor) -> list[int]:
     from kernelscale.verify import masking_kernels
 
     return masking_kernels.digest(flat, weights, WEIGHTS)

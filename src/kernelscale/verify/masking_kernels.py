@@ -35,12 +35,16 @@ def _xor_pad_kernel(ptr, n, key, BLOCK: tl.constexpr, BYTES: tl.constexpr, ONE_B
 
 
 @triton.jit
-def _digest_kernel(ptr, weights_ptr, partial_ptr, n, BLOCK: tl.constexpr, WEIGHTS: tl.constexpr):
+def _digest_kernel(
+    ptr, weights_ptr, partial_ptr, n, blocks, BLOCK: tl.constexpr, WEIGHTS: tl.constexpr, LANES: tl.constexpr
+):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     bits = tl.load(ptr + offs, mask=offs < n, other=0).to(tl.int64)  # sign-extended, as torch does
-    weights = tl.load(weights_ptr + (offs & (WEIGHTS - 1)))
-    tl.store(partial_ptr + pid, tl.sum(bits * weights, axis=0))  # wraps modulo 2**64
+    index = offs & (WEIGHTS - 1)
+    for lane in tl.static_range(LANES):  # every lane from the one read of the block
+        weights = tl.load(weights_ptr + lane * WEIGHTS + index)
+        tl.store(partial_ptr + lane * blocks + pid, tl.sum(bits * weights, axis=0))  # wraps mod 2**64
 
 
 def xor_pad(flat: torch.Tensor, key: int, one_bit: bool) -> None:
@@ -51,9 +55,12 @@ def xor_pad(flat: torch.Tensor, key: int, one_bit: bool) -> None:
         _xor_pad_kernel[grid](flat, n, key, BLOCK=XOR_BLOCK, BYTES=flat.element_size(), ONE_BIT=one_bit)
 
 
-def digest(flat: torch.Tensor, weights: torch.Tensor, count: int) -> int:
-    n = flat.numel()
+def digest(flat: torch.Tensor, weights: torch.Tensor, count: int) -> list[int]:
+    """One sum per lane (a row of `weights`, (lanes, count)), modulo 2**64."""
+    n, lanes = flat.numel(), weights.shape[0]
     blocks = triton.cdiv(n, DIGEST_BLOCK)
-    partial = torch.empty(blocks, dtype=torch.int64, device=flat.device)
-    _digest_kernel[(blocks,)](flat, weights, partial, n, BLOCK=DIGEST_BLOCK, WEIGHTS=count)
-    return int(partial.sum())
+    partial = torch.empty((lanes, blocks), dtype=torch.int64, device=flat.device)
+    _digest_kernel[(blocks,)](
+        flat, weights, partial, n, blocks, BLOCK=DIGEST_BLOCK, WEIGHTS=count, LANES=lanes
+    )
+    return [int(v) for v in partial.sum(dim=1)]

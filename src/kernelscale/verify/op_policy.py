@@ -134,6 +134,8 @@ def _wrap_method(cls, name: str) -> None:
         if hooks:
             self.pre_run_hooks = []
         try:
+            if _user_hooks_in_launch():  # their code runs inside the launch: record it all
+                return original(self, *args, **kwargs)
             with _disable_current_modes():
                 return original(self, *args, **kwargs)
         finally:
@@ -142,6 +144,27 @@ def _wrap_method(cls, name: str) -> None:
 
     launch_without_recording._ks_paused = True
     setattr(cls, name, launch_without_recording)
+
+
+def _user_hooks_in_launch() -> bool:
+    """Does Triton run code of the candidate's inside a launch? Its runtime knobs take hooks
+    (`launch_enter_hook`, `jit_post_compile_hook`, ...) that JITFunction.run calls, and a launch
+    hook evaluates the kernel's `launch_metadata` function, which gets the kernel's arguments:
+    torch work there would pass unrecorded while the launch itself is exempt."""
+    try:
+        from triton import knobs
+    except ImportError:  # older Triton: no knobs
+        return False
+    runtime = knobs.runtime
+    return any(_hook_set(getattr(runtime, name, None)) for name in dir(runtime) if name.endswith("_hook"))
+
+
+def _hook_set(hook) -> bool:
+    """A hook that runs anything: newer Triton keeps an empty chain (`.calls`) where none is set."""
+    if hook is None:
+        return False
+    calls = getattr(hook, "calls", None)
+    return bool(calls) if isinstance(calls, list) else True
 
 
 @contextmanager

@@ -32,8 +32,9 @@ from kernelscale.verify.baselines import (
 from kernelscale.verify.exchange import Exchange, load_values
 from kernelscale.verify.inputs import make_inputs, make_model, outputs_as_list, tensor_bytes
 from kernelscale.verify.op_policy import is_data_movement, recording
+from kernelscale.verify.slab import slab_bytes
 from kernelscale.verify.trials import Case, apply_shift
-from kernelscale.verify.verdict import VERIFIER_ERROR, Verdict, describe_environment
+from kernelscale.verify.verdict import describe_environment, verifier_error
 
 # After stopping a build, the GPU work it had queued (a compiled kernel's first calls, a few ms
 # at most) drains before anything is timed.
@@ -53,6 +54,9 @@ class LoadedProblem:
     baselines: BaselineSet = field(default_factory=BaselineSet)
     timing_model: object = None
     output_bytes: int = 0  # of one reference call at the timing shape (for the roofline floor)
+    input_bytes: int = (
+        0  # room for one input set in the slab (slab.slab_bytes), made before the candidate runs
+    )
     calibration: object = None  # the handshake and shipping costs of a trusted runner (calibration.py)
     # Baselines built and timed in processes of their own (baseline_process.py), by name, until
     # they are timed after a candidate; then their samples, kept for later attempts here.
@@ -184,8 +188,11 @@ class Oracle:
                 apart, loaded.problem, self.device, loaded.timing_seed, folder
             )
         model, init_inputs = make_model(loaded.module, "Model", TIMING_INIT_SEED, self.device)
+        inputs = make_inputs(loaded.module, loaded.timing_seed, 1.0, self.device)
+        loaded.input_bytes = slab_bytes(inputs)
         with torch.no_grad():
-            out = outputs_as_list(model(*make_inputs(loaded.module, loaded.timing_seed, 1.0, self.device)))
+            out = outputs_as_list(model(*inputs))
+        del inputs
         loaded.output_bytes = tensor_bytes(out)
         del out
         loaded.timing_model = model
@@ -253,10 +260,8 @@ def serve(device: str) -> None:
         try:
             verdict = run_attempt(oracle, problem, request["code"], options)
         except Exception as exc:  # the reference or a baseline broke: report it, keep serving
-            verdict = Verdict(
-                "runtime_error",
-                f"{VERIFIER_ERROR}: {type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:300] if str(exc) else ''}",
+            verdict = verifier_error(
+                f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
             )
         if not _send(results, {"id": request.get("id"), "verdict": verdict.to_json()}):
             break  # the pool is gone (its process ended): nobody to answer, clean up and go

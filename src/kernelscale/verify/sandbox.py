@@ -48,6 +48,10 @@ ENV_ALLOWED = (
     "TORCH_CUDA_ARCH_LIST",
     "OMP_NUM_THREADS",
 )
+LOG_TAIL_BYTES = 64 << 10  # what log_tail reads from the end of the child's log
+# The longest reply line the oracle holds: replies are a few KB (descriptors, fingerprints, a
+# traceback); anything near this is a child flooding the channel.
+MAX_REPLY_BYTES = 16 << 20
 SECRET_LOOKING = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
 
 
@@ -184,7 +188,8 @@ class Child:
         env.update(_cache_env(launch.report, workdir))
         self.isolation: IsolationReport = launch.report
         self.log_path = workdir / "child.log"
-        self._log = open(self.log_path, "wb")
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        self._log = os.fdopen(os.open(self.log_path, flags, 0o644), "w+b")  # read back by log_tail
         self.proc = subprocess.Popen(
             launch.argv,
             cwd=workdir,
@@ -199,7 +204,7 @@ class Child:
         self._reaper = weakref.finalize(self, _kill_tree, self.proc, self.isolation.mechanism != "plain")
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.proc.stdout, selectors.EVENT_READ)
-        self._buffer = b""
+        self._buffer = bytearray()  # appended in place: a long line costs linear time
 
     def send(self, message: dict) -> None:
         try:
@@ -209,7 +214,14 @@ class Child:
             raise ChildGone(self.describe_exit()) from None
 
     def recv(self, deadline: float) -> dict:
-        while b"\n" not in self._buffer:
+        """The next JSON line. The child writes whatever it likes into this pipe, so a line
+        longer than MAX_REPLY_BYTES, or one the parser cannot hold (nested past the recursion
+        limit, an integer past its digit limit), is the child's broken protocol, never this
+        process's memory or its error."""
+        end = self._buffer.find(b"\n")
+        while end < 0:
+            if len(self._buffer) > MAX_REPLY_BYTES:
+                raise ChildGone(f"broke the result protocol: a reply longer than {MAX_REPLY_BYTES} bytes")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ChildTimeout()
@@ -218,11 +230,16 @@ class Child:
             chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
             if not chunk:
                 raise ChildGone(self.describe_exit())
+            found = chunk.find(b"\n")  # only the new bytes: rescanning all of them is quadratic
+            end = len(self._buffer) + found if found >= 0 else -1
             self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
+        if len(line) > MAX_REPLY_BYTES:
+            raise ChildGone(f"broke the result protocol: a reply longer than {MAX_REPLY_BYTES} bytes")
         try:
             message = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
             raise ChildGone(f"broke the result protocol: {line[:200]!r}") from None
         if not isinstance(message, dict):
             raise ChildGone("broke the result protocol")
@@ -242,12 +259,17 @@ class Child:
         return f"exited with status {code}"
 
     def log_tail(self, lines: int = 25) -> str:
-        self._log.flush()
+        """The log's last lines, read through the descriptor opened at the start, never by path:
+        the folder is the child's to write, and a link it puts where the log was would be
+        followed with this process's rights (any file on the host, into the verdict)."""
         try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
+            self._log.flush()
+            fd = self._log.fileno()
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, min(size, LOG_TAIL_BYTES), max(0, size - LOG_TAIL_BYTES))
+        except (OSError, ValueError):  # ValueError: closed by `kill`
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
 
     def kill(self) -> None:
         """Kill everything the child started (see `_kill_tree`), then close the channel."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from kernelscale.verify.screen_ast import constant, dotted, host_walk, is_jit
 from kernelscale.verify.screen_tables import (
     ALLOWED_IMPORTS,
     ALLOWED_TORCH_CALLS,
@@ -26,6 +27,8 @@ from kernelscale.verify.screen_tables import (
     REACHED_MODULES,
     RULES,
     STREAM_CALLS,
+    STRING_ACCESSORS,
+    UNPICKLING_KEYWORDS,
 )
 
 GENERIC_RULES = frozenset({"forbidden_import", "forbidden_call", "private_access"})
@@ -52,40 +55,6 @@ def screen(source: str, *, allow_torch: bool = False) -> list[Violation]:
     return sorted(found, key=lambda v: (v.rule in GENERIC_RULES, v.line))
 
 
-def _dotted(node: ast.AST) -> str | None:
-    """`torch.nn.functional.relu` for an attribute chain rooted at a name, else None."""
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
-
-
-def _is_jit(fn: ast.FunctionDef) -> bool:
-    for deco in fn.decorator_list:
-        target = deco.func if isinstance(deco, ast.Call) else deco
-        name = _dotted(target) or ""
-        if name.split(".")[-1] in ("jit", "autotune", "heuristics"):
-            return True
-    return False
-
-
-def _host_walk(fn: ast.FunctionDef):
-    """The nodes of a host function, without the bodies of kernels defined inside it (a
-    `@cute.jit` hook built by a factory is device code, like a module-level `@triton.jit`)."""
-    todo = [fn]
-    while todo:
-        node = todo.pop()
-        yield node
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.FunctionDef) and _is_jit(child):
-                continue
-            todo.append(child)
-
-
 class _Scan:
     def __init__(self, tree: ast.Module):
         self.tree = tree
@@ -97,11 +66,11 @@ class _Scan:
                 self.functions[node.name] = node
             elif isinstance(node, ast.ClassDef):
                 self.classes[node.name] = node
-        self.jit_names = {name for name, fn in self.functions.items() if _is_jit(fn)}
+        self.jit_names = {name for name, fn in self.functions.items() if is_jit(fn)}
 
     def canonical(self, node: ast.AST) -> str | None:
         """A dotted name with import aliases resolved (`F.relu` -> `torch.nn.functional.relu`)."""
-        name = _dotted(node)
+        name = dotted(node)
         if name is None:
             return None
         head, _, rest = name.partition(".")
@@ -125,7 +94,7 @@ class _Scan:
                 and len(node.targets) == 1
                 and isinstance(node.targets[0], ast.Name)
             ):
-                value = _dotted(node.value)
+                value = dotted(node.value)
                 head = (value or "").partition(".")[0]
                 if head in aliases and node.targets[0].id not in aliases:
                     rest = value.partition(".")[2]
@@ -157,7 +126,7 @@ class _Scan:
             return self._patch_rules(node)
         if isinstance(node, ast.Attribute):
             return self._attribute_rules(node)
-        if isinstance(node, ast.Name) and node.id in FORBIDDEN_CALLS:
+        if isinstance(node, ast.Name) and node.id in FORBIDDEN_CALLS | STRING_ACCESSORS:
             return [Violation("forbidden_call", line, f"`{node.id}`")]
         if isinstance(node, ast.Call):
             return self._call_rules(node)
@@ -181,6 +150,10 @@ class _Scan:
                 if f"{node.module}.{a.name}".startswith(LIBRARY_FORBIDDEN):
                     found.append(
                         Violation("forbidden_import", node.lineno, f"from {node.module} import {a.name}")
+                    )
+                if a.name in STRING_ACCESSORS:
+                    found.append(
+                        Violation("forbidden_call", node.lineno, f"from {node.module} import {a.name}")
                     )
                 if a.name in REACHED_MODULES:
                     found.append(
@@ -206,7 +179,7 @@ class _Scan:
             elif isinstance(target, ast.Attribute):
                 chain = (self.canonical(target) or "").split(".")[:-1]  # the objects assigned into
                 if PATCHED_ROOTS.intersection(chain):
-                    found.append(Violation("monkey_patch", node.lineno, f"assignment to `{_dotted(target)}`"))
+                    found.append(Violation("monkey_patch", node.lineno, f"assignment to `{dotted(target)}`"))
         return found
 
     def _attribute_rules(self, node: ast.Attribute) -> list[Violation]:
@@ -214,6 +187,10 @@ class _Scan:
         full = self.canonical(node) or ""
         if full.startswith(LIBRARY_FORBIDDEN):
             return [Violation("forbidden_call", line, f"`{full}`")]
+        if attr in STRING_ACCESSORS:
+            return [
+                Violation("forbidden_call", line, f"`{full or '.' + attr}` reaches attributes by a string")
+            ]
         if attr in ("environ", "getenv", "putenv", "environb"):
             return [Violation("env_access", line, f"`.{attr}`")]
         if attr in ("_getframe", "f_back", "f_locals", "f_globals", "tb_frame", "gi_frame", "cr_frame"):
@@ -222,25 +199,32 @@ class _Scan:
             return [Violation("introspection", line, "sys.modules")]
         if attr in FORBIDDEN_ATTRS:
             return [Violation("private_access", line, f"`.{attr}`")]
-        if attr in REACHED_MODULES and _dotted(node.value) != "self":
-            return [Violation("forbidden_import", line, f"`{_dotted(node) or '.' + attr}` reaches a module")]
-        if attr.startswith("_") and not attr.startswith("__") and _dotted(node.value) != "self":
+        if attr in REACHED_MODULES and dotted(node.value) != "self":
+            return [Violation("forbidden_import", line, f"`{dotted(node) or '.' + attr}` reaches a module")]
+        if attr.startswith("_") and not attr.startswith("__") and dotted(node.value) != "self":
             return [Violation("private_access", line, f"`.{attr}`")]
         if full in STREAM_CALLS or attr in ("CUDAGraph", "graph", "graphs", "ExternalStream"):
-            return [Violation("streams", line, f"`{_dotted(node)}`")]
+            return [Violation("streams", line, f"`{dotted(node)}`")]
         if full.startswith(("torch.utils._python_dispatch", "torch.overrides")) or attr in (
             "TorchDispatchMode",
             "TorchFunctionMode",
             "_make_subclass",
             "_make_wrapper_subclass",
         ):
-            return [Violation("tensor_subclass", line, f"`{_dotted(node)}`")]
+            return [Violation("tensor_subclass", line, f"`{dotted(node)}`")]
         if full.startswith(("torch.compile", "torch.jit", "torch._dynamo", "torch._inductor")):
-            return [Violation("torch_compile", line, f"`{_dotted(node)}`")]
+            return [Violation("torch_compile", line, f"`{dotted(node)}`")]
         return []
 
     def _call_rules(self, node: ast.Call) -> list[Violation]:
         name = self.canonical(node.func) or ""
+        unpickles = [k.arg for k in node.keywords if (k.arg, constant(k.value)) in UNPICKLING_KEYWORDS]
+        if unpickles:  # unpickling runs whatever callables the pickle names (os.system, ...)
+            return [Violation("forbidden_call", node.lineno, f"`{unpickles[0]}=...` unpickles code")]
+        if name == "type" and len(node.args) == 3:
+            # A class made at run time: its bases and its methods (a `__torch_function__` is only
+            # a dict key there) escape the class-statement rules below.
+            return [Violation("tensor_subclass", node.lineno, "`type(name, bases, namespace)` makes a class")]
         if name in ("os.abort", "os._exit", "os.kill", "os.system", "sys.exit", "signal.raise_signal"):
             return [Violation("forbidden_call", node.lineno, f"`{name}`")]
         if name == "torch.compile" or name.startswith("torch.jit."):
@@ -286,7 +270,7 @@ class _Scan:
 
     def _callees(self, fn: ast.FunctionDef, methods: dict[str, ast.FunctionDef]) -> list[ast.FunctionDef]:
         found = []
-        for node in _host_walk(fn):
+        for node in host_walk(fn):
             if isinstance(node, ast.Name) and node.id in self.functions:
                 found.append(self.functions[node.id])
             elif isinstance(node, ast.Name) and node.id in self.classes:
@@ -295,7 +279,7 @@ class _Scan:
                     for m in self.classes[node.id].body
                     if isinstance(m, ast.FunctionDef) and m.name != "__init__"
                 ]
-            elif isinstance(node, ast.Attribute) and _dotted(node.value) == "self" and node.attr in methods:
+            elif isinstance(node, ast.Attribute) and dotted(node.value) == "self" and node.attr in methods:
                 found.append(methods[node.attr])
         return found
 
@@ -315,17 +299,17 @@ class _Scan:
                     layers.update(
                         t.attr
                         for t in node.targets
-                        if isinstance(t, ast.Attribute) and _dotted(t.value) == "self"
+                        if isinstance(t, ast.Attribute) and dotted(t.value) == "self"
                     )
         return layers
 
     def _launches_kernel(self) -> bool:
         host = self.reachable()
-        names = {n.id for fn in host for n in _host_walk(fn) if isinstance(n, ast.Name)}
-        attrs = {n.attr for fn in host for n in _host_walk(fn) if isinstance(n, ast.Attribute)}
+        names = {n.id for fn in host for n in host_walk(fn) if isinstance(n, ast.Name)}
+        attrs = {n.attr for fn in host for n in host_walk(fn) if isinstance(n, ast.Attribute)}
         if names & self.jit_names:
             return True
-        called = {self.canonical(n.func) for fn in host for n in _host_walk(fn) if isinstance(n, ast.Call)}
+        called = {self.canonical(n.func) for fn in host for n in host_walk(fn) if isinstance(n, ast.Call)}
         if called & LIBRARY_KERNELS:
             return True
         inline = self._inline_extensions()
@@ -352,7 +336,7 @@ class _Scan:
         layers = self._layer_attributes()
         found: list[Violation] = []
         for fn in self.reachable():
-            for node in _host_walk(fn):
+            for node in host_walk(fn):
                 found += self._compute_rules(node, layers)
         return found
 
@@ -375,7 +359,7 @@ class _Scan:
             and name.split(".")[1] not in ALLOWED_TORCH_CALLS
         ):
             return [Violation("torch_fallback", line, f"`{name}`")]
-        called = _dotted(node.func) or ""
+        called = dotted(node.func) or ""
         if called.startswith("self.") and called.split(".")[1] in layers:
             return [Violation("torch_fallback", line, f"`{called}` (an nn layer)")]
         if isinstance(node.func, ast.Attribute) and node.func.attr in COMPUTE_METHODS:

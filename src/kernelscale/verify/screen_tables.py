@@ -215,6 +215,7 @@ REACHED_MODULES = frozenset(
         "linecache",
         "traceback",
         "weakref",
+        "ctypeslib",  # numpy's door to ctypes: load_library runs any shared object
     }
 )
 
@@ -240,6 +241,15 @@ FORBIDDEN_CALLS = frozenset(
         "__builtins__",
     }
 )
+
+# Callables that reach attributes by a string, so that no forbidden name appears in the source:
+# `operator.attrgetter("sys.modules")(torch)`, `attrgetter("__setattr__")(type)(cls, name, f)`,
+# `methodcaller("__setattr__", ...)`. Refused however they are named: called, imported, aliased.
+STRING_ACCESSORS = frozenset({"attrgetter", "methodcaller"})
+
+# Keyword arguments that make a load unpickle (np.load, torch.load): a pickle runs any callable
+# it names, none of which appears in the source.
+UNPICKLING_KEYWORDS = frozenset({("allow_pickle", True), ("weights_only", False)})
 
 # Attribute names that reach process state, other modules or the class machinery.
 FORBIDDEN_ATTRS = frozenset(
@@ -335,7 +345,8 @@ RULES: dict[str, str] = {
     "no_kernel": "the forward must launch a kernel of its own (@triton.jit, or CUDA via load_inline)",
     "forbidden_import": "imports are limited to torch, triton, math, numpy, the standard helpers and the "
     "kernel libraries cutlass.cute and flash_attn.cute; no module reached through another's attributes",
-    "forbidden_call": "no eval/exec/compile/__import__/getattr/setattr/open and similar escape hatches",
+    "forbidden_call": "no eval/exec/compile/__import__/getattr/setattr/open, operator.attrgetter/methodcaller "
+    "and similar escape hatches",
     "private_access": "no access to private or system attributes (`_name`, os/sys/environ, dunders)",
     "env_access": "no access to environment variables",
     # Checked while the candidate runs (the runner and the oracle), not by the screen:

@@ -83,6 +83,14 @@ class _Slab:
         """Fresh values (the slab's bytes copied out) on `device`, rebuilt with their strides."""
         if not isinstance(descriptors, list):
             raise SlabError("descriptors must be a list")
+        # The writer lays storages out one after another, so together they fit the slab; more is
+        # a forged list (the same bytes described a thousand times), which would make the reader
+        # allocate a thousand slabs' worth before anything is compared.
+        claims = [d.get("storage_bytes", 0) if isinstance(d, dict) else 0 for d in descriptors]
+        if not all(type(c) is int and c >= 0 for c in claims):
+            raise SlabError("a descriptor's storage_bytes is not a count of bytes")
+        if sum(claims) > self.capacity:
+            raise SlabError(f"the descriptors claim {sum(claims)} bytes of a {self.capacity}-byte slab")
         return [self._read_one(d, device) for d in descriptors]
 
     def describe(self) -> dict:
@@ -107,14 +115,21 @@ class _Slab:
             raise SlabError(
                 f"descriptor outside the slab: offset {offset}, {storage} bytes of {self.capacity}"
             )
-        size = torch.empty((), dtype=dtype).element_size()
-        if storage % size:
-            raise SlabError(f"{storage} bytes of storage is not a whole number of {dtype} elements")
-        flat = torch.empty(storage // size, dtype=dtype, device=device)
-        flat.copy_(self._get(offset, storage).view(dtype))
+        # The descriptor is the other process's word: whatever torch refuses in it (a quantized
+        # or sub-byte dtype, strides outside the storage) is that process's error, never ours.
+        try:
+            size = torch.empty((), dtype=dtype).element_size()
+            if storage % size:
+                raise SlabError(f"{storage} bytes of storage is not a whole number of {dtype} elements")
+            flat = torch.empty(storage // size, dtype=dtype, device=device)
+            flat.copy_(self._get(offset, storage).view(dtype))
+        except (RuntimeError, TypeError, ValueError) as exc:
+            if isinstance(exc, SlabError):
+                raise
+            raise SlabError(f"a {dtype} value cannot travel: {str(exc)[:120]}") from None
         try:
             return flat.as_strided(shape, stride, start)
-        except RuntimeError as exc:
+        except (RuntimeError, TypeError, ValueError) as exc:
             raise SlabError(f"shape {shape}, strides {stride} do not fit their storage: {exc}") from None
 
     def _put(self, offset: int, flat: torch.Tensor) -> None:
@@ -136,6 +151,11 @@ class OracleSlab(_Slab):
         self.capacity = max(ALIGN, math.ceil(nbytes / ALIGN) * ALIGN)
         self.fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW, 0o600)
         os.ftruncate(self.fd, self.capacity)
+        # Every page reserved now, before the candidate runs: a sparse slab in /dev/shm needs new
+        # pages at each call's write, and a candidate that fills /dev/shm with files (bounded per
+        # file, not in total) would make that write fail in the oracle, an error of its own.
+        if hasattr(os, "posix_fallocate"):
+            os.posix_fallocate(self.fd, 0, self.capacity)
         os.fchmod(self.fd, 0o666 if writable_by_others else 0o644)
         self._host: torch.Tensor | None = None
 

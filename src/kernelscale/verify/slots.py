@@ -30,11 +30,9 @@ from kernelscale.verify.pool import (
     screen_verdict,
     visible_gpus,
 )
-from kernelscale.verify.verdict import VERIFIER_ERROR, Verdict
+from kernelscale.verify.verdict import VERIFIER_ERROR, Verdict, verifier_error
 
 log = logging.getLogger(__name__)
-
-NOT_THE_CANDIDATES = "not the candidate"  # how the oracle marks its own failures in a verdict
 
 
 class WorkerLost(Exception):
@@ -196,10 +194,8 @@ class SlotPool:
                 self.retries += 1
                 log.info("%s; retrying the attempt once on another worker", reason)
         detail = reason.removeprefix(VERIFIER_ERROR).lstrip(": ")
-        return Verdict(
-            "runtime_error",
-            f"{VERIFIER_ERROR}: {detail}; the attempt was retried once on another "
-            "worker and failed again there",
+        return verifier_error(
+            f"{detail}; the attempt was retried once on another worker and failed again there"
         )
 
     async def _take(self, avoid: Worker | None) -> Worker:
@@ -240,4 +236,5 @@ class SlotPool:
 
 
 def _verifier_fault(verdict: Verdict) -> bool:
-    return verdict.status == "runtime_error" and NOT_THE_CANDIDATES in verdict.reason
+    """The oracle's typed mark, never words in the reason: a candidate can write those."""
+    return verdict.status == "runtime_error" and verdict.verifier_fault

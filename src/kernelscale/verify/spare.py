@@ -108,12 +108,24 @@ class Spares:
     def _seed_for(self, runner: CandidateProcess) -> dict:
         """What the runner's warm-up starts from (the kept seed) or exports (while there is none);
         nothing on the CPU, where no kernel is compiled."""
-        if self.oracle.device != "cuda":
+        if self.oracle.device != "cuda" or not _sealed():
             return {}
         given = runner_seed.hand_to_runner(self.seed, runner.workdir)
         if given is not None:
             return {"seed_dir": str(given)}
         return {"export_dir": str(runner.workdir / runner_seed.EXPORT_IN_WORKDIR)}
+
+
+def _sealed() -> bool:
+    """Is every runner's folder out of every other runner's reach? Only with PID and mount
+    namespaces (bwrap, unshare). Without them (plain) every runner is the same uid, a candidate's
+    process can outlive its attempt, and it could write into a later runner's folder: into the
+    seed that runner copies into its cache, or into its export before the oracle keeps it. The
+    kept copy is loaded by every later runner on this machine (a later run's trusted calibration
+    runner under bubblewrap included), so it is neither made nor used there."""
+    from kernelscale.verify import isolation
+
+    return isolation.probe().name in ("bwrap", "unshare")
 
 
 def _remove(runner: CandidateProcess) -> None:

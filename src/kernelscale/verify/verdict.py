@@ -40,6 +40,10 @@ class Verdict:
     # The trusted runner's step costs this attempt measured (Calibration.to_json), for the store;
     # empty where it reused stored ones or never got that far.
     calibration: dict = field(default_factory=dict)
+    # Set only where the verifier itself failed (verifier_error): the pool retries such an
+    # attempt elsewhere and the search stops on it. A flag, never the reason's words, which a
+    # candidate writes too (an exception's message, its runner's reply).
+    verifier_fault: bool = False
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -72,6 +76,12 @@ class Verdict:
         where = f" (line {self.line})" if self.line else ""
         rule = f"[{self.rule}] " if self.rule else ""
         return f"{self.status}: {rule}{self.reason}{where}"
+
+
+def verifier_error(detail: str) -> Verdict:
+    """The verdict when the verifier, not the candidate, failed (the reference, a baseline, a
+    worker that died twice): the one place a verdict is marked so."""
+    return Verdict("runtime_error", f"{VERIFIER_ERROR}: {detail}", verifier_fault=True)
 
 
 def describe_environment(device: str) -> dict:
