@@ -15,7 +15,6 @@ from kernelscale.search.interrupt import run_to_end
 from kernelscale.search.session import Session
 from kernelscale.search.settings import RunSettings
 from kernelscale.search.spread import bench_spread
-from kernelscale.verify.verdict import VERIFIER_ERROR
 
 
 class ProblemFailed(RuntimeError):
@@ -79,7 +78,7 @@ def bench_suite(
             )
             if outcome.stopped == "error":
                 # A proposer that cannot go on would fail every later problem too: stop the bench.
-                if outcome.detail.startswith(VERIFIER_ERROR):
+                if outcome.verifier_failed:
                     raise ProblemFailed(outcome.detail)
                 raise ProposerError(outcome.detail)
 

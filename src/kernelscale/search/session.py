@@ -59,6 +59,7 @@ class SearchOutcome:
     detail: str = ""  # one line: which limit, which error
     first_verdict_s: float | None = None  # seconds from this search's start to its first verdict
     elapsed_s: float = 0.0  # the problem's clock at the end, earlier sessions included
+    verifier_failed: bool = False  # stopped by the verifier's own failure (its typed mark), not a proposer's
 
     @property
     def everything(self) -> list[Attempt]:
@@ -149,18 +150,19 @@ class Session:
         strategy = self.make_strategy(
             proposer, workers
         )  # a bench running problems side by side gives a share
-        stopped, detail = None, ""
+        stopped, detail, failure = None, "", None
         try:
             await strategy.run(problem, proposer, evaluate, budget, list(history))
         except ProposerStopped as exc:
             stopped, detail = exc.reason, str(exc)
         except (ProposerError, VerifierFailure) as exc:
-            stopped, detail = "error", str(exc)
+            stopped, detail, failure = "error", str(exc), exc
         finally:
             self.store.set_problem_status(run_id, problem.content_hash(), "running", budget.elapsed())
         outcome = SearchOutcome(
             evaluate.attempts, list(history), "", detail, evaluate.first_verdict_s, budget.elapsed()
         )
+        outcome.verifier_failed = isinstance(failure, VerifierFailure)
         outcome.stopped = stopped or why_stopped(budget, outcome.best)
         return outcome
 

@@ -20,7 +20,6 @@ from kernelscale.search.evaluator import VerifierFailure
 from kernelscale.search.interrupt import run_to_end
 from kernelscale.search.session import SearchOutcome, Session, SolveError, make_proposer  # noqa: F401
 from kernelscale.search.settings import DEFAULT_DB, RunSettings  # noqa: F401
-from kernelscale.verify.verdict import VERIFIER_ERROR
 
 
 @dataclass
@@ -34,10 +33,7 @@ class SolveResult:
     detail: str = ""  # one line on the stop: which limit, which error
     shape: dict = field(default_factory=dict)
     first_verdict_s: float | None = None  # from the command's start (pool start included)
-
-    @property
-    def verifier_failed(self) -> bool:
-        return self.stopped == "error" and self.detail.startswith(VERIFIER_ERROR)
+    verifier_failed: bool = False  # the search ended on the verifier's own failure (its typed mark)
 
 
 @dataclass
@@ -119,9 +115,7 @@ async def _solve(session: Session, started: _Started, problem, resume: int | Non
 def _finish(session: Session, started: _Started, outcome: SearchOutcome, shape: dict) -> SolveResult:
     store, run_id, problem = session.store, started.run_id, started.problem
     if outcome.stopped == "error" and _discard_if_empty(store, started):
-        raise (VerifierFailure if outcome.detail.startswith(VERIFIER_ERROR) else ProposerError)(
-            outcome.detail
-        )
+        raise (VerifierFailure if outcome.verifier_failed else ProposerError)(outcome.detail)
     failed = outcome.stopped == "error"
     store.finish_run(run_id, "error" if failed else "finished")
     store.set_problem_status(run_id, problem.content_hash(), "error" if failed else "done", outcome.elapsed_s)
@@ -135,6 +129,7 @@ def _finish(session: Session, started: _Started, outcome: SearchOutcome, shape: 
         detail=outcome.detail,
         shape=shape,
         first_verdict_s=first,
+        verifier_failed=outcome.verifier_failed,
     )
     result.out_dir = _write(result, _out_dir(session.settings, run_id))
     return result
