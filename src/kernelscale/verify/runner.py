@@ -92,6 +92,12 @@ class Runner:
         from kernelscale.verify import guards, op_policy
 
         self.device = msg["device"]
+        if self.device != "cuda":
+            # An interpreted run shares two or so cores with the oracle and other runners: torch's
+            # thread pool would oversubscribe them, and one stalled barrier turned a 1 ms digest
+            # into 65 ms, an honest kernel rejected by the timer rule. One thread, as in the
+            # trusted runner the steps are held to.
+            torch.set_num_threads(1)
         self.forbid_copies = bool(msg.get("forbid_copies"))
         self.allow_torch = bool(msg.get("allow_torch"))
         self.code_file = msg["code_file"]

@@ -82,8 +82,8 @@ class Medians:
 
 
 MEDIANS = Medians(statistics.median, statistics.median)
-# The timed calls alone may be few (two on the CPU, where one stalled step would double a plain
-# median of two): each side takes the middle value in the candidate's favour, and the reported
+# The timed calls alone may be few (three on the CPU; with two, one stalled step doubled a plain
+# median): each side takes the middle value in the candidate's favour, and the reported
 # time is the upper median of its own figures, the one held here. Forging more than half of the
 # timed calls still moves every one of these; forging exactly half moves none of them.
 LENIENT = Medians(statistics.median_low, statistics.median_high)
