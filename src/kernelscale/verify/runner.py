@@ -92,11 +92,7 @@ class Runner:
         from kernelscale.verify import guards, op_policy
 
         self.device = msg["device"]
-        if self.device != "cuda":
-            # An interpreted run shares two or so cores with the oracle and other runners: torch's
-            # thread pool would oversubscribe them, and one stalled barrier turned a 1 ms digest
-            # into 65 ms, an honest kernel rejected by the timer rule. One thread, as in the
-            # trusted runner the steps are held to.
+        if self.device != "cuda":  # cores shared with the oracle: a pool of threads stalled a 1 ms step to 65
             torch.set_num_threads(1)
         self.forbid_copies = bool(msg.get("forbid_copies"))
         self.allow_torch = bool(msg.get("allow_torch"))
