@@ -283,12 +283,6 @@ CHEATS = [
         imports="import dataclasses",
     ),
     Cheat(
-        # any library function's module namespace holds sys, and sys.modules holds the runner
-        "reaches_sys_through_a_functions_globals",
-        "runner = torch.nn.functional.relu.__globals__['sys'].modules['__main__']\nreturn scaled_exp(x, y)",
-        ("rejected", "private_access"),
-    ),
-    Cheat(
         "exhausts_memory",
         "hoard = []\nwhile True:\n    hoard.append(torch.ones(2**28))\nreturn scaled_exp(x, y)",
         ("runtime_error", None),

@@ -275,7 +275,6 @@ FORBIDDEN_ATTRS = frozenset(
         "__reduce__",
         "__reduce_ex__",
         "__setattr__",
-        "__globals__",  # a function's module namespace: sys, os and the rest of what it imported
     }
 )
 
