@@ -159,19 +159,19 @@ def test_forgery_aimed_only_at_the_timed_calls_is_a_timer_mismatch():
     """Honest figures on the trials, which outnumber a short timing run, and forged ones on the
     timed calls: every median over all calls is honest, the reported median is not."""
     forged = ClockReading(**(vars(HONEST) | {"own_ms": 0.1}))
-    result = TimingResult(calibration=TRUSTED)
-    for _ in range(3):
-        result.add_call(forged)
-    with pytest.raises(AttemptFailed) as caught:
-        result.check_clock([HONEST] * 10 + [forged] * 3, "cuda")
-    assert caught.value.verdict.reason.startswith("timed calls: the candidate's process reported")
+    assert _finding_when_only_timed(forged).startswith("timed calls: the candidate's process reported")
     moved = ClockReading(**(vars(HONEST) | {"key_ms": 0.9, "window_ms": 0.35, "own_ms": 0.01}))
+    assert _finding_when_only_timed(moved).startswith("timed calls: unmasking the inputs")
+
+
+def _finding_when_only_timed(reading: ClockReading) -> str:
+    """The timer rule's reason for ten honest calls followed by three timed ones like `reading`."""
     result = TimingResult(calibration=TRUSTED)
     for _ in range(3):
-        result.add_call(moved)
+        result.add_call(reading)
     with pytest.raises(AttemptFailed) as caught:
-        result.check_clock([HONEST] * 10 + [moved] * 3, "cuda")
-    assert caught.value.verdict.reason.startswith("timed calls: unmasking the inputs")
+        result.check_clock([HONEST] * 10 + [reading] * 3, "cuda")
+    return caught.value.verdict.reason
 
 
 def test_a_time_that_is_not_a_number_is_never_reported():

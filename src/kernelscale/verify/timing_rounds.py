@@ -91,8 +91,6 @@ LENIENT = Medians(statistics.median_low, statistics.median_high)
 
 @dataclass
 class TimingResult:
-    window_ms: list[float] = field(default_factory=list)
-    own_ms: list[float] = field(default_factory=list)
     timed: list[ClockReading] = field(default_factory=list)  # every figure of the timed calls
     calibration: Calibration = field(default_factory=Calibration)
     baselines: dict[str, timing.Samples] = field(default_factory=dict)
@@ -109,8 +107,14 @@ class TimingResult:
     def add_call(self, reading: ClockReading) -> None:
         """A timed call: its figures are the reported time's, and the timer rule holds them."""
         self.timed.append(reading)
-        self.window_ms.append(reading.window_ms)
-        self.own_ms.append(reading.own_ms)
+
+    @property
+    def window_ms(self) -> list[float]:
+        return [c.window_ms for c in self.timed]
+
+    @property
+    def own_ms(self) -> list[float]:
+        return [c.own_ms for c in self.timed]
 
     def outside_ms(self) -> list[float]:
         return [max(0.0, w - self.calibration.handshake_ms) for w in self.window_ms]
