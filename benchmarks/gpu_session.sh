@@ -72,7 +72,7 @@ decode-sweep)
   ;;
 verifier)
   timeout "$(( ${2:-480} + 60 ))" python3 benchmarks/verifier_gpu.py --out "$OUT/verifier.jsonl" --deadline "${2:-480}" \
-    --phases examples hostile attention --quick-phases hostile attention --full-baselines softmax 2>&1 \
+    --phases hostile attention examples --quick-phases hostile attention --full-baselines softmax 2>&1 \
     | grep --line-buffered -v Warning | tee "$OUT/verifier.log"
   ;;
 tables)
