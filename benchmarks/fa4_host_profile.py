@@ -11,7 +11,9 @@ S=4096, D=128, bf16, the compiler's first Triton configuration and its FA4 modul
   with the arguments the interface passed it (recorded once through a wrapper around FA4's
   compile cache; allowed here, in a benchmark, and refused by the screen in a candidate), with a
   bitwise check that the direct call writes what the interface call wrote;
-- cProfile of the FA4 module's forward, top 20 functions by cumulative time.
+- cProfile of the FA4 module's forward, top 20 functions by cumulative time;
+- the verifier runner's conditions one at a time: the aten ops per forward and the time with its
+  op recorder on, then the audit events per forward and the time with an audit hook installed.
 
 Writes fa4-host-<card>.json and .txt under --out.
 
@@ -40,6 +42,7 @@ from kernelscale.problems.module import import_source  # noqa: E402
 from kernelscale.propose.compiler.generate import compile_mods, render  # noqa: E402
 from kernelscale.propose.compiler.proposer import CompilerProposer  # noqa: E402
 from kernelscale.propose.compiler.space import Config  # noqa: E402
+from kernelscale.verify.op_policy import OpRecorder, recording  # noqa: E402
 
 VARIANTS = ("causal", "full", "alibi", "prefix_lm")
 
@@ -141,7 +144,70 @@ def profile_top(fn, calls=200):
     return text.getvalue()
 
 
-def one_variant(name, log):
+class _CountingRecorder(OpRecorder):
+    """The verifier's op recorder, also counting the ops it saw."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return super().__torch_dispatch__(func, types, args, kwargs)
+
+
+def recorded(call):
+    def run():
+        with torch.no_grad(), recording():
+            call()
+
+    return run
+
+
+AUDIT = {"on": False, "events": 0, "names": {}}
+
+
+def _count_audit(event, args):
+    if AUDIT["on"]:
+        AUDIT["events"] += 1
+        AUDIT["names"][event] = AUDIT["names"].get(event, 0) + 1
+
+
+def runner_conditions(kernels, q, k, v, log):
+    """What the verifier's runner adds around a forward, one condition at a time: its op
+    recorder (a TorchDispatchMode, every aten op through Python) and an audit hook (every audit
+    event through a Python function; installed last, since it cannot be removed)."""
+    rows = {}
+    for label, kernel in kernels.items():
+        call = lambda kernel=kernel: kernel(q, k, v)  # noqa: E731
+        counter = _CountingRecorder()
+        with torch.no_grad(), counter:
+            call()
+        torch.cuda.synchronize()
+        rows[label] = {
+            "aten_ops_per_call": counter.count,
+            "ops": sorted(counter.ops),
+            "plain_ms": verifier_ms(call),
+            "recorded_ms": verifier_ms(recorded(call)),
+            "recorded_host_us": host_us(recorded(call)),
+        }
+    sys.addaudithook(_count_audit)
+    for label, kernel in kernels.items():
+        call = lambda kernel=kernel: kernel(q, k, v)  # noqa: E731
+        AUDIT.update(on=True, events=0, names={})
+        call()
+        AUDIT["on"] = False
+        torch.cuda.synchronize()
+        rows[label]["audit_events_per_call"] = AUDIT["events"]
+        rows[label]["audit_names"] = dict(AUDIT["names"])
+        rows[label]["audited_recorded_ms"] = verifier_ms(recorded(call))
+        rows[label]["audited_plain_ms"] = verifier_ms(call)
+    for label, row in rows.items():
+        log(f"runner conditions {label}: {json.dumps(row)}")
+    return rows
+
+
+def one_variant(name, log, kernels):
     problem, model, init, (q, k, v), shape = build(name, 128, "cuda")
     score_mod, mask_mod, _ = init
     compiled = compile_mods(score_mod, mask_mod)
@@ -153,6 +219,7 @@ def one_variant(name, log):
             kernel = mod.ModelNew(*init)
         kernel(q, k, v)
         torch.cuda.synchronize()
+        kernels[f"{name}_{label}"] = kernel
         entry = row[label] = {}
         call = lambda kernel=kernel: kernel(q, k, v)  # noqa: E731
         entry["verifier_ms"] = verifier_ms(call)
@@ -171,6 +238,7 @@ def one_variant(name, log):
                 sdpa, warmup=25, rep=100, return_mode="median"
             )
         log(f"{name} cudnn: {row['cudnn']}")
+    row["inputs"] = (q, k, v)
     return row
 
 
@@ -188,12 +256,17 @@ def main():
         print(text, flush=True)
         lines.append(text)
 
-    rows = []
+    rows, kernels = [], {}
     for name in args.variants:
         try:
-            rows.append(one_variant(name, log))
+            rows.append(one_variant(name, log, kernels))
         except Exception as exc:  # one variant's failure is a result
             log(f"{name}: {type(exc).__name__}: {str(exc)[:400]}")
+    if rows:  # every variant has the same input shape: the first one's inputs serve all
+        conditions = runner_conditions(kernels, *rows[0]["inputs"], log)
+        rows.append({"variant": "runner_conditions", **conditions})
+    for row in rows:
+        row.pop("inputs", None)
     for row in rows:
         if "fa4_profile" in row:
             lines.append(f"\n== {row['variant']} FA4 module, cProfile ==\n{row['fa4_profile']}")
