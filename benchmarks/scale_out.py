@@ -9,7 +9,8 @@ on every attempt and the figure is the executors', not a model's. Each configura
 its own store and its own HOME, Triton and Inductor caches, so no run reuses another's stored
 baselines, calibration or compiled kernels. Per configuration: attempts, seconds, attempts per
 minute and the best speedup over eager per problem. Writes scale_out.json under --out after
-every configuration.
+every configuration. The LLM proposer needs the `openai` package where this runs (a GPU image
+without it fails every ops problem at once: carry its wheels).
 
     PYTHONPATH=src python3 benchmarks/scale_out.py --out $OUT/scale --budget 15s
 """
@@ -165,7 +166,9 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/ks-scale"))
     parser.add_argument("--budget", default="15s", help="per problem, as `bench --budget` takes it")
     parser.add_argument("--timeout", type=float, default=400.0, help="seconds for one bench command")
-    parser.add_argument("--configs", nargs="*", default=list(CONFIGS))
+    parser.add_argument(
+        "--configs", nargs="*", default=["local-1gpu", "local-all", "ray-all"], choices=list(CONFIGS)
+    )
     parser.add_argument("--ops", nargs="*", default=list(OPS))
     parser.add_argument("--attention", nargs="*", default=list(ATTENTION))
     args = parser.parse_args()
