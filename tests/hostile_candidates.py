@@ -61,6 +61,8 @@ class Cheat:
     unscreened: tuple[str, str | None] | None = None
     imports: str = ""
     helpers: str = ""
+    # The unscreened status on a GPU where it differs from the CPU's (benchmarks/verifier_gpu.py)
+    gpu_unscreened: str | None = None
 
     def source(self) -> str:
         body = "\n".join("        " + line for line in self.forward.strip("\n").splitlines())
@@ -109,7 +111,9 @@ CHEATS = [
         "side_stream",
         "s = torch.cuda.Stream()\nwith torch.cuda.stream(s):\n    return scaled_exp(x, y)",
         ("rejected", "streams"),
-        ("runtime_error", None),
+        ("runtime_error", None),  # the CPU build has no streams
+        # On a GPU the runner's device-wide synchronize waits for every stream: an honest time
+        gpu_unscreened="correct",
     ),
     Cheat(
         "background_thread",
@@ -186,7 +190,11 @@ CHEATS = [
         "scaled_exp(x[:1], y[:1], torch.empty_like(x[:1]), 1)\nreturn ANSWER.clone()",
         ("incorrect", None),
         ("incorrect", None),
-        helpers="torch.manual_seed(0)\n_X, _Y = torch.randn(16, 64), torch.randn(16, 64)\nANSWER = scaled_exp(_X, _Y)\n",
+        helpers=(
+            "torch.manual_seed(0)\n_D = 'cuda' if torch.cuda.is_available() else 'cpu'\n"
+            "_X, _Y = torch.randn(16, 64, device=_D), torch.randn(16, 64, device=_D)\n"
+            "ANSWER = scaled_exp(_X, _Y)\n"
+        ),
     ),
     Cheat(
         "fp32_work_in_fp16",
