@@ -40,3 +40,25 @@ def test_wrong_math_is_incorrect_with_statistics(cpu_pool, scaled_exp):
     verdict = cpu_pool.verify(scaled_exp, GOOD.replace("tl.exp(x) * 2.0 + y", "tl.exp(x) * 2.0 - y"))
     assert verdict.status == "incorrect"
     assert verdict.max_abs_error > 0.1 and verdict.worst_index is not None and verdict.failing_trial
+
+
+def test_a_reference_that_returns_no_tensor_is_the_problems_fault(cpu_pool, scaled_exp, tmp_path):
+    """A problem whose Model returns None or a dict can judge no candidate: the verifier says so
+    (a verifier-side failure, which stops the run) instead of calling every candidate incorrect."""
+    from kernelscale.problems import load_problem
+
+    source = (Path(__file__).parent / "problems" / "scaled_exp.py").read_text()
+    for returned, name in (("None", "NoneType"), ('{"out": torch.exp(x) * 2.0 + y}', "dict")):
+        body = f"        return {returned}\n"
+        path = tmp_path / f"returns_{name}.py"
+        path.write_text(_replace_forward_return(source, body))
+        verdict = cpu_pool.verify(load_problem(path), GOOD)
+        assert verdict.verifier_fault and verdict.status == "runtime_error", verdict.reason
+        assert f"Model.forward returned {name}" in verdict.reason
+
+
+def _replace_forward_return(source: str, body: str) -> str:
+    lines = source.splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("def forward"))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].strip().startswith("return"))
+    return "".join(lines[:end] + [body] + lines[end + 1 :])

@@ -45,6 +45,18 @@ class ProblemSetupError(Exception):
     """The problem itself cannot be verified (not the candidate's fault)."""
 
 
+def _check_reference_outputs(outputs: list) -> None:
+    if not outputs:
+        raise ProblemSetupError("the problem's Model.forward returned an empty tuple: nothing to compare")
+    for index, value in enumerate(outputs):
+        if not isinstance(value, torch.Tensor):
+            where = "" if len(outputs) == 1 else f" (output {index})"
+            raise ProblemSetupError(
+                f"the problem's Model.forward returned {type(value).__name__}{where}: the verifier "
+                "compares a tensor, or a tuple or list of tensors"
+            )
+
+
 @dataclass
 class LoadedProblem:
     problem: Problem
@@ -120,11 +132,14 @@ class Oracle:
         return self.problems[key]
 
     def _reference_moves_only(self, module) -> bool:
-        """Does the reference only copy data? Then copies are the work, not bookkeeping."""
+        """Does the reference only copy data? Then copies are the work, not bookkeeping. Its
+        outputs are checked here too: what is not a tensor cannot be compared, and every
+        candidate would be judged against it in vain."""
         model, _ = make_model(module, "Model", 0, self.device)
         inputs = make_inputs(module, 0, 1.0, self.device)
         with torch.no_grad(), recording() as recorder:
-            model(*inputs)
+            out = model(*inputs)
+        _check_reference_outputs(outputs_as_list(out))
         return is_data_movement(recorder.ops)
 
     def new_reference(self, loaded: LoadedProblem, exchange: Exchange) -> Reference:
