@@ -55,6 +55,12 @@ def test_a_reference_that_returns_no_tensor_is_the_problems_fault(cpu_pool, scal
         verdict = cpu_pool.verify(load_problem(path), GOOD)
         assert verdict.verifier_fault and verdict.status == "runtime_error", verdict.reason
         assert f"Model.forward returned {name}" in verdict.reason
+    path = tmp_path / "inputs_raise.py"
+    path.write_text(
+        source.replace("    return [torch.randn(M, N), torch.randn(M, N)]", "    raise RuntimeError('boom')")
+    )
+    verdict = cpu_pool.verify(load_problem(path), GOOD)
+    assert verdict.verifier_fault and "the problem's get_inputs() raised RuntimeError: boom" in verdict.reason
 
 
 def _replace_forward_return(source: str, body: str) -> str:

@@ -45,6 +45,17 @@ class ProblemSetupError(Exception):
     """The problem itself cannot be verified (not the candidate's fault)."""
 
 
+@contextmanager
+def _problem_step(what: str):
+    """Name the problem's own function that failed, on its first run in this oracle."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except Exception as exc:
+        raise ProblemSetupError(f"the problem's {what} raised {type(exc).__name__}: {exc}") from None
+
+
 def _check_reference_outputs(outputs: list) -> None:
     if not outputs:
         raise ProblemSetupError("the problem's Model.forward returned an empty tuple: nothing to compare")
@@ -135,9 +146,11 @@ class Oracle:
         """Does the reference only copy data? Then copies are the work, not bookkeeping. Its
         outputs are checked here too: what is not a tensor cannot be compared, and every
         candidate would be judged against it in vain."""
-        model, _ = make_model(module, "Model", 0, self.device)
-        inputs = make_inputs(module, 0, 1.0, self.device)
-        with torch.no_grad(), recording() as recorder:
+        with _problem_step("Model(*get_init_inputs())"):
+            model, _ = make_model(module, "Model", 0, self.device)
+        with _problem_step("get_inputs()"):
+            inputs = make_inputs(module, 0, 1.0, self.device)
+        with _problem_step("Model.forward"), torch.no_grad(), recording() as recorder:
             out = model(*inputs)
         _check_reference_outputs(outputs_as_list(out))
         return is_data_movement(recorder.ops)
@@ -275,8 +288,10 @@ def serve(device: str) -> None:
         try:
             verdict = run_attempt(oracle, problem, request["code"], options)
         except Exception as exc:  # the reference or a baseline broke: report it, keep serving
+            text = str(exc).splitlines()[0][:300] if str(exc) else ""
+            # a ProblemSetupError's message names what failed; other exceptions need their type
             verdict = verifier_error(
-                f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+                text if isinstance(exc, ProblemSetupError) else f"{type(exc).__name__}: {text}"
             )
         if not _send(results, {"id": request.get("id"), "verdict": verdict.to_json()}):
             break  # the pool is gone (its process ended): nobody to answer, clean up and go
