@@ -181,3 +181,13 @@ def test_an_unwritable_out_folder_is_refused_before_anything_runs(tmp_path, comm
     result = kernelscale(*args, "--db", str(tmp_path / "k.db"), cwd=tmp_path)
     assert_one_line_error(result, 2, "cannot write the outputs to")
     assert Store(tmp_path / "k.db").list_runs() == []  # nothing was recorded
+
+
+@pytest.mark.parametrize("command", ["solve", "bench"])
+def test_an_unknown_tolerance_is_refused_before_anything_runs(tmp_path, command):
+    """It used to reach the verifier, which blamed itself after a whole attempt."""
+    target = "attention/causal" if command == "solve" else "attention"
+    args = [command, target, "--device", "cpu", "--tolerance", "weird", "--db", str(tmp_path / "k.db")]
+    result = kernelscale(*args, cwd=tmp_path)
+    assert_one_line_error(result, 2, "--tolerance must be strict or loose, not 'weird'")
+    assert Store(tmp_path / "k.db").list_runs() == []

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernelscale.problems.problem import TOLERANCE_PRESETS
 from kernelscale.propose.base import Proposer
 from kernelscale.verify.options import VerifyOptions
 
@@ -65,6 +66,8 @@ class RunSettings:
             raise SettingsError(f"--target must be a positive speedup, got {self.target_speedup:g}")
         if self.language not in ("triton", "cuda"):
             raise SettingsError(f"--language must be triton or cuda, not {self.language!r}")
+        if self.tolerance is not None and self.tolerance not in TOLERANCE_PRESETS:
+            raise SettingsError(f"--tolerance must be strict or loose, not {self.tolerance!r}")
         if self.device not in (None, "cpu", "cuda"):
             raise SettingsError(f"--device must be cpu or cuda, not {self.device!r}")
         parse_gpus(self.gpus)
