@@ -107,3 +107,11 @@ def test_functions_are_plain_python_too(db, capsys):
     with pytest.raises(typer.Exit) as info:
         show(12345, db=path)
     assert info.value.exit_code == 2
+
+
+def test_an_unwritable_report_folder_says_where(db, cli, tmp_path):
+    path, ids = db
+    (tmp_path / "a-file").write_text("")
+    result = cli("report", ids["gpu"], "--db", path, "--out", tmp_path / "a-file" / "report")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert f"cannot write the report to {tmp_path / 'a-file' / 'report'}" in result.stderr

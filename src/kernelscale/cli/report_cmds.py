@@ -89,8 +89,10 @@ def report(
     try:
         summary = _summary(store, run_id)
         paths = report_run(store, run_id, folder, html=html)
-    except (StoreError, OSError) as exc:
+    except StoreError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write the report to {folder}: {exc.strerror or exc}")
     finally:
         store.close()
     console = _console()
