@@ -3,7 +3,11 @@ Triton kernel (the compiler's one-time set-up in a process: its MLIR and LLVM co
 backend's query of ptxas, the launcher's build tools) and the masking kernels every call uses
 (masking.py: the XOR pad that unmasks staged inputs, the digest of the outputs at `commit`) for
 the commonest element sizes. Otherwise these compile inside the candidate's first call, in the
-attempt's fresh cache. Their binaries land in that cache, like Triton's driver helpers."""
+attempt's fresh cache. Their binaries land in that cache, like Triton's driver helpers.
+
+A runner that starts from the seed (runner_seed.py) finds all of them compiled already, and so
+would skip the compiler's set-up too, leaving it to the candidate's first call: the one-element
+kernel is therefore specialised on a salt drawn per runner, which no cache holds."""
 
 from __future__ import annotations
 
@@ -19,13 +23,13 @@ WARM_DTYPES = (torch.bfloat16, torch.float32)  # 2- and 4-byte elements: half an
 
 
 @triton.jit
-def _add_one(x_ptr):
-    tl.store(x_ptr, tl.load(x_ptr) + 1.0)
+def _add_one(x_ptr, SALT: tl.constexpr):
+    tl.store(x_ptr, tl.load(x_ptr) + (1.0 + SALT * 0.0))
 
 
 def compile_and_run(device: str = "cuda") -> float:
     x = torch.zeros(1, device=device)
-    _add_one[(1,)](x)
+    _add_one[(1,)](x, SALT=secrets.randbits(30))  # compiled here, whatever the seed holds
     key = secrets.randbits(62)  # a key like the oracle's (62 bits): the same specialisation
     for dtype in WARM_DTYPES:
         t = torch.zeros(4096, dtype=dtype, device=device)
