@@ -137,15 +137,15 @@ class Oracle:
             self.problems[key] = LoadedProblem(
                 problem=problem,
                 module=module,
-                forbid_copies=self._reference_moves_only(module),
+                forbid_copies=self._first_reference_run(module),
                 timing_seed=secrets.randbits(31),
             )
         return self.problems[key]
 
-    def _reference_moves_only(self, module) -> bool:
-        """Does the reference only copy data? Then copies are the work, not bookkeeping. Its
-        outputs are checked here too: what is not a tensor cannot be compared, and every
-        candidate would be judged against it in vain."""
+    def _first_reference_run(self, module) -> bool:
+        """The problem's first run here: does its reference only copy data (then copies are the
+        work, not bookkeeping)? A failure names the problem's own function, and outputs that are
+        not tensors are refused now: every candidate would be judged against them in vain."""
         with _problem_step("Model(*get_init_inputs())"):
             model, _ = make_model(module, "Model", 0, self.device)
         with _problem_step("get_inputs()"):
