@@ -65,11 +65,16 @@ def parse_budget(text: str | None) -> float | None:
 def check_device(device: str | None) -> str | None:
     if device not in (None, "cpu", "cuda"):
         fail(f"--device must be cpu or cuda, not {device!r}")
-    if device == "cuda":
-        import torch
+    import torch
 
-        if not torch.cuda.is_available():
-            fail("--device cuda, but no GPU is visible (use --device cpu for the interpreter)")
+    if device == "cuda" and not torch.cuda.is_available():
+        fail("--device cuda, but no GPU is visible (use --device cpu for the interpreter)")
+    if device == "cpu" or (device is None and not torch.cuda.is_available()):
+        from kernelscale.verify.interpreter_check import interpreter_blocker
+
+        reason = interpreter_blocker()
+        if reason:
+            fail(reason)
     return device
 
 
