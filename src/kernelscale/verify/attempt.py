@@ -130,7 +130,9 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
         cost["baselines_wait"] = round(time.monotonic() - t2, 3)
     with oracle.builds_paused(loaded):
         t2 = time.monotonic()
-        _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors, timing)
+        cost["timing_parts"] = _timed_calls(
+            oracle, loaded, candidate, reference, options, deadline, errors, timing
+        )
         candidate.check_guards(deadline)
         cost["timing"] = round(time.monotonic() - t2, 3)
         candidate.kill()
@@ -180,10 +182,12 @@ def _correctness(oracle, loaded, candidate, reference, options, deadline, errors
     return first_call_s
 
 
-def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors: Errors, timing) -> None:
+def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors: Errors, timing) -> dict:
     """Every timed call has inputs never seen before and is checked; the last is a fresh check
-    after timing. A warm-up call first (compile, autotune) is checked but not timed."""
+    after timing. A warm-up call first (compile, autotune) is checked but not timed. Returns the
+    seconds the timed calls' loop spent per part (the verifier's own cost, read in a verdict)."""
     started = time.monotonic()
+    parts = {"inputs": 0.0, "call": 0.0, "reference": 0.0, "check": 0.0}
     index = 0
     warm_up = Case("warm-up call", fresh_seed())
     inputs = oracle.case_inputs(loaded, warm_up)
@@ -196,11 +200,19 @@ def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors
         errors,
     )
     while not timing.enough(options, oracle.device, started):
+        t0 = time.monotonic()
         case = timed_case(index)
         inputs = oracle.case_inputs(loaded, case)
+        t1 = time.monotonic()
         result = candidate.call(inputs, deadline)
         timing.add_call(result.reading)
-        _check(loaded, case.name, inputs, result, oracle.reference_outputs(reference, inputs), errors)
+        t2 = time.monotonic()
+        want = oracle.reference_outputs(reference, inputs)
+        oracle.settle()  # the reference's GPU work lands in its own part, not in the check's
+        t3 = time.monotonic()
+        _check(loaded, case.name, inputs, result, want, errors)
+        for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, time.monotonic() - t3)):
+            parts[name] += seconds
         index += 1
     case = Case("after timing", fresh_seed())
     inputs = oracle.case_inputs(loaded, case)
@@ -212,6 +224,7 @@ def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors
         oracle.reference_outputs(reference, inputs),
         errors,
     )
+    return {name: round(seconds, 3) for name, seconds in parts.items()} | {"calls": index}
 
 
 def _check(

@@ -191,6 +191,11 @@ class Oracle:
         self._flush.zero_()
         torch.cuda.synchronize()
 
+    def settle(self) -> None:
+        """Wait for this process's GPU work (outside any timed window: for the cost split)."""
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
     def probe_gpu(self) -> None:
         """A one-element kernel from this process, synchronized, right after the candidate says
         `done`: if its work is still running on the GPU, this waits behind it (timed by the
