@@ -11,6 +11,7 @@ import pytest
 from conftest import TESTS
 from hostile_clock import CLOCK_CHEATS
 from hostile_digest import DIGEST_CHEATS
+from hostile_escapes import ESCAPE_CHEATS
 from hostile_protocol import PROTOCOL_CHEATS, ProtocolCheat
 from kernelscale.problems import load_problem
 
@@ -21,7 +22,9 @@ def _problem(ref: str):
     return load_problem(planted if planted.is_file() else ref)
 
 
-@pytest.mark.parametrize("cheat", PROTOCOL_CHEATS + CLOCK_CHEATS + DIGEST_CHEATS, ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "cheat", PROTOCOL_CHEATS + CLOCK_CHEATS + DIGEST_CHEATS + ESCAPE_CHEATS, ids=lambda c: c.name
+)
 def test_protocol_cheat_is_caught(cpu_pool, cheat: ProtocolCheat):
     if cheat.gpu_only:
         pytest.skip(f"GPU only ({cheat.gpu_only}); benchmarks/verifier_gpu.py runs it on a GPU")
@@ -35,6 +38,38 @@ def test_protocol_cheat_is_caught(cpu_pool, cheat: ProtocolCheat):
         assert (verdict.failing_trial or "").startswith(cheat.failing_trial_prefix), verdict.failing_trial
 
 
+def test_torch_in_an_interpreted_kernel_is_screened(cpu_pool, scaled_exp):
+    """A plain function called from a kernel's body runs on the host: the screen follows it
+    there, and with the screen on the verdict names it."""
+    from hostile_escapes import TORCH_IN_AN_INTERPRETED_KERNEL
+    from kernelscale.verify.screen import screen
+
+    found = screen(TORCH_IN_AN_INTERPRETED_KERNEL)
+    assert [(v.rule, v.detail) for v in found] == [("torch_fallback", "`torch.exp`")], found
+    verdict = cpu_pool.verify(scaled_exp, TORCH_IN_AN_INTERPRETED_KERNEL)
+    assert (verdict.status, verdict.rule) == ("rejected", "torch_fallback"), verdict.headline()
+
+
+def test_a_complex_output_is_held_to_its_parts_precision(cpu_pool):
+    """complex_output_in_bf16's honest twin: cos and sin in fp32 pass at fp32's 1e-4."""
+    from hostile_escapes import HONEST_COMPLEX_PHASE
+
+    assert "to(tl.bfloat16)" not in HONEST_COMPLEX_PHASE
+    verdict = cpu_pool.verify(_problem("complex_phase"), HONEST_COMPLEX_PHASE)
+    assert verdict.status == "correct", verdict.headline() + verdict.log_tail
+    assert "atol=rtol=0.0001" in verdict.reason, verdict.reason
+
+
+def test_outputs_at_the_edge_of_the_double_range_are_compared(cpu_pool):
+    """overflows_the_error's honest twin: ±1e308 where the reference has them is correct (the
+    norms of the whole-output check are taken relative to the largest element: no overflow)."""
+    from hostile_escapes import HONEST_F64_EXTREMES, OVERFLOWS_THE_ERROR
+
+    assert HONEST_F64_EXTREMES != OVERFLOWS_THE_ERROR
+    verdict = cpu_pool.verify(_problem("f64_extremes"), HONEST_F64_EXTREMES, screen=False)
+    assert verdict.status == "correct", verdict.headline() + verdict.log_tail
+
+
 def test_every_timed_call_is_checked_and_counted(cpu_pool):
     """An honest kernel: correct, and the verdict says how many calls were compared."""
     code = (TESTS / "problems" / "good_scaled_exp.py").read_text()
@@ -45,13 +80,15 @@ def test_every_timed_call_is_checked_and_counted(cpu_pool):
     assert "calls checked" in verdict.reason
 
 
-@pytest.mark.parametrize("name", ["truncates_output_slab", "floods_the_channel", "nests_a_reply"])
+@pytest.mark.parametrize(
+    "name", ["truncates_output_slab", "floods_the_channel", "nests_a_reply", "describes_a_broadcast_output"]
+)
 def test_the_oracle_survives_a_runner_that_breaks_the_channel(cpu_pool, scaled_exp, name):
     """The verdict is the candidate's (never a verifier error, never a retry on another worker,
     never the attempt's whole timeout), and the same oracle then verifies an honest kernel."""
     import time
 
-    cheat = next(c for c in PROTOCOL_CHEATS + CLOCK_CHEATS if c.name == name)
+    cheat = next(c for c in PROTOCOL_CHEATS + CLOCK_CHEATS + ESCAPE_CHEATS if c.name == name)
     pids, replaced = [w.pid for w in cpu_pool.pool.workers], cpu_pool.pool.replacements
     started = time.monotonic()
     verdict = cpu_pool.verify(scaled_exp, cheat.source, screen=False)

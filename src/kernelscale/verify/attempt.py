@@ -245,10 +245,11 @@ def _check(
         )
     tol = loaded.problem.tolerance_for(_dominant_dtype(want, inputs))
     # Each floating output at its own dtype's tolerance: a bf16 output first must not lend its
-    # 1e-2 to an fp32 output beside it (fp32_output_in_bf16).
+    # 1e-2 to an fp32 output beside it (fp32_output_in_bf16), nor a bf16 input to a complex64
+    # output, whose parts are fp32 (complex_output_in_bf16).
     tols = [
-        loaded.problem.tolerance_for(w.dtype)
-        if isinstance(w, torch.Tensor) and w.is_floating_point()
+        loaded.problem.tolerance_for(w.dtype.to_real())
+        if isinstance(w, torch.Tensor) and (w.is_floating_point() or w.is_complex())
         else tol
         for w in want
     ]
@@ -271,8 +272,9 @@ def _check(
 
 
 def _dominant_dtype(outputs: list, inputs: list) -> torch.dtype:
-    """The output's floating dtype decides the tolerance (bf16 output: bf16 tolerance)."""
+    """The output's floating dtype decides the tolerance (bf16 output: bf16 tolerance); a
+    complex one's is that of its parts (complex64: float32)."""
     for x in outputs + inputs:
-        if isinstance(x, torch.Tensor) and x.is_floating_point():
-            return x.dtype
+        if isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex()):
+            return x.dtype.to_real()
     return torch.float32

@@ -139,9 +139,13 @@ def _exact(label: str, got: torch.Tensor, want: torch.Tensor, stats: dict) -> Mi
 
 
 def _whole_output(label: str, err: torch.Tensor, w: torch.Tensor, tol: float, slack: float, stats: dict):
-    norm = float(w.norm())
+    # Norms of doubles near the range's edge overflow (inf / inf is NaN, which no "above the
+    # bound" test rejects): both are taken relative to the largest reference element.
+    top = float(w.abs().max()) if w.numel() else 0.0
+    unit = top if 0 < top < math.inf else 1.0
+    norm = float((w / unit).norm())
     if norm > 0:
-        relative = float(err.norm()) / norm
+        relative = float((err / unit).norm()) / norm
         stats["norm_rel_error"] = max(stats["norm_rel_error"], relative)
         if relative > slack:
             return _mismatch(
@@ -150,7 +154,7 @@ def _whole_output(label: str, err: torch.Tensor, w: torch.Tensor, tol: float, sl
                 f"{label}: relative error of the whole output "
                 f"‖out − ref‖/‖ref‖ = {relative:.3g} exceeds {tol:g}",
             )
-    rms = float((w.pow(2).mean()).sqrt()) if w.numel() else 0.0
+    rms = unit * float(((w / unit).pow(2).mean()).sqrt()) if w.numel() else 0.0
     significant = w.abs() >= rms / 16
     # An honest sum's error scales with the size of its terms, not with its result: an element
     # that cancels down to a tenth of the RMS carries the rounding of terms as large as the RMS
@@ -217,8 +221,11 @@ def _record(stats: dict, err: torch.Tensor, w: torch.Tensor, worst) -> None:
     if not err.numel():
         return
     rel = err / w.abs().clamp_min(1e-12)
+    finite = rel[torch.isfinite(rel)]
+    # Two finite doubles ±1e308 apart differ by infinity: no finite ratio is left to take the max
+    # of (an exception in the oracle, a verifier error: `overflows_the_error`).
     stats["max_abs_error"] = max(stats["max_abs_error"], float(err.max()))
-    stats["max_rel_error"] = max(stats["max_rel_error"], float(rel[torch.isfinite(rel)].max()))
+    stats["max_rel_error"] = max(stats["max_rel_error"], float(finite.max()) if finite.numel() else math.inf)
     stats["worst_index"] = worst
 
 
@@ -234,7 +241,7 @@ def _ulp(dtype: torch.dtype) -> float:
     """One unit in the last place, relative, of a 16-bit output dtype. The reference is itself
     rounded to that dtype, so a correct kernel may sit a rounding step away from it (a bf16
     attention output near 4 differs by two ulps, 0.06, more than atol + rtol·|x| = 0.05)."""
-    return {torch.bfloat16: 2.0**-7, torch.float16: 2.0**-10}.get(dtype, 0.0)
+    return {torch.bfloat16: 2.0**-7, torch.float16: 2.0**-10}.get(dtype.to_real(), 0.0)
 
 
 def _degenerate(got: torch.Tensor, want: torch.Tensor) -> str | None:

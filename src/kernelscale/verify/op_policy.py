@@ -118,10 +118,33 @@ def pause_recording_in_triton_launches() -> None:
         from triton.runtime import interpreter
     except ImportError:
         return
-    _wrap_method(interpreter.InterpretedFunction, "run")
+    # Under the interpreter a kernel's body is Python run on the host, and so is whatever it
+    # calls: a plain function called from a kernel that does the work with torch (on a GPU it
+    # would not compile) passed as the kernel's own work while the whole launch was exempt
+    # (`torch_in_an_interpreted_kernel`). Only the interpreter's argument copies are exempt.
+    _wrap_method(interpreter.InterpretedFunction, "run", pause=False)
+    for copies in ("_init_args_hst", "_restore_args_dev"):
+        _pause_method(interpreter.GridExecutor, copies)
 
 
-def _wrap_method(cls, name: str) -> None:
+def _pause_method(cls, name: str) -> None:
+    """`cls.name` run with the recorder paused (the interpreter's copies of a launch's arguments)."""
+    original = getattr(cls, name, None)
+    if original is None or getattr(original, "_ks_paused", False):
+        return
+
+    @functools.wraps(original)
+    def paused(self, *args, **kwargs):
+        with _disable_current_modes():
+            return original(self, *args, **kwargs)
+
+    paused._ks_paused = True
+    setattr(cls, name, paused)
+
+
+def _wrap_method(cls, name: str, pause: bool = True) -> None:
+    """`cls.name` (a launch) with its pre-run hooks recorded and, when `pause`, the launch itself
+    not recorded (unless a runtime hook of Triton's would run user code inside it)."""
     original = getattr(cls, name, None)
     if original is None or getattr(original, "_ks_paused", False):
         return
@@ -134,7 +157,7 @@ def _wrap_method(cls, name: str) -> None:
         if hooks:
             self.pre_run_hooks = []
         try:
-            if _user_hooks_in_launch():  # their code runs inside the launch: record it all
+            if not pause or _user_hooks_in_launch():  # user code runs inside: record it all
                 return original(self, *args, **kwargs)
             with _disable_current_modes():
                 return original(self, *args, **kwargs)

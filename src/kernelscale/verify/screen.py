@@ -253,16 +253,24 @@ class _Scan:
 
     # -- rules over host code reachable from forward ---------------------------------------------
     def reachable(self) -> list[ast.FunctionDef]:
-        """Host functions forward can reach: module functions and methods, by name, transitively."""
+        """Host functions forward can reach: module functions and methods, by name, transitively,
+        through kernels too: a kernel's body is device code, but a plain function it calls runs
+        on the host (under the interpreter as Python, on a GPU at compile time), so torch work
+        there is host work all the same (`torch_in_an_interpreted_kernel`)."""
         model_new = self.classes.get("ModelNew")
         if model_new is None:
             return []
         methods = {f.name: f for f in model_new.body if isinstance(f, ast.FunctionDef)}
         todo = [methods["forward"]] if "forward" in methods else []
         seen: dict[int, ast.FunctionDef] = {}
+        kernels: set[int] = set()
         while todo:
             fn = todo.pop()
-            if id(fn) in seen or fn.name in self.jit_names:
+            if id(fn) in seen or id(fn) in kernels:
+                continue
+            if fn.name in self.jit_names:
+                kernels.add(id(fn))
+                todo += self._callees(fn, {})
                 continue
             seen[id(fn)] = fn
             todo += self._callees(fn, methods)

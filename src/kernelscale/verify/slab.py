@@ -91,7 +91,23 @@ class _Slab:
             raise SlabError("a descriptor's storage_bytes is not a count of bytes")
         if sum(claims) > self.capacity:
             raise SlabError(f"the descriptors claim {sum(claims)} bytes of a {self.capacity}-byte slab")
-        return [self._read_one(d, device) for d in descriptors]
+        # A value's own size is its shape's, not its storage's: four bytes described with shape
+        # (2**40,) and stride 0 is a view of a terabyte, which the reader's digest, comparison or
+        # copy would then materialize (`describes_a_broadcast_output`). Together the values
+        # must fit the slab as well; an honest output that is a broadcast view of the reference's
+        # shape still does, and is refused by the comparison (not dense) with its reason.
+        values, logical = [], 0
+        for desc in descriptors:
+            value = self._read_one(desc, device)
+            if isinstance(value, torch.Tensor):
+                logical += value.numel() * value.element_size()
+                if logical > self.capacity:
+                    raise SlabError(
+                        f"value {len(values)} has shape {list(value.shape)}: together the values "
+                        f"describe {logical} bytes, more than the {self.capacity}-byte slab holds"
+                    )
+            values.append(value)
+        return values
 
     def describe(self) -> dict:
         """What the other process needs to map it."""

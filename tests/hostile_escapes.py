@@ -1,0 +1,179 @@
+"""Hostile candidates that pass someone else's work off as their kernel's, found by the second
+review: each gets past a check that only its own process makes, so what is asserted is the
+verdict from the oracle (with the screen off, and where the row says so, with it on).
+"""
+
+from __future__ import annotations
+
+from hostile_protocol import ProtocolCheat
+
+TORCH_IN_AN_INTERPRETED_KERNEL = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+_WORK = []
+
+
+def _host_work():
+    x, y, out = _WORK
+    out.copy_(torch.exp(x) * 2.0 + y)
+
+
+@triton.jit
+def kernel(flag_ptr, BLOCK: tl.constexpr):
+    # Under the interpreter this body is Python on the host: the call below does the whole
+    # answer with torch while the launch was exempt from the op recorder. (On a GPU it would
+    # not compile: a kernel cannot call a plain function.)
+    _host_work()
+    tl.store(flag_ptr + tl.arange(0, BLOCK), tl.zeros((BLOCK,), dtype=tl.int32))
+
+
+class ModelNew(nn.Module):
+    """The kernel launched is a stub; its body calls a host function that computes the answer
+    with torch into the output, which the kernel never touches."""
+
+    def forward(self, x, y):
+        out = torch.empty_like(x)
+        flag = torch.empty(1, dtype=torch.int32, device=x.device)
+        _WORK[:] = [x, y, out]
+        kernel[(1,)](flag, BLOCK=1)
+        _WORK.clear()
+        return out
+'''
+
+ESCAPE_CHEATS = [
+    ProtocolCheat(
+        "torch_in_an_interpreted_kernel",
+        "torch fallback",
+        "scaled_exp",
+        TORCH_IN_AN_INTERPRETED_KERNEL,
+        "rejected",
+        "torch_fallback",
+    ),
+]
+
+COMPLEX_OUTPUT_IN_BF16 = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def phase_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    a = tl.load(x_ptr + offs, mask=mask).to(tl.float32)
+    # cos and sin rounded to bf16: 2**-9 off, inside the bf16 input's 1e-2, far outside 1e-4
+    re = tl.cos(a).to(tl.bfloat16).to(tl.float32)
+    im = tl.sin(a).to(tl.bfloat16).to(tl.float32)
+    tl.store(out_ptr + 2 * offs, re, mask=mask)
+    tl.store(out_ptr + 2 * offs + 1, im, mask=mask)
+
+
+class ModelNew(nn.Module):
+    """A complex64 output (fp32 parts) computed to bf16 precision: the input is bf16, and the
+    tolerance came from the first floating tensor, which a complex output is not."""
+
+    def forward(self, x):
+        out = torch.empty(x.shape, dtype=torch.complex64, device=x.device)
+        n = x.numel()
+        phase_kernel[(triton.cdiv(n, 1024),)](x, out.view(torch.float32), n, BLOCK=1024)
+        return out
+'''
+
+HONEST_COMPLEX_PHASE = COMPLEX_OUTPUT_IN_BF16.replace(
+    "tl.cos(a).to(tl.bfloat16).to(tl.float32)", "tl.cos(a)"
+).replace("tl.sin(a).to(tl.bfloat16).to(tl.float32)", "tl.sin(a)")
+
+ESCAPE_CHEATS.append(
+    ProtocolCheat(
+        "complex_output_in_bf16",
+        "comparison floor",
+        "complex_phase",
+        COMPLEX_OUTPUT_IN_BF16,
+        "incorrect",
+        failing_trial_prefix="trial 1",
+    )
+)
+
+DESCRIBES_A_BROADCAST_OUTPUT = '''
+import sys
+
+import torch
+import torch.nn as nn
+
+_runner = sys.modules["__main__"]
+
+
+def _commit(self, msg):
+    return {"ok": True, "digests": [[0] * 8]}
+
+
+# The runner's own digest and poisoning would touch every element of the view; a subverted
+# runner (the screen is off, or native code writes the replies) skips both.
+_runner.Runner.commit = _commit
+sys.modules["kernelscale.verify.inputs"].poison = lambda tensors: None
+
+
+class ModelNew(nn.Module):
+    """Four bytes of storage described as 2**40 elements (stride 0): the descriptor's storage
+    fits the slab, so the oracle rebuilt the view and its digest made it contiguous, 4 TB."""
+
+    def forward(self, x, y):
+        return torch.zeros(1, device=x.device).expand(2**40)
+'''
+
+ESCAPE_CHEATS.append(
+    ProtocolCheat(
+        "describes_a_broadcast_output",
+        "oracle survival",
+        "scaled_exp",
+        DESCRIBES_A_BROADCAST_OUTPUT,
+        "runtime_error",
+        reason_start="the runner's outputs cannot be read",
+    )
+)
+
+OVERFLOWS_THE_ERROR = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def flip_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(x_ptr + offs, mask=mask)
+    tl.store(out_ptr + offs, tl.where(x < 0, 1e308, -1e308), mask=mask)
+
+
+class ModelNew(nn.Module):
+    """Every element the opposite of the reference's ±1e308: each error, 2e308, is infinite in
+    double precision, though both outputs are finite."""
+
+    def forward(self, x):
+        out = torch.empty_like(x)
+        n = x.numel()
+        flip_kernel[(triton.cdiv(n, 256),)](x, out, n, BLOCK=256)
+        return out
+'''
+
+ESCAPE_CHEATS.append(
+    ProtocolCheat(
+        "overflows_the_error",
+        "oracle survival",
+        "f64_extremes",
+        OVERFLOWS_THE_ERROR,
+        "incorrect",
+        failing_trial_prefix="trial 1",
+    )
+)
+
+HONEST_F64_EXTREMES = OVERFLOWS_THE_ERROR.replace(
+    "tl.where(x < 0, 1e308, -1e308)", "tl.where(x < 0, -1e308, 1e308)"
+)
