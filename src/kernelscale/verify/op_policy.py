@@ -122,9 +122,16 @@ def pause_recording_in_triton_launches() -> None:
     # calls: a plain function called from a kernel that does the work with torch (on a GPU it
     # would not compile) passed as the kernel's own work while the whole launch was exempt
     # (`torch_in_an_interpreted_kernel`). Only the interpreter's argument copies are exempt.
+    copies = ("_init_args_hst", "_restore_args_dev")  # Triton 3.6 to 3.9 (read there)
+    executor = getattr(interpreter, "GridExecutor", None)
+    if executor is None or not all(hasattr(executor, name) for name in copies):
+        # another interpreter: its copies would count as an honest kernel's own torch work, so
+        # the whole launch stays exempt, as before (the screen still reads what kernels call)
+        _wrap_method(interpreter.InterpretedFunction, "run")
+        return
     _wrap_method(interpreter.InterpretedFunction, "run", pause=False)
-    for copies in ("_init_args_hst", "_restore_args_dev"):
-        _pause_method(interpreter.GridExecutor, copies)
+    for name in copies:
+        _pause_method(executor, name)
 
 
 def _pause_method(cls, name: str) -> None:
