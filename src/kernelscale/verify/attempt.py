@@ -13,7 +13,6 @@ is left to a later attempt: a verdict waits for a compile only when asked (a run
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass, field
 
@@ -22,6 +21,7 @@ import torch
 from kernelscale.problems.problem import Problem
 from kernelscale.verify.calibration import calibrate, needs_measuring
 from kernelscale.verify.candidate import CallResult, CandidateProcess, attempt_dir
+from kernelscale.verify.cleanup import remove_tree
 from kernelscale.verify.compare import atol_scales, compare_outputs, output_rms
 from kernelscale.verify.options import VerifyOptions
 from kernelscale.verify.replies import AttemptFailed
@@ -72,7 +72,7 @@ def run_attempt(oracle, problem: Problem, code: str, options: VerifyOptions) -> 
     finally:
         tail = candidate.log_tail()
         candidate.kill()
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_tree(workdir)
     if not verdict.log_tail and verdict.status not in ("correct", "rejected"):
         verdict.log_tail = tail
     verdict.device = oracle.environment

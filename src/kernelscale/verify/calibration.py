@@ -16,7 +16,6 @@ stray before they are a finding.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import statistics
 import time
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from kernelscale.verify.candidate import CandidateProcess, attempt_dir
+from kernelscale.verify.cleanup import remove_tree
 from kernelscale.verify.inputs import make_inputs, outputs_as_list
 from kernelscale.verify.options import VerifyOptions
 
@@ -162,4 +162,4 @@ def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
         )
     finally:
         process.kill()
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_tree(workdir)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kernelscale.problems.problem import Problem
+from kernelscale.verify.cleanup import remove_tree
 from kernelscale.verify.sandbox import sandbox_env
 from kernelscale.verify.screen import screen
 from kernelscale.verify.verdict import Verdict
@@ -146,4 +146,4 @@ class _Oracle:
             except ProcessLookupError:
                 pass
             await self.proc.wait()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        remove_tree(self.workdir)

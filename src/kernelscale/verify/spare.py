@@ -16,12 +16,12 @@ starts its runner itself, as it did before.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 from kernelscale.verify import runner_seed
 from kernelscale.verify.candidate import CandidateProcess, attempt_dir
+from kernelscale.verify.cleanup import remove_tree
 from kernelscale.verify.sandbox import ChildGone, ChildTimeout
 
 WARM_TIMEOUT_S = 120.0  # a runner that has not imported torch by then is broken, not slow
@@ -130,4 +130,4 @@ def _sealed() -> bool:
 
 def _remove(runner: CandidateProcess) -> None:
     runner.kill()
-    shutil.rmtree(runner.workdir, ignore_errors=True)
+    remove_tree(runner.workdir)

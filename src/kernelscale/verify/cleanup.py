@@ -1,0 +1,42 @@
+"""Removing a folder a candidate could write into, whatever it did to the folder's modes.
+
+Where the oracle does not run as root, the candidate's process has the oracle's own uid (mapped
+through a user namespace), so it can make a subfolder of its attempt folder read-only or
+unsearchable. `shutil.rmtree(..., ignore_errors=True)` then leaves that subfolder's files behind,
+in the host's /dev/shm where the attempt folders live, and every such attempt adds to them. The
+folders are ours (same uid): their modes are given back before removal.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+
+
+def _unlock(path: str) -> None:
+    """Owner read, write and search on every folder under `path` (links are not followed)."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            os.chmod(path, 0o700)
+    except OSError:
+        return
+    for root, dirs, _files in os.walk(path, topdown=True):
+        for name in dirs:  # before os.walk descends into it, so that it can
+            folder = os.path.join(root, name)
+            try:
+                if not os.path.islink(folder):
+                    os.chmod(folder, 0o700)
+            except OSError:
+                pass
+
+
+def remove_tree(path: str | os.PathLike) -> bool:
+    """Remove `path` and everything under it; True when it is gone."""
+    path = os.fspath(path)
+    for _ in range(3):  # a second pass for what a walk racing the candidate's exit missed
+        if not os.path.lexists(path):
+            return True
+        _unlock(path)
+        shutil.rmtree(path, ignore_errors=True)
+    return not os.path.lexists(path)
