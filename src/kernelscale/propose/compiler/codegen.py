@@ -123,6 +123,7 @@ class Emitter:
             "square": f"({a[0]} * {a[0]})",
             "cast_float": f[0] if a else "",
             "cast_int": f"tl.cast({a[0]}, tl.int32)",
+            "cast_long": f"tl.cast({a[0]}, tl.int64)",
             "cast_bool": f"({a[0]} != 0)",
         }
         return unary[op]
@@ -161,7 +162,7 @@ class Emitter:
             return n.value >= 0
         if n.op == "param":
             return self._fact(n, "ge", 0)
-        if n.op in ("add", "mul", "floordiv", "mod", "min", "cast_int"):
+        if n.op in ("add", "mul", "floordiv", "mod", "min", "cast_int", "cast_long"):
             return all(self.nonneg(c) for c in n.children)
         if n.op == "max":
             return any(self.nonneg(c) for c in n.children)

@@ -33,6 +33,7 @@ class Compiled:
             score_cost=len(element),
             D=0,
             tables=len(find_tables([self.rewritten.logits, self.rewritten.mask])),
+            wide_ints=g.wide_ints([self.rewritten.logits, self.rewritten.mask]),
         )
 
 

@@ -28,6 +28,7 @@ import torch
 
 from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.cute_codegen import CuteEmitter
+from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.evaluate import is_static, python_source
 from kernelscale.propose.compiler.rewrite import QK, Rewritten, positive_scale, rewrite, substitute
 from kernelscale.propose.compiler.space import Config
@@ -132,6 +133,11 @@ def _inline_tables(trace, roots) -> set[str]:
 
 def render_fa4(trace, config: Config) -> str:
     """Standalone module source defining `ModelNew(score_mod, mask_mod, shape)` on FA4."""
+    if g.wide_ints([trace.score, trace.mask]):
+        raise CompilerError(
+            "the FA4 hooks compute integers in 32 bits; this variant computes in 64 (.long(), or a "
+            "constant beyond int32 with one): use the Triton backend"
+        )
     hooks = build_hooks(trace, config)
     rw = hooks.rewritten
     guards = [(python_source(n, _param_text), repr(v)) for n, v in trace.guards]

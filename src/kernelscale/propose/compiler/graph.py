@@ -34,6 +34,7 @@ UNARY = {
     "ceil",
     "cast_float",
     "cast_int",
+    "cast_long",
     "cast_bool",
     "square",
     "sin",
@@ -144,7 +145,7 @@ def result_kind(op: str, kinds: list[str]) -> str:
         return "bool"
     if op in FLOAT_UNARY or op == "div":
         return "float"
-    if op == "cast_int":
+    if op in ("cast_int", "cast_long"):
         return "int"
     if op in LOGICAL:
         return "bool" if all(k == "bool" for k in kinds) else "int"
@@ -160,6 +161,22 @@ def result_kind(op: str, kinds: list[str]) -> str:
 def make(op: str, *args) -> Node:
     kinds = [a.kind for a in args if isinstance(a, Node)]
     return Node(op, tuple(args), result_kind(op, kinds))
+
+
+INT32 = (-(2**31), 2**31 - 1)
+
+
+def wrap_int32(value: int) -> int:
+    """A Python int as torch converts it for an int32 tensor's arithmetic: two's complement."""
+    return (value - INT32[0]) % 2**32 + INT32[0]
+
+
+def wide_ints(roots) -> bool:
+    """Does the graph compute in 64-bit integers (`.long()`, a constant beyond int32)?"""
+    return any(
+        n.op == "cast_long" or (n.is_const and n.kind == "int" and not INT32[0] <= n.value <= INT32[1])
+        for n in walk(roots)
+    )
 
 
 def walk(roots) -> list[Node]:

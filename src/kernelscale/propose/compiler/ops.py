@@ -77,7 +77,7 @@ UNARY = {
     "cos": "cos",
     "float": "cast_float",
     "int": "cast_int",
-    "long": "cast_int",
+    "long": "cast_long",
     "bool": "cast_bool",
 }
 DTYPE_CASTS = {torch.bool: "cast_bool"}
@@ -116,9 +116,25 @@ def _binary_handler(op):
         _no_other_options(tracer, op, kwargs, allowed=("alpha",))
         if kwargs.get("alpha", 1) != 1:
             b = _mul(tracer, b, kwargs["alpha"])
+        a, b = _int32_operand(tracer, a, b), _int32_operand(tracer, b, a)
         return _sym(tracer, g.make(op, tracer.lift(a), tracer.lift(b)))
 
     return handler
+
+
+def _int32_operand(tracer, x, other):
+    """`x` as torch reads it against `other`: a Python int (or captured one) beyond int32 meets an
+    int32 tensor wrapped to 32 bits (q_idx * 2654435761 wraps), where Triton would widen it."""
+    Sym = _SymType()
+    if not isinstance(other, Sym) or other.node.kind != "int" or other.lowp == "i64":
+        return x
+    if isinstance(x, Sym) and x.node.op == "param" and x.node.kind == "int":
+        value = tracer.binder.captures[x.node.args[0]].value
+        if isinstance(value, int) and g.wrap_int32(value) != value:
+            x = tracer.concrete(x, "arithmetic beyond int32")  # baked in, and guarded
+    if isinstance(x, int) and not isinstance(x, bool) and g.wrap_int32(x) != x:
+        return g.wrap_int32(x)
+    return x
 
 
 def _no_other_options(tracer, op: str, kwargs: dict, allowed: tuple[str, ...] = ()) -> None:
@@ -187,7 +203,7 @@ def _unary_handler(op):
     def handler(tracer, a, *rest, **kwargs):
         if rest or kwargs:
             raise CompilerError(f"cannot compile `{op}` with extra arguments in {tracer.where}")
-        return _sym(tracer, g.make(op, tracer.lift(a)))
+        return _sym(tracer, g.make(op, tracer.lift(a)), "i64" if op == "cast_long" else None)
 
     return handler
 
@@ -261,6 +277,8 @@ def _to(tracer, x, *args, **kwargs):
         lowp = LOWP.get(dtype)
         node = node if node.kind == "float" else g.make("cast_float", node)
         return _sym(tracer, rounded(node, lowp), lowp)
+    if dtype == torch.int64:  # 64-bit arithmetic from here on, as in torch
+        return x if getattr(x, "lowp", None) == "i64" else _sym(tracer, g.make("cast_long", node), "i64")
     return _sym(tracer, node if node.kind == "int" else g.make("cast_int", node))
 
 
@@ -273,6 +291,29 @@ def _like(fill):
         elif isinstance(v, (int, float)) and not isinstance(v, bool) and tracer.lift(x).kind == "float":
             v = float(v)
         return _sym(tracer, tracer.lift(v))
+
+    return handler
+
+
+def _new(fill):
+    """x.new_ones(size, dtype=...) and kin, for a size of one element (FlexAttention's
+    and_masks / or_masks / noop_mask start from `b.new_ones((), dtype=torch.bool)`)."""
+
+    def handler(tracer, x, *args, size=None, dtype=None, **kwargs):
+        args = list(args)
+        if fill != "tensor":
+            size = args.pop(0) if args and size is None else size
+        value = args.pop(0) if args else kwargs.pop("fill_value", kwargs.pop("data", fill))
+        _no_other_options(
+            tracer, "new_*", kwargs, allowed=("device", "requires_grad", "layout", "pin_memory")
+        )
+        if args or any(
+            int(n) != 1 for n in ([] if size is None else [size] if isinstance(size, int) else size)
+        ):
+            raise CompilerError(
+                f"cannot compile a new tensor of size {size} in {tracer.where} (only one element)"
+            )
+        return _like(value)(tracer, x, dtype=dtype)
 
     return handler
 
@@ -342,6 +383,12 @@ _SPECIAL = {
     "zeros_like": _like(0),
     "ones_like": _like(1),
     "full_like": _like(None),
+    "new_ones": _new(1),
+    "new_zeros": _new(0),
+    "new_full": _new(None),
+    "new_tensor": _new("tensor"),
+    "clamp_min": lambda tracer, x, min: _clamp(tracer, x, min=min),
+    "clamp_max": lambda tracer, x, max: _clamp(tracer, x, max=max),
     "getitem": _getitem,
     "invert": _invert,
     "bitwise_not": _invert,

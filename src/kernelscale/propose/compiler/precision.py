@@ -20,7 +20,7 @@ import torch
 from kernelscale.propose.compiler import graph as g
 
 LOWP = {torch.bfloat16: "bf16", torch.float16: "fp16"}
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "i64": torch.int64}
 # Ops that set their result's precision themselves (casts), so settle leaves them alone.
 CASTS = {"to", "type", "type_as", "float", "half", "bfloat16", "double", "int", "long", "bool"}
 
@@ -34,7 +34,14 @@ def settle(name: str, out, operands):
     """`out`, the result of op `name` on `operands`, with torch's precision for it."""
     from kernelscale.propose.compiler.tracer import Sym
 
-    if not isinstance(out, Sym) or out.node.kind != "float" or name.strip("_") in CASTS:
+    if not isinstance(out, Sym) or name.strip("_") in CASTS:
+        return out
+    if out.node.kind == "int":  # int64 wins over int32, as in torch (0-d tensors rank below)
+        wide = any(isinstance(a, Sym) and a.lowp == "i64" for a in operands) or any(
+            isinstance(a, torch.Tensor) and a.dim() > 0 and a.dtype == torch.int64 for a in operands
+        )
+        return Sym(out.node, out.tracer, "i64") if wide else out
+    if out.node.kind != "float":
         return out
     kinds = set()
     for a in operands:

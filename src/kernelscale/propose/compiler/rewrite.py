@@ -26,7 +26,9 @@ QK = g.arg("qk")
 ROW_VARYING = {"qk", "score", "kv"}  # a term depending on none of these is constant along a row
 # Ops whose result jumps as an operand crosses a point: their operands are computed as written.
 DISCRETE = (
-    g.COMPARE | g.LOGICAL | {"floor", "ceil", "cast_int", "cast_bool", "floordiv", "mod", "load", "not"}
+    g.COMPARE
+    | g.LOGICAL
+    | {"floor", "ceil", "cast_int", "cast_long", "cast_bool", "floordiv", "mod", "load", "not"}
 )
 DISCRETE |= {"shl", "shr", "round_bf16", "round_fp16"}  # rounding to a half type too
 

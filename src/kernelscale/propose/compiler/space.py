@@ -97,6 +97,7 @@ class Features:
     decode: bool = False  # the problem's shape is decode-shaped (see is_decode_shape)
     tables: int = 0  # subexpressions worth tabulating by distance (tables.py)
     dtype: str = "bfloat16"  # the problem's input dtype
+    wide_ints: bool = False  # 64-bit integer arithmetic (FA4's hooks compute in int32)
 
 
 def is_decode_shape(shape: dict) -> bool:
@@ -180,7 +181,12 @@ def default_config(features: Features, device: str = "cuda") -> Config:
 def fa4_configs(features: Features) -> list[Config]:
     """FlashAttention-4 backend configs worth trying, first one first; none where FA4 does not
     apply (decode shapes have the split-KV kernel; FA4 takes bf16 / fp16 and head dims <= 256)."""
-    if features.decode or features.dtype not in ("bfloat16", "float16") or features.D > 256:
+    if (
+        features.decode
+        or features.dtype not in ("bfloat16", "float16")
+        or features.D > 256
+        or features.wide_ints
+    ):
         return []
     first = Config(backend="fa4", fast_tanh=features.has_tanh)
     return [first] + neighbours(first, fa4_relevant(features))

@@ -100,7 +100,8 @@ class Tracer:
                 f"{self.where}: `{name}` indexed with a boolean, which torch reads as a mask that "
                 f"selects elements, not as a position; index it with .long() of it"
             )
-        return Sym(g.Node("load", (name, *nodes), _tensor_kind(tensor)), self, LOWP.get(tensor.dtype))
+        width = "i64" if tensor.dtype == torch.int64 else LOWP.get(tensor.dtype)
+        return Sym(g.Node("load", (name, *nodes), _tensor_kind(tensor)), self, width)
 
     def concrete(self, sym: Sym, what: str):
         """A Python value where Python needs one (if, int(), range): only for static values."""
@@ -120,7 +121,8 @@ class Sym:
     __slots__ = ("node", "tracer", "lowp")
 
     def __init__(self, node: g.Node, tracer: Tracer, lowp: str | None = None):
-        # lowp: the half precision torch would compute this value in (precision.py), or None
+        # lowp: the half precision torch would compute this value in (precision.py), "i64" for
+        # an integer torch holds in int64 (`.long()`, an int64 table's element), or None
         self.node, self.tracer, self.lowp = node, tracer, lowp
 
     @classmethod
@@ -134,7 +136,7 @@ class Sym:
             raise AttributeError(name)
         if name == "dtype":
             if self.lowp is not None:
-                return DTYPES[self.lowp]
+                return DTYPES[self.lowp]  # bf16, fp16 or int64
             return {"bool": torch.bool, "int": torch.int32, "float": torch.float32}[self.node.kind]
         if name == "device":
             return torch.device("cpu")
