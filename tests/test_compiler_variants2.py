@@ -8,9 +8,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+import fa4_model
+from kernelscale.problems.module import import_source
 from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.generate import compile_mods, generate
-from kernelscale.propose.compiler.space import Features, fa4_configs
+from kernelscale.propose.compiler.space import Config, Features, fa4_configs
 from test_compiler_variants import _check_fa4, _check_triton
 
 
@@ -106,3 +108,27 @@ def _fa4():
     from kernelscale.propose.compiler.space import Config
 
     return Config(backend="fa4")
+
+
+def _int64_table_mods(offset: int):
+    """An int64 table compared, not computed with: 32-bit in the FA4 hooks, so two ids that
+    differ by a multiple of 2**32 were the same there (document masks with large ids)."""
+    ids = torch.arange(130, dtype=torch.int64) // 7 * (2**32 if offset else 1) + offset
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return ids[q_idx] == ids[kv_idx]
+
+    return None, mask_mod
+
+
+def test_int64_tables_within_int32_run_on_fa4(monkeypatch):
+    _check_fa4(*_int64_table_mods(0), monkeypatch, tag="ids32")
+
+
+def test_int64_tables_beyond_int32_are_refused_by_the_fa4_module(monkeypatch):
+    fa4_model.install(monkeypatch)
+    score_mod, mask_mod = _int64_table_mods(5)
+    module = import_source(generate(score_mod, mask_mod, Config(backend="fa4")), "test_fa4_ids64")
+    shape = {"B": 2, "Hq": 4, "Hkv": 2, "Sq": 130, "Skv": 130, "D": 16}
+    with pytest.raises(ValueError, match="recompile for these mods"):
+        module.ModelNew(score_mod, mask_mod, shape)

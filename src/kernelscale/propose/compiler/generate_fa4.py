@@ -157,13 +157,24 @@ def render_fa4(trace, config: Config) -> str:
         tensor_names=hooks.tensor_names,
         inline_names=hooks.inline_names,
         guards=guards,
-        bounded=rw.checks.bounded,
+        bounded=_with_int32_tables(trace, rw.checks.bounded),
         gather_arities=hooks.gather_arities,
         hooks_source=hooks.source,
         softmax_scale=hooks.softmax_scale,
         blockmask_source=blockmask_source(),
         follow_source=follow_source(),
     )
+
+
+def _with_int32_tables(trace, bounded: dict) -> dict:
+    """The hooks read integer tables as Int32: an int64 table's values are checked to fit, once,
+    when the module is built (two ids 2**32 apart would otherwise be equal in the hooks)."""
+    out = dict(bounded)
+    for name, cap in trace.tensors.items():
+        if cap.value.dtype == torch.int64:
+            limit, _ = out.get(name, (float(2**31), False))
+            out[name] = (min(limit, float(2**31)), False)
+    return out
 
 
 def _hook(name: str, args: str, body: list[str], result: str) -> list[str]:
