@@ -27,6 +27,8 @@ from kernelscale.verify.candidate import CandidateProcess, attempt_dir
 from kernelscale.verify.cleanup import remove_tree
 from kernelscale.verify.inputs import make_inputs, outputs_as_list
 from kernelscale.verify.options import VerifyOptions
+from kernelscale.verify.replies import AttemptFailed
+from kernelscale.verify.verdict import verifier_error
 
 WARM_CALLS, MEASURED_CALLS = 3, 11
 
@@ -145,9 +147,17 @@ def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
     try:
         deadline = time.monotonic() + options.timeout_s
         init = {"init_file": str(process.exchange.write("init", []))}
-        process.start(NULL_MODEL.format(specs=specs), init, 0, deadline)
-        for _ in range(WARM_CALLS + MEASURED_CALLS):
-            process.call(inputs, deadline)
+        try:
+            process.start(NULL_MODEL.format(specs=specs), init, 0, deadline)
+            for _ in range(WARM_CALLS + MEASURED_CALLS):
+                process.call(inputs, deadline)
+        except AttemptFailed as exc:
+            # No candidate code has run in this runner: whatever it failed is the verifier's
+            # own doing (before, a bool output made it "rejected: late_outputs" for every
+            # candidate of the problem, honest ones included).
+            raise AttemptFailed(
+                verifier_error(f"the trusted calibration runner failed: {exc.verdict.headline()}")
+            ) from None
         calls = process.clock[WARM_CALLS:]
         return Calibration(
             host=this_host(),

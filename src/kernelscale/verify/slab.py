@@ -39,10 +39,17 @@ class SlabError(ValueError):
     """A value that cannot travel (too large for the slab, an unsupported type, a bad descriptor)."""
 
 
+_INTEGERS = {torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.uint32}
+_INTEGERS |= {torch.uint64}
+
+
 def _dtype(name: str) -> torch.dtype:
     dtype = getattr(torch, name.removeprefix("torch."), None)
     if not isinstance(dtype, torch.dtype):
         raise SlabError(f"unknown dtype {name!r}")
+    # Values move as bytes: a dtype no value copy takes (quantized, sub-byte) must not pass.
+    if not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool or dtype in _INTEGERS):
+        raise SlabError(f"a {dtype} value cannot travel: not a plain numeric dtype")
     return dtype
 
 
@@ -137,8 +144,11 @@ class _Slab:
             size = torch.empty((), dtype=dtype).element_size()
             if storage % size:
                 raise SlabError(f"{storage} bytes of storage is not a whole number of {dtype} elements")
-            flat = torch.empty(storage // size, dtype=dtype, device=device)
-            flat.copy_(self._get(offset, storage).view(dtype))
+            # Bytes, never values: a copy between bool tensors turns every nonzero byte into 1,
+            # so an output the runner digested with other bytes (a fresh `torch.empty`) would
+            # no longer match its commitment here.
+            raw = torch.empty(storage, dtype=torch.uint8, device=device)
+            flat = raw.copy_(self._get(offset, storage)).view(dtype)
         except (RuntimeError, TypeError, ValueError) as exc:
             if isinstance(exc, SlabError):
                 raise
@@ -190,7 +200,7 @@ class OracleSlab(_Slab):
 
     def _put(self, offset: int, flat: torch.Tensor) -> None:
         staging = self._staging(offset, flat.numel() * flat.element_size())
-        staging.view(flat.dtype).copy_(flat)  # a device tensor comes to the host once
+        staging.copy_(_as_bytes(flat))  # a device tensor comes to the host once
         _in_chunks(self._write_all, memoryview(staging.numpy()), offset)
 
     def _get(self, offset: int, nbytes: int) -> torch.Tensor:
@@ -261,7 +271,7 @@ class MappedSlab(_Slab):
         if not self.writable:
             raise SlabError(f"{self.path.name} is mapped read-only here")
         nbytes = flat.numel() * flat.element_size()
-        self.bytes[offset : offset + nbytes].view(flat.dtype).copy_(flat)
+        self.bytes[offset : offset + nbytes].copy_(_as_bytes(flat))
 
     def _get(self, offset: int, nbytes: int) -> torch.Tensor:
         return self.bytes[offset : offset + nbytes]
@@ -301,6 +311,11 @@ def _plain(value: Any, depth: int = 0) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
     return False
+
+
+def _as_bytes(flat: torch.Tensor) -> torch.Tensor:
+    """A flat tensor's bytes, as they lie (a value copy would canonicalize bools to 0 and 1)."""
+    return flat.view(torch.uint8) if flat.numel() else flat.new_empty(0, dtype=torch.uint8)
 
 
 def _whole_storage(t: torch.Tensor) -> torch.Tensor:
