@@ -119,6 +119,7 @@ class CandidateProcess:
             "code_file": str(code_file),
             "init_seed": init_seed,
             "forbid_copies": self.loaded.forbid_copies,
+            "output_twins": getattr(self.loaded, "output_twins", []),
             "allow_torch": self.loaded.problem.allow_torch,
             **init_message,
         }

@@ -99,6 +99,13 @@ def torch_digests(values: list[Any], key: int) -> list[list[int] | None]:
     return digests(values, key, kernels=False)
 
 
+def same_bits(a: Any, b: torch.Tensor) -> bool:
+    """`a` is a tensor of b's shape and dtype holding exactly b's bits (NaN payloads included)."""
+    if not isinstance(a, torch.Tensor) or a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    return bool(torch.equal(bits_of(a), bits_of(b)))
+
+
 def bits_of(t: torch.Tensor) -> torch.Tensor:
     if t.is_complex():
         t = torch.view_as_real(t)

@@ -68,6 +68,10 @@ def _check_reference_outputs(outputs: list) -> None:
             )
 
 
+def _same_view(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return (a.data_ptr(), a.shape, a.stride(), a.dtype) == (b.data_ptr(), b.shape, b.stride(), b.dtype)
+
+
 @dataclass
 class LoadedProblem:
     problem: Problem
@@ -85,6 +89,7 @@ class LoadedProblem:
     # they are timed after a candidate; then their samples, kept for later attempts here.
     baseline_processes: dict = field(default_factory=dict)
     timed_apart: dict = field(default_factory=dict)
+    output_twins: list = field(default_factory=list)  # [i, j]: the reference returns one tensor twice
 
 
 @dataclass
@@ -134,26 +139,32 @@ class Oracle:
             folder.mkdir(parents=True, exist_ok=True)
             module = import_source(problem.source, problem.file_stem, folder)
             apply_sizes(module, problem.sizes_for(self.device))
+            forbid_copies, twins = self._first_reference_run(module)
             self.problems[key] = LoadedProblem(
                 problem=problem,
                 module=module,
-                forbid_copies=self._first_reference_run(module),
+                forbid_copies=forbid_copies,
                 timing_seed=secrets.randbits(31),
+                output_twins=twins,
             )
         return self.problems[key]
 
-    def _first_reference_run(self, module) -> bool:
+    def _first_reference_run(self, module) -> tuple[bool, list[list[int]]]:
         """The problem's first run here: does its reference only copy data (then copies are the
-        work, not bookkeeping)? A failure names the problem's own function, and outputs that are
-        not tensors are refused now: every candidate would be judged against them in vain."""
+        work, not bookkeeping), and which of its outputs are one tensor returned twice (a
+        candidate may return them so too)? A failure names the problem's own function, and
+        outputs that are not tensors are refused now: every candidate would be judged against
+        them in vain."""
         with _problem_step("Model(*get_init_inputs())"):
             model, _ = make_model(module, "Model", 0, self.device)
         with _problem_step("get_inputs()"):
             inputs = make_inputs(module, 0, 1.0, self.device)
         with _problem_step("Model.forward"), torch.no_grad(), recording() as recorder:
             out = model(*inputs)
-        _check_reference_outputs(outputs_as_list(out))
-        return is_data_movement(recorder.ops)
+        outs = outputs_as_list(out)
+        _check_reference_outputs(outs)
+        twins = [[i, j] for j in range(len(outs)) for i in range(j) if _same_view(outs[i], outs[j])]
+        return is_data_movement(recorder.ops), twins
 
     def new_reference(self, loaded: LoadedProblem, exchange: Exchange) -> Reference:
         """A fresh init seed per attempt; the init arguments travel by value where they can."""

@@ -40,6 +40,7 @@ class Runner:
         self.device = "cpu"
         self.forbid_copies = False
         self.allow_torch = False
+        self.output_twins: frozenset = frozenset()  # output pairs the reference returns as one tensor
         self.guards = None
         self.code_file: str | None = None
         self.slabs: dict = {}  # path -> Slab: the oracle's input slab (read-only) and output slab
@@ -96,6 +97,7 @@ class Runner:
             torch.set_num_threads(1)
         self.forbid_copies = bool(msg.get("forbid_copies"))
         self.allow_torch = bool(msg.get("allow_torch"))
+        self.output_twins = frozenset((int(i), int(j)) for i, j in msg.get("output_twins") or [])
         self.code_file = msg["code_file"]
         op_policy.pause_recording_in_triton_launches()
         self.guards = guards.Guards()
@@ -249,13 +251,13 @@ class Runner:
         too, and left so: a candidate that returns a staged copy returns garbage)."""
         import torch
 
-        from kernelscale.verify.masking import masked_copy
+        from kernelscale.verify.masking import masked_copy, same_bits
 
         current = masked_copy(self.buffers, self.input_key) if self.input_key is not None else self.buffers
         return [
             i
             for i, (a, p) in enumerate(zip(current, self.pristine))
-            if isinstance(p, torch.Tensor) and not _same_bits(a, p)
+            if isinstance(p, torch.Tensor) and not same_bits(a, p)
         ]
 
     def _settle_device(self):
@@ -309,7 +311,7 @@ class Runner:
                 "torch_fallback",
                 "forward ran torch compute ops: " + ", ".join(f"aten.{op}" for op in sorted(work)),
             )
-        shared = _aliasing(outs, self.buffers, self.previous)
+        shared = _aliasing(outs, self.buffers, self.previous, self.output_twins)
         if shared:
             return _rejected("aliasing", shared)
         return None
@@ -356,17 +358,19 @@ def _span(t) -> tuple[int, int]:
     return storage.data_ptr(), storage.data_ptr() + storage.nbytes()
 
 
-def _aliasing(outs: list, inputs: list, previous: list) -> str | None:
+def _aliasing(outs: list, inputs: list, previous: list, twins: frozenset = frozenset()) -> str | None:
     """An output must be new memory: not a view of an input, of another output or of the last
-    call's output (a view returned as a "copy", or an answer cached between calls)."""
+    call's output (a view returned as a "copy", or an answer cached between calls). Outputs
+    `twins` names (where the reference returns one tensor twice) may be one tensor likewise."""
     import torch
 
-    tensors = [o for o in outs if isinstance(o, torch.Tensor) and o.numel()]
+    tensors = [(i, o) for i, o in enumerate(outs) if isinstance(o, torch.Tensor) and o.numel()]
     others = [("input", i, x) for i, x in enumerate(inputs) if isinstance(x, torch.Tensor) and x.numel()]
     others += [("the previous call's output", i, x) for i, x in enumerate(previous) if x.numel()]
-    for n, out in enumerate(tensors):
+    for n, out in tensors:
         lo, hi = _span(out)
-        peers = others + [("output", m, t) for m, t in enumerate(tensors) if m != n]
+        twin = [m for m, t in tensors if (min(n, m), max(n, m)) in twins and _same_view(out, t)]
+        peers = others + [("output", m, t) for m, t in tensors if m != n and m not in twin]
         for what, index, x in peers:
             xlo, xhi = _span(x)
             if lo < xhi and xlo < hi and x.device == out.device:
@@ -374,14 +378,8 @@ def _aliasing(outs: list, inputs: list, previous: list) -> str | None:
     return None
 
 
-def _same_bits(a, b) -> bool:
-    import torch
-
-    from kernelscale.verify.masking import bits_of
-
-    if not isinstance(a, torch.Tensor) or a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    return bool(torch.equal(bits_of(a), bits_of(b)))
+def _same_view(a, b) -> bool:
+    return (a.data_ptr(), a.shape, a.stride(), a.dtype) == (b.data_ptr(), b.shape, b.stride(), b.dtype)
 
 
 def main() -> None:
