@@ -68,3 +68,18 @@ def _replace_forward_return(source: str, body: str) -> str:
     start = next(i for i, line in enumerate(lines) if line.strip().startswith("def forward"))
     end = next(i for i in range(start + 1, len(lines)) if lines[i].strip().startswith("return"))
     return "".join(lines[:end] + [body] + lines[end + 1 :])
+
+
+def test_an_exact_comparison_says_so(cpu_pool):
+    """Integer outputs are compared exactly: the verdict says that, not a float tolerance."""
+    import sys
+
+    from kernelscale.problems import load_problem
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from hostile_digest import ARGMAX_OFF_BY_ONE
+
+    honest = ARGMAX_OFF_BY_ONE.replace(" + (index >= 128).to(index.dtype)", "")
+    verdict = cpu_pool.verify(load_problem(Path(__file__).parent / "problems" / "argmax_rows.py"), honest)
+    assert verdict.status == "correct", verdict.reason
+    assert "exactly equal" in verdict.reason and "atol" not in verdict.reason
