@@ -252,18 +252,12 @@ def _check(
     # Each floating output at its own dtype's tolerance: a bf16 output first must not lend its
     # 1e-2 to an fp32 output beside it (fp32_output_in_bf16), nor a bf16 input to a complex64
     # output, whose parts are fp32 (complex_output_in_bf16).
-    tols = [
-        loaded.problem.tolerance_for(w.dtype.to_real())
-        if isinstance(w, torch.Tensor) and (w.is_floating_point() or w.is_complex())
-        else tol
-        for w in want
-    ]
+    inexact = [isinstance(w, torch.Tensor) and (w.is_floating_point() or w.is_complex()) for w in want]
+    tols = [loaded.problem.tolerance_for(w.dtype.to_real()) if f else tol for w, f in zip(want, inexact)]
     mismatch, stats = compare_outputs(result.outputs, want, tols, atol_scale)
     errors.calls_checked += 1
     errors.tolerance = tol
-    errors.inexact |= any(
-        isinstance(w, torch.Tensor) and (w.is_floating_point() or w.is_complex()) for w in want
-    )
+    errors.inexact |= any(inexact)
     errors.max_abs_error = max(errors.max_abs_error, stats.get("max_abs_error") or 0.0)
     errors.max_rel_error = max(errors.max_rel_error, stats.get("max_rel_error") or 0.0)
     if mismatch is not None:

@@ -139,13 +139,9 @@ def _exact(label: str, got: torch.Tensor, want: torch.Tensor, stats: dict) -> Mi
 
 
 def _whole_output(label: str, err: torch.Tensor, w: torch.Tensor, tol: float, slack: float, stats: dict):
-    # Norms of doubles near the range's edge overflow (inf / inf is NaN, which no "above the
-    # bound" test rejects): both are taken relative to the largest reference element.
-    top = float(w.abs().max()) if w.numel() else 0.0
-    unit = top if 0 < top < math.inf else 1.0
-    norm = float((w / unit).norm())
+    scaled, unit, norm = _in_range(w)
     if norm > 0:
-        relative = float((err / unit).norm()) / norm
+        relative = float((err / unit if unit != 1.0 else err).norm()) / norm
         stats["norm_rel_error"] = max(stats["norm_rel_error"], relative)
         if relative > slack:
             return _mismatch(
@@ -154,7 +150,7 @@ def _whole_output(label: str, err: torch.Tensor, w: torch.Tensor, tol: float, sl
                 f"{label}: relative error of the whole output "
                 f"‖out − ref‖/‖ref‖ = {relative:.3g} exceeds {tol:g}",
             )
-    rms = unit * float(((w / unit).pow(2).mean()).sqrt()) if w.numel() else 0.0
+    rms = unit * float(scaled.pow(2).mean().sqrt()) if w.numel() else 0.0
     significant = w.abs() >= rms / 16
     # An honest sum's error scales with the size of its terms, not with its result: an element
     # that cancels down to a tenth of the RMS carries the rounding of terms as large as the RMS
@@ -170,6 +166,19 @@ def _whole_output(label: str, err: torch.Tensor, w: torch.Tensor, tol: float, sl
             f"than rtol={tol:g} + {tol:g} × the output's RMS (at most {MAX_OFF_SHARE:.0%} may be)",
         )
     return None
+
+
+def _in_range(w: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+    """(w / unit, unit, its norm): w itself, unless its norm overflows (doubles near the range's
+    edge, where inf / inf is NaN, which no "above the bound" test rejects); then w relative to
+    its largest element. The common case costs no pass beyond the norm the caller needs."""
+    norm = float(w.norm()) if w.numel() else 0.0
+    if math.isfinite(norm):
+        return w, 1.0, norm
+    top = float(w.abs().max())
+    unit = top if 0 < top < math.inf else 1.0
+    scaled = w / unit if unit != 1.0 else w
+    return scaled, unit, float(scaled.norm())
 
 
 def _form(label: str, got: Any, want: torch.Tensor) -> str | None:

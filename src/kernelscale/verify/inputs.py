@@ -62,6 +62,11 @@ def fingerprint(inputs: list[Any]) -> list:
     return prints
 
 
+def same_view(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """One view of one memory: the same start, shape, strides and dtype."""
+    return (a.data_ptr(), a.shape, a.stride(), a.dtype) == (b.data_ptr(), b.shape, b.stride(), b.dtype)
+
+
 def outputs_as_list(out: Any) -> list[Any]:
     return list(out) if isinstance(out, (tuple, list)) else [out]
 

@@ -30,7 +30,7 @@ from kernelscale.verify.baselines import (
     measure_roofline,
 )
 from kernelscale.verify.exchange import Exchange, load_values
-from kernelscale.verify.inputs import make_inputs, make_model, outputs_as_list, tensor_bytes
+from kernelscale.verify.inputs import make_inputs, make_model, outputs_as_list, same_view, tensor_bytes
 from kernelscale.verify.op_policy import is_data_movement, recording
 from kernelscale.verify.slab import slab_bytes
 from kernelscale.verify.trials import Case, apply_shift
@@ -66,10 +66,6 @@ def _check_reference_outputs(outputs: list) -> None:
                 f"the problem's Model.forward returned {type(value).__name__}{where}: the verifier "
                 "compares a tensor, or a tuple or list of tensors"
             )
-
-
-def _same_view(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return (a.data_ptr(), a.shape, a.stride(), a.dtype) == (b.data_ptr(), b.shape, b.stride(), b.dtype)
 
 
 @dataclass
@@ -163,7 +159,7 @@ class Oracle:
             out = model(*inputs)
         outs = outputs_as_list(out)
         _check_reference_outputs(outs)
-        twins = [[i, j] for j in range(len(outs)) for i in range(j) if _same_view(outs[i], outs[j])]
+        twins = [[i, j] for j in range(len(outs)) for i in range(j) if same_view(outs[i], outs[j])]
         return is_data_movement(recorder.ops), twins
 
     def new_reference(self, loaded: LoadedProblem, exchange: Exchange) -> Reference:

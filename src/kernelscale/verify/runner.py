@@ -364,22 +364,20 @@ def _aliasing(outs: list, inputs: list, previous: list, twins: frozenset = froze
     `twins` names (where the reference returns one tensor twice) may be one tensor likewise."""
     import torch
 
+    from kernelscale.verify.inputs import same_view
+
     tensors = [(i, o) for i, o in enumerate(outs) if isinstance(o, torch.Tensor) and o.numel()]
     others = [("input", i, x) for i, x in enumerate(inputs) if isinstance(x, torch.Tensor) and x.numel()]
     others += [("the previous call's output", i, x) for i, x in enumerate(previous) if x.numel()]
     for n, out in tensors:
         lo, hi = _span(out)
-        twin = [m for m, t in tensors if (min(n, m), max(n, m)) in twins and _same_view(out, t)]
+        twin = [m for m, t in tensors if (min(n, m), max(n, m)) in twins and same_view(out, t)]
         peers = others + [("output", m, t) for m, t in tensors if m != n and m not in twin]
         for what, index, x in peers:
             xlo, xhi = _span(x)
             if lo < xhi and xlo < hi and x.device == out.device:
                 return f"output {n} shares memory with {what} {index}; return a new tensor"
     return None
-
-
-def _same_view(a, b) -> bool:
-    return (a.data_ptr(), a.shape, a.stride(), a.dtype) == (b.data_ptr(), b.shape, b.stride(), b.dtype)
 
 
 def main() -> None:

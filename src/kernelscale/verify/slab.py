@@ -39,8 +39,9 @@ class SlabError(ValueError):
     """A value that cannot travel (too large for the slab, an unsupported type, a bad descriptor)."""
 
 
-_INTEGERS = {torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.uint32}
-_INTEGERS |= {torch.uint64}
+_INTEGERS = frozenset(
+    {torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16, torch.uint32, torch.uint64}
+)
 
 
 def _dtype(name: str) -> torch.dtype:
