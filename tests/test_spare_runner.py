@@ -108,3 +108,17 @@ def test_the_warm_up_kernel_compiles_and_runs():
     )
     assert done.returncode == 0, done.stderr[-500:]
     assert done.stdout.strip().splitlines()[-1] == "1.0"
+
+
+def test_a_failing_trusted_calibration_runner_is_the_verifiers_fault(oracle, scaled_exp, monkeypatch):
+    """No candidate code runs in the calibration runner: its failure (a bool output once made it
+    `rejected: late_outputs`) must not become the candidate's verdict, for honest ones too."""
+    from kernelscale.verify import calibration
+
+    broken = calibration.NULL_MODEL.replace(
+        "device = next(", "raise RuntimeError('harness broke')\n        device = next("
+    )
+    monkeypatch.setattr(calibration, "NULL_MODEL", broken)
+    verdict = run_attempt(oracle, scaled_exp, GOOD, VerifyOptions(timeout_s=60.0))
+    assert verdict.verifier_fault, verdict.headline()
+    assert "the trusted calibration runner failed" in verdict.reason and "harness broke" in verdict.reason
