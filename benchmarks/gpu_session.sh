@@ -11,6 +11,7 @@
 #   tables       the T5-style bucketed bias with and without relative-position tables, and
 #                relative_positional, against Flex and cuDNN (benchmarks/attention_bench.py)
 #   first-verdict  benchmarks/first_verdict.py: seconds to the first verdict, first and second run
+#   exchange     benchmarks/exchange_profile.py: each step of one call's exchange through the slabs, timed
 #   smoke        two minutes over the code paths no CPU run can check: slabs with CUDA tensors, the
 #                flush/probe/staging rules on honest kernels and on the planted cheats meant for
 #                them, the relative-position tables on the GPU. Run it first in a session.
@@ -84,6 +85,9 @@ first-verdict)
   timeout "$(( ${2:-480} + 60 ))" python3 benchmarks/first_verdict.py --out "$OUT/first_verdict" --deadline "${2:-480}" --control \
     2>&1 | grep --line-buffered -v Warning | tee "$OUT/first-verdict.log"
   ;;
+exchange)
+  timeout 120 python3 benchmarks/exchange_profile.py --out "$OUT/exchange-profile.json" 2>&1 | grep -v Warning
+  ;;
 backends)
   # shellcheck disable=SC2086  # word lists on purpose
   timeout "$(( ${2:-480} + 90 ))" python3 benchmarks/attention_bench.py --backends triton fa4 --configs 1 \
@@ -115,7 +119,7 @@ smoke)
     | grep --line-buffered -v Warning | tail -5
   ;;
 *)
-  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|decode-sweep [deadline]|verifier [deadline]|tables|first-verdict [deadline]|smoke|backends [deadline]|solve-fa4 [budget]|fa4-install" >&2
+  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|decode-sweep [deadline]|verifier [deadline]|tables|first-verdict [deadline]|exchange|smoke|backends [deadline]|solve-fa4 [budget]|fa4-install" >&2
   exit 2
   ;;
 esac

@@ -141,3 +141,22 @@ def test_a_verdict_asked_to_wait_for_builds_measures_them_all(apart):
     assert verdict.status == "correct", verdict.headline()
     assert "slow" in verdict.baselines and "baselines_pending" not in verdict.time_stats
     assert "baselines_wait" in verdict.cost_s  # the verdict did wait for the build
+
+
+def test_the_first_verdict_splits_the_verifiers_own_cost(apart):
+    """The first attempt in an oracle says where its time went: the problem's load per step, the
+    calibration per step and the timed calls' exchange per part (what a slow first verdict is
+    diagnosed from); a second attempt on the same problem loads and calibrates nothing."""
+    oracle, problem, _ = apart
+    options = VerifyOptions(timeout_s=120.0, known_baselines={"slow": 2.0, "broken": 1.0, "dies": 1.0})
+    oracle.known_baselines = dict(options.known_baselines)
+    first = run_attempt(oracle, problem, GOOD, options)
+    assert first.status == "correct", first.headline()
+    assert set(first.cost_s["load_parts"]) == {"import", "model", "inputs", "forward"}
+    calibration = first.cost_s["calibration_parts"]
+    assert {"reference", "runner", "start", "first_call", "calls"} <= set(calibration)
+    assert {"mask", "write", "stage", "key", "go", "read", "digest"} <= set(calibration["exchange"])
+    exchange = first.cost_s["timing_parts"]["exchange"]
+    assert sum(exchange.values()) <= first.cost_s["timing_parts"]["call"] + 0.05
+    second = run_attempt(oracle, problem, GOOD, options)
+    assert "load_parts" not in second.cost_s and "calibration_parts" not in second.cost_s

@@ -45,12 +45,15 @@ class Errors:
 
 def run_attempt(oracle, problem: Problem, code: str, options: VerifyOptions) -> Verdict:
     started = time.monotonic()
+    fresh = problem.content_hash() not in oracle.problems
     loaded = oracle.load(problem)
     loaded_at = time.monotonic()
     # A runner started ahead (spare.py) has finished its imports once it is taken, before
     # anything here is timed; without one the candidate's runner starts in `_verify`.
     spare = oracle.spares.take(loaded, options.memory_limit_gb) if oracle.spares else None
     waited = {"load": round(loaded_at - started, 3), "runner_wait": round(time.monotonic() - loaded_at, 3)}
+    if fresh:
+        waited["load_parts"] = loaded.load_s
     if spare is not None and id(spare) in oracle.spares.warm_s:
         waited["runner_warm"] = oracle.spares.warm_s.pop(id(spare))
     candidate = spare or CandidateProcess(oracle, loaded, attempt_dir(oracle), options.memory_limit_gb)
@@ -104,7 +107,8 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
     cost: dict[str, float] = {}
     t0 = time.monotonic()
     oracle.timing_setup(loaded)
-    if oracle.spares and needs_measuring(loaded, options):
+    measuring = needs_measuring(loaded, options)
+    if oracle.spares and measuring:
         oracle.spares.settle()  # the calibration's runner: its imports end before any timing
     elif oracle.spares:
         oracle.spares.discard()  # no calibration to run: nothing may import while we time
@@ -116,6 +120,8 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
         t0 = time.monotonic()
         timing.calibration = calibrate(oracle, loaded, options)
         cost["calibration"] = round(time.monotonic() - t0, 3)
+        if measuring:
+            cost["calibration_parts"] = timing.calibration.measured_s
     reference = oracle.new_reference(loaded, candidate.exchange)
     deadline = time.monotonic() + options.timeout_s
     cost["process_start"] = round(
@@ -204,6 +210,7 @@ def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors
         oracle.reference_outputs(reference, inputs),
         errors,
     )
+    exchanged = dict(candidate.exchange_s)
     while not timing.enough(options, oracle.device, started):
         t0 = time.monotonic()
         case = timed_case(index)
@@ -219,6 +226,8 @@ def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors
         for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, time.monotonic() - t3)):
             parts[name] += seconds
         index += 1
+    # the exchange's own parts over the timed calls (what "call" is made of, seen from here)
+    exchange = {k: round(v - exchanged.get(k, 0.0), 3) for k, v in candidate.exchange_s.items()}
     case = Case("after timing", fresh_seed())
     inputs = oracle.case_inputs(loaded, case)
     _check(
@@ -229,7 +238,10 @@ def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors
         oracle.reference_outputs(reference, inputs),
         errors,
     )
-    return {name: round(seconds, 3) for name, seconds in parts.items()} | {"calls": index}
+    return {name: round(seconds, 3) for name, seconds in parts.items()} | {
+        "calls": index,
+        "exchange": exchange,
+    }
 
 
 def _check(

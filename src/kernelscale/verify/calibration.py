@@ -19,7 +19,7 @@ from __future__ import annotations
 import socket
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -56,6 +56,8 @@ class Calibration:
 
     host: str = ""  # the machine it was measured on: host copies and pipes set these costs
     stored: bool = False  # reused from an earlier run's measurement, not measured in this one
+    # Seconds per part of measuring it (never stored): the verifier's own cost, in a verdict.
+    measured_s: dict = field(default_factory=dict)
 
     @property
     def handshake_ms(self) -> float:
@@ -133,6 +135,14 @@ def this_host() -> str:
 
 
 def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
+    clock = time.monotonic()
+    parts: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        parts[name] = round(time.monotonic() - clock, 3)
+        clock = time.monotonic()
+
     inputs = make_inputs(loaded.module, loaded.timing_seed, 1.0, oracle.device)
     with torch.no_grad():
         outs = outputs_as_list(loaded.timing_model(*inputs))
@@ -140,17 +150,23 @@ def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
         (tuple(o.shape), str(o.dtype).removeprefix("torch.")) for o in outs if isinstance(o, torch.Tensor)
     ]
     del outs
+    lap("reference")
     # A runner started ahead (spare.py) is the same trusted runner, its imports done already.
     spare = oracle.spares.take(loaded, options.memory_limit_gb) if oracle.spares else None
     process = spare or CandidateProcess(oracle, loaded, attempt_dir(oracle), options.memory_limit_gb)
     workdir = process.workdir
+    lap("runner")
     try:
         deadline = time.monotonic() + options.timeout_s
         init = {"init_file": str(process.exchange.write("init", []))}
         try:
             process.start(NULL_MODEL.format(specs=specs), init, 0, deadline)
-            for _ in range(WARM_CALLS + MEASURED_CALLS):
+            lap("start")
+            for index in range(WARM_CALLS + MEASURED_CALLS):
                 process.call(inputs, deadline)
+                if index == 0:
+                    lap("first_call")
+            lap("calls")
         except AttemptFailed as exc:
             # No candidate code has run in this runner: whatever it failed is the verifier's
             # own doing (before, a bool output made it "rejected: late_outputs" for every
@@ -169,6 +185,7 @@ def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
             key=StepCost.of([c.key_ms for c in calls]),
             commit=StepCost.of([c.commit_ms for c in calls]),
             harness=StepCost.of([c.own_ms for c in calls]),
+            measured_s=parts | {"exchange": {k: round(v, 3) for k, v in process.exchange_s.items()}},
         )
     finally:
         process.kill()

@@ -82,6 +82,9 @@ class CandidateProcess:
         self.outputs_slab: OracleSlab | None = None
         self.pinned_slabs = 0  # slabs the runner could page-lock: plain copies are slower, not wrong
         self.holds_candidate = False  # its code sent and the process not yet killed
+        # Seconds the oracle spent per part of every call (its own work and each request's round
+        # trip), summed: the verifier's own cost, read in a verdict (`exchange_s`).
+        self.exchange_s: dict[str, float] = {}
 
     def spawn(self) -> None:
         """Start the runner in its sandbox: trusted code that imports its libraries and waits.
@@ -128,8 +131,12 @@ class CandidateProcess:
 
     def call(self, inputs: list, deadline: float) -> CallResult:
         input_key, output_key = fresh_key(), fresh_key()
-        stage_ms = self._stage(masked_copy(inputs, input_key), inputs, deadline)
+        spent = _Stopwatch(self.exchange_s)
+        masked = masked_copy(inputs, input_key)
+        spent.lap("mask")
+        stage_ms = self._stage(masked, inputs, deadline, spent)
         key_ms = self._timed_request({"op": "key", "key": input_key}, deadline)[1]
+        spent.lap("key")
         sent = time.perf_counter()
         self.oracle.flush_l2()  # a probe as well: GPU work the candidate left queued delays it
         flush_ms = (time.perf_counter() - sent) * 1e3
@@ -137,24 +144,30 @@ class CandidateProcess:
         sent = time.perf_counter()
         self.oracle.probe_gpu()  # waits behind GPU work a forged `done` left running
         probe_ms = (time.perf_counter() - sent) * 1e3
+        spent.lap("go")
         committed, commit_ms = self._timed_request({"op": "commit", "key": output_key}, deadline)
         reply, ship_ms = self._timed_request({"op": "ship"}, deadline)
+        spent.lap("commit_ship")
         try:
             outputs = self.outputs_slab.read(reply.get("outputs"), self._compare_device())
         except SlabError as exc:
             raise AttemptFailed(
                 Verdict("runtime_error", f"the runner's outputs cannot be read: {exc}")
             ) from None
+        spent.lap("read")
         _check_commitment(outputs, output_key, committed.get("digests"))
+        spent.lap("digest")
         own_ms = _runner_ms(done.get("own_ms"))
         reading = ClockReading(window_ms, own_ms, ship_ms, stage_ms, flush_ms, probe_ms, key_ms, commit_ms)
         self.clock.append(reading)
         return CallResult(outputs, window_ms, reading.own_ms, ship_ms, mutated_inputs(reply), reading)
 
-    def _stage(self, masked: list, inputs: list, deadline: float) -> float:
+    def _stage(self, masked: list, inputs: list, deadline: float, spent: _Stopwatch) -> float:
         request = {"op": "stage", "inputs": self._slabs(inputs).write(masked)}
         request |= {"slabs": [self.inputs_slab.describe(), self.outputs_slab.describe()]}
+        spent.lap("write")
         staged, stage_ms = self._timed_request(request, deadline)
+        spent.lap("stage")
         pinned = staged.get("pinned_slabs")
         self.pinned_slabs = pinned if type(pinned) is int and 0 <= pinned <= 2 else 0  # advisory
         if staged.get("inputs") != fingerprint(masked):
@@ -165,6 +178,7 @@ class CandidateProcess:
                     "(the input slab was tampered with or the transfer failed)",
                 )
             )
+        spent.lap("fingerprint")
         return stage_ms
 
     def _timed_request(self, message: dict, deadline: float) -> tuple[dict, float]:
@@ -219,6 +233,18 @@ class CandidateProcess:
             if slab is not None:
                 slab.close()
         self.inputs_slab = self.outputs_slab = None
+
+
+class _Stopwatch:
+    """Adds the seconds since the previous lap to `into[name]` (a call's cost split)."""
+
+    def __init__(self, into: dict[str, float]):
+        self.into, self.last = into, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.into[name] = self.into.get(name, 0.0) + now - self.last
+        self.last = now
 
 
 def _readable_by_runner(folder: Path) -> None:

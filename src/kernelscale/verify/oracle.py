@@ -86,6 +86,7 @@ class LoadedProblem:
     baseline_processes: dict = field(default_factory=dict)
     timed_apart: dict = field(default_factory=dict)
     output_twins: list = field(default_factory=list)  # [i, j]: the reference returns one tensor twice
+    load_s: dict = field(default_factory=dict)  # seconds per step of loading it here (its first attempt)
 
 
 @dataclass
@@ -131,36 +132,47 @@ class Oracle:
     def load(self, problem: Problem) -> LoadedProblem:
         key = problem.content_hash()
         if key not in self.problems:
+            started = time.monotonic()
             folder = self.workdir / key
             folder.mkdir(parents=True, exist_ok=True)
             module = import_source(problem.source, problem.file_stem, folder)
             apply_sizes(module, problem.sizes_for(self.device))
-            forbid_copies, twins = self._first_reference_run(module)
+            imported = time.monotonic()
+            forbid_copies, twins, steps = self._first_reference_run(module)
             self.problems[key] = LoadedProblem(
                 problem=problem,
                 module=module,
                 forbid_copies=forbid_copies,
                 timing_seed=secrets.randbits(31),
                 output_twins=twins,
+                load_s={"import": round(imported - started, 3)} | steps,
             )
         return self.problems[key]
 
-    def _first_reference_run(self, module) -> tuple[bool, list[list[int]]]:
+    def _first_reference_run(self, module) -> tuple[bool, list[list[int]], dict[str, float]]:
         """The problem's first run here: does its reference only copy data (then copies are the
         work, not bookkeeping), and which of its outputs are one tensor returned twice (a
         candidate may return them so too)? A failure names the problem's own function, and
         outputs that are not tensors are refused now: every candidate would be judged against
-        them in vain."""
+        them in vain. Also returns the seconds of each step (the first CUDA work is here)."""
+        marks = [time.monotonic()]
         with _problem_step("Model(*get_init_inputs())"):
             model, _ = make_model(module, "Model", 0, self.device)
+        marks.append(time.monotonic())
         with _problem_step("get_inputs()"):
             inputs = make_inputs(module, 0, 1.0, self.device)
+        marks.append(time.monotonic())
         with _problem_step("Model.forward"), torch.no_grad(), recording() as recorder:
             out = model(*inputs)
+        self.settle()
+        marks.append(time.monotonic())
         outs = outputs_as_list(out)
         _check_reference_outputs(outs)
         twins = [[i, j] for j in range(len(outs)) for i in range(j) if same_view(outs[i], outs[j])]
-        return is_data_movement(recorder.ops), twins
+        steps = {
+            name: round(b - a, 3) for name, a, b in zip(("model", "inputs", "forward"), marks, marks[1:])
+        }
+        return is_data_movement(recorder.ops), twins, steps
 
     def new_reference(self, loaded: LoadedProblem, exchange: Exchange) -> Reference:
         """A fresh init seed per attempt; the init arguments travel by value where they can."""
