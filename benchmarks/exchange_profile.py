@@ -123,7 +123,10 @@ def main() -> None:
             "output_mib": outputs[0].numel() * 2 / 2**20,
         }
         report |= oracle_steps(Path(folder), inputs, outputs)
-        report |= mapped_alternative(Path(folder), inputs)
+        try:
+            report |= mapped_alternative(Path(folder), inputs)
+        except Exception as exc:  # noqa: BLE001 (an alternative that fails is a finding, not a crash)
+            report["mapped_alternative_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
     print(json.dumps(report, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
