@@ -156,3 +156,34 @@ def test_descriptors_that_claim_more_than_the_slab_are_refused_before_any_alloca
         slab.read([descriptor] * 1000)
     with pytest.raises(SlabError):
         slab.read([descriptor | {"storage_bytes": "4096"}])
+
+
+def test_a_deferred_write_reaches_the_file_only_when_flushed(tmp_path):
+    """The timed loop stages the next input set while the reference runs and writes it into the
+    file after (candidate.prepare): until `flush`, the runner's mapping holds the set before."""
+    first, second = [torch.zeros(64)], [torch.ones(64)]
+    oracle = OracleSlab(tmp_path / "in.slab", slab_bytes(first))
+    runner = MappedSlab(tmp_path / "in.slab", oracle.capacity, writable=False)
+    descriptors = oracle.write(first)
+    assert torch.equal(runner.read(descriptors)[0], first[0])
+    later = oracle.write(second, deferred=True)
+    assert torch.equal(runner.read(later)[0], first[0])  # staged, not yet in the file
+    oracle.flush()
+    assert torch.equal(runner.read(later)[0], second[0])
+    oracle.flush()  # nothing left: a second flush writes nothing
+    assert oracle.writes == 2
+
+
+def test_a_call_refuses_inputs_staged_before_a_newer_set(tmp_path):
+    """Staging a set replaces the one before in the slab's host buffer: a call given the older
+    one would send the runner the newer bytes, so it is refused as the verifier's own error."""
+    from types import SimpleNamespace
+
+    from kernelscale.verify.candidate import CandidateProcess
+
+    loaded = SimpleNamespace(input_bytes=0, output_bytes=256)
+    process = CandidateProcess(SimpleNamespace(device="cpu"), loaded, tmp_path, None)
+    older = process.prepare([torch.zeros(16)])
+    process.prepare([torch.ones(16)])
+    with pytest.raises(ValueError, match="replaced since"):
+        process.call([torch.zeros(16)], deadline=0.0, staged=older)

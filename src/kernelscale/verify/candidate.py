@@ -129,13 +129,33 @@ class CandidateProcess:
         expect(self.child.request(message, deadline), self.child)
         return time.monotonic() - t0
 
-    def call(self, inputs: list, deadline: float) -> CallResult:
-        input_key, output_key = fresh_key(), fresh_key()
+    def prepare(self, inputs: list) -> StagedInputs:
+        """Mask an input set and stage it in the input slab's host buffer; its write into the
+        file waits for `StagedInputs.flush` (or the call), so that the caller can overlap it
+        with GPU work of its own (the previous call's reference). The runner sees nothing of
+        it before the call's `stage` request; until its key it would be noise anyway."""
         spent = _Stopwatch(self.exchange_s)
-        masked = masked_copy(inputs, input_key)
+        key = fresh_key()
+        masked = masked_copy(inputs, key)
         spent.lap("mask")
-        stage_ms = self._stage(masked, inputs, deadline, spent)
-        key_ms = self._timed_request({"op": "key", "key": input_key}, deadline)[1]
+        slab = self._slabs(inputs)
+        descriptors = slab.write(masked, deferred=True)
+        spent.lap("write")
+        printed = fingerprint(masked)  # the masked copy is freed here: only its host copy is kept
+        spent.lap("fingerprint")
+        return StagedInputs(key, printed, descriptors, slab, slab.writes)
+
+    def call(self, inputs: list, deadline: float, staged: StagedInputs | None = None) -> CallResult:
+        """One call on `inputs`; `staged` is what `prepare(inputs)` returned, if it was called."""
+        staged = staged or self.prepare(inputs)
+        if staged.slab is not self.inputs_slab or staged.written != staged.slab.writes:
+            raise ValueError("these inputs were staged for another runner, or replaced since")
+        output_key = fresh_key()
+        spent = _Stopwatch(self.exchange_s)
+        staged.flush()
+        spent.lap("write")
+        stage_ms = self._stage(staged, deadline, spent)
+        key_ms = self._timed_request({"op": "key", "key": staged.key}, deadline)[1]
         spent.lap("key")
         sent = time.perf_counter()
         self.oracle.flush_l2()  # a probe as well: GPU work the candidate left queued delays it
@@ -162,15 +182,14 @@ class CandidateProcess:
         self.clock.append(reading)
         return CallResult(outputs, window_ms, reading.own_ms, ship_ms, mutated_inputs(reply), reading)
 
-    def _stage(self, masked: list, inputs: list, deadline: float, spent: _Stopwatch) -> float:
-        request = {"op": "stage", "inputs": self._slabs(inputs).write(masked)}
+    def _stage(self, inputs: StagedInputs, deadline: float, spent: _Stopwatch) -> float:
+        request = {"op": "stage", "inputs": inputs.descriptors}
         request |= {"slabs": [self.inputs_slab.describe(), self.outputs_slab.describe()]}
-        spent.lap("write")
         staged, stage_ms = self._timed_request(request, deadline)
         spent.lap("stage")
         pinned = staged.get("pinned_slabs")
         self.pinned_slabs = pinned if type(pinned) is int and 0 <= pinned <= 2 else 0  # advisory
-        if staged.get("inputs") != fingerprint(masked):
+        if staged.get("inputs") != inputs.fingerprint:
             raise AttemptFailed(
                 Verdict(
                     "runtime_error",
@@ -178,7 +197,6 @@ class CandidateProcess:
                     "(the input slab was tampered with or the transfer failed)",
                 )
             )
-        spent.lap("fingerprint")
         return stage_ms
 
     def _timed_request(self, message: dict, deadline: float) -> tuple[dict, float]:
@@ -233,6 +251,20 @@ class CandidateProcess:
             if slab is not None:
                 slab.close()
         self.inputs_slab = self.outputs_slab = None
+
+
+@dataclass
+class StagedInputs:
+    """An input set masked under `key` and staged in `slab` (see CandidateProcess.prepare)."""
+
+    key: int
+    fingerprint: list  # of the masked set (inputs.fingerprint), which the runner's staging must match
+    descriptors: list[dict]
+    slab: OracleSlab
+    written: int  # the slab's count of writes when these were staged (a later set replaces them)
+
+    def flush(self) -> None:
+        self.slab.flush()
 
 
 class _Stopwatch:

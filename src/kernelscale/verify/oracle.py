@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -113,6 +114,37 @@ class Oracle:
         # Compiled baselines build in processes of their own, in parallel with the attempt, on
         # the GPU (where they compile); on the CPU in line (tests set this to use processes).
         self.separate_baselines = device == "cuda"
+        self._warming: threading.Thread | None = None
+        self.warm_s: float | None = None  # seconds of the masking kernels' warm-up (warm_kernel.py)
+
+    def start_warm(self) -> None:
+        """Compile the masking kernels in a thread while the oracle waits for its first request
+        and loads its problem (a fresh machine's Triton cache holds none of them)."""
+        if self.device != "cuda":
+            return
+
+        def warm() -> None:
+            from kernelscale.verify import warm_kernel
+
+            started = time.monotonic()
+            try:
+                warm_kernel.warm_oracle_masking()
+            except Exception:  # noqa: BLE001 (best effort: the first call compiles them instead)
+                pass
+            self.warm_s = round(time.monotonic() - started, 3)
+
+        self._warming = threading.Thread(target=warm, name="ks-warm", daemon=True)
+        self._warming.start()
+
+    def wait_warm(self) -> dict | None:
+        """Before anything masks or is timed: the warm-up's compile must not share the host.
+        The first time, its seconds and how long the attempt waited for it; then None."""
+        if self._warming is None:
+            return None
+        asked = time.monotonic()
+        self._warming.join()
+        self._warming = None
+        return {"took": self.warm_s, "waited": round(time.monotonic() - asked, 3)}
 
     def gpu_confinement(self):
         """The one-GPU confinement for candidate sandboxes (gpu_confine.py), probed once; on the
@@ -302,6 +334,7 @@ def serve(device: str) -> None:
     workdir = Path(os.environ.get("KERNELSCALE_ORACLE_DIR") or Path.cwd())
     oracle = Oracle(device, workdir)
     oracle.spares = Spares(oracle)
+    oracle.start_warm()
     _send(results, {"hello": oracle.environment})
     oracle.spares.prepare(None, count=2)  # the first attempt calibrates with one of them
     for line in sys.stdin:

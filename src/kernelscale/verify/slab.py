@@ -185,6 +185,25 @@ class OracleSlab(_Slab):
             os.posix_fallocate(self.fd, 0, self.capacity)
         os.fchmod(self.fd, 0o666 if writable_by_others else 0o644)
         self._host: torch.Tensor | None = None
+        self._unwritten: list[tuple[int, int]] = []  # (offset, bytes) staged, not yet in the file
+        self.writes = 0  # input sets written so far: each one replaces the one before
+
+    def write(self, values: list[Any], deferred: bool = False) -> list[dict]:
+        """As `_Slab.write`; with `deferred`, the values only reach the host buffer (one device
+        copy each, done when this returns) and `flush` writes them into the file later, while
+        the GPU is busy with something else (the file write is the slow part: ~5 GB/s, one
+        writer at a time per file in tmpfs)."""
+        self.writes += 1
+        descriptors = super().write(values)
+        if not deferred:
+            self.flush()
+        return descriptors
+
+    def flush(self) -> None:
+        """Write what `write(..., deferred=True)` staged into the file; nothing when all is written."""
+        pending, self._unwritten = self._unwritten, []
+        for offset, nbytes in pending:
+            _in_chunks(self._write_all, memoryview(self._staging(offset, nbytes).numpy()), offset)
 
     def close(self) -> None:
         if self.fd is not None:
@@ -200,11 +219,12 @@ class OracleSlab(_Slab):
         return self._host[offset : offset + nbytes]
 
     def _put(self, offset: int, flat: torch.Tensor) -> None:
-        staging = self._staging(offset, flat.numel() * flat.element_size())
-        staging.copy_(_as_bytes(flat))  # a device tensor comes to the host once
-        _in_chunks(self._write_all, memoryview(staging.numpy()), offset)
+        nbytes = flat.numel() * flat.element_size()
+        self._staging(offset, nbytes).copy_(_as_bytes(flat))  # a device tensor comes to the host once
+        self._unwritten.append((offset, nbytes))
 
     def _get(self, offset: int, nbytes: int) -> torch.Tensor:
+        self.flush()  # the staging buffer is shared: what is staged goes to the file first
         staging = self._staging(offset, nbytes)
         got = sum(_in_chunks(self._read_some, memoryview(staging.numpy()), offset)) if nbytes else 0
         if got != nbytes:
