@@ -172,6 +172,15 @@ def test_a_deferred_write_reaches_the_file_only_when_flushed(tmp_path):
     assert torch.equal(runner.read(later)[0], second[0])
     oracle.flush()  # nothing left: a second flush writes nothing
     assert oracle.writes == 2
+    big = [torch.randn(64)]
+    latest = oracle.write(big, deferred=True)
+    oracle.flush(background=True)  # in a thread, while the caller runs the reference
+    oracle.wait()
+    assert torch.equal(runner.read(latest)[0], big[0])
+    oracle.write(first, deferred=True)
+    oracle.flush(background=True)
+    again = oracle.write(second)  # waits for the flush in flight before reusing the host buffer
+    assert torch.equal(runner.read(again)[0], second[0])
 
 
 def test_a_call_refuses_inputs_staged_before_a_newer_set(tmp_path):

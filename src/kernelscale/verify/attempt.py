@@ -234,8 +234,9 @@ def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors
         next_inputs = oracle.case_inputs(loaded, Case("next", fresh_seed()))
         staged = candidate.prepare(next_inputs)  # on the GPU: drawn, masked, copied to the host
         t2 = time.monotonic()
-        want = oracle.reference_outputs(reference, inputs)  # queued on the GPU ...
-        staged.flush()  # ... while the host writes the next set into the slab
+        staged.flush(background=True)  # written into the slab by a thread ...
+        want = oracle.reference_outputs(reference, inputs)  # ... while the reference runs
+        staged.flush()
         oracle.settle()  # the reference's GPU work lands in its own part, not in the check's
         t3 = time.monotonic()
         _check(loaded, timed_case(index).name, inputs, result, want, errors)

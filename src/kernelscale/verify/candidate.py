@@ -263,8 +263,8 @@ class StagedInputs:
     slab: OracleSlab
     written: int  # the slab's count of writes when these were staged (a later set replaces them)
 
-    def flush(self) -> None:
-        self.slab.flush()
+    def flush(self, background: bool = False) -> None:
+        self.slab.flush(background)
 
 
 class _Stopwatch:
