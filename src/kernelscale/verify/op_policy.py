@@ -86,6 +86,16 @@ class OpRecorder(TorchDispatchMode):
         super().__init__()
         self.ops: set[str] = set()
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch wraps a mode's __torch_dispatch__ in `torch._dynamo.disable` unless told not to:
+        # that wrapper imports all of Dynamo at the first recorded op (1.1 s of a fresh runner's
+        # first call on an H200 host, and of the oracle's first reference run) and costs every
+        # op a frame-callback swap. It only matters to code compiled by Dynamo under the mode,
+        # and a candidate may not compile (the screen's torch_compile rule): Inductor's
+        # kernels would not be aten ops the recorder could see anyway.
+        return False
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         # A custom op registered as `mylib::empty` must not pass for aten's `empty`.
         name = func.overloadpacket.__name__
