@@ -196,3 +196,30 @@ def test_a_call_refuses_inputs_staged_before_a_newer_set(tmp_path):
     process.prepare([torch.ones(16)])
     with pytest.raises(ValueError, match="replaced since"):
         process.call([torch.zeros(16)], deadline=0.0, staged=older)
+
+
+def test_a_failed_write_of_the_input_slab_is_the_candidates(tmp_path, monkeypatch):
+    """The slab's pages are reserved before any candidate code runs; a write fails only when the
+    candidate's process shrank the file and filled /dev/shm. That must be its `runtime_error`,
+    in the foreground and from the background flush alike, never a verifier error that would
+    stop the search."""
+    import errno
+    from types import SimpleNamespace
+
+    from kernelscale.verify.candidate import CandidateProcess
+    from kernelscale.verify.replies import AttemptFailed
+
+    def full(self, view, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    loaded = SimpleNamespace(input_bytes=0, output_bytes=256)
+    process = CandidateProcess(SimpleNamespace(device="cpu"), loaded, tmp_path, None)
+    staged = process.prepare([torch.zeros(16)])
+    monkeypatch.setattr(OracleSlab, "_write_all", full)
+    for background in (False, True):
+        staged = process.prepare([torch.zeros(16)])
+        with pytest.raises(AttemptFailed) as failed:
+            staged.flush(background)
+            staged.flush()  # a background flush's error surfaces when it is waited for
+        assert failed.value.verdict.status == "runtime_error"
+        assert "input slab could not be written" in failed.value.verdict.reason

@@ -139,7 +139,10 @@ class CandidateProcess:
         masked = masked_copy(inputs, key)
         spent.lap("mask")
         slab = self._slabs(inputs)
-        descriptors = slab.write(masked, deferred=True)
+        try:
+            descriptors = slab.write(masked, deferred=True)  # waits for a flush still in flight
+        except OSError as exc:
+            raise _unwritable(exc) from None
         spent.lap("write")
         printed = fingerprint(masked)  # the masked copy is freed here: only its host copy is kept
         spent.lap("fingerprint")
@@ -264,7 +267,23 @@ class StagedInputs:
     written: int  # the slab's count of writes when these were staged (a later set replaces them)
 
     def flush(self, background: bool = False) -> None:
-        self.slab.flush(background)
+        """Into the file (or, `background`, start that). The slab's pages were reserved before
+        any candidate code ran, so a write can only fail if the candidate's process shrank the
+        file (possible where it runs as the oracle's uid) and then filled /dev/shm: its doing."""
+        try:
+            self.slab.flush(background)
+        except OSError as exc:
+            raise AttemptFailed(
+                Verdict(
+                    "runtime_error", f"the input slab could not be written: {exc.strerror} (tampered with?)"
+                )
+            ) from None
+
+
+def _unwritable(exc: OSError) -> AttemptFailed:
+    return AttemptFailed(
+        Verdict("runtime_error", f"the input slab could not be written: {exc.strerror} (tampered with?)")
+    )
 
 
 class _Stopwatch:
