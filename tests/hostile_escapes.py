@@ -177,3 +177,68 @@ ESCAPE_CHEATS.append(
 HONEST_F64_EXTREMES = OVERFLOWS_THE_ERROR.replace(
     "tl.where(x < 0, 1e308, -1e308)", "tl.where(x < 0, -1e308, 1e308)"
 )
+
+COMPILES_INTO_THE_RECORDER = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+_WORK = {}
+
+
+def _backend(graph, example_inputs):
+    """A Dynamo backend. Dynamo calls it, and then what it returns, for each frame it compiles;
+    the op recorder's own handler is such a frame, and the recorder is off inside its handler."""
+
+    def run(*args):
+        if "xy" in _WORK:
+            x, y = _WORK.pop("xy")
+            _WORK["out"] = torch.exp(x) * 2.0 + y
+        return graph(*args)
+
+    return run
+
+
+@triton.jit
+def stub(flag_ptr, BLOCK: tl.constexpr):
+    tl.store(flag_ptr + tl.arange(0, BLOCK), tl.zeros((BLOCK,), dtype=tl.int32))
+
+
+class _Touch(nn.Module):
+    def forward(self, x, y):
+        x.view(-1)  # one op on a tensor: its handler frame is the one compiled
+        if "out" not in _WORK:  # the handler was not compiled: the same work, in plain sight
+            _WORK["out"] = torch.exp(x) * 2.0 + y
+
+
+class ModelNew(nn.Module):
+    """`nn.Module.compile` (a method, not `torch.compile`) with a backend of its own, on a module
+    that only views its input: forward itself is never compiled (Dynamo skips frames under a
+    dispatch mode), but its callback stays set, and the recorder's handler, which runs with the
+    mode popped, is compiled with `_backend`. The answer is computed there with torch; the
+    recorder sees `view` and `empty`."""
+
+    def __init__(self):
+        super().__init__()
+        self.touch = _Touch()
+        self.touch.compile(backend=_backend)
+
+    def forward(self, x, y):
+        _WORK["xy"] = (x, y)
+        self.touch(x, y)
+        flag = torch.empty(1, dtype=torch.int32, device=x.device)
+        stub[(1,)](flag, BLOCK=1)
+        return _WORK.pop("out")
+'''
+
+ESCAPE_CHEATS.append(
+    ProtocolCheat(
+        "compiles_into_the_recorder",
+        "torch fallback",
+        "scaled_exp",
+        COMPILES_INTO_THE_RECORDER,
+        "rejected",
+        "torch_fallback",
+    )
+)

@@ -200,3 +200,15 @@ def test_the_log_tail_is_read_from_the_log_the_oracle_opened_never_by_its_path(
     verdict = cpu_pool.verify(scaled_exp, code, screen=False)
     assert verdict.status != "correct"
     assert "sk-host-secret" not in verdict.log_tail + verdict.reason, verdict.log_tail
+
+
+def test_compiling_into_the_recorder_is_screened(cpu_pool, scaled_exp):
+    """`nn.Module.compile` is `torch.compile` by another name: the screen refuses it (and with
+    the screen off, the recorder's handler is never compiled: test_protocol_cheat_is_caught)."""
+    from hostile_escapes import COMPILES_INTO_THE_RECORDER
+    from kernelscale.verify.screen import screen
+
+    found = screen(COMPILES_INTO_THE_RECORDER)
+    assert [(v.rule, v.detail) for v in found] == [("torch_compile", "`self.touch.compile`")], found
+    verdict = cpu_pool.verify(scaled_exp, COMPILES_INTO_THE_RECORDER)
+    assert (verdict.status, verdict.rule) == ("rejected", "torch_compile"), verdict.headline()

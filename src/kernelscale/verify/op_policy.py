@@ -79,6 +79,28 @@ VIEW_OPS = frozenset(
 COPY_OPS = frozenset({"clone", "copy_", "_to_copy", "_copy_from", "_copy_from_and_resize", "to"})
 
 
+def _skip_mark():
+    """Dynamo's per-code exec strategy (torch >= 2.6): SKIP this frame and all it calls."""
+    try:
+        from torch._C._dynamo.eval_frame import _FrameAction, _FrameExecStrategy, set_code_exec_strategy
+    except (ImportError, AttributeError):
+        return None
+    skip = _FrameExecStrategy(_FrameAction.SKIP, _FrameAction.SKIP)
+    return lambda code: set_code_exec_strategy(code, skip)
+
+
+_SKIP_MARK = _skip_mark()
+
+
+def _never_compiled(*functions) -> None:
+    """Code that runs with the recorder popped (its handler, a paused launch) is never compiled
+    by Dynamo, nor is anything it calls: a compiled frame runs its backend, the candidate's
+    code, there. Marked again at every recording (cheap), since Dynamo can reset marks."""
+    if _SKIP_MARK is not None:
+        for fn in functions:
+            _SKIP_MARK(fn.__code__)
+
+
 class OpRecorder(TorchDispatchMode):
     """Collects the names of aten ops run under it (overload packet names, e.g. "mm")."""
 
@@ -91,10 +113,14 @@ class OpRecorder(TorchDispatchMode):
         # torch wraps a mode's __torch_dispatch__ in `torch._dynamo.disable` unless told not to:
         # that wrapper imports all of Dynamo at the first recorded op (1.1 s of a fresh runner's
         # first call on an H200 host, and of the oracle's first reference run) and costs every
-        # op a frame-callback swap. It only matters to code compiled by Dynamo under the mode,
-        # and a candidate may not compile (the screen's torch_compile rule): Inductor's
-        # kernels would not be aten ops the recorder could see anyway.
-        return False
+        # op a frame-callback swap. Without it, Dynamo would compile the handler itself whenever
+        # a candidate's compiled region is running (its callback stays set while it skips the
+        # candidate's frames under the mode), with the candidate's backend, which then runs
+        # with the recorder popped (`compiles_into_the_recorder`, a `self.compile(backend=f)`
+        # that passed the screen). `_never_compiled` marks the handler's code instead: the
+        # same recursive skip, at the C level, with no import and no per-op cost. Where this
+        # torch has no such mark, the wrapper stays.
+        return not _SKIP_MARK
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         # A custom op registered as `mylib::empty` must not pass for aten's `empty`.
@@ -113,6 +139,9 @@ def compute_ops(ops: set[str], forbid_copies: bool) -> set[str]:
 
 def is_data_movement(reference_ops: set[str]) -> bool:
     return not compute_ops(reference_ops, forbid_copies=False)
+
+
+_PAUSED: list = []  # the wrappers below: they pop the recorder, then run Triton's code
 
 
 def pause_recording_in_triton_launches() -> None:
@@ -156,6 +185,7 @@ def _pause_method(cls, name: str) -> None:
             return original(self, *args, **kwargs)
 
     paused._ks_paused = True
+    _PAUSED.append(paused)
     setattr(cls, name, paused)
 
 
@@ -183,6 +213,7 @@ def _wrap_method(cls, name: str, pause: bool = True) -> None:
                 self.pre_run_hooks = hooks
 
     launch_without_recording._ks_paused = True
+    _PAUSED.append(launch_without_recording)
     setattr(cls, name, launch_without_recording)
 
 
@@ -210,5 +241,6 @@ def _hook_set(hook) -> bool:
 @contextmanager
 def recording():
     recorder = OpRecorder()
+    _never_compiled(OpRecorder.__torch_dispatch__, *_PAUSED)
     with recorder:
         yield recorder

@@ -214,6 +214,10 @@ class _Scan:
             return [Violation("tensor_subclass", line, f"`{dotted(node)}`")]
         if full.startswith(("torch.compile", "torch.jit", "torch._dynamo", "torch._inductor")):
             return [Violation("torch_compile", line, f"`{dotted(node)}`")]
+        # `nn.Module.compile` is `torch.compile` under another name (`self.compile(backend=f)`
+        # passed: `compiles_into_the_recorder`); only the kernel languages' own `compile` is theirs.
+        if attr == "compile" and not full.startswith(("cutlass.", "triton.")):
+            return [Violation("torch_compile", line, f"`{dotted(node) or '.compile'}`")]
         return []
 
     def _call_rules(self, node: ast.Call) -> list[Violation]:
