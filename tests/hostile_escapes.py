@@ -242,3 +242,78 @@ ESCAPE_CHEATS.append(
         "torch_fallback",
     )
 )
+
+COMPUTES_IN_A_POINTER = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+class _Pointer:
+    """Stands for a tensor where Triton takes one (anything with `data_ptr`); Triton's launch
+    calls its methods with the recorder paused."""
+
+    def __init__(self):
+        self.work = None
+
+    @property
+    def dtype(self):
+        return self.out.dtype
+
+    def data_ptr(self):
+        return self.out.data_ptr()
+
+    def new_empty(self, *args, **kwargs):
+        return self.out.new_empty(*args, **kwargs)
+
+    def storage_offset(self):
+        return self.out.storage_offset()
+
+    def size(self, *args):
+        return self.out.size(*args)
+
+    def stride(self, *args):
+        return self.out.stride(*args)
+
+    def untyped_storage(self):
+        if self.work is not None:
+            x, y = self.work
+            self.work = None
+            self.out.copy_(torch.exp(x) * 2.0 + y)
+        return self.out.untyped_storage()
+
+
+@triton.jit
+def stub(flag_ptr, out_ptr, BLOCK: tl.constexpr):
+    tl.store(flag_ptr + tl.arange(0, BLOCK), tl.zeros((BLOCK,), dtype=tl.int32))
+
+
+class ModelNew(nn.Module):
+    """Launches a stub with an object of its own where Triton takes a tensor; the class is named
+    only in `__init__`, so the screen does not read its methods as forward's. Triton called
+    them inside the launch, where the recorder was paused: the answer computed there."""
+
+    def __init__(self):
+        super().__init__()
+        self.pointer = _Pointer()
+
+    def forward(self, x, y):
+        out = torch.empty_like(x)
+        self.pointer.out = out
+        self.pointer.work = (x, y)
+        flag = torch.empty(1, dtype=torch.int32, device=x.device)
+        stub[(1,)](flag, self.pointer, BLOCK=1)
+        return out
+'''
+
+ESCAPE_CHEATS.append(
+    ProtocolCheat(
+        "computes_in_a_pointer",
+        "torch fallback",
+        "scaled_exp",
+        COMPUTES_IN_A_POINTER,
+        "rejected",
+        "torch_fallback",
+    )
+)

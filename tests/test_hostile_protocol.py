@@ -212,3 +212,14 @@ def test_compiling_into_the_recorder_is_screened(cpu_pool, scaled_exp):
     assert [(v.rule, v.detail) for v in found] == [("torch_compile", "`self.touch.compile`")], found
     verdict = cpu_pool.verify(scaled_exp, COMPILES_INTO_THE_RECORDER)
     assert (verdict.status, verdict.rule) == ("rejected", "torch_compile"), verdict.headline()
+
+
+def test_computing_in_a_pointer_is_recorded_with_the_screen_on(cpu_pool, scaled_exp):
+    """The screen passes it (its class's methods are not forward's by name); the recorder, no
+    longer paused for a launch whose arguments are not plain, names it."""
+    from hostile_escapes import COMPUTES_IN_A_POINTER
+    from kernelscale.verify.screen import screen
+
+    assert screen(COMPUTES_IN_A_POINTER) == []
+    verdict = cpu_pool.verify(scaled_exp, COMPUTES_IN_A_POINTER)
+    assert (verdict.status, verdict.rule) == ("rejected", "torch_fallback"), verdict.headline()

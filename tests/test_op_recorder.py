@@ -24,3 +24,27 @@ def test_recording_imports_no_dynamo_and_still_sees_every_op():
     ops, dynamo = done.stdout.strip().splitlines()
     assert {"t", "detach", "empty", "mm", "add", "sum"} <= set(eval(ops))  # noqa: S307 (our own print)
     assert dynamo == "False"
+
+
+def test_a_launch_is_paused_only_for_arguments_that_run_no_candidate_code():
+    """Honest launch arguments keep the launch paused (its copies are no candidate's work); an
+    object of the candidate's, even one claiming a Triton module, gets the launch recorded."""
+    import numpy as np
+    import torch
+    import triton.language as tl
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    from kernelscale.verify.op_policy import _runs_no_user_code
+
+    x = torch.zeros(16, 16)
+    honest = [x[1:], torch.nn.Parameter(x), 3, 2.0, None, "s", tl.float16, tl.constexpr(4), np.int64(3)]
+    assert _runs_no_user_code([honest, {"BLOCK": 16, "desc": TensorDescriptor.from_tensor(x, [8, 8])}])
+
+    class Pointer:
+        __module__ = "triton.language.core"
+
+        def data_ptr(self):
+            return x.data_ptr()
+
+    assert not _runs_no_user_code([x, Pointer()])
+    assert not _runs_no_user_code([(x, {"p": Pointer()})])

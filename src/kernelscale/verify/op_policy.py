@@ -181,6 +181,8 @@ def _pause_method(cls, name: str) -> None:
 
     @functools.wraps(original)
     def paused(self, *args, **kwargs):
+        if not _runs_no_user_code([args, kwargs]):  # a candidate's object: its methods recorded
+            return original(self, *args, **kwargs)
         with _disable_current_modes():
             return original(self, *args, **kwargs)
 
@@ -204,7 +206,9 @@ def _wrap_method(cls, name: str, pause: bool = True) -> None:
         if hooks:
             self.pre_run_hooks = []
         try:
-            if not pause or _user_hooks_in_launch():  # user code runs inside: record it all
+            # user code runs inside (a hook, or methods of an argument): record it all
+            plain = _runs_no_user_code([args, {k: v for k, v in kwargs.items() if k != "grid"}])
+            if not pause or not plain or _user_hooks_in_launch():
                 return original(self, *args, **kwargs)
             with _disable_current_modes():
                 return original(self, *args, **kwargs)
@@ -215,6 +219,48 @@ def _wrap_method(cls, name: str, pause: bool = True) -> None:
     launch_without_recording._ks_paused = True
     _PAUSED.append(launch_without_recording)
     setattr(cls, name, launch_without_recording)
+
+
+def _runs_no_user_code(value, depth: int = 0) -> bool:
+    """Can Triton read this launch argument without calling code of the candidate's? Anything
+    with a `data_ptr` passes for a tensor, and Triton calls its methods (`data_ptr`, `dtype`,
+    and under the interpreter `untyped_storage`, `new_empty`, ...) inside the paused launch:
+    torch work there went unrecorded (`computes_in_a_pointer`, which passed the screen too,
+    its class named only in `__init__`). Only exact builtin, torch, numpy and Triton types pass."""
+    import torch
+
+    kind = type(value)
+    if kind in (
+        int,
+        float,
+        bool,
+        str,
+        type(None),
+        torch.dtype,
+        torch.device,
+        torch.Tensor,
+        torch.nn.Parameter,
+    ):
+        return True
+    if depth >= 4:
+        return False
+    if kind in (tuple, list, torch.Size):
+        return all(_runs_no_user_code(v, depth + 1) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _runs_no_user_code(v, depth + 1) for k, v in value.items())
+    if not _library_type(kind):
+        return False
+    return all(_runs_no_user_code(v, depth + 1) for v in getattr(value, "__dict__", {}).values())
+
+
+def _library_type(kind: type) -> bool:
+    """A class of numpy's or Triton's own (a constexpr, a dtype, a tensor descriptor), found
+    under its name in the module it claims: a candidate's class may claim any `__module__`."""
+    import sys
+
+    module = sys.modules.get(kind.__module__ or "") if isinstance(kind.__module__, str) else None
+    root = kind.__module__.split(".")[0] if module is not None else ""
+    return root in ("numpy", "triton") and getattr(module, kind.__qualname__, None) is kind
 
 
 def _user_hooks_in_launch() -> bool:
