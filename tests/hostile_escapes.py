@@ -261,8 +261,15 @@ class _Pointer:
     def dtype(self):
         return self.out.dtype
 
-    def data_ptr(self):
+    def data_ptr(self):  # the one method a GPU launch calls (the interpreter's copies come later)
+        self._compute()
         return self.out.data_ptr()
+
+    def _compute(self):
+        if self.work is not None:
+            x, y = self.work
+            self.work = None
+            self.out.copy_(torch.exp(x) * 2.0 + y)
 
     def new_empty(self, *args, **kwargs):
         return self.out.new_empty(*args, **kwargs)
@@ -277,10 +284,7 @@ class _Pointer:
         return self.out.stride(*args)
 
     def untyped_storage(self):
-        if self.work is not None:
-            x, y = self.work
-            self.work = None
-            self.out.copy_(torch.exp(x) * 2.0 + y)
+        self._compute()
         return self.out.untyped_storage()
 
 
