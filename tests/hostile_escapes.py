@@ -321,3 +321,59 @@ ESCAPE_CHEATS.append(
         "torch_fallback",
     )
 )
+
+COMPUTES_IN_THE_GRID = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+class _Planner:
+    """Its `grid` is the candidate's code that Triton calls inside the launch; the class is
+    named only in `__init__`, so the screen does not read its methods as forward's."""
+
+    def __init__(self):
+        self.work = None
+
+    def grid(self, meta):
+        if self.work is not None:
+            x, y, out = self.work
+            self.work = None
+            out.copy_(torch.exp(x) * 2.0 + y)
+        return (1,)
+
+
+@triton.jit
+def stub(flag_ptr, BLOCK: tl.constexpr):
+    tl.store(flag_ptr + tl.arange(0, BLOCK), tl.zeros((BLOCK,), dtype=tl.int32))
+
+
+class ModelNew(nn.Module):
+    """Launches a stub whose grid function computes the answer with torch: on a GPU the launch
+    ran with the op recorder paused, and the grid inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.planner = _Planner()
+
+    def forward(self, x, y):
+        out = torch.empty_like(x)
+        self.planner.work = (x, y, out)
+        flag = torch.empty(1, dtype=torch.int32, device=x.device)
+        stub[self.planner.grid](flag, BLOCK=1)
+        return out
+'''
+
+# Under the CPU interpreter the launch is not paused, so this is caught with or without the fix;
+# the fix is what holds on a GPU (tests/test_op_recorder.py stands in for that launch).
+ESCAPE_CHEATS.append(
+    ProtocolCheat(
+        "computes_in_the_grid",
+        "torch fallback",
+        "scaled_exp",
+        COMPUTES_IN_THE_GRID,
+        "rejected",
+        "torch_fallback",
+    )
+)

@@ -48,3 +48,33 @@ def test_a_launch_is_paused_only_for_arguments_that_run_no_candidate_code():
 
     assert not _runs_no_user_code([x, Pointer()])
     assert not _runs_no_user_code([(x, {"p": Pointer()})])
+
+
+def test_a_callable_grid_runs_recorded_inside_a_paused_launch():
+    """On a GPU, Triton's launch runs with the recorder paused (its own copies and bookkeeping
+    are no candidate's work), and it calls a callable grid, the candidate's code, inside: torch
+    work in the grid went unrecorded (`computes_in_the_grid`). A launcher standing in for
+    JITFunction.run, wrapped as the runner wraps it: its own torch work stays unrecorded, the
+    grid's is recorded, and a grid given as a tuple passes unchanged."""
+    import torch
+
+    from kernelscale.verify.op_policy import _wrap_method, recording
+
+    x = torch.ones(8)
+
+    class Launcher:
+        def run(self, *args, grid, warmup=False, **kwargs):
+            torch.zeros(1).add_(1)  # the launcher's own work: paused
+            return grid({"BLOCK": 4}) if callable(grid) else grid
+
+    _wrap_method(Launcher, "run")
+
+    def grid(meta):
+        x.exp()  # the candidate's work, hidden in its grid
+        return (2,)
+
+    with recording() as recorder:
+        assert Launcher().run(x, grid=grid, BLOCK=4) == (2,)
+        assert Launcher().run(x, grid=(3,), BLOCK=4) == (3,)
+    assert "exp" in recorder.ops
+    assert "add" not in recorder.ops

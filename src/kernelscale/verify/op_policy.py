@@ -210,6 +210,7 @@ def _wrap_method(cls, name: str, pause: bool = True) -> None:
             plain = _runs_no_user_code([args, {k: v for k, v in kwargs.items() if k != "grid"}])
             if not pause or not plain or _user_hooks_in_launch():
                 return original(self, *args, **kwargs)
+            kwargs = _grid_recorded(kwargs)
             with _disable_current_modes():
                 return original(self, *args, **kwargs)
         finally:
@@ -219,6 +220,24 @@ def _wrap_method(cls, name: str, pause: bool = True) -> None:
     launch_without_recording._ks_paused = True
     _PAUSED.append(launch_without_recording)
     setattr(cls, name, launch_without_recording)
+
+
+def _grid_recorded(kwargs: dict) -> dict:
+    """A callable grid is the candidate's code, which Triton calls inside the paused launch (on a
+    GPU; the interpreter's launch is not paused): it runs with the recorder pushed back, so
+    torch work there is seen like the forward's (`computes_in_the_grid`)."""
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+    grid, recorder = kwargs.get("grid"), _get_current_dispatch_mode()
+    if not callable(grid) or not isinstance(recorder, OpRecorder):
+        return kwargs
+
+    @functools.wraps(grid)
+    def recorded_grid(*args, **kw):
+        with recorder:
+            return grid(*args, **kw)
+
+    return {**kwargs, "grid": recorded_grid}
 
 
 def _runs_no_user_code(value, depth: int = 0) -> bool:
