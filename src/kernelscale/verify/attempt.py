@@ -26,8 +26,9 @@ from kernelscale.verify.compare import atol_scales, compare_outputs, output_rms
 from kernelscale.verify.options import VerifyOptions
 from kernelscale.verify.replies import AttemptFailed
 from kernelscale.verify.sandbox import ChildGone, ChildTimeout
+from kernelscale.verify.timing import rounded
 from kernelscale.verify.timing_rounds import TimingResult, time_baselines
-from kernelscale.verify.trials import Case, correctness_plan, fresh_seed, timed_case
+from kernelscale.verify.trials import Case, correctness_plan, fresh_seed, timed_call_name
 from kernelscale.verify.verdict import Verdict
 
 
@@ -239,7 +240,7 @@ def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors
         staged.flush()
         oracle.settle()  # the reference's GPU work lands in its own part, not in the check's
         t3 = time.monotonic()
-        _check(loaded, timed_case(index).name, inputs, result, want, errors)
+        _check(loaded, timed_call_name(index), inputs, result, want, errors)
         t4 = time.monotonic()
         for name, seconds in zip(
             ("call", "inputs", "reference", "check"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
@@ -249,7 +250,7 @@ def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors
         index += 1
     # the exchange's own parts over the timed calls, seen from here: most of "call", plus the
     # staging of the next set ("inputs") and its write into the slab (inside "reference")
-    exchange = {k: round(v - exchanged.get(k, 0.0), 3) for k, v in candidate.exchange_s.items()}
+    exchange = rounded({k: v - exchanged.get(k, 0.0) for k, v in candidate.exchange_s.items()})
     _check(
         loaded,
         "after timing",
@@ -258,7 +259,7 @@ def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors
         oracle.reference_outputs(reference, inputs),
         errors,
     )
-    return {name: round(seconds, 3) for name, seconds in parts.items()} | {
+    return rounded(parts) | {
         "calls": index,
         "exchange": exchange,
     }

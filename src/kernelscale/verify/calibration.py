@@ -28,6 +28,7 @@ from kernelscale.verify.cleanup import remove_tree
 from kernelscale.verify.inputs import make_inputs, outputs_as_list
 from kernelscale.verify.options import VerifyOptions
 from kernelscale.verify.replies import AttemptFailed
+from kernelscale.verify.timing import Stopwatch, rounded
 from kernelscale.verify.verdict import verifier_error
 
 WARM_CALLS, MEASURED_CALLS = 3, 11
@@ -135,14 +136,8 @@ def this_host() -> str:
 
 
 def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
-    clock = time.monotonic()
     parts: dict[str, float] = {}
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        parts[name] = round(time.monotonic() - clock, 3)
-        clock = time.monotonic()
-
+    watch = Stopwatch(parts)
     inputs = make_inputs(loaded.module, loaded.timing_seed, 1.0, oracle.device)
     with torch.no_grad():
         outs = outputs_as_list(loaded.timing_model(*inputs))
@@ -150,23 +145,23 @@ def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
         (tuple(o.shape), str(o.dtype).removeprefix("torch.")) for o in outs if isinstance(o, torch.Tensor)
     ]
     del outs
-    lap("reference")
+    watch.lap("reference")
     # A runner started ahead (spare.py) is the same trusted runner, its imports done already.
     spare = oracle.spares.take(loaded, options.memory_limit_gb) if oracle.spares else None
     process = spare or CandidateProcess(oracle, loaded, attempt_dir(oracle), options.memory_limit_gb)
     workdir = process.workdir
-    lap("runner")
+    watch.lap("runner")
     try:
         deadline = time.monotonic() + options.timeout_s
         init = {"init_file": str(process.exchange.write("init", []))}
         try:
             process.start(NULL_MODEL.format(specs=specs), init, 0, deadline)
-            lap("start")
+            watch.lap("start")
             for index in range(WARM_CALLS + MEASURED_CALLS):
                 process.call(inputs, deadline)
                 if index == 0:
-                    lap("first_call")
-            lap("calls")
+                    watch.lap("first_call")
+            watch.lap("calls")
         except AttemptFailed as exc:
             # No candidate code has run in this runner: whatever it failed is the verifier's
             # own doing (before, a bool output made it "rejected: late_outputs" for every
@@ -185,7 +180,7 @@ def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
             key=StepCost.of([c.key_ms for c in calls]),
             commit=StepCost.of([c.commit_ms for c in calls]),
             harness=StepCost.of([c.own_ms for c in calls]),
-            measured_s=parts | {"exchange": {k: round(v, 3) for k, v in process.exchange_s.items()}},
+            measured_s=rounded(parts) | {"exchange": rounded(process.exchange_s)},
         )
     finally:
         process.kill()

@@ -28,6 +28,7 @@ from kernelscale.verify.masking import masked_copy, torch_digests
 from kernelscale.verify.replies import AttemptFailed, expect, mutated_inputs
 from kernelscale.verify.sandbox import Child, sandbox_env
 from kernelscale.verify.slab import OracleSlab, SlabError, slab_bytes
+from kernelscale.verify.timing import Stopwatch
 from kernelscale.verify.verdict import Verdict
 
 # Room in the output slab: twice the reference's outputs, so that an output returned as a view
@@ -134,7 +135,7 @@ class CandidateProcess:
         file waits for `StagedInputs.flush` (or the call), so that the caller can overlap it
         with GPU work of its own (the previous call's reference). The runner sees nothing of
         it before the call's `stage` request; until its key it would be noise anyway."""
-        spent = _Stopwatch(self.exchange_s)
+        spent = Stopwatch(self.exchange_s)
         key = fresh_key()
         masked = masked_copy(inputs, key)
         spent.lap("mask")
@@ -154,7 +155,7 @@ class CandidateProcess:
         if staged.slab is not self.inputs_slab or staged.written != staged.slab.writes:
             raise ValueError("these inputs were staged for another runner, or replaced since")
         output_key = fresh_key()
-        spent = _Stopwatch(self.exchange_s)
+        spent = Stopwatch(self.exchange_s)
         staged.flush()
         spent.lap("write")
         stage_ms = self._stage(staged, deadline, spent)
@@ -185,7 +186,7 @@ class CandidateProcess:
         self.clock.append(reading)
         return CallResult(outputs, window_ms, reading.own_ms, ship_ms, mutated_inputs(reply), reading)
 
-    def _stage(self, inputs: StagedInputs, deadline: float, spent: _Stopwatch) -> float:
+    def _stage(self, inputs: StagedInputs, deadline: float, spent: Stopwatch) -> float:
         request = {"op": "stage", "inputs": inputs.descriptors}
         request |= {"slabs": [self.inputs_slab.describe(), self.outputs_slab.describe()]}
         staged, stage_ms = self._timed_request(request, deadline)
@@ -273,29 +274,14 @@ class StagedInputs:
         try:
             self.slab.flush(background)
         except OSError as exc:
-            raise AttemptFailed(
-                Verdict(
-                    "runtime_error", f"the input slab could not be written: {exc.strerror} (tampered with?)"
-                )
-            ) from None
+            raise _unwritable(exc) from None
 
 
 def _unwritable(exc: OSError) -> AttemptFailed:
+    """A failed write of the input slab (see StagedInputs.flush): the candidate's doing."""
     return AttemptFailed(
         Verdict("runtime_error", f"the input slab could not be written: {exc.strerror} (tampered with?)")
     )
-
-
-class _Stopwatch:
-    """Adds the seconds since the previous lap to `into[name]` (a call's cost split)."""
-
-    def __init__(self, into: dict[str, float]):
-        self.into, self.last = into, time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.into[name] = self.into.get(name, 0.0) + now - self.last
-        self.last = now
 
 
 def _readable_by_runner(folder: Path) -> None:

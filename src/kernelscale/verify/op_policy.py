@@ -206,9 +206,13 @@ def _wrap_method(cls, name: str, pause: bool = True) -> None:
         if hooks:
             self.pre_run_hooks = []
         try:
-            # user code runs inside (a hook, or methods of an argument): record it all
-            plain = _runs_no_user_code([args, {k: v for k, v in kwargs.items() if k != "grid"}])
-            if not pause or not plain or _user_hooks_in_launch():
+            # user code runs inside (a hook, or methods of an argument): record it all; the
+            # arguments are read only for a launch that would otherwise be paused
+            if (
+                not pause
+                or _user_hooks_in_launch()
+                or not _runs_no_user_code([args, {k: v for k, v in kwargs.items() if k != "grid"}])
+            ):
                 return original(self, *args, **kwargs)
             kwargs = _grid_recorded(kwargs)
             with _disable_current_modes():

@@ -34,6 +34,7 @@ from kernelscale.verify.exchange import Exchange, load_values
 from kernelscale.verify.inputs import make_inputs, make_model, outputs_as_list, same_view, tensor_bytes
 from kernelscale.verify.op_policy import is_data_movement, recording
 from kernelscale.verify.slab import slab_bytes
+from kernelscale.verify.timing import Stopwatch, rounded
 from kernelscale.verify.trials import Case, apply_shift
 from kernelscale.verify.verdict import describe_environment, verifier_error
 
@@ -197,24 +198,22 @@ class Oracle:
         candidate may return them so too)? A failure names the problem's own function, and
         outputs that are not tensors are refused now: every candidate would be judged against
         them in vain. Also returns the seconds of each step (the first CUDA work is here)."""
-        marks = [time.monotonic()]
+        steps: dict[str, float] = {}
+        watch = Stopwatch(steps)
         with _problem_step("Model(*get_init_inputs())"):
             model, _ = make_model(module, "Model", 0, self.device)
-        marks.append(time.monotonic())
+        watch.lap("model")
         with _problem_step("get_inputs()"):
             inputs = make_inputs(module, 0, 1.0, self.device)
-        marks.append(time.monotonic())
+        watch.lap("inputs")
         with _problem_step("Model.forward"), torch.no_grad(), recording() as recorder:
             out = model(*inputs)
         self.settle()
-        marks.append(time.monotonic())
+        watch.lap("forward")
         outs = outputs_as_list(out)
         _check_reference_outputs(outs)
         twins = [[i, j] for j in range(len(outs)) for i in range(j) if same_view(outs[i], outs[j])]
-        steps = {
-            name: round(b - a, 3) for name, a, b in zip(("model", "inputs", "forward"), marks, marks[1:])
-        }
-        return is_data_movement(recorder.ops), twins, steps
+        return is_data_movement(recorder.ops), twins, rounded(steps)
 
     def new_reference(self, loaded: LoadedProblem, exchange: Exchange) -> Reference:
         """A fresh init seed per attempt; the init arguments travel by value where they can."""

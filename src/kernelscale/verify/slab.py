@@ -219,8 +219,8 @@ class OracleSlab(_Slab):
             flushing.result()
 
     def _write_ranges(self, ranges: list[tuple[int, int]]) -> None:
-        for offset, nbytes in ranges:
-            _in_chunks(self._write_all, memoryview(self._staging(offset, nbytes).numpy()), offset)
+        for offset, nbytes in ranges:  # one writer: tmpfs takes one write per file at a time
+            self._write_all(memoryview(self._staging(offset, nbytes).numpy()), offset)
 
     def close(self) -> None:
         try:
@@ -266,8 +266,8 @@ class OracleSlab(_Slab):
 # One thread copies 5-10 GB/s between a host buffer and /dev/shm; a timed call moves its input
 # set and outputs (up to ~500 MB on a GPU) this way. Reads run in a few threads (os.preadv
 # releases the GIL). Writes into one tmpfs file take its lock one at a time, so threads gain
-# nothing there (H200 host, 64 MiB: 12.8 ms in one thread, 13.6 in four, 13.4 in eight); the
-# timed loop hides them behind the reference instead (`flush(background=True)`).
+# nothing there (H200 host, 64 MiB: 12.8 ms in one thread, 13.6 in four, 13.4 in eight): they
+# run in one, and the timed loop hides them behind the reference (`flush(background=True)`).
 IO_CHUNK = 32 << 20
 IO_THREADS = max(1, min(4, os.cpu_count() or 1))
 _io_pool: ThreadPoolExecutor | None = None
@@ -275,7 +275,7 @@ _flush_thread: ThreadPoolExecutor | None = None
 
 
 def _writer() -> ThreadPoolExecutor:
-    """The one thread background flushes run in (apart from the chunk pool, which they use)."""
+    """The one thread background flushes run in."""
     global _flush_thread
     if _flush_thread is None:
         _flush_thread = ThreadPoolExecutor(1, thread_name_prefix="slab-flush")

@@ -164,3 +164,20 @@ def timer_consistency(samples: Samples) -> str | None:
         if event > wall * 1.05 + 0.05:
             return f"event time {event:.4f} ms exceeds the host wall time {wall:.4f} ms around it"
     return None
+
+
+class Stopwatch:
+    """Adds the seconds since the previous lap to `into[name]`: the verifier's own cost, split
+    into parts (a call's exchange, a calibration, a problem's load) for a verdict."""
+
+    def __init__(self, into: dict[str, float]):
+        self.into, self.last = into, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.into[name] = self.into.get(name, 0.0) + now - self.last
+        self.last = now
+
+
+def rounded(parts: dict[str, float]) -> dict[str, float]:
+    return {name: round(seconds, 3) for name, seconds in parts.items()}

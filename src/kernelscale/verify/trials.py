@@ -48,9 +48,10 @@ def correctness_plan(trials: int, scale: float, shifts: tuple[str, ...]) -> list
     return plan
 
 
-def timed_case(index: int) -> Case:
-    """A timed call's inputs: a set never seen before, so an answer cached by content misses."""
-    return Case(f"timed call {index + 1}", fresh_seed())
+def timed_call_name(index: int) -> str:
+    """A timed call's name in a verdict; its inputs are a set never seen before (a fresh seed,
+    drawn by the timed loop), so an answer cached by content misses."""
+    return f"timed call {index + 1}"
 
 
 def apply_shift(values: list[Any], case: Case) -> list[Any]:

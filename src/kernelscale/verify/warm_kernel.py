@@ -48,9 +48,10 @@ def warm_oracle_masking(device: str = "cuda") -> None:
 
 
 def warm_harness(device: str = "cuda") -> None:
-    """One recorded, event-timed call of our own, as the runner times a candidate's: the dispatch
-    mode's first entry imports and builds what every later one reuses (~1 s of a fresh
-    runner's first `go` on an H200, otherwise inside the candidate's first call)."""
+    """One recorded, event-timed call of our own, as the runner times a candidate's, so that
+    whatever their first use sets up is not in the candidate's first call. It took ~1 s on an
+    H200 while the recorder's first op imported Dynamo; since the recorder opts out of that,
+    ~1 ms."""
     from kernelscale.verify.op_policy import compute_ops, recording
 
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
