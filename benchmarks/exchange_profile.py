@@ -52,10 +52,8 @@ def oracle_steps(folder: Path, inputs: list, outputs: list) -> dict:
     masked = masking.masked_copy(inputs, key)
     descriptors = insl.write(masked)
     shipped = runner_out.write(outputs)
-    staging = insl._staging(0, 1)  # noqa: SLF001 (the buffer the write path uses)
-    del staging
     flat = masked[0].view(-1).view(torch.uint8)
-    host = insl._host[: flat.numel()]  # noqa: SLF001
+    host = insl._staging(0, flat.numel())  # noqa: SLF001 (the host buffer the write above used)
     view = memoryview(host.numpy())
     result = {
         "pinned_by_runner": pinned,
