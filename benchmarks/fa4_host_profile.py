@@ -11,6 +11,8 @@ S=4096, D=128, bf16, the compiler's first Triton configuration and its FA4 modul
   with the arguments the interface passed it (recorded once through a wrapper around FA4's
   compile cache; allowed here, in a benchmark, and refused by the screen in a candidate), with a
   bitwise check that the direct call writes what the interface call wrote;
+- the FA4 module with its own direct call (config fa4_direct, the default): the same
+  figures, and a bitwise check against the module that calls the entry point every time;
 - cProfile of the FA4 module's forward, top 20 functions by cumulative time;
 - the verifier runner's conditions one at a time: the aten ops per forward and the time with its
   op recorder on, then the audit events per forward and the time with an audit hook installed.
@@ -213,7 +215,12 @@ def one_variant(name, log, kernels):
     compiled = compile_mods(score_mod, mask_mod)
     triton_config = CompilerProposer(device="cuda", fa4=False).plan(compiled.features, None)[0]
     row = {"variant": name, "shape": shape}
-    for label, config in (("triton", triton_config), ("fa4", Config(backend="fa4"))):
+    configs = (
+        ("triton", triton_config),
+        ("fa4", Config(backend="fa4", fa4_direct=False)),
+        ("fa4_direct", Config(backend="fa4")),
+    )
+    for label, config in configs:
         mod = import_source(render(compiled, config), f"host_{name}_{label}")
         with torch.device("cuda"):
             kernel = mod.ModelNew(*init)
@@ -228,6 +235,9 @@ def one_variant(name, log, kernels):
         if label == "fa4":
             fa4_direct(kernel, q, k, v, entry)
             row["fa4_profile"] = profile_top(call)
+        if label == "fa4_direct":  # the module's own direct call: FA4's kernel, bit for bit
+            entry["direct_calls"] = sum(c is not None for c in kernel.compiled.values())
+            entry["bitwise_equal_to_entry_point"] = bool(torch.equal(call(), kernels[f"{name}_fa4"](q, k, v)))
         log(f"{name} {label}: {json.dumps({key: val for key, val in entry.items() if key != 'args'})}")
     if name in ("causal", "full"):
         sdpa = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=name == "causal")  # noqa: E731

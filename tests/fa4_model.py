@@ -92,8 +92,11 @@ def fake_modules(calls: list) -> dict[str, types.ModuleType]:
     def _flash_attn_fwd(q, k, v, **kw):
         calls.append(kw)
         kw["out"].copy_(attention(q, k, v, **kw).to(kw["out"].dtype))
+        _flash_attn_fwd.compile_cache.compile(kw, q, k, v)
 
+    _flash_attn_fwd.compile_cache = CompileCache(calls)
     interface._flash_attn_fwd = _flash_attn_fwd
+    interface.AuxData = AuxData
     return {
         "cutlass": cutlass,
         "cutlass.cute": cute,
@@ -102,6 +105,73 @@ def fake_modules(calls: list) -> dict[str, types.ModuleType]:
         "flash_attn.cute.interface": interface,
         "flash_attn.cute.block_sparsity": sparsity,
     }
+
+
+AuxData = namedtuple("AuxData", "tensors scalars", defaults=(None, None))
+
+
+class CompileCache:
+    """FA4's in-memory JIT cache (`.cache`, a dict from compile key to compiled kernel). Its keys
+    stand for FA4's: what the kernel specialises on (masking flags, the hooks, dtype, head dim,
+    stride patterns); a compiled kernel takes FA4's SM90 positional arguments."""
+
+    def __init__(self, calls):
+        self.cache, self.calls = {}, calls
+
+    def compile(self, kw, q, k, v):
+        key = (
+            kw["causal"],
+            kw["window_size_left"] is not None,
+            kw["score_mod"],
+            kw["mask_mod"],
+            kw["block_sparse_tensors"] is not None,
+            q.dtype,
+            q.shape[-1],
+            q.stride(),
+            k.stride(),
+        )
+        if key not in self.cache:
+            self.cache[key] = self._compiled(kw)
+
+    def _compiled(self, kw):
+        def sm90(
+            q,
+            k,
+            v,
+            out,
+            lse,
+            scale,
+            cu_q,
+            cu_k,
+            used_q,
+            used_k,
+            pages,
+            left,
+            right,
+            sink,
+            sparse,
+            aux,
+            total_m,
+            total_splits,
+        ):
+            assert all(a is None for a in (lse, cu_q, cu_k, used_q, used_k, pages, sink, sparse))
+            assert total_m is None and total_splits is None and aux.scalars is None
+            self.calls.append({"direct": True, "window_size_left": left, "softmax_scale": scale})
+            got = attention(
+                q,
+                k,
+                v,
+                scale,
+                causal=kw["causal"],
+                window_size_left=left,
+                window_size_right=right,
+                score_mod=kw["score_mod"],
+                mask_mod=kw["mask_mod"],
+                aux_tensors=aux.tensors,
+            )
+            out.copy_(got.to(out.dtype))
+
+        return sm90
 
 
 def attention(

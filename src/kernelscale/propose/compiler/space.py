@@ -8,7 +8,7 @@ kv − q computed once per call into a table, see tables.py). decode selects the
 query rows against a long cache (block_m is then the most packed query rows per tile, and
 num_splits the KV splits per head, 0 meaning enough to fill the GPU). backend "fa4" selects
 FlashAttention-4's kernel with generated hooks (generate_fa4.py), whose own knobs are
-native_mask, fa4_tile_m and fa4_pack_gqa. In a probe on an H200 with
+native_mask, fa4_tile_m, fa4_pack_gqa and fa4_direct. In a probe on an H200 with
 triton 3.6, TMA descriptors were 2-18% slower than pointer loads and warp specialisation crashed
 or hung: neither is in the space (docs/perf-notes.md).
 """
@@ -38,6 +38,7 @@ CHOICES = {
     "native_mask": (True, False),
     "fa4_tile_m": (0, 64, 128),
     "fa4_pack_gqa": (0, 1, 2),
+    "fa4_direct": (True, False),
 }
 # A shape is decode-shaped when its few query rows (times the heads sharing a KV head) fit one
 # tile and the cache is long: streaming K and V once then bounds the time, not the dot products.
@@ -68,6 +69,9 @@ class Config:
     # pack-GQA (0: FA4's choice, 1: the heads sharing a KV head packed into one tile, 2: not)
     fa4_tile_m: int = 0
     fa4_pack_gqa: int = 0
+    # after the first call, FA4's compiled kernel called directly rather than through its entry
+    # point, where the arguments are known (Hopper, no block sparsity; see fa4.py.j2)
+    fa4_direct: bool = True
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -194,7 +198,11 @@ def fa4_configs(features: Features) -> list[Config]:
 
 def fa4_relevant(features: Features) -> dict:
     """The FA4 backend's knobs worth searching for this variant."""
-    space = {"fa4_tile_m": CHOICES["fa4_tile_m"], "fa4_pack_gqa": CHOICES["fa4_pack_gqa"]}
+    space = {
+        "fa4_tile_m": CHOICES["fa4_tile_m"],
+        "fa4_pack_gqa": CHOICES["fa4_pack_gqa"],
+        "fa4_direct": CHOICES["fa4_direct"],
+    }
     if features.has_mask:
         space["native_mask"] = CHOICES["native_mask"]
     if features.has_tanh:
