@@ -2,7 +2,8 @@
 # Phases of a GPU measurement session, each short enough for one device call (run from the repo root).
 #   examples     verify a few shipped examples twice (first, later attempt): the verifier's own cost
 #   suite        `kernelscale bench attention` (one compiler attempt per variant) + its report, tarred
-#   solve-start  `kernelscale solve attention/softcap --budget 15m` in its own session (survives the call)
+#   solve-start  `kernelscale solve $PROBLEM --budget $BUDGET` (default attention/softcap, 15m) in its
+#                own session, which survives the call; then sleeps ${2:-540} s
 #   solve-wait   wait for it, then copy its db, summary and log to $OUT
 #   decode       benchmarks/attention_decode.py (decode shapes vs Flex, FLASH, cuDNN; wrapper overhead)
 #   decode-sweep benchmarks/decode_sweep.py: decode-kernel configs (splits, tiles, warps, stages) for
@@ -51,16 +52,16 @@ suite)
   tar czf "$OUT/suite-report.tgz" -C /tmp ks-suite
   ;;
 solve-start)
-  setsid nohup python3 -m kernelscale solve attention/softcap --budget 15m --db "$SOLVE/solve.db" \
+  setsid nohup python3 -m kernelscale solve "${PROBLEM:-attention/softcap}" --budget "${BUDGET:-15m}" --db "$SOLVE/solve.db" \
     --out "$SOLVE/out" > "$SOLVE/solve.log" 2>&1 < /dev/null &
   sleep "${2:-540}"
   tail -5 "$SOLVE/solve.log"
   ;;
 solve-wait)
-  for _ in $(seq 1 120); do pgrep -f "kernelscale solve attention/softcap" > /dev/null || break; sleep 5; done
+  for _ in $(seq 1 120); do pgrep -f "kernelscale solve" > /dev/null || break; sleep 5; done
   cp "$SOLVE/solve.db" "$SOLVE/solve.log" "$OUT/" 2>/dev/null
   cp "$SOLVE/out/summary.json" "$OUT/solve-summary.json" 2>/dev/null
-  cp "$SOLVE/out/best_kernel.py" "$OUT/softcap_best_kernel.py" 2>/dev/null
+  cp "$SOLVE/out/best_kernel.py" "$OUT/solve-best_kernel.py" 2>/dev/null
   tail -25 "$SOLVE/solve.log"
   ;;
 decode)
