@@ -89,3 +89,15 @@ def test_the_screen_admits_the_direct_call():
     (score_mod, mask_mod), _ = _suite_mods("alibi_causal", 1, 2, 2, 128, 128, 32)
     source = generate(score_mod, mask_mod, FA4)
     assert "_call_compiled(compiled" in source and screen(source) == []
+
+
+def test_the_entry_point_call_is_the_first_fa4_neighbour():
+    """Where the direct call fails (an FA4 version with another argument list), the next FA4
+    candidate the search tries is the same kernel through the entry point."""
+    from dataclasses import replace
+
+    from kernelscale.propose.compiler.proposer import CompilerProposer
+    from test_compiler_fa4 import _features
+
+    fa4 = [c for c in CompilerProposer(device="cuda", fa4=True).plan(_features(), None) if c.backend == "fa4"]
+    assert fa4[0].fa4_direct and fa4[1] == replace(fa4[0], fa4_direct=False)

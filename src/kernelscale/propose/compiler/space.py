@@ -198,10 +198,12 @@ def fa4_configs(features: Features) -> list[Config]:
 
 def fa4_relevant(features: Features) -> dict:
     """The FA4 backend's knobs worth searching for this variant."""
+    # The entry-point call first among the neighbours: the direct call's argument list is FA4's
+    # of today (a beta), and on a version that changed it the first config fails at run time.
     space = {
+        "fa4_direct": CHOICES["fa4_direct"],
         "fa4_tile_m": CHOICES["fa4_tile_m"],
         "fa4_pack_gqa": CHOICES["fa4_pack_gqa"],
-        "fa4_direct": CHOICES["fa4_direct"],
     }
     if features.has_mask:
         space["native_mask"] = CHOICES["native_mask"]
