@@ -3,7 +3,10 @@
 #   examples     verify a few shipped examples twice (first, later attempt): the verifier's own cost
 #   suite        `kernelscale bench attention` (one compiler attempt per variant) + its report, tarred
 #   solve-start  `kernelscale solve $PROBLEM --budget $BUDGET` (default attention/softcap, 15m) in its
-#                own session, which survives the call; then sleeps ${2:-540} s
+#                own session, which survives the call; then sleeps ${2:-540} s. solve-wait must reach
+#                the same warm machine, which is handed back after 30 s idle: twice on 2026-12-04 the
+#                next call found a fresh one and the run was lost. A solve that fits one call
+#                (solve-fa4, budget up to ~8m) is the safe choice.
 #   solve-wait   wait for it, then copy its db, summary and log to $OUT
 #   decode       benchmarks/attention_decode.py (decode shapes vs Flex, FLASH, cuDNN; wrapper overhead)
 #   decode-sweep benchmarks/decode_sweep.py: decode-kernel configs (splits, tiles, warps, stages) for
