@@ -5,6 +5,8 @@ arguments; on a GPU the same path runs FA4's real kernel (benchmarks/fa4_host_pr
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
@@ -66,7 +68,7 @@ def test_every_call_keeps_the_entry_point_where_the_arguments_are_not_known(why,
     config = Config(backend="fa4", fa4_direct=False) if why == "knob off" else FA4
     model, mods, calls = _model(name, 1, 4, 4, 192, 32, monkeypatch, config, hopper=why != "not hopper")
     if why == "two kernels compiled":  # which of them is ours is unknown
-        cache = fa4_model.sys.modules["flash_attn.cute.interface"]._flash_attn_fwd.compile_cache
+        cache = sys.modules["flash_attn.cute.interface"]._flash_attn_fwd.compile_cache
         real = cache.compile
         monkeypatch.setattr(
             cache, "compile", lambda kw, *a: (real(kw, *a), cache.cache.setdefault(len(cache.cache), None))
