@@ -8,6 +8,13 @@
 #                next call found a fresh one and the run was lost. A solve that fits one call
 #                (solve-fa4, budget up to ~8m) is the safe choice.
 #   solve-wait   wait for it, then copy its db, summary and log to $OUT
+#   solve-part   one part of a solve longer than a call: the first call starts
+#                `kernelscale solve $PROBLEM --budget $BUDGET` (default attention/causal, 10m) and
+#                interrupts it (SIGINT: finished attempts stored) after ${2:-480} s; each later call
+#                continues it with --resume on its own clock. Its db and log go to $OUT after every
+#                part; a fresh machine picks them up from .stage-solve/ (carry it) if /tmp lost them.
+#   flash-diff   benchmarks/fa4_flash_diff.py: our FA4 module against FlexAttention's FLASH backend,
+#                hooks and masking plan swapped one at a time (VARIANTS / DIMS, default document 128)
 #   decode       benchmarks/attention_decode.py (decode shapes vs Flex, FLASH, cuDNN; wrapper overhead)
 #   decode-sweep benchmarks/decode_sweep.py: decode-kernel configs (splits, tiles, warps, stages) for
 #                sliding_window and document (full as a control) at Sq=1 and 16, vs Flex, in graphs
@@ -67,6 +74,26 @@ solve-wait)
   cp "$SOLVE/out/best_kernel.py" "$OUT/solve-best_kernel.py" 2>/dev/null
   tail -25 "$SOLVE/solve.log"
   ;;
+solve-part)
+  if [ ! -f "$SOLVE/solve.db" ] && [ -f .stage-solve/solve.db ]; then cp .stage-solve/* "$SOLVE/"; fi
+  if [ -f "$SOLVE/run-id" ]; then
+    set -- "$1" "${2:-480}" --resume "$(cat "$SOLVE/run-id")"
+  else
+    set -- "$1" "${2:-480}" "${PROBLEM:-attention/causal}" --budget "${BUDGET:-10m}"
+  fi
+  timeout -s INT -k 60 "$2" python3 -m kernelscale solve "${@:3}" --db "$SOLVE/solve.db" --out "$SOLVE/out" 2>&1 \
+    | grep --line-buffered -v Warning | tee -a "$SOLVE/solve.log" | tail -30
+  grep -o -- '--resume [0-9]*' "$SOLVE/solve.log" | tail -1 | cut -d' ' -f2 > "$SOLVE/run-id.new"
+  [ -s "$SOLVE/run-id.new" ] && mv "$SOLVE/run-id.new" "$SOLVE/run-id"
+  cp "$SOLVE/solve.db" "$SOLVE/solve.log" "$SOLVE/run-id" "$OUT/" 2>/dev/null
+  cp "$SOLVE/out/summary.json" "$OUT/solve-summary.json" 2>/dev/null
+  cp "$SOLVE/out/best_kernel.py" "$OUT/solve-best_kernel.py" 2>/dev/null
+  ;;
+flash-diff)
+  # shellcheck disable=SC2086  # word lists on purpose
+  timeout "${2:-300}" python3 benchmarks/fa4_flash_diff.py --out "$OUT" --variants ${VARIANTS:-document} \
+    --dims ${DIMS:-128} 2>&1 | grep --line-buffered -v Warning | tee "$OUT/flash-diff.log"
+  ;;
 decode)
   timeout 170 python3 benchmarks/attention_decode.py --deadline "${2:-100}" --out "$OUT" 2>&1 \
     | grep -v Warning | tee "$OUT/attention-decode.log"
@@ -123,7 +150,7 @@ smoke)
     | grep --line-buffered -v Warning | tail -5
   ;;
 *)
-  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|decode [deadline]|decode-sweep [deadline]|verifier [deadline]|tables|first-verdict [deadline]|exchange|smoke|backends [deadline]|solve-fa4 [budget]|fa4-install" >&2
+  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|solve-part [seconds]|flash-diff|decode [deadline]|decode-sweep [deadline]|verifier [deadline]|tables|first-verdict [deadline]|exchange|smoke|backends [deadline]|solve-fa4 [budget]|fa4-install" >&2
   exit 2
   ;;
 esac
