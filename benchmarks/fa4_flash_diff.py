@@ -132,12 +132,18 @@ def one(name, D, log):
     mod = import_source(render(compiled, Config(backend="fa4")), f"diff_{name}_{D}")
     with torch.device("cuda"):
         ours = mod.ModelNew(*init)
-    flex = flex_baseline(score_mod, mask_mod, dict(init[2]), torch.device("cuda"), kernel_options={"BACKEND": "FLASH"})
+    flex = flex_baseline(
+        score_mod, mask_mod, dict(init[2]), torch.device("cuda"), kernel_options={"BACKEND": "FLASH"}
+    )
     row = {"variant": name, "D": D, "shape": shape}
     out_o = ours(q, k, v)
     out_f = flex(q, k, v)
-    row["ours_module"] = measure("ours module", lambda: ours(q, k, v), lambda: ours(q, k, v), reference, tol, log)
-    row["flex_flash"] = measure("flex FLASH", lambda: flex(q, k, v), lambda: flex(q, k, v), reference, tol, log)
+    row["ours_module"] = measure(
+        "ours module", lambda: ours(q, k, v), lambda: ours(q, k, v), reference, tol, log
+    )
+    row["flex_flash"] = measure(
+        "flex FLASH", lambda: flex(q, k, v), lambda: flex(q, k, v), reference, tol, log
+    )
     (qo, ko, vo), kw_o = spy_call(_Globals(type(ours).forward.__globals__), lambda: ours(q, k, v))
     (qf, kf, vf), kw_f = spy_call(interface, lambda: flex(q, k, v))
     del out_o, out_f

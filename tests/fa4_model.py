@@ -19,10 +19,11 @@ from collections import namedtuple
 
 import torch
 
-BlockSparseTensorsTorch = namedtuple(
+BlockSparseTensorsTorch = namedtuple(  # FA4's fields, in FA4's order
     "BlockSparseTensorsTorch",
-    "mask_block_cnt mask_block_idx full_block_cnt full_block_idx block_size",
-    defaults=(None, None, None),
+    "mask_block_cnt mask_block_idx full_block_cnt full_block_idx cu_total_m_blocks cu_block_idx_offsets"
+    " block_size dq_write_order dq_write_order_full spt",
+    defaults=(None,) * 8,
 )
 
 
@@ -88,6 +89,7 @@ def fake_modules(calls: list) -> dict[str, types.ModuleType]:
     interface = types.ModuleType("flash_attn.cute.interface")
     sparsity = types.ModuleType("flash_attn.cute.block_sparsity")
     sparsity.BlockSparseTensorsTorch = BlockSparseTensorsTorch
+    sparsity.normalize_block_sparse_config = normalize_block_sparse_config
 
     def _flash_attn_fwd(q, k, v, **kw):
         calls.append(kw)
@@ -108,6 +110,19 @@ def fake_modules(calls: list) -> dict[str, types.ModuleType]:
 
 
 AuxData = namedtuple("AuxData", "tensors scalars", defaults=(None, None))
+Normalized = namedtuple("Normalized", "tensors broadcast_pattern q_subtile_factor kv_subtile_factor")
+
+
+def normalize_block_sparse_config(tensors, *, batch_size, num_head, seqlen_q, seqlen_k, block_size, q_stage):
+    """As FA4's: counts and indices broadcast to (B, H, M blocks[, N blocks]) of the sparse blocks;
+    a tile smaller than the sparse Q block is a subtile factor the kernel has to know."""
+    bm, bn = tensors.block_size
+    assert q_stage == 1 and bm % block_size[0] == 0 and bn == block_size[1]
+    m, n = -(-seqlen_q // bm), -(-seqlen_k // bn)
+    cnt = [t.expand(batch_size, num_head, m) for t in (tensors.mask_block_cnt, tensors.full_block_cnt)]
+    idx = [t.expand(batch_size, num_head, m, n) for t in (tensors.mask_block_idx, tensors.full_block_idx)]
+    normal = BlockSparseTensorsTorch(cnt[0], idx[0], cnt[1], idx[1], block_size=tensors.block_size)
+    return Normalized(normal, None, bm // block_size[0], 1)
 
 
 class CompileCache:
@@ -154,8 +169,15 @@ class CompileCache:
             total_m,
             total_splits,
         ):
-            assert all(a is None for a in (lse, cu_q, cu_k, used_q, used_k, pages, sink, sparse))
+            assert all(a is None for a in (lse, cu_q, cu_k, used_q, used_k, pages, sink))
             assert total_m is None and total_splits is None and aux.scalars is None
+            planned = kw["block_sparse_tensors"]
+            assert (sparse is None) == (planned is None)
+            if sparse is not None:  # FA4's eight tensors, the first four already (B, H, ...)
+                B, H = q.shape[0], q.shape[2]
+                assert len(sparse) == 8 and all(t is None for t in sparse[4:])
+                assert all(t.shape[:2] == (B, H) for t in sparse[:4])
+                sparse = BlockSparseTensorsTorch(*sparse[:4], block_size=planned.block_size)
             self.calls.append({"direct": True, "window_size_left": left, "softmax_scale": scale})
             got = attention(
                 q,
@@ -167,6 +189,7 @@ class CompileCache:
                 window_size_right=right,
                 score_mod=kw["score_mod"],
                 mask_mod=kw["mask_mod"],
+                block_sparse_tensors=sparse,
                 aux_tensors=aux.tensors,
             )
             out.copy_(got.to(out.dtype))

@@ -49,6 +49,34 @@ def test_calls_after_the_first_go_to_the_compiled_kernel_on_fresh_inputs(name, m
     assert calls[1]["softmax_scale"] == calls[0]["softmax_scale"]
 
 
+@pytest.mark.parametrize("name", ["document", "prefix_lm"])
+def test_a_block_sparse_plan_goes_direct_with_fa4s_normalised_blocks(name, monkeypatch):
+    """The block sparsity reaches the compiled kernel as FA4's entry point hands it over:
+    normalised to (B, H, ...) by FA4's own function; each later call right for its inputs."""
+    model, mods, calls = _model(name, 2, 4, 2, 192, 32, monkeypatch)
+    for seed in range(3):
+        _check(model, mods, seed, shape=(2, 4, 2, 192, 32))
+    assert [c.get("direct", False) for c in calls] == [False, True, True]
+
+
+@pytest.mark.parametrize("why", ["tile 64", "subtiled", "head dim 192"])
+def test_a_block_sparse_plan_keeps_the_entry_point_where_fa4s_tile_is_not_our_block(why, monkeypatch):
+    config = Config(backend="fa4", fa4_tile_m=64) if why == "tile 64" else FA4
+    D = 192 if why == "head dim 192" else 32
+    model, mods, calls = _model("document", 1, 4, 4, 192, D, monkeypatch, config)
+    module_globals = type(model).forward.__globals__
+    if why == "subtiled":  # FA4 would split our blocks over several tiles
+        real = module_globals["normalize_block_sparse_config"]
+        monkeypatch.setitem(
+            module_globals,
+            "normalize_block_sparse_config",
+            lambda *a, **kw: real(*a, **kw)._replace(q_subtile_factor=2),
+        )
+    for seed in range(3):
+        _check(model, mods, seed, shape=(1, 4, 4, 192, D))
+    assert not any(c.get("direct") for c in calls) and len(calls) == 3
+
+
 def test_a_new_shape_goes_through_the_entry_point_once(monkeypatch):
     model, mods, calls = _model("causal", 1, 4, 2, 192, 32, monkeypatch)
     _check(model, mods, 0)
@@ -61,12 +89,19 @@ def test_a_new_shape_goes_through_the_entry_point_once(monkeypatch):
 
 @pytest.mark.parametrize(
     "why",
-    ["not hopper", "block sparsity", "knob off", "gradient", "misaligned stride", "two kernels compiled"],
+    [
+        "not hopper",
+        "block sparsity off hopper",
+        "knob off",
+        "gradient",
+        "misaligned stride",
+        "two kernels compiled",
+    ],
 )
 def test_every_call_keeps_the_entry_point_where_the_arguments_are_not_known(why, monkeypatch):
-    name = "document" if why == "block sparsity" else "causal"
+    name = "document" if why == "block sparsity off hopper" else "causal"
     config = Config(backend="fa4", fa4_direct=False) if why == "knob off" else FA4
-    model, mods, calls = _model(name, 1, 4, 4, 192, 32, monkeypatch, config, hopper=why != "not hopper")
+    model, mods, calls = _model(name, 1, 4, 4, 192, 32, monkeypatch, config, hopper="hopper" not in why)
     if why == "two kernels compiled":  # which of them is ours is unknown
         cache = sys.modules["flash_attn.cute.interface"]._flash_attn_fwd.compile_cache
         real = cache.compile
@@ -90,7 +125,7 @@ def test_the_screen_admits_the_direct_call():
 
     (score_mod, mask_mod), _ = _suite_mods("alibi_causal", 1, 2, 2, 128, 128, 32)
     source = generate(score_mod, mask_mod, FA4)
-    assert "_call_compiled(compiled" in source and screen(source) == []
+    assert "_call_compiled(direct" in source and screen(source) == []
 
 
 def test_the_entry_point_call_is_the_first_fa4_neighbour():
