@@ -136,7 +136,7 @@ class CuteEmitter:
             return f"({v} * {v})"
         if op == "not":
             return f"({_as(x, kind, 'int')} == 0)"
-        if op in ("cast_float", "cast_int", "cast_bool"):
+        if op in ("cast_float", "cast_int", "cast_long", "cast_bool"):  # long: narrowed (ranges.py)
             return _as(x, kind, n.kind)
         raise ValueError(f"the CuTe backend has no rule for {op}")
 

@@ -8,6 +8,7 @@ from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.codegen import Emitter
 from kernelscale.propose.compiler.evaluate import python_source
 from kernelscale.propose.compiler.generate_fa4 import render_fa4
+from kernelscale.propose.compiler.ranges import narrowable
 from kernelscale.propose.compiler.rewrite import QK, SCALE, Rewritten, positive_scale, rewrite
 from kernelscale.propose.compiler.space import Config, Features
 from kernelscale.propose.compiler.tables import RelTable, find_tables, tabulate
@@ -33,8 +34,15 @@ class Compiled:
             score_cost=len(element),
             D=0,
             tables=len(find_tables([self.rewritten.logits, self.rewritten.mask])),
-            wide_ints=g.wide_ints([self.rewritten.logits, self.rewritten.mask]),
+            wide_ints=self._wide_ints(),
         )
+
+    def _wide_ints(self) -> bool:
+        """64-bit integer arithmetic whose values may leave int32 (FA4's hooks compute in int32)."""
+        graphs = [[self.trace.score, self.trace.mask], [self.rewritten.logits, self.rewritten.mask]]
+        if not any(g.wide_ints(roots) for roots in graphs):
+            return False
+        return any(narrowable(roots, self.trace.values) is None for roots in graphs)
 
 
 def compile_mods(score_mod, mask_mod) -> Compiled:

@@ -30,6 +30,7 @@ from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.cute_codegen import CuteEmitter
 from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.evaluate import is_static, python_source
+from kernelscale.propose.compiler.ranges import INDEX_MAX, narrowable
 from kernelscale.propose.compiler.rewrite import QK, Rewritten, positive_scale, rewrite, substitute
 from kernelscale.propose.compiler.space import Config
 from kernelscale.propose.compiler.templating import blockmask_source, follow_source, template
@@ -133,14 +134,10 @@ def _inline_tables(trace, roots) -> set[str]:
 
 def render_fa4(trace, config: Config) -> str:
     """Standalone module source defining `ModelNew(score_mod, mask_mod, shape)` on FA4."""
-    if g.wide_ints([trace.score, trace.mask]):
-        raise CompilerError(
-            "the FA4 hooks compute integers in 32 bits; this variant computes in 64 (.long(), or a "
-            "constant beyond int32 with one): use the Triton backend"
-        )
     hooks = build_hooks(trace, config)
     rw = hooks.rewritten
-    guards = [(python_source(n, _param_text), repr(v)) for n, v in trace.guards]
+    narrowed = _narrowed(trace, [[trace.score, trace.mask], [rw.logits, rw.mask]])
+    guards = [(python_source(n, _param_text), repr(v)) for n, v in trace.guards + (narrowed or [])]
     guards += [
         (python_source(n, _param_text), "True") for n in dict.fromkeys(hooks.guards + rw.checks.guards)
     ]
@@ -157,6 +154,7 @@ def render_fa4(trace, config: Config) -> str:
         tensor_names=hooks.tensor_names,
         inline_names=hooks.inline_names,
         guards=guards,
+        index_max=INDEX_MAX if narrowed is not None else None,
         bounded=_with_int32_tables(trace, rw.checks.bounded),
         gather_arities=hooks.gather_arities,
         hooks_source=hooks.source,
@@ -164,6 +162,20 @@ def render_fa4(trace, config: Config) -> str:
         blockmask_source=blockmask_source(),
         follow_source=follow_source(),
     )
+
+
+def _narrowed(trace, graphs) -> list | None:
+    """None where nothing computes in 64-bit integers; else the captured numbers the int32
+    arithmetic relies on, as guards. A CompilerError where 64 bits may be needed."""
+    if not any(g.wide_ints(roots) for roots in graphs):
+        return None
+    relied = [narrowable(roots, trace.values) for roots in graphs]
+    if any(r is None for r in relied):
+        raise CompilerError(
+            "the FA4 hooks compute integers in 32 bits; this variant computes in 64 (.long(), or a "
+            "constant beyond int32 with one) and its values may leave int32: use the Triton backend"
+        )
+    return list(dict.fromkeys(pair for r in relied for pair in r))
 
 
 def _with_int32_tables(trace, bounded: dict) -> dict:
