@@ -150,8 +150,16 @@ def test_the_first_verdict_splits_the_verifiers_own_cost(apart):
     oracle, problem, _ = apart
     options = VerifyOptions(timeout_s=120.0, known_baselines={"slow": 2.0, "broken": 1.0, "dies": 1.0})
     oracle.known_baselines = dict(options.known_baselines)
+    import threading
+
+    # as on a GPU: a masking warm-up and the roofline, both paid once by the oracle
+    oracle._warming, oracle.warm_s = threading.Thread(target=lambda: None), 0.25
+    oracle._warming.start()
+    oracle.start_s["roofline"] = 0.5
     first = run_attempt(oracle, problem, GOOD, options)
     assert first.status == "correct", first.headline()
+    assert set(first.cost_s["masking_warm"]) == {"took", "waited"}  # the roofline apart, not in it
+    assert first.cost_s["oracle_start"] == {"roofline": 0.5}
     assert set(first.cost_s["load_parts"]) == {"import", "model", "inputs", "forward"}
     calibration = first.cost_s["calibration_parts"]
     assert {"reference", "runner", "start", "first_call", "calls"} <= set(calibration)
@@ -160,3 +168,4 @@ def test_the_first_verdict_splits_the_verifiers_own_cost(apart):
     assert sum(parts["exchange"].values()) <= parts["call"] + parts["inputs"] + parts["reference"] + 0.05
     second = run_attempt(oracle, problem, GOOD, options)
     assert "load_parts" not in second.cost_s and "calibration_parts" not in second.cost_s
+    assert "masking_warm" not in second.cost_s and "oracle_start" not in second.cost_s

@@ -106,8 +106,10 @@ def _set_up(oracle, loaded, options, cost: dict) -> bool:
     t0 = time.monotonic()
     oracle.timing_setup(loaded)
     warmed = oracle.wait_warm()
-    if warmed:
+    if warmed:  # the first attempt of this oracle: it also paid the oracle's start-up steps
         cost["masking_warm"] = warmed
+        if oracle.start_s:
+            cost["oracle_start"] = dict(oracle.start_s)
     measuring = needs_measuring(loaded, options)
     if oracle.spares and measuring:
         oracle.spares.settle()  # the calibration's runner: its imports end before any timing

@@ -155,7 +155,7 @@ class Oracle:
         asked = time.monotonic()
         self._warming.join()
         self._warming = None
-        return {"took": self.warm_s, "waited": round(time.monotonic() - asked, 3)} | self.start_s
+        return {"took": self.warm_s, "waited": round(time.monotonic() - asked, 3)}
 
     def gpu_confinement(self):
         """The one-GPU confinement for candidate sandboxes (gpu_confine.py), probed once; on the
