@@ -79,8 +79,12 @@ def test_shapes_beyond_the_ranges_proof_are_refused(monkeypatch):
         lambda s, b, h, q, kv: s + ((kv - q).long() * 3000000000 % 11).float(),  # a constant beyond int32
         lambda s, b, h, q, kv: s + (1000.0 / (kv - q).float()).long().float(),  # a division by 0..
         lambda s, b, h, q, kv: s + (s * 1e12).long().float(),  # the score: unbounded
+        lambda s, b, h, q, kv: s + torch.tanh(s).long().float(),  # bounded, but the score may be NaN
+        lambda s, b, h, q, kv: s + torch.sqrt((kv - q).float()).long().float(),  # NaN below zero
+        lambda s, b, h, q, kv: s + ((q.long() << 40) % 5).float(),  # a shift
+        lambda s, b, h, q, kv: s + ((q.long() * 3000) ^ (kv.long() * 3000)).float(),  # xor of large values
     ],
-    ids=["product", "constant", "division", "score"],
+    ids=["product", "constant", "division", "score", "nan-score", "nan-sqrt", "shift", "xor"],
 )
 def test_values_that_may_leave_int32_keep_64_bits(score_mod):
     assert _narrowable(score_mod) is None
@@ -93,9 +97,10 @@ def test_values_that_may_leave_int32_keep_64_bits(score_mod):
     [
         (lambda s, b, h, q, kv: s + torch.log(kv.float() + 1).long().float(), []),
         (lambda s, b, h, q, kv: s + ((kv - q).long() % 7).float() * 0.5, []),
-        (lambda s, b, h, q, kv: s + torch.tanh(s).long().float(), []),
+        (lambda s, b, h, q, kv: s + (torch.tanh(kv.float()) * 3).long().float(), []),
+        (lambda s, b, h, q, kv: s + ((q.long() & 255) | (kv.long() & 7)).float(), []),
     ],
-    ids=["log", "mod", "tanh"],
+    ids=["log", "mod", "tanh", "bitwise"],
 )
 def test_bounded_64_bit_values_narrow(score_mod, relied):
     assert _narrowable(score_mod) == relied
