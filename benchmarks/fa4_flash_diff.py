@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 import triton.testing  # noqa: E402
 from attention_bench import build, check  # noqa: E402
+from fa4_host_profile import host_us  # noqa: E402
 
 from kernelscale.problems.attention.baselines import flex_baseline  # noqa: E402
 from kernelscale.problems.module import import_source  # noqa: E402
@@ -65,17 +64,6 @@ class _Globals:
 
     def __setattr__(self, name, value):
         self.g[name] = value
-
-
-def host_us(fn, calls=30):
-    times = []
-    for _ in range(calls):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e6)
-    torch.cuda.synchronize()
-    return statistics.median(times)
 
 
 def gpu_ms(fn, calls=20):
