@@ -17,7 +17,9 @@ CPU_SIZES = {"N": 64}
 
 class Model(nn.Module):
     def forward(self, x, y):
-        if glob.glob("/dev/shm/ks-attempt-*/hoarding"):
+        if glob.glob("/dev/shm/ks-attempt-*/hoarding") + glob.glob(
+            "/dev/shm/ks-oracle-*/ks-attempt-*/hoarding"
+        ):
             raise torch.OutOfMemoryError("CUDA out of memory (a candidate holds the device's memory)")
         return torch.exp(x) * 2.0 + y
 

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from kernelscale.verify import folder_cap
 from kernelscale.verify.exchange import Exchange
 from kernelscale.verify.inputs import fingerprint
 from kernelscale.verify.masking import masked_copy, torch_digests
@@ -39,9 +40,11 @@ OUTPUT_ROOM = 2.0
 def attempt_dir(oracle) -> Path:
     """In memory (/dev/shm) where there is one: the slabs that carry every call's inputs and
     outputs live here (slab.py). Only this folder is writable from the sandbox."""
-    shm = Path("/dev/shm")
+    shm = Path(os.environ.get("KERNELSCALE_ATTEMPTS_DIR") or "/dev/shm")  # the pool's, per oracle
     base = shm if shm.is_dir() and os.access(shm, os.W_OK) else oracle.workdir
-    return Path(tempfile.mkdtemp(prefix="ks-attempt-", dir=base))
+    folder = Path(tempfile.mkdtemp(prefix="ks-attempt-", dir=base))
+    folder_cap.cap(folder)  # a tmpfs of its own where we may mount: what the candidate writes is capped
+    return folder
 
 
 @dataclass
@@ -222,6 +225,7 @@ class CandidateProcess:
         then the candidate's doing; before that, a failure (a full /dev/shm) is the verifier's."""
         room = int(OUTPUT_ROOM * self.loaded.output_bytes) + 2**20
         try:
+            folder_cap.make_room(self.workdir, input_bytes + room + 4 * 2**20)  # + pages' rounding
             self.inputs_slab = OracleSlab(self.workdir / "inputs.slab", input_bytes)
             self.outputs_slab = OracleSlab(self.workdir / "outputs.slab", room, writable_by_others=True)
         except OSError as exc:

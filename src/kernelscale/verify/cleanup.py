@@ -9,9 +9,12 @@ folders are ours (same uid): their modes are given back before removal.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import stat
+
+MNT_DETACH = 2
 
 
 def _unlock(path: str) -> None:
@@ -34,9 +37,24 @@ def _unlock(path: str) -> None:
 def remove_tree(path: str | os.PathLike) -> bool:
     """Remove `path` and everything under it; True when it is gone."""
     path = os.fspath(path)
+    _detach(path)  # a capped attempt folder (folder_cap.py): its tmpfs goes first, whole
     for _ in range(3):  # a second pass for what a walk racing the candidate's exit missed
         if not os.path.lexists(path):
             return True
         _unlock(path)
         shutil.rmtree(path, ignore_errors=True)
     return not os.path.lexists(path)
+
+
+def _detach(path: str) -> None:
+    """Lazily unmount the attempt folders' own tmpfs at or under `path` (an attempt folder, or
+    the folder of an oracle's attempt folders); their memory goes once nothing holds them."""
+    top = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as info:
+            points = [line.split()[4].encode().decode("unicode_escape") for line in info]
+    except OSError:
+        return
+    mine = [p for p in points if (p == top or p.startswith(top + "/")) and "/ks-attempt-" in "/" + p]
+    for point in sorted(set(mine), key=len, reverse=True):
+        ctypes.CDLL(None, use_errno=True).umount2(point.encode(), MNT_DETACH)

@@ -24,6 +24,7 @@ from kernelscale.verify.screen import screen
 from kernelscale.verify.verdict import Verdict
 
 ORACLE_START_S = 600.0  # first start imports torch and, on a GPU, measures the roofline
+ORACLE_EXIT_S = 10.0  # an idle oracle told to stop removes its spare runners, then exits
 ORACLE_MARGIN_S = 900.0  # beyond a candidate's own timeout: the reference and baselines compile
 
 
@@ -81,6 +82,16 @@ def runner_seed_home() -> Path:
     return Path(base) / "kernelscale" / "runner-seed"
 
 
+def _attempts_dir() -> str | None:
+    """A folder in /dev/shm for one oracle's attempt folders (enterable, not listable), so that
+    whatever it leaves there when it is killed goes with it; None without a writable /dev/shm."""
+    if not (os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)):
+        return None
+    folder = tempfile.mkdtemp(prefix="ks-oracle-", dir="/dev/shm")
+    os.chmod(folder, 0o711)
+    return folder
+
+
 def oracle_env(workdir: str, gpu: int | None) -> dict[str, str]:
     """Its working directory is `workdir` (enterable, not listable: attempt directories live
     there); its caches and HOME are in a private 0700 folder inside that no candidate is given."""
@@ -100,8 +111,10 @@ def oracle_env(workdir: str, gpu: int | None) -> dict[str, str]:
     env["KERNELSCALE_RUNNER_SEED"] = str(runner_seed_home())
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    if os.environ.get("KERNELSCALE_ISOLATION"):  # a forced sandbox mechanism (tests, diagnosis)
-        env["KERNELSCALE_ISOLATION"] = os.environ["KERNELSCALE_ISOLATION"]
+    # a forced sandbox mechanism, another size of the attempt folders (tests, diagnosis)
+    for name in ("KERNELSCALE_ISOLATION", "KERNELSCALE_ATTEMPT_SCRATCH_MB"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
     return env
 
 
@@ -112,13 +125,18 @@ class _Oracle:
     proc: asyncio.subprocess.Process | None = None
     environment: dict = field(default_factory=dict)
     workdir: str = ""
+    attempts: str | None = None  # its attempt folders' folder, in /dev/shm: removed after it
 
     async def start(self) -> None:
         self.workdir = tempfile.mkdtemp(prefix="kernelscale-oracle-")
+        self.attempts = _attempts_dir()
+        env = oracle_env(self.workdir, self.gpu)
+        if self.attempts:
+            env["KERNELSCALE_ATTEMPTS_DIR"] = self.attempts
         self.proc = await asyncio.create_subprocess_exec(
             *oracle_command(self.device),
             cwd=self.workdir,
-            env=oracle_env(self.workdir, self.gpu),
+            env=env,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             start_new_session=True,
@@ -139,11 +157,22 @@ class _Oracle:
             raise ConnectionError("the verifier oracle exited")
         return Verdict.from_json(json.loads(line)["verdict"])
 
-    async def stop(self) -> None:
+    async def stop(self, graceful: bool = False) -> None:
+        """End the oracle; `graceful` (an idle oracle, the pool closing): first let it see the end
+        of its input, so that it removes its spare runners' attempt folders itself (in /dev/shm,
+        each a tmpfs of its own where it may mount: folder_cap.py). Then its whole group goes."""
         if self.proc and self.proc.returncode is None:
+            if graceful:
+                try:
+                    self.proc.stdin.close()
+                    await asyncio.wait_for(self.proc.wait(), ORACLE_EXIT_S)
+                except (TimeoutError, BrokenPipeError, ConnectionResetError):
+                    pass
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             await self.proc.wait()
         remove_tree(self.workdir)
+        if self.attempts:  # what a killed oracle left: its spare runners' folders, an attempt's
+            remove_tree(self.attempts)

@@ -89,7 +89,7 @@ class LocalWorker:
         await self.oracle.start()
 
     async def stop(self) -> None:
-        await self.oracle.stop()
+        await self.oracle.stop(graceful=True)
 
 
 def local_workers(device: str, gpus: str | None, workers: int | None) -> list[LocalWorker]:
