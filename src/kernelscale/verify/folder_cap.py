@@ -33,9 +33,13 @@ def cap(folder: Path) -> bool:
 
 
 def make_room(folder: Path, slab_bytes: int) -> None:
-    """Grow a capped folder to hold `slab_bytes` of slabs besides the scratch space."""
+    """Grow a capped folder to hold `slab_bytes` of slabs besides the scratch space. Best effort:
+    where it fails, the slabs' own reservation (slab.py) reports what does not fit."""
     if os.path.ismount(folder):
-        _mount(None, str(folder), None, MS_REMOUNT | MS_NOSUID | MS_NODEV, _options(slab_bytes))
+        try:
+            _mount(None, str(folder), None, MS_REMOUNT | MS_NOSUID | MS_NODEV, _options(slab_bytes))
+        except OSError:
+            pass
 
 
 def _options(slab_bytes: int) -> str:
