@@ -10,6 +10,7 @@ import pytest
 
 from kernelscale.verify import runner_seed
 from kernelscale.verify.candidate import CandidateProcess, attempt_dir
+from kernelscale.verify.cleanup import remove_tree
 from kernelscale.verify.oracle import Oracle
 from kernelscale.verify.spare import Spares
 
@@ -75,6 +76,7 @@ def test_a_sandboxed_runner_starts_from_the_seed_and_exports_its_cache(tmp_path)
         assert (export / "abc123" / "_xor_pad_kernel.cubin").read_bytes() == b"\x7fELF binary"
     finally:
         runner.kill()
+        remove_tree(runner.workdir)  # in /dev/shm, a tmpfs of its own where we may mount
 
 
 def test_no_seed_is_kept_or_handed_out_where_runners_can_reach_each_other(tmp_path, cache_home, monkeypatch):

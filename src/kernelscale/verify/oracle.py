@@ -365,6 +365,18 @@ def serve(device: str) -> None:
         oracle.spares.prepare(options.memory_limit_gb)  # while the other side records and proposes
     oracle.spares.discard()
     oracle.close()
+    _remove_attempts_dir()
+
+
+def _remove_attempts_dir() -> None:
+    """The pool's folder for this oracle's attempt folders, once they are gone (the pool removes
+    it too, after this process; a pool that never closed leaves only what this left)."""
+    folder = os.environ.get("KERNELSCALE_ATTEMPTS_DIR")
+    if folder:
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty: an attempt folder that could not go
+            pass
 
 
 def main() -> None:
