@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.codegen import Emitter
+from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.evaluate import python_source
 from kernelscale.propose.compiler.generate_fa4 import render_fa4
-from kernelscale.propose.compiler.ranges import narrowable
+from kernelscale.propose.compiler.ranges import int32_narrowing
 from kernelscale.propose.compiler.rewrite import QK, SCALE, Rewritten, positive_scale, rewrite
 from kernelscale.propose.compiler.space import Config, Features
 from kernelscale.propose.compiler.tables import RelTable, find_tables, tabulate
@@ -40,9 +41,11 @@ class Compiled:
     def _wide_ints(self) -> bool:
         """64-bit integer arithmetic whose values may leave int32 (FA4's hooks compute in int32)."""
         graphs = [[self.trace.score, self.trace.mask], [self.rewritten.logits, self.rewritten.mask]]
-        if not any(g.wide_ints(roots) for roots in graphs):
-            return False
-        return any(narrowable(roots, self.trace.values) is None for roots in graphs)
+        try:
+            int32_narrowing(graphs, self.trace.values)
+        except CompilerError:
+            return True
+        return False
 
 
 def compile_mods(score_mod, mask_mod) -> Compiled:

@@ -28,9 +28,8 @@ import torch
 
 from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.cute_codegen import CuteEmitter
-from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.evaluate import is_static, python_source
-from kernelscale.propose.compiler.ranges import INDEX_MAX, narrowable
+from kernelscale.propose.compiler.ranges import INDEX_MAX, int32_narrowing
 from kernelscale.propose.compiler.rewrite import QK, Rewritten, positive_scale, rewrite, substitute
 from kernelscale.propose.compiler.space import Config
 from kernelscale.propose.compiler.templating import blockmask_source, follow_source, template
@@ -136,7 +135,7 @@ def render_fa4(trace, config: Config) -> str:
     """Standalone module source defining `ModelNew(score_mod, mask_mod, shape)` on FA4."""
     hooks = build_hooks(trace, config)
     rw = hooks.rewritten
-    narrowed = _narrowed(trace, [[trace.score, trace.mask], [rw.logits, rw.mask]])
+    narrowed = int32_narrowing([[trace.score, trace.mask], [rw.logits, rw.mask]], trace.values)
     guards = [(python_source(n, _param_text), repr(v)) for n, v in trace.guards + (narrowed or [])]
     guards += [
         (python_source(n, _param_text), "True") for n in dict.fromkeys(hooks.guards + rw.checks.guards)
@@ -162,20 +161,6 @@ def render_fa4(trace, config: Config) -> str:
         blockmask_source=blockmask_source(),
         follow_source=follow_source(),
     )
-
-
-def _narrowed(trace, graphs) -> list | None:
-    """None where nothing computes in 64-bit integers; else the captured numbers the int32
-    arithmetic relies on, as guards. A CompilerError where 64 bits may be needed."""
-    if not any(g.wide_ints(roots) for roots in graphs):
-        return None
-    relied = [narrowable(roots, trace.values) for roots in graphs]
-    if any(r is None for r in relied):
-        raise CompilerError(
-            "the FA4 hooks compute integers in 32 bits; this variant computes in 64 (.long(), or a "
-            "constant beyond int32 with one) and its values may leave int32: use the Triton backend"
-        )
-    return list(dict.fromkeys(pair for r in relied for pair in r))
 
 
 def _with_int32_tables(trace, bounded: dict) -> dict:

@@ -15,6 +15,7 @@ import math
 from typing import NamedTuple
 
 from kernelscale.propose.compiler import graph as g
+from kernelscale.propose.compiler.errors import CompilerError
 
 INDEX_MAX = 2**24  # batch, head and sequence sizes a narrowed module accepts (checked per shape)
 ARG_MAX = 2 * INDEX_MAX  # indices bounded with room for FA4's padded last tiles
@@ -34,6 +35,20 @@ class Range(NamedTuple):
 
 
 UNBOUNDED = Range(-INF, INF)
+
+
+def int32_narrowing(graphs: list, values: dict) -> list[tuple[g.Node, object]] | None:
+    """None where no graph (a list of roots) computes in 64-bit integers; else the guards under
+    which int32 arithmetic agrees with it, for all of them. A CompilerError where it may not."""
+    if not any(g.wide_ints(roots) for roots in graphs):
+        return None
+    relied = [narrowable(roots, values) for roots in graphs]
+    if any(r is None for r in relied):
+        raise CompilerError(
+            "the FA4 hooks compute integers in 32 bits; this variant computes in 64 (.long(), or a "
+            "constant beyond int32 with one) and its values may leave int32: use the Triton backend"
+        )
+    return list(dict.fromkeys(pair for r in relied for pair in r))
 
 
 def narrowable(roots, values: dict) -> list[tuple[g.Node, object]] | None:
