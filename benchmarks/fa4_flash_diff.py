@@ -30,17 +30,16 @@ from kernelscale.problems.module import import_source  # noqa: E402
 from kernelscale.propose.compiler.generate import compile_mods, render  # noqa: E402
 from kernelscale.propose.compiler.space import Config  # noqa: E402
 
-HOOKS = ("score_mod", "mask_mod", "aux_tensors", "softmax_scale")
 PLAN = ("block_sparse_tensors", "causal", "window_size_left", "window_size_right", "tile_mn", "pack_gqa")
 
 
 def spy_call(namespace, fn):
-    """Keyword arguments (and positional q, k, v) of the one `_flash_attn_fwd` call fn makes."""
+    """Keyword arguments of the one `_flash_attn_fwd` call fn makes (q, k, v aside)."""
     real = namespace._flash_attn_fwd
     seen = []
 
     def spy(*args, **kwargs):
-        seen.append((args, kwargs))
+        seen.append(kwargs)
         return real(*args, **kwargs)
 
     spy.compile_cache = real.compile_cache
@@ -51,19 +50,6 @@ def spy_call(namespace, fn):
     finally:
         namespace._flash_attn_fwd = real
     return seen[-1]
-
-
-class _Globals:
-    """A module's globals seen as attributes (our generated module binds FA4's entry point there)."""
-
-    def __init__(self, globs):
-        object.__setattr__(self, "g", globs)
-
-    def __getattr__(self, name):
-        return self.g[name]
-
-    def __setattr__(self, name, value):
-        self.g[name] = value
 
 
 def gpu_ms(fn, calls=20):
@@ -124,17 +110,14 @@ def one(name, D, log):
         score_mod, mask_mod, dict(init[2]), torch.device("cuda"), kernel_options={"BACKEND": "FLASH"}
     )
     row = {"variant": name, "D": D, "shape": shape}
-    out_o = ours(q, k, v)
-    out_f = flex(q, k, v)
     row["ours_module"] = measure(
         "ours module", lambda: ours(q, k, v), lambda: ours(q, k, v), reference, tol, log
     )
     row["flex_flash"] = measure(
         "flex FLASH", lambda: flex(q, k, v), lambda: flex(q, k, v), reference, tol, log
     )
-    (qo, ko, vo), kw_o = spy_call(_Globals(type(ours).forward.__globals__), lambda: ours(q, k, v))
-    (qf, kf, vf), kw_f = spy_call(interface, lambda: flex(q, k, v))
-    del out_o, out_f
+    kw_o = spy_call(mod, lambda: ours(q, k, v))  # the module binds FA4's entry point
+    kw_f = spy_call(interface, lambda: flex(q, k, v))
     row["ours_kwargs"] = sorted(k for k, val in kw_o.items() if val is not None)
     row["flex_kwargs"] = sorted(k for k, val in kw_f.items() if val is not None)
     row["ours_blocks"], row["flex_blocks"] = plan_blocks(kw_o), plan_blocks(kw_f)
@@ -145,7 +128,6 @@ def one(name, D, log):
         for plan_from, plan_kw in (("ours", kw_o), ("flex", kw_f)):
             kw = {key: val for key, val in hooks_kw.items() if key not in PLAN}
             kw.update({key: val for key, val in plan_kw.items() if key in PLAN})
-            kw.update({key: hooks_kw.get(key) for key in HOOKS})
             kw.pop("return_lse", None), kw.pop("lse", None)
             out = torch.empty(q.shape[0], q.shape[2], q.shape[1], D, dtype=q.dtype, device=q.device)
             kw["out"] = out

@@ -55,6 +55,6 @@ def _detach(path: str) -> None:
             points = [line.split()[4].encode().decode("unicode_escape") for line in info]
     except OSError:
         return
-    mine = [p for p in points if (p == top or p.startswith(top + "/")) and "/ks-attempt-" in "/" + p]
+    mine = [p for p in points if (p == top or p.startswith(top + "/")) and "/ks-attempt-" in p]
     for point in sorted(set(mine), key=len, reverse=True):
         ctypes.CDLL(None, use_errno=True).umount2(point.encode(), MNT_DETACH)
