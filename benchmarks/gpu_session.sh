@@ -29,7 +29,7 @@
 #   backends     benchmarks/attention_bench.py --backends triton fa4: the compiler's first Triton config
 #                and its FlashAttention-4 module per variant, against Flex (Triton and FLASH), cuDNN
 #                and FA2 SDPA (needs fa4-install first); VARIANTS / DIMS pick a subset
-#   solve-fa4    `kernelscale solve attention/causal --budget ${2:-3m}` with flash-attn-4 installed: the
+#   solve-fa4    `kernelscale solve $PROBLEM --budget ${2:-3m}` (default attention/causal) with flash-attn-4 installed: the
 #                verifier judges the compiler's Triton and FA4 candidates; summary and log to $OUT
 #   fa4-host     benchmarks/fa4_host_profile.py: the FA4 backend's host time per call against Triton and
 #                cuDNN under the verifier's protocol, and what a direct call of FA4's compiled kernel costs
@@ -127,7 +127,7 @@ backends)
     | grep --line-buffered -v Warning | tee "$OUT/backends.log"
   ;;
 solve-fa4)
-  timeout 560 python3 -m kernelscale solve attention/causal --budget "${2:-3m}" --db "$OUT/solve-fa4.db" \
+  timeout 560 python3 -m kernelscale solve "${PROBLEM:-attention/causal}" --budget "${2:-3m}" --db "$OUT/solve-fa4.db" \
     --out /tmp/ks-fa4 2>&1 | grep --line-buffered -v Warning | tee "$OUT/solve-fa4.log" | tail -30
   cp /tmp/ks-fa4/summary.json "$OUT/solve-fa4-summary.json" 2>/dev/null
   cp /tmp/ks-fa4/best_kernel.py "$OUT/solve-fa4-best_kernel.py" 2>/dev/null

@@ -75,6 +75,7 @@ def test_a_candidate_writing_past_the_cap_is_stopped_at_the_cap(monkeypatch):
         watcher.join()
         pool.close()
     assert verdict.status == "correct", verdict.headline() + verdict.log_tail
+    assert verdict.isolation["capped_folder"] is True  # and the verdict says so
     assert seen, "the watcher never saw the candidate's files"
     # its junk stopped at the scratch space (the slabs, the log and the seed are the oracle's)
     assert max(seen) <= (SCRATCH_MB + 8) * 2**20, max(seen) / 2**20

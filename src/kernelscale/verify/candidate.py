@@ -59,6 +59,9 @@ class ClockReading:
     probe_ms: float = 0.0  # the oracle's one-element kernel right after `done` (0 on the CPU)
     key_ms: float = 0.0  # `key` sent → inputs unmasked
     commit_ms: float = 0.0  # `commit` sent → digest of the outputs read
+    # the runner's wall time until the forward returned (its host work; advisory, like own_ms;
+    # NaN where the runner did not say)
+    host_ms: float = math.nan
 
 
 @dataclass
@@ -103,6 +106,8 @@ class CandidateProcess:
         self.child = Child("kernelscale.verify.runner", [], self.workdir, env, self.memory_bytes(), gpu=gpu)
         self.isolation = self.child.isolation.to_json()
         self.isolation["gpus"] = self.isolation["gpus"] or gpu_note
+        # the attempt folder a tmpfs of its own, capped in bytes and files (folder_cap.py)
+        self.isolation["capped_folder"] = os.path.ismount(self.workdir)
 
     def memory_bytes(self) -> int | None:
         """The address-space cap (CPU only: CUDA maps far more address space than it uses)."""
@@ -185,7 +190,17 @@ class CandidateProcess:
         _check_commitment(outputs, output_key, committed.get("digests"))
         spent.lap("digest")
         own_ms = _runner_ms(done.get("own_ms"))
-        reading = ClockReading(window_ms, own_ms, ship_ms, stage_ms, flush_ms, probe_ms, key_ms, commit_ms)
+        reading = ClockReading(
+            window_ms,
+            own_ms,
+            ship_ms,
+            stage_ms,
+            flush_ms,
+            probe_ms,
+            key_ms,
+            commit_ms,
+            _advisory_ms(done.get("host_ms")),
+        )
         self.clock.append(reading)
         return CallResult(outputs, window_ms, reading.own_ms, ship_ms, mutated_inputs(reply), reading)
 
@@ -294,6 +309,12 @@ def _readable_by_runner(folder: Path) -> None:
     for entry in folder.iterdir():
         if entry.is_file() and not entry.is_symlink():
             os.chmod(entry, 0o644)
+
+
+def _advisory_ms(value) -> float:
+    """A figure the runner reports only for the record: a finite number, else NaN."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    return float(value) if ok else math.nan
 
 
 def _runner_ms(value) -> float:

@@ -196,6 +196,9 @@ class TimingResult:
             "baseline_notes": self.notes,
         }
         verdict.time_stats |= self.clock_summary
+        host = [c.host_ms for c in self.timed if math.isfinite(c.host_ms)]
+        if host:  # the runner's word, for the record: how much of a call its host work took
+            verdict.time_stats["runner_host_median_ms"] = statistics.median(host)
         if self.baseline_s:
             verdict.time_stats["baseline_s"] = self.baseline_s
         if self.pending:
