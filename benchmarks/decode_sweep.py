@@ -39,14 +39,12 @@ from kernelscale.propose.compiler.space import Config, Features, decode_default_
 VARIANTS = ("sliding_window", "document", "full")
 SQS = (1, 16)
 TINY_SHAPE = {"B": 1, "Hq": 4, "Hkv": 1, "Skv": 512, "D": 32, "dtype": "bfloat16"}
-# (knob, values), each stage varied around a case's best config at the stage's start. The
-# split combine's two forms first (a second kernel, the default, or in the last split program),
-# and again at the end around the best config. Splits next: auto (4 here) was the measured
-# 23 µs, 1 split has no partials and no combine, 2 halve the partials. Then, at Sq=16, 2 or 4 query tiles of 32/16 packed rows instead of one of
+# (knob, values), each stage varied around a case's best config at the stage's start. Splits
+# first: auto (4 here) is the measured 23 µs, 1 split has no partials and no combine launch, 2
+# halve the partials. Then, at Sq=16, 2 or 4 query tiles of 32/16 packed rows instead of one of
 # 64: more programs without more partials. The KV tile next, the split count again at the best
 # tile, then warps and pipeline depth (a few percent in the prefill probes), then a last pass.
 STAGES = (
-    ("inline_combine", (False, True)),
     ("num_splits", (0, 1, 2)),
     ("block_m", (16, 32)),
     ("block_n", (128, 32)),
@@ -56,18 +54,17 @@ STAGES = (
     ("block_n", (32, 64, 128)),
     ("block_m", (16, 32, 64)),
     ("num_splits", (1, 2, 3, 4, 6, 8, 0)),
-    ("inline_combine", (False, True)),
 )
 TINY_STAGES = (("num_splits", (0, 1, 2)), ("block_m", (16,)), ("block_n", (32,)), ("num_splits", (3, 8)))
 # full reads the whole cache (0.26 ms): the automatic config shows the harness reproduces it.
-CONTROL_STAGES = (("inline_combine", (False, True)),)
+CONTROL_STAGES = (("num_splits", (0,)),)
 # FlexAttention compiles per variant and shape (seconds each): the Sq=1 bars of the short masks
 # right after the first stage, the rest after the second split sweep.
 FLEX_AFTER = {
-    1: (("sliding_window", 1), ("document", 1)),
-    4: (("sliding_window", 16), ("document", 16), ("full", 1), ("full", 16)),
+    0: (("sliding_window", 1), ("document", 1)),
+    3: (("sliding_window", 16), ("document", 16), ("full", 1), ("full", 16)),
 }
-KNOBS = ("num_splits", "block_n", "block_m", "num_warps", "num_stages", "inline_combine")
+KNOBS = ("num_splits", "block_n", "block_m", "num_warps", "num_stages")
 
 
 def parse_args():

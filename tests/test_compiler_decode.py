@@ -4,8 +4,6 @@ rows, the exactness of the split combine, and the proposer choosing it by shape.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -61,7 +59,6 @@ def test_builtin_variant_at_decode_shapes_matches_reference(name, sq, group):
     [
         DECODE,
         Config(decode=True, block_m=16, block_n=64, num_splits=8, split_loops=False),
-        Config(decode=True, block_m=16, block_n=32, num_splits=5, inline_combine=True),
         Config(decode=True, block_m=32, block_n=32, num_splits=4, use_schedule=False),
     ],
 )
@@ -77,35 +74,28 @@ def test_empty_splits_and_fully_masked_rows(config):
     assert max_err(out, ref) < 1e-4
 
 
-_SPLIT_MODULES = {}
+_SPLIT_MODULE = {}
 
 
-def _split_module(inline: bool):
-    """A generated decode module (ALiBi-like score, a mask with a hole) per way of combining the
-    splits, shared by the property test."""
-    if inline not in _SPLIT_MODULES:
+def _split_module():
+    """One generated decode module (ALiBi-like score, a mask with a hole) shared by the property test."""
+    if not _SPLIT_MODULE:
         slopes = torch.tensor([0.5, 0.25, 0.125, 0.0625])
         score = lambda s, b, h, qi, kv: s + slopes[h] * (kv - qi)  # noqa: E731
         mask = lambda b, h, qi, kv: (kv < 40) | (kv >= 90)  # noqa: E731
-        config = Config(decode=True, block_m=16, block_n=16, num_splits=0, inline_combine=inline)
-        module = import_source(generate(score, mask, config), f"test_dec_split_{inline}")
-        _SPLIT_MODULES[inline] = {"module": module, "score": score, "mask": mask, "slopes": slopes}
-    return _SPLIT_MODULES[inline]
+        source = generate(score, mask, Config(decode=True, block_m=16, block_n=16, num_splits=0))
+        _SPLIT_MODULE.update(
+            module=import_source(source, "test_dec_split"), score=score, mask=mask, slopes=slopes
+        )
+    return _SPLIT_MODULE
 
 
-@settings(max_examples=16, deadline=None)
-@given(
-    splits=st.integers(1, 12),
-    skv=st.integers(1, 150),
-    sq=st.integers(1, 3),
-    seed=st.integers(0, 2**16),
-    inline=st.booleans(),
-)
-def test_split_combine_is_exact(splits, skv, sq, seed, inline):
+@settings(max_examples=12, deadline=None)
+@given(splits=st.integers(1, 12), skv=st.integers(1, 150), sq=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_split_combine_is_exact(splits, skv, sq, seed):
     # Any number of splits (more splits than blocks too) gives the one-pass softmax: the
-    # combine, in its own kernel or in the last split program, rescales each split's
-    # (max, sum, acc) to the global max exactly.
-    m = _split_module(inline)
+    # combine rescales each split's (max, sum, acc) to the global max exactly.
+    m = _split_module()
     q, k, v = inputs(B=1, Hq=4, Hkv=2, Sq=sq, Skv=skv, D=16, seed=seed)
     captured = {"slopes": m["slopes"]}
     out = m["module"].attention(q, k, v, kv_splits=splits, **captured)
@@ -113,25 +103,6 @@ def test_split_combine_is_exact(splits, skv, sq, seed, inline):
     ref = attention_reference(q, k, v, m["score"], m["mask"])
     assert max_err(out, ref) < 1e-5
     assert max_err(out, one) < 1e-5
-
-
-def test_inline_combine_is_one_launch_and_resets_its_tickets(monkeypatch):
-    # The last split program of each KV head merges the partials: no second kernel. Its ticket
-    # counter must be back at zero after every call, or the next call's last program would never
-    # draw the last ticket and its output would stay unwritten (torch.empty).
-    shape = {"B": 2, "Hq": 8, "Hkv": 2, "Sq": 3, "Skv": SKV, "D": 32}
-    score_mod, mask_mod = _mods("alibi", shape)
-    config = replace(DECODE, inline_combine=True)
-    module = import_source(generate(score_mod, mask_mod, config), "test_dec_inline")
-    monkeypatch.setattr(module, "_combine", None)  # launching it would fail
-    model = module.ModelNew(score_mod, mask_mod, shape)
-    for seed in range(3):
-        q, k, v = inputs(2, 8, 2, 3, SKV, 32, seed=seed)
-        assert max_err(model(q, k, v), attention_reference(q, k, v, score_mod, mask_mod)) < 1e-5
-        (launch,) = model.launches.values()
-        assert launch.splits == 3 and launch.inline
-        (counter,) = launch.counters.values()
-        assert counter.numel() == 2 * 2 and not counter.any()
 
 
 def test_model_serves_other_cache_lengths():

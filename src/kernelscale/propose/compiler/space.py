@@ -33,7 +33,6 @@ CHOICES = {
     "use_schedule": (True, False),
     "decode": (False, True),
     "num_splits": (0, 4, 8, 16, 32, 64),
-    "inline_combine": (False, True),
     "rel_tables": (True, False),
     "backend": ("triton", "fa4"),
     "native_mask": (True, False),
@@ -60,10 +59,6 @@ class Config:
     use_schedule: bool = True
     decode: bool = False
     num_splits: int = 0
-    # split-KV partials merged by the last split program of each KV head (one launch) rather
-    # than by a second kernel. Tested under the interpreter only, not yet run on a GPU: off, and
-    # out of the automatic search, until a GPU run has measured it (benchmarks/decode_sweep.py)
-    inline_combine: bool = False
     rel_tables: bool = True  # costly terms of the distance kv − q tabulated once per call (tables.py)
     # "fa4": FlashAttention-4's CuTe DSL kernel with generated hooks (generate_fa4.py); of the
     # knobs above it reads only fast_tanh. native_mask: FA4's own causal / window masking when
