@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,16 @@ from kernelscale.verify.options import VerifyOptions
 from kernelscale.verify.slots import SlotPool
 
 TESTS = Path(__file__).parent
+
+# Each test process its own "host" for the verifier's host-wide lock (verify/host_quiet.py):
+# pytest-xdist's workers are separate runs, and their calibrations need not wait for each
+# other's candidates. tests/test_host_quiet.py shares one folder between processes on purpose.
+os.environ.setdefault(
+    "KERNELSCALE_HOST_LOCK_DIR",
+    os.path.join(
+        tempfile.gettempdir(), f"ks-host-lock-{os.getpid()}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    ),
+)
 
 
 class SyncPool:

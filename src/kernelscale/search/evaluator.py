@@ -119,6 +119,8 @@ class Evaluator:
         later runs reuse them."""
         if not verdict.ok or verdict.interpreted or not verdict.baselines:
             return
+        if verdict.time_stats.get("baselines_host_quiet_gave_up"):
+            return  # timed while a candidate may have been alive on the host: not for reuse
         reused = set(verdict.time_stats.get("stored_baselines") or [])
         measured = {name: ms for name, ms in verdict.baselines.items() if name not in reused}
         if measured:

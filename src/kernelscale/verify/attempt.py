@@ -171,7 +171,7 @@ def _verify(oracle, loaded, candidate: CandidateProcess, code: str, options, tim
     verdict.time_stats["calls_checked"] = errors.calls_checked
     verdict.time_stats["pinned_slabs"] = candidate.pinned_slabs
     verdict.time_stats["stored_calibration"] = timing.calibration.stored
-    if not timing.calibration.stored:
+    if not timing.calibration.stored and timing.calibration.quiet:
         verdict.calibration = timing.calibration.to_json()  # the search stores it for later runs
     verdict.cost_s = cost
     return verdict

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from kernelscale.verify import host_quiet
 from kernelscale.verify.candidate import CandidateProcess, attempt_dir
 from kernelscale.verify.cleanup import remove_tree
 from kernelscale.verify.inputs import make_inputs, outputs_as_list
@@ -63,6 +64,11 @@ class Calibration:
     @property
     def handshake_ms(self) -> float:
         return self.handshake.median_ms
+
+    @property
+    def quiet(self) -> bool:
+        """Measured with no candidate alive on the host (host_quiet.py): fit to be stored."""
+        return not self.measured_s.get("host_quiet_gave_up")
 
     def to_json(self) -> dict:
         """For the store: a later run on this host and device reuses it instead of paying a
@@ -137,6 +143,11 @@ def this_host() -> str:
 
 def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
     parts: dict[str, float] = {}
+    with host_quiet.quiet(parts):  # no candidate alive on the host while the figures are taken
+        return _measure_quietly(oracle, loaded, options, parts)
+
+
+def _measure_quietly(oracle, loaded, options: VerifyOptions, parts: dict) -> Calibration:
     watch = Stopwatch(parts)
     inputs = make_inputs(loaded.module, loaded.timing_seed, 1.0, oracle.device)
     with torch.no_grad():
@@ -155,7 +166,7 @@ def _measure(oracle, loaded, options: VerifyOptions) -> Calibration:
         deadline = time.monotonic() + options.timeout_s
         init = {"init_file": str(process.exchange.write("init", []))}
         try:
-            process.start(NULL_MODEL.format(specs=specs), init, 0, deadline)
+            process.start(NULL_MODEL.format(specs=specs), init, 0, deadline, untrusted=False)
             watch.lap("start")
             for index in range(WARM_CALLS + MEASURED_CALLS):
                 process.call(inputs, deadline)

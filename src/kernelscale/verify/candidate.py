@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernelscale.verify import folder_cap
+from kernelscale.verify import folder_cap, host_quiet
 from kernelscale.verify.exchange import Exchange
 from kernelscale.verify.inputs import fingerprint
 from kernelscale.verify.masking import masked_copy, torch_digests
@@ -89,6 +89,7 @@ class CandidateProcess:
         self.outputs_slab: OracleSlab | None = None
         self.pinned_slabs = 0  # slabs the runner could page-lock: plain copies are slower, not wrong
         self.holds_candidate = False  # its code sent and the process not yet killed
+        self.host_hold: host_quiet.CandidateHold | None = None  # from `start` to `kill`
         # Seconds the oracle spent per part of every call (its own work and each request's round
         # trip), summed: the verifier's own cost, read in a verdict (`exchange_s`).
         self.exchange_s: dict[str, float] = {}
@@ -113,10 +114,16 @@ class CandidateProcess:
         """The address-space cap (CPU only: CUDA maps far more address space than it uses)."""
         return int((self.memory_gb or 6.0) * 2**30) if self.oracle.device != "cuda" else None
 
-    def start(self, code: str, init_message: dict, init_seed: int, deadline: float) -> float:
+    def start(
+        self, code: str, init_message: dict, init_seed: int, deadline: float, untrusted: bool = True
+    ) -> float:
         """Start the runner (unless it was started ahead), import the candidate and build its
-        model; returns the seconds spent."""
+        model; returns the seconds spent. From here to `kill` an untrusted candidate holds the
+        host against trusted measurements (host_quiet.py); the calibration's own null model
+        (`untrusted=False`) does not."""
         t0 = time.monotonic()
+        if untrusted and self.host_hold is None:
+            self.host_hold = host_quiet.CandidateHold()
         code_file = self.workdir / "candidate.py"
         code_file.write_text(code)
         if self.child is not None:
@@ -270,6 +277,9 @@ class CandidateProcess:
             self.child.kill()
             self.child = None
         self.holds_candidate = False
+        if self.host_hold is not None:  # the process tree is gone: trusted measurements may go
+            self.host_hold.release()
+            self.host_hold = None
         for slab in (self.inputs_slab, self.outputs_slab):
             if slab is not None:
                 slab.close()

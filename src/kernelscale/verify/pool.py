@@ -111,8 +111,9 @@ def oracle_env(workdir: str, gpu: int | None) -> dict[str, str]:
     env["KERNELSCALE_RUNNER_SEED"] = str(runner_seed_home())
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    # a forced sandbox mechanism, another size of the attempt folders (tests, diagnosis)
-    for name in ("KERNELSCALE_ISOLATION", "KERNELSCALE_ATTEMPT_SCRATCH_MB"):
+    # a forced sandbox mechanism, another size of the attempt folders, another folder for the
+    # host-wide lock of trusted measurements (tests, diagnosis)
+    for name in ("KERNELSCALE_ISOLATION", "KERNELSCALE_ATTEMPT_SCRATCH_MB", "KERNELSCALE_HOST_LOCK_DIR"):
         if os.environ.get(name):
             env[name] = os.environ[name]
     return env

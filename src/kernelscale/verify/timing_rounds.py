@@ -14,13 +14,14 @@ process of the candidate's is alive while they run and drift over the attempt hi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from kernelscale.verify import timing
+from kernelscale.verify import host_quiet, timing
 from kernelscale.verify.calibration import Calibration
 from kernelscale.verify.candidate import ClockReading
 from kernelscale.verify.inputs import make_inputs, tensor_bytes
@@ -103,6 +104,8 @@ class TimingResult:
     # Per baseline timed here: seconds of its calls (warm-up included; for one built apart, the
     # request's round trip) and, built apart, seconds from its process's start to its build done.
     baseline_s: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    # Waiting for the host to be free of candidates before timing baselines (host_quiet.py)
+    quiet: dict[str, float] = field(default_factory=dict)
 
     def add_call(self, reading: ClockReading) -> None:
         """A timed call: its figures are the reported time's, and the timer rule holds them."""
@@ -201,6 +204,7 @@ class TimingResult:
             verdict.time_stats["runner_host_median_ms"] = statistics.median(host)
         if self.baseline_s:
             verdict.time_stats["baseline_s"] = self.baseline_s
+        verdict.time_stats |= {f"baselines_{key}": value for key, value in self.quiet.items()}
         if self.pending:
             verdict.time_stats["baselines_pending"] = sorted(self.pending)
         verdict.baselines = {
@@ -244,11 +248,21 @@ def time_baselines(oracle, loaded, options, result: TimingResult, before_candida
     every build is paused. While a baseline still compiles in its own process, the first half is
     skipped and every baseline is timed after the candidate; one still compiling then is
     pending, timed by a later attempt (the verdict does not wait for a compile)."""
-    device = oracle.device
     known = options.known_baselines or {}
     if before_candidate and any(p.building for p in loaded.baseline_processes.values()):
         result.deferred = True
         return
+    names = [*loaded.baselines.callables, *loaded.baseline_processes, *loaded.timed_apart]
+    # Stored and reused like the calibration: timed with no candidate alive on the host (with
+    # nothing left to time, nothing to wait for)
+    to_time = any(name not in known for name in names)
+    with host_quiet.quiet(result.quiet) if to_time else contextlib.nullcontext():
+        _time_baselines(oracle, loaded, options, result, before_candidate)
+
+
+def _time_baselines(oracle, loaded, options, result: TimingResult, before_candidate: bool) -> None:
+    device = oracle.device
+    known = options.known_baselines or {}
     # Warm-up calls (compile, autotune, clocks) precede a baseline's first timed half.
     warm = device == "cuda" and (before_candidate or result.deferred)
     inputs = make_inputs(loaded.module, loaded.timing_seed, 1.0, device)

@@ -1,0 +1,137 @@
+"""Trusted measurements only while no candidate runs anywhere on the host.
+
+A calibration (the harness's cost around a call, the steps around the window) and the baselines'
+times are measured once and reused: by every later attempt of the problem in the oracle, and by
+later runs through the store. Oracles on one host share its CPUs, and a candidate of one oracle
+can load every core (or the memory bus) while another oracle measures: an inflated harness would
+lower every later reported time of that problem on that host, slower baselines would raise every
+speedup. So those measurements take the host exclusively:
+
+* while an oracle has a candidate's code in a process (from `start` to `kill`), it holds a
+  shared lock on a host-wide file (`CandidateHold`);
+* a measurement takes that lock exclusively (`quiet`): it waits for the candidates alive
+  anywhere on the host to end, and no new one starts until it is done.
+
+A second file is a turnstile: a candidate passes it (shared, at once released) before taking its
+shared hold, and a measurement holds it exclusively while it waits, so that a stream of
+back-to-back attempts on other GPUs cannot starve it. The locks are `flock`s on files in
+/dev/shm (KERNELSCALE_HOST_LOCK_DIR sets another folder), held by the oracles' processes, never
+by a candidate's (the descriptors are not inherited, and the sandbox has a /dev/shm of its own);
+a lock goes with the process that held it, so a crashed oracle leaves nothing held. A
+measurement waits at most WAIT_LIMIT_S, then goes ahead and says so.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ALIVE = "kernelscale-candidates.lock"
+TURNSTILE = "kernelscale-measuring.lock"
+WAIT_LIMIT_S = 900.0  # longer than an attempt's default deadline (300 s) with its start and end
+POLL_S = 0.01
+
+_depth = 0  # quiet() sections open in this process: nested ones take nothing more
+_holds = 0  # CandidateHolds alive in this process: its own measurements cannot wait for them
+
+
+def lock_dir() -> Path:
+    chosen = os.environ.get("KERNELSCALE_HOST_LOCK_DIR")
+    if chosen:
+        return Path(chosen)
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+
+
+def _open(name: str) -> int | None:
+    """A descriptor on the host's lock file (made readable and writable by every user, so that
+    oracles of different users share it); None where it cannot be opened."""
+    try:
+        folder = lock_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError:
+        return None
+    try:
+        os.fchmod(fd, 0o666)
+    except OSError:
+        pass  # another user's file: it is shared already
+    return fd
+
+
+def _lock(fd: int | None, mode: int, deadline: float) -> bool:
+    """flock(fd, mode), waiting until `deadline`; True when held (or nothing to hold)."""
+    if fd is None:
+        return True
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL_S)
+
+
+class CandidateHold:
+    """Held while this process has a candidate's code in a runner: many at once, never during a
+    measurement. `release` (or the process's end) lets measurements go."""
+
+    def __init__(self, wait_limit_s: float = WAIT_LIMIT_S):
+        global _holds
+        _holds += 1
+        deadline = time.monotonic() + wait_limit_s
+        gate = _open(TURNSTILE)
+        if gate is not None:
+            _lock(gate, fcntl.LOCK_SH, deadline)  # waits while a measurement holds or wants the host
+            os.close(gate)
+        self.counted = True
+        self.fd = _open(ALIVE)
+        if not _lock(self.fd, fcntl.LOCK_SH, deadline):
+            os.close(self.fd)  # a measurement has gone on for longer than the limit: go ahead
+            self.fd = None
+
+    def release(self) -> None:
+        global _holds
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops its lock
+            self.fd = None
+        if self.counted:
+            _holds -= 1
+            self.counted = False
+
+
+@contextmanager
+def quiet(record: dict | None = None, wait_limit_s: float = WAIT_LIMIT_S):
+    """The body runs while no candidate is alive on the host (or after `wait_limit_s` of waiting
+    for one to end). `record` gets the seconds waited (`host_quiet_wait`) and, where the wait
+    ran out, `host_quiet_gave_up` = 1.0: figures measured then are not to be kept for reuse."""
+    global _depth
+    if _depth:
+        _depth += 1
+        try:
+            yield
+        finally:
+            _depth -= 1
+        return
+    started = time.monotonic()
+    # a candidate of this very process is alive: waiting for it would wait for ourselves
+    deadline = started + (wait_limit_s if not _holds else 0.0)
+    gate, alive = _open(TURNSTILE), _open(ALIVE)
+    held = _lock(gate, fcntl.LOCK_EX, deadline) and _lock(alive, fcntl.LOCK_EX, deadline)
+    if record is not None:
+        record["host_quiet_wait"] = round(record.get("host_quiet_wait", 0.0) + time.monotonic() - started, 3)
+        if not held:
+            record["host_quiet_gave_up"] = 1.0
+    _depth = 1
+    try:
+        yield
+    finally:
+        _depth = 0
+        for fd in (alive, gate):
+            if fd is not None:
+                os.close(fd)
