@@ -105,6 +105,66 @@ class ModelNew(nn.Module):
 """
 )
 
+# Its 100-pass work moves out of the window on two calls of every three, into a different step
+# each time: on one it runs in the key step (after unmasking, before `go`), on the next `done`
+# comes at once and the work finishes in the commit step (before the digest), on the third it
+# runs honestly in the window. Its own figure is honest on every call. Each step's median over
+# the calls, and the runner's figure against the window, see the work on a third of the calls
+# only: all clean, and the reported time was that of a call that did nothing (0.001 ms against
+# ~180 ms honest, found by a red-team pass).
+ROTATES_HIDDEN_WORK = (
+    SCALED_EXP_KERNEL
+    + RUNNER_HOOKS
+    + """
+import time
+
+_honest_key = _runner.Runner.key
+_honest_commit = _runner.Runner.commit
+_honest_call = _runner.Runner._timed_call
+_state = {"call": -1, "kept": None}
+
+
+def _work(x, y):
+    out = scaled_exp(x, y)
+    for _ in range(99):
+        out = scaled_exp(x, y)
+    return out
+
+
+def _key(self, msg):
+    _state["call"] += 1
+    reply = _honest_key(self, msg)
+    if _state["call"] % 3 == 0:
+        _state["kept"] = _work(*self.buffers)
+    return reply
+
+
+def _timed_call(self):
+    phase = _state["call"] % 3
+    if phase == 2:
+        return _honest_call(self)
+    t0 = time.perf_counter()
+    out = _state["kept"] if phase == 0 else torch.empty_like(self.buffers[0])
+    return out, (time.perf_counter() - t0) * 1e3, set()
+
+
+def _commit(self, msg):
+    if _state["call"] % 3 == 1:
+        self.pending[0][0].copy_(_work(*self.buffers))
+    return _honest_commit(self, msg)
+
+
+_runner.Runner.key = _key
+_runner.Runner._timed_call = _timed_call
+_runner.Runner.commit = _commit
+
+
+class ModelNew(nn.Module):
+    def forward(self, x, y):
+        return _work(x, y)
+"""
+)
+
 # The channel to the oracle is the runner's stdout, a pipe the candidate can find and write.
 RESULT_PIPE = """
 import fcntl
@@ -197,6 +257,30 @@ _runner.Runner.ship = _quantized
 MUTATED_INPUTS_AS_A_NUMBER = SHIPS_A_QUANTIZED_OUTPUT.replace(
     'reply["outputs"][0]["dtype"] = "qint8"', 'reply["mutated_inputs"] = 7'
 )
+# Numbers no float holds, where the oracle reads numbers (found by a red-team pass): an output
+# offset of Infinity (JSON carries it; int(inf) raises OverflowError) and an own time of 10**400
+# (math.isfinite raises OverflowError on it). Both were verifier errors, retried elsewhere and
+# then stopping the search.
+SHIPS_AN_INFINITE_OFFSET = SHIPS_A_QUANTIZED_OUTPUT.replace(
+    'reply["outputs"][0]["dtype"] = "qint8"', 'reply["outputs"][0]["offset"] = float("inf")'
+)
+REPORTS_A_HUGE_TIME = (
+    SCALED_EXP_KERNEL
+    + RUNNER_HOOKS
+    + """
+_honest_go = _runner.Runner.go
+
+
+def _huge(self, msg):
+    reply = _honest_go(self, msg)
+    reply["own_ms"] = reply["host_ms"] = 10**400
+    return reply
+
+
+_runner.Runner.go = _huge
+"""
+    + SCALED_EXP_MODEL
+)
 REASON_AS_AN_OBJECT = SHIPS_A_QUANTIZED_OUTPUT.replace(
     '    reply = _honest_ship(self, msg)\n    reply["outputs"][0]["dtype"] = "qint8"\n    return reply',
     '    return {"ok": False, "status": "rejected", "rule": ["x"], "reason": {"not": "a string"}}',
@@ -249,6 +333,15 @@ CLOCK_CHEATS = [
         "rejected",
         "timer_mismatch",
         reason_start="timed calls: unmasking the inputs",
+    ),
+    ProtocolCheat(
+        "rotates_hidden_work",
+        "forged times",
+        "scaled_exp",
+        ROTATES_HIDDEN_WORK,
+        "rejected",
+        "timer_mismatch",
+        reason_start="the steps between the key and the digest took",
     ),
     ProtocolCheat(
         "floods_the_channel",

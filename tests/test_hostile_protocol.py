@@ -110,6 +110,8 @@ def test_the_oracle_survives_a_runner_that_breaks_the_channel(cpu_pool, scaled_e
         "MUTATED_INPUTS_AS_A_NUMBER",
         "REASON_AS_AN_OBJECT",
         "PLANTS_THE_INPUT_SLAB",
+        "SHIPS_AN_INFINITE_OFFSET",
+        "REPORTS_A_HUGE_TIME",
     ],
 )
 def test_a_candidate_cannot_pass_its_failure_off_as_the_verifiers(cpu_pool, scaled_exp, name):

@@ -321,10 +321,22 @@ def _readable_by_runner(folder: Path) -> None:
             os.chmod(entry, 0o644)
 
 
+def _as_finite(value) -> float | None:
+    """A reply's number as a finite float, or None: JSON carries NaN, Infinity and integers of
+    hundreds of digits, which no float holds (math.isfinite(10**400) raises OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _advisory_ms(value) -> float:
     """A figure the runner reports only for the record: a finite number, else NaN."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    return float(value) if ok else math.nan
+    number = _as_finite(value)
+    return math.nan if number is None else number
 
 
 def _runner_ms(value) -> float:
@@ -332,7 +344,8 @@ def _runner_ms(value) -> float:
     JSON carries NaN, and NaN passes every rule written as "reject when below (or above) the
     bound": it would leave the timer rule silent and be reported as the time. A finite figure,
     however low, is the timer rule's to judge (after the guards, whose finding says more)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    number = _as_finite(value)
+    if number is None:
         raise AttemptFailed(
             Verdict(
                 "rejected",
@@ -340,7 +353,7 @@ def _runner_ms(value) -> float:
                 rule="timer_mismatch",
             )
         )
-    return float(value)
+    return number
 
 
 def fresh_key() -> int:

@@ -218,10 +218,11 @@ class Runner:
         oracle's clock runs from sending this request to reading the reply; the time measured
         here (CUDA events on a GPU) may only refine that figure. The outputs wait for `ship`."""
         self._settle_device()
-        out, own_ms, host_ms, ops = self._timed_call()
+        self.host_ms = None  # the call's wall time until the forward returned (advisory)
+        out, own_ms, ops = self._timed_call()
         running = self.guards.threads_running()  # now: by `ship`, a short-lived one may be gone
         self.pending = (list(out) if isinstance(out, (tuple, list)) else [out], ops, running)
-        return {"ok": True, "own_ms": own_ms, "host_ms": host_ms}
+        return {"ok": True, "own_ms": own_ms, "host_ms": self.host_ms}
 
     def ship(self, msg: dict) -> dict:
         """The last call's outputs to a file, after the advisory checks. The oracle times this
@@ -288,14 +289,13 @@ class Runner:
         wall0 = time.perf_counter()
         with torch.no_grad(), recording() as recorder:
             out = self.model(*self.buffers)
-        # until the forward returned: on a GPU, the host's share of a call whose kernels are short
-        host_ms = (time.perf_counter() - wall0) * 1e3
+        self.host_ms = (time.perf_counter() - wall0) * 1e3  # on a GPU: the host's share of the call
         if not cuda:
-            return out, host_ms, host_ms, recorder.ops
+            return out, self.host_ms, recorder.ops
         torch.cuda.synchronize()
         end.record()
         end.synchronize()
-        return out, start.elapsed_time(end), host_ms, recorder.ops
+        return out, start.elapsed_time(end), recorder.ops
 
     def _advisory_checks(self, outs: list, ops: set, running: str | None) -> dict | None:
         import torch

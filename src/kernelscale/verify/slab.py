@@ -133,7 +133,7 @@ class _Slab:
             offset, storage = int(desc["offset"]), int(desc["storage_bytes"])
             shape, stride = [int(s) for s in desc["shape"]], [int(s) for s in desc["stride"]]
             start = int(desc["storage_offset"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # int(Infinity) overflows
             raise SlabError(f"bad descriptor {desc!r:.120}: {exc}") from None
         if offset < 0 or offset % ALIGN or storage < 0 or offset + storage > self.capacity:
             raise SlabError(

@@ -172,16 +172,42 @@ class TimingResult:
                 f"trusted_{step}_ms": trusted.median_ms,
                 f"trusted_{step}_spread_ms": trusted.spread_ms,
             }
-            slack, slack_ms = (
-                (bounds.flush_slack, bounds.flush_slack_ms)
-                if step in TIGHT_STEPS
-                else (bounds.file_slack, bounds.file_slack_ms)
-            )
-            if taken > trusted.median_ms * (1 + slack) + slack_ms + 4 * trusted.spread_ms:
+            if taken > self._step_bound(step, bounds):
                 raise _timer_mismatch(
                     f"{where}{label} took {taken:.3f} ms per call, {trusted.median_ms:.3f} ms with a "
                     f"trusted runner and data of the same sizes: {meaning}"
                 )
+        self._check_hidden_work(calls, bounds, where, stats)
+
+    def _step_bound(self, step: str, bounds: ClockBounds) -> float:
+        """The most a step around the window may take per call: the trusted runner's figure
+        plus the slack of its kind and four of its spreads."""
+        trusted = getattr(self.calibration, step)
+        slack, slack_ms = (
+            (bounds.flush_slack, bounds.flush_slack_ms)
+            if step in TIGHT_STEPS
+            else (bounds.file_slack, bounds.file_slack_ms)
+        )
+        return trusted.median_ms * (1 + slack) + slack_ms + 4 * trusted.spread_ms
+
+    def _check_hidden_work(self, calls: list[ClockReading], bounds: ClockBounds, where: str, stats) -> None:
+        """Per call, the time the steps between the key and the digest took beyond their
+        bounds: where work done outside the window shows. Each step's median above holds one
+        step over all calls; a candidate that moves its work to a different step on different
+        calls (the key on some, the commit on others, the window on the rest) keeps each of
+        those medians clean while most calls did their work outside the window
+        (`rotates_hidden_work`). The median of the per-call excess must be nil."""
+
+        def excess(call: ClockReading) -> float:
+            return sum(max(0.0, getattr(call, f"{s}_ms") - self._step_bound(s, bounds)) for s in TIGHT_STEPS)
+
+        hidden = stats.low(excess(c) for c in calls)
+        if hidden > 0.0:
+            raise _timer_mismatch(
+                f"{where}the steps between the key and the digest took {hidden:.3f} ms per call beyond "
+                "a trusted runner's figures, in one step on some calls and another on others: work "
+                "moved out of the window"
+            )
 
     def fill(self, verdict: Verdict, oracle, loaded, options) -> None:
         # The harness's own cost around a call (measured with a call that runs no kernel) is not
