@@ -176,3 +176,29 @@ def test_knob_off_or_misapplied():
         generate(*_suite("softcap"), Config(**TILES, bias_prune=True))
     with pytest.raises(CompilerError, match="prefill"):
         generate(*mods, Config(**TILES, bias_prune=True, decode=True))
+
+
+def test_a_nan_threshold_skips_nothing():
+    # a query tile of zeros against an infinite key: S = c * 0 * inf is NaN, as is that tile's
+    # output in the plain kernel (0 * inf in q.k); "gap > NaN" is false, so every block is kept
+    mods = _suite("relative_positional", Sq=256, Skv=256)
+    q, k, v = _poison(*inputs(1, 2, 2, 256, 256, 16), "k", float("inf"))
+    q[0, 1, :32] = 0.0
+    out, trace = _run(mods, q, k, v, True, "nan_threshold")
+    plain, _ = _run(mods, q, k, v, False, "nan_threshold")
+    assert bool(torch.isnan(plain[0, 1, :32]).all())
+    assert torch.equal(torch.isnan(out), torch.isnan(plain))
+    assert trace[1, 0].tolist() == [0, 8]
+
+
+def test_a_nan_bias_keeps_every_block_of_its_rows():
+    # a bias that is NaN at the last keys (log of a negative number), far from the keys the bias
+    # favours: the plain kernel's rows all see the NaN, so every gap is NaN and nothing is skipped
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score - kv_idx + torch.log(250.5 - kv_idx)
+
+    q, k, v = inputs(1, 2, 2, 256, 256, 16)
+    out, trace = _run((score_mod, None), q, k, v, True, "nan_bias")
+    plain, _ = _run((score_mod, None), q, k, v, False, "nan_bias")
+    assert bool(torch.isnan(plain).all()) and bool(torch.isnan(out).all())
+    assert bool((trace[..., 0] == 0).all()) and bool((trace[..., 1] == 8).all())
