@@ -202,3 +202,30 @@ def test_a_nan_bias_keeps_every_block_of_its_rows():
     plain, _ = _run((score_mod, None), q, k, v, False, "nan_bias")
     assert bool(torch.isnan(plain).all()) and bool(torch.isnan(out).all())
     assert bool((trace[..., 0] == 0).all()) and bool((trace[..., 1] == 8).all())
+
+
+def test_gap_table_is_the_least_row_gap_per_block_pair():
+    # against a plain loop over rows: ragged tiles, a mask that empties some rows and blocks
+    from kernelscale.propose.compiler.biasgaps import _GAP_SLACK_ABS, _GAP_SLACK_REL, bias_gaps
+
+    score_mod, _ = _steep_alibi(False)
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return (q_idx >= kv_idx + 20) | (kv_idx >= 80)
+
+    Sq, Skv, BM, BN = 70, 90, 16, 32
+    gaps = bias_gaps(score_mod, mask_mod, 1, 2, Sq, Skv, BM, BN, "cpu")
+    assert gaps.shape == (1, 2, 5, 4) and bool((gaps[..., 3] == float("inf")).all())
+    q, kv = torch.arange(Sq).view(-1, 1), torch.arange(Skv).view(1, -1)
+    for h in range(2):
+        bias = (torch.tensor([0.5, 0.25])[h] * (kv - q)).double() * 1.4426950408889634
+        bias = bias.masked_fill(~mask_mod(0, h, q, kv), float("-inf"))
+        for i in range(5):
+            for j in range(3):
+                want = float("inf")
+                for r in range(i * BM, min(Sq, (i + 1) * BM)):
+                    best, most = bias[r].max().item(), bias[r, j * BN : (j + 1) * BN].max().item()
+                    if most > float("-inf"):
+                        slack = _GAP_SLACK_ABS + _GAP_SLACK_REL * (abs(best) + abs(most))
+                        want = min(want, best - most - slack)
+                assert gaps[0, h, i, j].item() == pytest.approx(want, rel=1e-6), (h, i, j)

@@ -11,8 +11,8 @@ evaluated with broadcast int32 index tensors as the reference evaluates the mods
 import torch
 
 _LOG2E = 1.4426950408889634
-# Elements of the (rows, Skv) bias grid evaluated at once.
-_GAP_CHUNK_ELEMS = 1 << 24
+# Elements of the (rows, Skv) bias grid evaluated at once: a few float64 copies live at once.
+_GAP_CHUNK_ELEMS = 1 << 22
 # The kernel computes the bias in fp32, in its own order of operations (row terms dropped): a gap
 # is taken smaller by 1 log2 unit plus 2^-16 of the biases compared, which covers that rounding
 # while the bias terms stay under ~2^20 in log2 units, and costs nothing beside the 40-bit margin.

@@ -7,8 +7,9 @@ then ≥ best(r) − S, best(r) being the row's largest bias over the keys its m
 block's logits are ≤ most(r, block) + S. With gap = the least, over the query block's rows, of
 best(r) − most(r, block), each of the block's weights is ≤ 2^−(gap − 2S) of the row's largest, and
 leaving out every such block moves the output by < 2 · Skv · max|v| · 2^−(gap − 2S). A block is
-left out only when gap > 2S + log2 Skv + log2 max(1, max|v|) + 40: the output moves by < 2^−39
-(relative to max|v| when that is above 1), under fp32's resolution, whatever the inputs are.
+left out only when gap > 2S + log2 Skv + log2 max(1, max|v|) + 40: the output moves by less than
+2^−39 · min(1, max|v|), far under fp32's resolution, whatever the inputs are. NaN or inf in q, k
+or v makes S (so the threshold) infinite or NaN, and a NaN gap or threshold keeps the block.
 
 This module decides whether the traced logits have that form and finds c; biasgaps.py builds the
 gap table on the host (its source is inlined into the generated module) and templates/_prune.j2
