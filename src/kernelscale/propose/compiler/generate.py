@@ -9,11 +9,12 @@ from kernelscale.propose.compiler.codegen import Emitter
 from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.evaluate import python_source
 from kernelscale.propose.compiler.generate_fa4 import render_fa4
+from kernelscale.propose.compiler.prune import prune_scale
 from kernelscale.propose.compiler.ranges import int32_narrowing
 from kernelscale.propose.compiler.rewrite import QK, SCALE, Rewritten, positive_scale, rewrite
 from kernelscale.propose.compiler.space import Config, Features
 from kernelscale.propose.compiler.tables import RelTable, find_tables, tabulate
-from kernelscale.propose.compiler.templating import blockmask_source, follow_source, template
+from kernelscale.propose.compiler.templating import biasgaps_source, blockmask_source, follow_source, template
 from kernelscale.propose.compiler.tracer import Trace, trace
 
 
@@ -36,6 +37,7 @@ class Compiled:
             D=0,
             tables=len(find_tables([self.rewritten.logits, self.rewritten.mask])),
             wide_ints=self._wide_ints(),
+            bias_prune=prune_scale(self.rewritten.logits) is not None,
         )
 
     def _wide_ints(self) -> bool:
@@ -65,6 +67,8 @@ def _param_text(name: str) -> str:
 
 
 def render(compiled: Compiled, config: Config) -> str:
+    if config.bias_prune and (config.backend != "triton" or config.decode):
+        raise CompilerError("bias_prune applies to the Triton prefill kernel only")
     if config.backend == "fa4":
         return render_fa4(compiled.trace, config)
     tr, rw = compiled.trace, compiled.rewritten
@@ -94,7 +98,7 @@ def render(compiled: Compiled, config: Config) -> str:
     tensors, params = tr.tensors, tr.params
     user_args = [arg for name, cap in tensors.items() for arg in _tensor_args(name, cap.value.dim())]
     return template("decode.py.j2" if config.decode else "kernel.py.j2").render(
-        config=config.as_dict(),
+        config=config.template_dict(),
         score_text=g.render(tr.score) if tr.score is not None else "None",
         mask_text=g.render(tr.mask) if tr.mask is not None else "None",
         logits_text=g.render(rw.logits),
@@ -120,7 +124,18 @@ def render(compiled: Compiled, config: Config) -> str:
         bounds=bounds,
         blockmask_source=blockmask_source(),
         follow_source=follow_source(),
+        prune=_pruning(logits, known) if config.bias_prune else None,
+        biasgaps_source=biasgaps_source() if config.bias_prune else "",
     )
+
+
+def _pruning(logits: g.Node, known: dict) -> dict:
+    """What the template needs for bias pruning (prune.py): the kernel's name for c in
+    logits = c·qk + bias, and c as text for the module's docstring."""
+    scale = prune_scale(logits)
+    if scale is None:
+        raise CompilerError(f"bias_prune needs logits c*qk + bias(indices); these are {g.render(logits)}")
+    return {"scale": known[scale], "scale_text": g.render(scale)}
 
 
 def _short(text: str, limit: int) -> str:

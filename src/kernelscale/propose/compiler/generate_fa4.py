@@ -141,7 +141,7 @@ def render_fa4(trace, config: Config) -> str:
         (python_source(n, _param_text), "True") for n in dict.fromkeys(hooks.guards + rw.checks.guards)
     ]
     return template("fa4.py.j2").render(
-        config=config.as_dict(),
+        config=config.template_dict(),
         score_text=g.render(trace.score) if trace.score is not None else "None",
         mask_text=g.render(trace.mask) if trace.mask is not None else "None",
         logits_text=g.render(rw.logits),

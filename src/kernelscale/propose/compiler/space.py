@@ -8,7 +8,8 @@ kv − q computed once per call into a table, see tables.py). decode selects the
 query rows against a long cache (block_m is then the most packed query rows per tile, and
 num_splits the KV splits per head, 0 meaning enough to fill the GPU). backend "fa4" selects
 FlashAttention-4's kernel with generated hooks (generate_fa4.py), whose own knobs are
-native_mask, fa4_tile_m, fa4_pack_gqa and fa4_direct. In a probe on an H200 with
+native_mask, fa4_tile_m, fa4_pack_gqa and fa4_direct. bias_prune (Triton prefill only) skips KV
+blocks whose softmax weight a bias of the indices provably makes negligible (prune.py). In a probe on an H200 with
 triton 3.6, TMA descriptors were 2-18% slower than pointer loads and warp specialisation crashed
 or hung: neither is in the space (docs/perf-notes.md).
 """
@@ -39,6 +40,7 @@ CHOICES = {
     "fa4_tile_m": (0, 64, 128),
     "fa4_pack_gqa": (0, 1, 2),
     "fa4_direct": (True, False),
+    "bias_prune": (False, True),
 }
 # A shape is decode-shaped when its few query rows (times the heads sharing a KV head) fit one
 # tile and the cache is long: streaming K and V once then bounds the time, not the dot products.
@@ -72,9 +74,19 @@ class Config:
     # after the first call, FA4's compiled kernel called directly rather than through its entry
     # point, where the arguments are known (Hopper, no block sparsity; see fa4.py.j2)
     fa4_direct: bool = True
+    # skip KV blocks whose weight the bias bounds below 2^-40 of the row's (prune.py; prefill only)
+    bias_prune: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def template_dict(self) -> dict:
+        """as_dict for a generated module's text: bias_prune left out while off, so that every
+        module without it reads as it did before the knob existed."""
+        data = self.as_dict()
+        if not data["bias_prune"]:
+            del data["bias_prune"]
+        return data
 
     @staticmethod
     def from_dict(data: dict) -> Config:
@@ -102,6 +114,7 @@ class Features:
     tables: int = 0  # subexpressions worth tabulating by distance (tables.py)
     dtype: str = "bfloat16"  # the problem's input dtype
     wide_ints: bool = False  # 64-bit integer arithmetic (FA4's hooks compute in int32)
+    bias_prune: bool = False  # logits are c·qk + a bias of the indices (prune.py)
 
 
 def is_decode_shape(shape: dict) -> bool:
@@ -122,6 +135,8 @@ def relevant(features: Features) -> dict:
         space.update({k: CHOICES[k] for k in ("split_loops", "reverse_m")})
     if features.tables:
         space["rel_tables"] = CHOICES["rel_tables"]
+    if features.bias_prune:  # an alternative, never the default: the verifier's timing judges it
+        space["bias_prune"] = CHOICES["bias_prune"]
     space["block_m"] = PREFILL_BLOCK_M
     space["num_warps"] = CHOICES["num_warps"]
     return space

@@ -9,6 +9,7 @@ from importlib import resources
 import jinja2
 
 from kernelscale.problems.attention import blockmask
+from kernelscale.propose.compiler import biasgaps
 from kernelscale.propose.compiler.captures import follow
 
 
@@ -21,6 +22,12 @@ def template(name: str) -> jinja2.Template:
 def blockmask_source() -> str:
     """The block-mask helpers, inlined so that a generated module imports no kernelscale code."""
     return inspect.getsource(blockmask)
+
+
+@lru_cache(maxsize=1)
+def biasgaps_source() -> str:
+    """The bias-pruning gap table's builder, inlined where a module prunes (biasgaps.py)."""
+    return inspect.getsource(biasgaps)
 
 
 @lru_cache(maxsize=1)
