@@ -109,6 +109,8 @@ def configs_for(name, compiled, D, count, device, backends=("triton",), fa4_coun
         chosen = proposer.plan(features, None)[:count]
         if features.tables and all(c.rel_tables for c in chosen) and count > 1:  # tables vs none
             chosen.append(replace(chosen[0], rel_tables=False))
+        if features.bias_prune and not any(c.bias_prune for c in chosen) and count > 1:  # pruned vs not
+            chosen.append(replace(chosen[0], bias_prune=True))
     if "fa4" in backends and fa4_available():
         features = Features(**{**compiled.features.__dict__, "D": D})
         chosen += fa4_configs(features)[:fa4_count]

@@ -29,6 +29,9 @@
 #   backends     benchmarks/attention_bench.py --backends triton fa4: the compiler's first Triton config
 #                and its FlashAttention-4 module per variant, against Flex (Triton and FLASH), cuDNN
 #                and FA2 SDPA (needs fa4-install first); VARIANTS / DIMS pick a subset
+#   prune        bias pruning (config bias_prune) on the variants whose logits are c*qk + an index bias:
+#                the first Triton config with and without it, against Flex (Triton and FLASH if
+#                installed), D=128 (benchmarks/attention_bench.py --configs 2)
 #   solve-fa4    `kernelscale solve $PROBLEM --budget ${2:-3m}` (default attention/causal) with flash-attn-4 installed: the
 #                verifier judges the compiler's Triton and FA4 candidates; summary and log to $OUT
 #   fa4-host     benchmarks/fa4_host_profile.py: the FA4 backend's host time per call against Triton and
@@ -135,6 +138,11 @@ solve-fa4)
 fa4-install)
   bash benchmarks/fa4_install.sh
   ;;
+prune)
+  timeout "$(( ${2:-240} + 60 ))" python3 benchmarks/attention_bench.py --variants relative_positional alibi alibi_causal \
+    --configs 2 --dims 128 --peers flex flex_flash sdpa_cudnn --deadline-s "${2:-240}" \
+    --out "$OUT/attention-prune.json" 2>&1 | grep --line-buffered -v Warning | tail -40
+  ;;
 fa4-host)
   timeout "${2:-300}" python3 benchmarks/fa4_host_profile.py --out "$OUT" ${VARIANTS:+--variants $VARIANTS} 2>&1 \
     | grep --line-buffered -v Warning | tail -40
@@ -150,7 +158,7 @@ smoke)
     | grep --line-buffered -v Warning | tail -5
   ;;
 *)
-  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|solve-part [seconds]|flash-diff|decode [deadline]|decode-sweep [deadline]|verifier [deadline]|tables|first-verdict [deadline]|exchange|smoke|backends [deadline]|solve-fa4 [budget]|fa4-install" >&2
+  echo "usage: $0 examples|suite|solve-start [seconds]|solve-wait|solve-part [seconds]|flash-diff|decode [deadline]|decode-sweep [deadline]|verifier [deadline]|tables|first-verdict [deadline]|exchange|smoke|backends [deadline]|solve-fa4 [budget]|fa4-install|prune [deadline]" >&2
   exit 2
   ;;
 esac

@@ -229,3 +229,30 @@ def test_gap_table_is_the_least_row_gap_per_block_pair():
                         slack = _GAP_SLACK_ABS + _GAP_SLACK_REL * (abs(best) + abs(most))
                         want = min(want, best - most - slack)
                 assert gaps[0, h, i, j].item() == pytest.approx(want, rel=1e-6), (h, i, j)
+
+
+@pytest.mark.parametrize("where", ["none", "k_nan", "v_inf"])
+def test_statistics_over_slices_of_a_long_cache_see_every_key(where):
+    # 1024 keys: the K / V statistics pass runs in several slices per head, and the main kernel
+    # takes the max over them; a NaN key or an infinite value in the last slice must still stop
+    # all pruning for its head (and only its head), a clean head still prunes.
+    mods = _suite("relative_positional", Sq=64, Skv=1024)
+    q, k, v = inputs(1, 2, 2, 64, 1024, 16, seed=3)
+    if where == "k_nan":
+        k[0, 1, 1000, 5] = float("nan")
+    elif where == "v_inf":
+        v[0, 1, 1000, 5] = float("inf")
+    module = import_source(generate(*mods, Config(**TILES, bias_prune=True)), f"prune_slices_{where}")
+    module.TRACE_PRUNING["on"] = True
+    model = module.ModelNew(*mods, {"B": 1, "Hq": 2, "Hkv": 2, "Sq": 64, "Skv": 1024, "D": 16})
+    out = model(q, k, v)
+    (launch,) = model.launches.values()
+    trace = launch.trace
+    assert launch.stats_launch[0].grid[1] > 1  # the statistics really ran in slices
+    plain, _ = _run(mods, q, k, v, False, f"slices_{where}")
+    assert torch.equal(torch.isnan(out), torch.isnan(plain))
+    assert torch.allclose(out.nan_to_num(), plain.nan_to_num(), atol=1e-5)
+    blocks = -(-1024 // TILES["block_n"])
+    assert bool((trace[0, :, 1] < blocks).all())  # head 0: clean, pruned
+    head1_all = bool((trace[1, :, 0] == 0).all()) and bool((trace[1, :, 1] == blocks).all())
+    assert head1_all == (where != "none")
