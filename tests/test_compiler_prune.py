@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kernelscale.problems import load_problem
 from kernelscale.problems.attention.reference import attention_reference
@@ -256,3 +258,48 @@ def test_statistics_over_slices_of_a_long_cache_see_every_key(where):
     assert bool((trace[0, :, 1] < blocks).all())  # head 0: clean, pruned
     head1_all = bool((trace[1, :, 0] == 0).all()) and bool((trace[1, :, 1] == blocks).all())
     assert head1_all == (where != "none")
+
+
+_PROPERTY_MODULES: dict = {}
+
+
+def _property_module(symmetric: bool, causal: bool, slopes):
+    """A pruned module per bias structure (its slopes are a captured tensor, so one source)."""
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        distance = torch.abs(q_idx - kv_idx) if symmetric else q_idx - kv_idx
+        return score * 1.5 - slopes[h] * distance
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return q_idx >= kv_idx
+
+    mods = (score_mod, mask_mod if causal else None)
+    key = (symmetric, causal)
+    if key not in _PROPERTY_MODULES:
+        source = generate(*mods, Config(**TILES, bias_prune=True))
+        _PROPERTY_MODULES[key] = import_source(source, f"prune_property_{symmetric}_{causal}")
+    return _PROPERTY_MODULES[key], mods
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    symmetric=st.booleans(),
+    causal=st.booleans(),
+    slope_exp=st.lists(st.floats(-5.0, 2.0), min_size=2, max_size=2),
+    scale=st.sampled_from([0.05, 1.0, 6.0]),
+    sq=st.integers(40, 160),
+    skv=st.integers(40, 260),
+    seed=st.integers(0, 2**16),
+)
+def test_pruning_is_exact_for_random_biases_and_input_scales(
+    symmetric, causal, slope_exp, scale, sq, skv, seed
+):
+    # Whatever the slopes (2^-5 .. 4 per key), the inputs' magnitude and the shape, the pruned
+    # kernel is the reference within fp32's tolerance: the bound widens with the data, never
+    # wrongly skips.
+    slopes = torch.tensor([2.0**e for e in slope_exp])
+    module, mods = _property_module(symmetric, causal, slopes)
+    q, k, v = (t * scale for t in inputs(1, 2, 2, sq, skv, 16, seed=seed))
+    model = module.ModelNew(*mods, {"B": 1, "Hq": 2, "Hkv": 2, "Sq": sq, "Skv": skv, "D": 16})
+    ref = attention_reference(q, k, v, *mods)
+    assert max_err(model(q, k, v), ref) < 1e-4 * max(1.0, scale)
