@@ -105,13 +105,13 @@ class ModelNew(nn.Module):
 """
 )
 
-# Its 100-pass work moves out of the window on two calls of every three, into a different step
+# Its 300-pass work moves out of the window on two calls of every three, into a different step
 # each time: on one it runs in the key step (after unmasking, before `go`), on the next `done`
 # comes at once and the work finishes in the commit step (before the digest), on the third it
 # runs honestly in the window. Its own figure is honest on every call. Each step's median over
 # the calls, and the runner's figure against the window, see the work on a third of the calls
 # only: all clean, and the reported time was that of a call that did nothing (0.001 ms against
-# ~180 ms honest, found by a red-team pass).
+# ~180 ms honest for 100 passes, found by a red-team pass).
 ROTATES_HIDDEN_WORK = (
     SCALED_EXP_KERNEL
     + RUNNER_HOOKS
@@ -124,9 +124,9 @@ _honest_call = _runner.Runner._timed_call
 _state = {"call": -1, "kept": None}
 
 
-def _work(x, y):
+def _work(x, y):  # 300 passes: on the CPU, well past the interpreter's loose bounds
     out = scaled_exp(x, y)
-    for _ in range(99):
+    for _ in range(299):
         out = scaled_exp(x, y)
     return out
 
