@@ -16,7 +16,7 @@ from kernelscale.problems.attention.reference import attention_reference
 from kernelscale.problems.attention.variant import load_variant_module, resolve_mods
 from kernelscale.problems.module import import_source
 from kernelscale.propose.compiler import CompilerError
-from kernelscale.propose.compiler.generate import compile_mods, generate
+from kernelscale.propose.compiler.generate import compile_mods, generate, render
 from kernelscale.propose.compiler.proposer import CompilerProposer
 from kernelscale.propose.compiler.prune import prune_scale
 from kernelscale.propose.compiler.space import Config, Features
@@ -303,3 +303,27 @@ def test_pruning_is_exact_for_random_biases_and_input_scales(
     model = module.ModelNew(*mods, {"B": 1, "Hq": 2, "Hkv": 2, "Sq": sq, "Skv": skv, "D": 16})
     ref = attention_reference(q, k, v, *mods)
     assert max_err(model(q, k, v), ref) < 1e-4 * max(1.0, scale)
+
+
+@pytest.mark.parametrize("name", ["relative_positional", "alibi_causal"])
+def test_a_pruned_kernel_passes_the_verifier(cpu_pool, name):
+    # The whole protocol with the screen on: the gap table is built when the model is, never in
+    # forward (which runs no torch compute), and every call's output is checked.
+    problem = load_problem(f"attention/{name}")
+    compiled, features = CompilerProposer(device="cpu")._compile(problem)
+    assert features.bias_prune
+    code = render(compiled, Config(**TILES, bias_prune=True))
+    verdict = cpu_pool.verify(problem, code, timeout_s=300.0)
+    assert verdict.status == "correct", verdict.headline() + verdict.log_tail
+
+
+def test_another_shape_runs_unpruned_and_exact():
+    # forward never builds a gap table: a shape other than the model's runs every block
+    mods = _suite("relative_positional", Sq=128, Skv=128)
+    module = import_source(generate(*mods, Config(**TILES, bias_prune=True)), "prune_other_shape")
+    module.TRACE_PRUNING["on"] = True
+    model = module.ModelNew(*mods, {"B": 1, "Hq": 2, "Hkv": 2, "Sq": 128, "Skv": 128, "D": 16})
+    q, k, v = inputs(1, 2, 2, 96, 160, 16)
+    assert max_err(model(q, k, v), attention_reference(q, k, v, *mods)) < 1e-4
+    (launch,) = model.launches.values()
+    assert launch.stats_launch is None  # no statistics, no pruning
