@@ -24,7 +24,7 @@ def _module(tag: str):
 
 def test_the_schedule_is_built_on_the_shape_s_device():
     model = _module("shape").ModelNew(None, causal, {**SHAPE, "device": "meta"})
-    assert model.full_num.device.type == "meta"  # not the default device
+    assert model.sched_1_2_64_64_full_num.device.type == "meta"  # not the default device
 
 
 def test_a_module_whose_schedule_sits_elsewhere_moves_it_to_the_inputs():
@@ -41,7 +41,8 @@ def test_a_module_whose_schedule_sits_elsewhere_moves_it_to_the_inputs():
     out = model(q, k, v)  # same device: nothing moves
     assert moved == []
     # One buffer "on another device" (meta stands in for a GPU/CPU mismatch without a GPU).
-    model._buffers["full_runs"] = torch.empty_like(model.full_runs, device="meta")
+    name = "sched_1_2_64_64_full_runs"  # the schedule of SHAPE
+    model._buffers[name] = torch.empty_like(model._buffers[name], device="meta")
     try:
         model(q, k, v)
     except NotImplementedError:
