@@ -30,10 +30,24 @@ def _hold_like_a_candidate(folder: str, seconds: float, ready, took) -> None:
     hold.release()
 
 
-def _start_holder(folder, seconds):
+def _hold_like_a_measurement(folder: str, seconds: float, ready, took) -> None:
+    """Another oracle measuring: the turnstile, exclusively, for `seconds`."""
+    import fcntl
+    import os
+
+    os.environ["KERNELSCALE_HOST_LOCK_DIR"] = folder
+    fd = host_quiet._open(host_quiet.TURNSTILE)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    took.value = time.time()
+    ready.set()
+    time.sleep(seconds)
+    os.close(fd)
+
+
+def _start_holder(folder, seconds, target=_hold_like_a_candidate):
     ctx = multiprocessing.get_context("spawn")
     ready, took = ctx.Event(), ctx.Value("d", 0.0)
-    proc = ctx.Process(target=_hold_like_a_candidate, args=(folder, seconds, ready, took))
+    proc = ctx.Process(target=target, args=(folder, seconds, ready, took))
     proc.start()
     return proc, ready, took
 
@@ -164,3 +178,59 @@ def test_a_candidate_loading_the_host_delays_another_oracles_calibration(host):
     waited = measured.time_stats.get("baselines_host_quiet_wait", 0.0)
     waited += measured.cost_s.get("calibration_parts", {}).get("host_quiet_wait", 0.0)
     assert waited >= 1.0, (measured.time_stats, measured.cost_s)
+
+
+def test_a_waiting_measurement_keeps_new_candidates_out_only_for_a_while(host, monkeypatch):
+    # A long-lived candidate elsewhere; a measurement here waits for it; a new candidate asks to
+    # start meanwhile. It is let in once the measurement has held the turnstile GATE_HOLD_S
+    # (found by a red-team pass: one candidate living to its 300 s limit stalled every new one
+    # on the host), and the measurement still gets the host in the end.
+    import threading
+
+    monkeypatch.setattr(host_quiet, "GATE_HOLD_S", 0.5)
+    first, ready, _ = _start_holder(host, 4.0)
+    assert ready.wait(60)
+    record: dict = {}
+    measuring = threading.Thread(target=lambda: host_quiet.quiet(record).__enter__(), daemon=True)
+    measuring.start()
+    time.sleep(0.3)
+    asked = time.time()
+    second, second_ready, took = _start_holder(host, 0.1)
+    assert second_ready.wait(60)
+    first_ends = asked + 3.7
+    assert took.value < first_ends - 1.0, took.value - asked  # in long before the first ended
+    first.join(30)
+    second.join(30)
+    measuring.join(30)
+    assert record["host_quiet_wait"] >= 3.0 and "host_quiet_gave_up" not in record
+
+
+def test_without_a_pid_namespace_no_measurement_is_kept(host, monkeypatch):
+    # Under `plain` a candidate's grandchild can outlive its kill and load the host while the
+    # next calibration runs: such figures are measured but never stored.
+    monkeypatch.setattr(host_quiet, "_kills_are_final", lambda: False)
+    record: dict = {}
+    with host_quiet.quiet(record):
+        pass
+    assert record["host_quiet_gave_up"] == 1.0
+
+
+def test_a_measurement_elsewhere_does_not_eat_the_candidates_deadline(host):
+    """Waiting for another oracle's measurement to end comes before the attempt's deadline."""
+    from conftest import TESTS, SyncPool
+    from kernelscale.problems import load_problem
+
+    pool = SyncPool()
+    code = (TESTS / "problems" / "good_scaled_exp.py").read_text()
+    problem = load_problem(TESTS / "problems" / "scaled_exp.py")
+    first = pool.verify(problem, code)  # its calibration and baselines done: none to wait for
+    proc, ready, _ = _start_holder(host, 14.0, _hold_like_a_measurement)
+    assert ready.wait(60)
+    try:
+        # the eager baseline given as known: the only wait left is the candidate's own hold
+        verdict = pool.verify(problem, code, timeout_s=10.0, known_baselines={"eager": 1.0})
+    finally:
+        pool.close()
+        proc.join(30)
+    assert first.status == "correct" and verdict.status == "correct", verdict.headline()
+    assert verdict.cost_s.get("host_hold_wait", 0) >= 10.0, verdict.cost_s

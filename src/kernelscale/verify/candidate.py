@@ -110,6 +110,16 @@ class CandidateProcess:
         # the attempt folder a tmpfs of its own, capped in bytes and files (folder_cap.py)
         self.isolation["capped_folder"] = os.path.ismount(self.workdir)
 
+    def hold_host(self) -> float:
+        """Take the host against trusted measurements for an untrusted candidate (host_quiet.py),
+        ahead of the attempt's deadline: the seconds it waited for one to end are not the
+        candidate's."""
+        if self.host_hold is not None:
+            return 0.0
+        t0 = time.monotonic()
+        self.host_hold = host_quiet.CandidateHold()
+        return time.monotonic() - t0
+
     def memory_bytes(self) -> int | None:
         """The address-space cap (CPU only: CUDA maps far more address space than it uses)."""
         return int((self.memory_gb or 6.0) * 2**30) if self.oracle.device != "cuda" else None
@@ -122,8 +132,8 @@ class CandidateProcess:
         host against trusted measurements (host_quiet.py); the calibration's own null model
         (`untrusted=False`) does not."""
         t0 = time.monotonic()
-        if untrusted and self.host_hold is None:
-            self.host_hold = host_quiet.CandidateHold()
+        if untrusted:
+            self.hold_host()
         code_file = self.workdir / "candidate.py"
         code_file.write_text(code)
         if self.child is not None:

@@ -14,11 +14,15 @@ speedup. So those measurements take the host exclusively:
 
 A second file is a turnstile: a candidate passes it (shared, at once released) before taking its
 shared hold, and a measurement holds it exclusively while it waits, so that a stream of
-back-to-back attempts on other GPUs cannot starve it. The locks are `flock`s on files in
-/dev/shm (KERNELSCALE_HOST_LOCK_DIR sets another folder), held by the oracles' processes, never
-by a candidate's (the descriptors are not inherited, and the sandbox has a /dev/shm of its own);
-a lock goes with the process that held it, so a crashed oracle leaves nothing held. A
-measurement waits at most WAIT_LIMIT_S, then goes ahead and says so.
+back-to-back attempts on other GPUs cannot starve it; it holds the turnstile at most
+GATE_HOLD_S at a time, so that one long-lived candidate cannot stall every new one on the host
+for long. The locks are `flock`s on files in a folder of /dev/shm that only the oracle's user
+may enter (KERNELSCALE_HOST_LOCK_DIR sets another), held by the oracles' processes, never by a
+candidate's (the descriptors are not inherited, the sandbox has a /dev/shm of its own and runs
+as another user); a lock goes with the process that held it, so a crashed oracle leaves nothing
+held. A measurement waits at most WAIT_LIMIT_S, then goes ahead and says so. Where the sandbox
+has no PID namespace (`plain`), a candidate's process can outlive its kill: there no
+measurement counts as quiet.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pathlib import Path
 ALIVE = "kernelscale-candidates.lock"
 TURNSTILE = "kernelscale-measuring.lock"
 WAIT_LIMIT_S = 900.0  # longer than an attempt's default deadline (300 s) with its start and end
+GATE_HOLD_S = 60.0  # the longest a waiting measurement keeps new candidates out at a time
 POLL_S = 0.01
 
 _depth = 0  # quiet() sections open in this process: nested ones take nothing more
@@ -44,22 +49,19 @@ def lock_dir() -> Path:
     if chosen:
         return Path(chosen)
     shm = Path("/dev/shm")
-    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    return base / f"kernelscale-locks-{os.getuid()}"  # 0700: no other user, no candidate, opens it
 
 
 def _open(name: str) -> int | None:
-    """A descriptor on the host's lock file (made readable and writable by every user, so that
-    oracles of different users share it); None where it cannot be opened."""
+    """A descriptor on the host's lock file (this user's oracles share it); None where it cannot
+    be opened."""
     try:
         folder = lock_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(folder / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
         return None
-    try:
-        os.fchmod(fd, 0o666)
-    except OSError:
-        pass  # another user's file: it is shared already
     return fd
 
 
@@ -122,10 +124,10 @@ def quiet(record: dict | None = None, wait_limit_s: float = WAIT_LIMIT_S):
     # a candidate of this very process is alive: waiting for it would wait for ourselves
     deadline = started + (wait_limit_s if not _holds else 0.0)
     gate, alive = _open(TURNSTILE), _open(ALIVE)
-    held = _lock(gate, fcntl.LOCK_EX, deadline) and _lock(alive, fcntl.LOCK_EX, deadline)
+    held = _take_the_host(gate, alive, deadline)
     if record is not None:
         record["host_quiet_wait"] = round(record.get("host_quiet_wait", 0.0) + time.monotonic() - started, 3)
-        if not held:
+        if not held or not _kills_are_final():
             record["host_quiet_gave_up"] = 1.0
     _depth = 1
     try:
@@ -135,3 +137,29 @@ def quiet(record: dict | None = None, wait_limit_s: float = WAIT_LIMIT_S):
         for fd in (alive, gate):
             if fd is not None:
                 os.close(fd)
+
+
+def _take_the_host(gate: int | None, alive: int | None, deadline: float) -> bool:
+    """Both locks exclusively, by `deadline`; the turnstile is let go again after GATE_HOLD_S
+    without the host, for a moment, so that new candidates are kept out at most that long."""
+    while True:
+        if not _lock(gate, fcntl.LOCK_EX, deadline):
+            return False
+        if _lock(alive, fcntl.LOCK_EX, min(deadline, time.monotonic() + GATE_HOLD_S)):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        if gate is not None:
+            fcntl.flock(gate, fcntl.LOCK_UN)  # a queued candidate may start now
+            time.sleep(POLL_S)
+
+
+def _kills_are_final() -> bool:
+    """Whether the sandbox ends a candidate's whole process tree: with a PID namespace. The
+    `plain` fallback has none, and a `setsid` grandchild can outlive the attempt."""
+    from kernelscale.verify import isolation
+
+    try:
+        return "pid-namespace" in isolation.probe().layers()
+    except RuntimeError:
+        return False

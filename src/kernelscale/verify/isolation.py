@@ -295,7 +295,11 @@ def build(
 
 def _try(mech: Mechanism) -> str | None:
     """Start a trivial sandboxed process with `mech`; None when it worked, else why not."""
-    with tempfile.TemporaryDirectory(prefix="ks-probe-") as outer:  # mode 0700, like the oracle's
+    with tempfile.TemporaryDirectory(prefix="ks-probe-") as outer:
+        # enterable, not listable, like the folders real attempt folders sit in (the pool's,
+        # 0711): at 0700 `nobody` could never enter it, so a `plain` sandbox as `nobody` always
+        # failed its probe where the oracle is root, and candidates ran as root instead
+        os.chmod(outer, 0o711)
         folder = os.path.join(outer, "attempt")
         os.mkdir(folder)
         if mech.drop_uid:
@@ -330,7 +334,10 @@ def _try(mech: Mechanism) -> str | None:
 def _candidates(forced: str | None) -> list[Mechanism]:
     names = [forced] if forced else [m for m in MECHANISMS if m == "plain" or shutil.which(m)]
     root = os.getuid() == 0
-    return [Mechanism(name, drop) for name in names for drop in ((True, False) if root else (False,))]
+    found = [Mechanism(name, drop) for name in names for drop in ((True, False) if root else (False,))]
+    # No namespaces and no other user: a candidate would run as root with the host in reach.
+    # Only when asked for by name (FORCE_ENV=plain), never as the probe's last resort.
+    return [m for m in found if forced or not (root and m.name == "plain" and not m.drop_uid)]
 
 
 _chosen: Mechanism | None = None
@@ -352,4 +359,9 @@ def probe(refresh: bool = False) -> Mechanism:
             _chosen = Mechanism(mech.name, mech.drop_uid, note)
             return _chosen
         failures.append(why + ("" if not mech.drop_uid else " (as uid 65534)"))
-    raise RuntimeError("no sandbox mechanism works here: " + "; ".join(failures))
+    root_hint = (
+        f"; without one a candidate would run as root: install bubblewrap, or set {FORCE_ENV}=plain to accept that"
+        if os.getuid() == 0 and not forced
+        else ""
+    )
+    raise RuntimeError("no sandbox mechanism works here: " + "; ".join(failures) + root_hint)

@@ -229,7 +229,7 @@ class TimingResult:
         verdict.time_stats |= self.clock_summary
         host = [c.host_ms for c in self.timed if math.isfinite(c.host_ms)]
         if host:  # the runner's word, for the record: how much of a call its host work took
-            verdict.time_stats["runner_host_median_ms"] = statistics.median(host)
+            verdict.time_stats["runner_host_median_ms"] = statistics.median_low(host)  # no mean of two
         if self.baseline_s:
             verdict.time_stats["baseline_s"] = self.baseline_s
         verdict.time_stats |= {f"baselines_{key}": value for key, value in self.quiet.items()}
