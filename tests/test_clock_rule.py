@@ -227,3 +227,20 @@ def test_work_kept_under_every_step_bound_is_charged_to_the_call():
     result.fill(verdict, SimpleNamespace(device="cpu"), None, SimpleNamespace(known_baselines={}))
     hidden = (0.60 - 0.40) + (0.55 - 0.35) + (0.11 - 0.10) + (0.021 - 0.02)
     assert verdict.time_ms == pytest.approx(0.58 + hidden - TRUSTED.harness.median_ms)
+
+
+def test_a_step_cut_short_earns_no_credit():
+    """A runner that answers the key at once (and unmasks elsewhere, e.g. while the oracle
+    flushes) would be credited the whole unmasking by a signed charge: each step counts at most
+    two of its spreads below the trusted median."""
+    from types import SimpleNamespace
+
+    from kernelscale.verify.verdict import Verdict
+
+    early = ClockReading(**(vars(HONEST) | {"key_ms": 0.0}))
+    result = _check(early)
+    result.add_call(early)
+    verdict = Verdict("correct", "")
+    result.fill(verdict, SimpleNamespace(device="cpu"), None, SimpleNamespace(known_baselines={}))
+    steps = -2 * TRUSTED.key.spread_ms + (0.11 - 0.10) + (0.021 - 0.02) + (0.36 - 0.35)
+    assert verdict.time_stats["steps_charged_ms"] == pytest.approx(steps)

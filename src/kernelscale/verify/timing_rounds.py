@@ -213,8 +213,14 @@ class TimingResult:
 
     def _over_trusted(self, call: ClockReading) -> float:
         """The time a call's key, flush, probe and commit steps took over the trusted runner's
-        medians, signed."""
-        return sum(getattr(call, f"{s}_ms") - getattr(self.calibration, s).median_ms for s in TIGHT_STEPS)
+        medians, signed, each step no lower than two of its spreads below: a step cut short
+        (the key answered before unmasking, the unmasking done while the oracle flushes) must
+        not pay for work done elsewhere."""
+        total = 0.0
+        for step in TIGHT_STEPS:
+            trusted = getattr(self.calibration, step)
+            total += max(getattr(call, f"{step}_ms") - trusted.median_ms, -2.0 * trusted.spread_ms)
+        return total
 
     def fill(self, verdict: Verdict, oracle, loaded, options) -> None:
         # The harness's own cost around a call (measured with a call that runs no kernel) is not
