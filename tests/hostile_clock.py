@@ -278,57 +278,42 @@ class ModelNew(nn.Module):
 """
 )
 
+
 # Replies whose fields are of the wrong kind, each something the oracle used without asking:
 # an output described as a quantized dtype (torch raises while copying it), a list of mutated
 # inputs that is a number, a failure's reason that is an object (the search then treats it as a
 # string). Native code from load_inline can write such replies with the screen on.
-SHIPS_A_QUANTIZED_OUTPUT = (
-    SCALED_EXP_KERNEL
-    + RUNNER_HOOKS
-    + """
-_honest_ship = _runner.Runner.ship
+def _edits_its_reply(step: str, edit: str) -> str:
+    """The honest candidate, its runner's `step` handler replying with `edit` applied."""
+    return (
+        SCALED_EXP_KERNEL
+        + RUNNER_HOOKS
+        + f"""
+_honest = _runner.Runner.{step}
 
 
-def _quantized(self, msg):
-    reply = _honest_ship(self, msg)
-    reply["outputs"][0]["dtype"] = "qint8"
+def _edited(self, msg):
+    reply = _honest(self, msg)
+    {edit}
     return reply
 
 
-_runner.Runner.ship = _quantized
+_runner.Runner.{step} = _edited
 """
-    + SCALED_EXP_MODEL
-)
-MUTATED_INPUTS_AS_A_NUMBER = SHIPS_A_QUANTIZED_OUTPUT.replace(
-    'reply["outputs"][0]["dtype"] = "qint8"', 'reply["mutated_inputs"] = 7'
-)
+        + SCALED_EXP_MODEL
+    )
+
+
+SHIPS_A_QUANTIZED_OUTPUT = _edits_its_reply("ship", 'reply["outputs"][0]["dtype"] = "qint8"')
+MUTATED_INPUTS_AS_A_NUMBER = _edits_its_reply("ship", 'reply["mutated_inputs"] = 7')
 # Numbers no float holds, where the oracle reads numbers (found by a red-team pass): an output
 # offset of Infinity (JSON carries it; int(inf) raises OverflowError) and an own time of 10**400
 # (math.isfinite raises OverflowError on it). Both were verifier errors, retried elsewhere and
 # then stopping the search.
-SHIPS_AN_INFINITE_OFFSET = SHIPS_A_QUANTIZED_OUTPUT.replace(
-    'reply["outputs"][0]["dtype"] = "qint8"', 'reply["outputs"][0]["offset"] = float("inf")'
-)
-REPORTS_A_HUGE_TIME = (
-    SCALED_EXP_KERNEL
-    + RUNNER_HOOKS
-    + """
-_honest_go = _runner.Runner.go
-
-
-def _huge(self, msg):
-    reply = _honest_go(self, msg)
-    reply["own_ms"] = reply["host_ms"] = 10**400
-    return reply
-
-
-_runner.Runner.go = _huge
-"""
-    + SCALED_EXP_MODEL
-)
-REASON_AS_AN_OBJECT = SHIPS_A_QUANTIZED_OUTPUT.replace(
-    '    reply = _honest_ship(self, msg)\n    reply["outputs"][0]["dtype"] = "qint8"\n    return reply',
-    '    return {"ok": False, "status": "rejected", "rule": ["x"], "reason": {"not": "a string"}}',
+SHIPS_AN_INFINITE_OFFSET = _edits_its_reply("ship", 'reply["outputs"][0]["offset"] = float("inf")')
+REPORTS_A_HUGE_TIME = _edits_its_reply("go", 'reply["own_ms"] = reply["host_ms"] = 10**400')
+REASON_AS_AN_OBJECT = _edits_its_reply(
+    "ship", 'reply = {"ok": False, "status": "rejected", "rule": ["x"], "reason": {"not": "a string"}}'
 )
 
 # Passes the screen: module-level code may use torch as it likes, and torch.save writes a file.
@@ -346,9 +331,8 @@ torch.save(torch.zeros(1), "outputs.slab")
 # Describes its one output a thousand times over: each descriptor lies within the output slab, so
 # each alone is valid, and the oracle allocated a slab's worth per descriptor (1 GB here, and
 # ~100,000 of them fit a reply) before the count of outputs was ever compared.
-DESCRIBES_ITS_OUTPUT_A_THOUSAND_TIMES = SHIPS_A_QUANTIZED_OUTPUT.replace(
-    'reply["outputs"][0]["dtype"] = "qint8"',
-    'reply["outputs"] = [dict(reply["outputs"][0], storage_bytes=self.outputs_slab.capacity)] * 1000',
+DESCRIBES_ITS_OUTPUT_A_THOUSAND_TIMES = _edits_its_reply(
+    "ship", 'reply["outputs"] = [dict(reply["outputs"][0], storage_bytes=self.outputs_slab.capacity)] * 1000'
 )
 
 CLOCK_CHEATS = [
