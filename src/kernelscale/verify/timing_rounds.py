@@ -231,7 +231,7 @@ class TimingResult:
             raise _timer_mismatch(f"the runner reported {own} ms per call")
         # Each call is charged what its steps between the key and the digest took over a trusted
         # runner's, signed (an honest call's noise cancels out): work kept under every step's
-        # bound on every call was otherwise free, ~0.4 ms a call on a GPU (`splits_under_bounds`).
+        # bound on every call was otherwise free, ~0.4 ms a call on a GPU (`hides_work_under_every_bound`).
         steps = [self._over_trusted(c) for c in self.timed]
         charged = statistics.median_high(o + s for o, s in zip(self.own_ms, steps))
         verdict.time_ms = max(charged - harness, MIN_TIME_MS)
