@@ -165,51 +165,6 @@ class ModelNew(nn.Module):
 """
 )
 
-# On every call it computes its answer in the key step and then idles there until 45 ms have
-# passed, answers `done` at once, and idles 45 ms more in the commit step: each step stays under
-# its (loose, on the CPU) bound on every call, so no rule fires; before, the reported time was the
-# window's alone, 0.001 ms (a red-team pass; on a GPU the same room is ~0.4 ms a call). Each
-# call is now charged its steps' time over the trusted runner's.
-HIDES_WORK_UNDER_EVERY_BOUND = (
-    SCALED_EXP_KERNEL
-    + RUNNER_HOOKS
-    + """
-import time
-
-_honest_key = _runner.Runner.key
-_honest_commit = _runner.Runner.commit
-_kept = []
-
-
-def _idle_until(t):
-    while time.perf_counter() < t:
-        pass
-
-
-def _key(self, msg):
-    until = time.perf_counter() + 0.045
-    reply = _honest_key(self, msg)
-    _kept.append(scaled_exp(*self.buffers))
-    _idle_until(until)
-    return reply
-
-
-def _timed_call(self):
-    return _kept.pop(), 0.001, set()
-
-
-def _commit(self, msg):
-    _idle_until(time.perf_counter() + 0.045)
-    return _honest_commit(self, msg)
-
-
-_runner.Runner.key = _key
-_runner.Runner._timed_call = _timed_call
-_runner.Runner.commit = _commit
-"""
-    + SCALED_EXP_MODEL
-)
-
 # The channel to the oracle is the runner's stdout, a pipe the candidate can find and write.
 RESULT_PIPE = """
 import fcntl

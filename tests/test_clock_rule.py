@@ -106,13 +106,7 @@ def test_the_reported_time_leaves_out_the_harness_and_never_reaches_zero():
     options = SimpleNamespace(known_baselines={})
     verdict = Verdict("correct", "")
     result.fill(verdict, SimpleNamespace(device="cpu"), None, options)
-    # each step's time over the trusted runner's median is charged too (here +0.031 ms)
-    steps = sum(
-        getattr(HONEST, f"{s}_ms") - getattr(TRUSTED, s).median_ms
-        for s in ("key", "flush", "probe", "commit")
-    )
-    assert verdict.time_ms == pytest.approx(HONEST.own_ms + steps - TRUSTED.harness.median_ms)
-    assert verdict.time_stats["steps_charged_ms"] == pytest.approx(steps)
+    assert verdict.time_ms == pytest.approx(HONEST.own_ms - TRUSTED.harness.median_ms)
     assert verdict.time_stats["harness_ms"] == TRUSTED.harness.median_ms
     tiny = TimingResult(calibration=TRUSTED)
     tiny.add_call(_timed(0.3, 0.01))
@@ -207,40 +201,3 @@ def test_one_stalled_step_among_two_timed_calls_is_noise_two_are_a_finding():
     with pytest.raises(AttemptFailed) as caught:
         both.check_clock([HONEST] * 10 + [stalled], "cpu")
     assert caught.value.verdict.reason.startswith("timed calls: shipping the outputs")
-
-
-def test_work_kept_under_every_step_bound_is_charged_to_the_call():
-    """On every call, 0.2 ms of work in the key step and 0.2 ms in the commit step: each within
-    its bound (0.25 x trusted + 0.1 ms + 4 spreads on a GPU), so no rule fires, and before, the
-    reported time was the window's alone (found by a red-team pass). It is charged now."""
-    from types import SimpleNamespace
-
-    from kernelscale.verify.verdict import Verdict
-
-    hiding = ClockReading(
-        **(vars(HONEST) | {"key_ms": 0.60, "commit_ms": 0.55, "own_ms": 0.58, "window_ms": 0.90})
-    )
-    result = _check(hiding)  # passes the rules: every step under its bound
-    for _ in range(5):
-        result.add_call(hiding)
-    verdict = Verdict("correct", "")
-    result.fill(verdict, SimpleNamespace(device="cpu"), None, SimpleNamespace(known_baselines={}))
-    hidden = (0.60 - 0.40) + (0.55 - 0.35) + (0.11 - 0.10) + (0.021 - 0.02)
-    assert verdict.time_ms == pytest.approx(0.58 + hidden - TRUSTED.harness.median_ms)
-
-
-def test_a_step_cut_short_earns_no_credit():
-    """A runner that answers the key at once (and unmasks elsewhere, e.g. while the oracle
-    flushes) would be credited the whole unmasking by a signed charge: each step counts at most
-    two of its spreads below the trusted median."""
-    from types import SimpleNamespace
-
-    from kernelscale.verify.verdict import Verdict
-
-    early = ClockReading(**(vars(HONEST) | {"key_ms": 0.0}))
-    result = _check(early)
-    result.add_call(early)
-    verdict = Verdict("correct", "")
-    result.fill(verdict, SimpleNamespace(device="cpu"), None, SimpleNamespace(known_baselines={}))
-    steps = -2 * TRUSTED.key.spread_ms + (0.11 - 0.10) + (0.021 - 0.02) + (0.36 - 0.35)
-    assert verdict.time_stats["steps_charged_ms"] == pytest.approx(steps)

@@ -227,16 +227,3 @@ def test_computing_in_a_pointer_is_recorded_with_the_screen_on(cpu_pool, scaled_
     assert screen(COMPUTES_IN_A_POINTER) == []
     verdict = cpu_pool.verify(scaled_exp, COMPUTES_IN_A_POINTER)
     assert (verdict.status, verdict.rule) == ("rejected", "torch_fallback"), verdict.headline()
-
-
-def test_work_kept_under_every_step_bound_is_charged(cpu_pool, scaled_exp):
-    """90 ms a call spent in the key and commit steps, under each step's bound on every call:
-    the verdict may be `correct` (the answers are right), but its time carries those 90 ms."""
-    import hostile_clock
-
-    verdict = cpu_pool.verify(scaled_exp, hostile_clock.HIDES_WORK_UNDER_EVERY_BOUND, screen=False)
-    if verdict.status == "rejected":  # a slow host pushed a step past its bound: caught that way
-        assert verdict.rule == "timer_mismatch", verdict.headline()
-        return
-    assert verdict.status == "correct", verdict.headline() + verdict.log_tail
-    assert verdict.time_ms >= 60.0, (verdict.time_ms, verdict.time_stats.get("steps_charged_ms"))

@@ -211,17 +211,6 @@ class TimingResult:
                 "moved out of the window"
             )
 
-    def _over_trusted(self, call: ClockReading) -> float:
-        """The time a call's key, flush, probe and commit steps took over the trusted runner's
-        medians, signed, each step no lower than two of its spreads below: a step cut short
-        (the key answered before unmasking, the unmasking done while the oracle flushes) must
-        not pay for work done elsewhere."""
-        total = 0.0
-        for step in TIGHT_STEPS:
-            trusted = getattr(self.calibration, step)
-            total += max(getattr(call, f"{step}_ms") - trusted.median_ms, -2.0 * trusted.spread_ms)
-        return total
-
     def fill(self, verdict: Verdict, oracle, loaded, options) -> None:
         # The harness's own cost around a call (measured with a call that runs no kernel) is not
         # the candidate's: baselines are timed without it. Never below a microsecond.
@@ -229,18 +218,12 @@ class TimingResult:
         own = statistics.median_high(self.own_ms)  # the figure the timed calls' rule held (LENIENT)
         if not math.isfinite(own):  # fail closed: NaN would pass every comparison below
             raise _timer_mismatch(f"the runner reported {own} ms per call")
-        # Each call is charged what its steps between the key and the digest took over a trusted
-        # runner's, signed (an honest call's noise cancels out): work kept under every step's
-        # bound on every call was otherwise free, ~0.4 ms a call on a GPU (`hides_work_under_every_bound`).
-        steps = [self._over_trusted(c) for c in self.timed]
-        charged = statistics.median_high(o + s for o, s in zip(self.own_ms, steps))
-        verdict.time_ms = max(charged - harness, MIN_TIME_MS)
+        verdict.time_ms = max(own - harness, MIN_TIME_MS)
         stats = timing.summarize(timing.Samples(self.own_ms, self.window_ms))
         verdict.time_stats = stats | {
             "outside_median_ms": statistics.median(self.outside_ms()),
             "handshake_ms": self.calibration.handshake.median_ms,
             "harness_ms": harness,
-            "steps_charged_ms": statistics.median_low(steps),
             "baseline_notes": self.notes,
         }
         verdict.time_stats |= self.clock_summary
