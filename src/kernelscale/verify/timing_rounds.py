@@ -196,15 +196,16 @@ class TimingResult:
         step over all calls; a candidate that moves its work to a different step on different
         calls (the key on some, the commit on others, the window on the rest) keeps each of
         those medians clean while most calls did their work outside the window
-        (`rotates_hidden_work`). The median of the per-call excess must stay within the slack
-        the runner's own figure has against the window (an honest call's steps each pass their
-        bound on most calls, but not always on the same ones)."""
+        (`rotates_hidden_work`). The median of the per-call excess must stay within one more
+        slack of those steps (0.1 ms on a GPU): an honest call's steps each pass their bound on
+        most calls, but not always on the same ones, and on the H200 an honest step's median
+        came within a few hundredths of a millisecond of its bound."""
 
         def excess(call: ClockReading) -> float:
             return sum(max(0.0, getattr(call, f"{s}_ms") - self._step_bound(s, bounds)) for s in TIGHT_STEPS)
 
         hidden = stats.low(excess(c) for c in calls)
-        if hidden > bounds.own_slack_ms:
+        if hidden > bounds.flush_slack_ms:
             raise _timer_mismatch(
                 f"{where}the steps between the key and the digest took {hidden:.3f} ms per call beyond "
                 "a trusted runner's figures, in one step on some calls and another on others: work "
