@@ -352,3 +352,37 @@ CLOCK_CHEATS = [
         reason_start="the runner's outputs cannot be read: the descriptors claim",
     ),
 ]
+
+# Passes the screen (no named torch call, no patching): forward launches a stub and returns a
+# tuple subclass whose own __iter__ computes the answer with tensor operators. The runner
+# unpacked the result with list(), after its clock had stopped and its op recorder had closed:
+# the work was neither timed by it nor recorded (found by a third red-team pass; `correct` at
+# 1.13 ms, the same operators in forward are `rejected: torch_fallback`).
+COMPUTES_IN_ITS_ITER = """
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+E = 2.718281828459045
+
+
+@triton.jit
+def touch_kernel(out_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(out_ptr + offs, 0.0, mask=offs < n)
+
+
+class Later(tuple):
+    def __iter__(self):
+        return iter((E ** self.x * 2.0 + self.y,))
+
+
+class ModelNew(nn.Module):
+    def forward(self, x, y):
+        out = torch.empty_like(x)
+        touch_kernel[(1,)](out, 1, BLOCK=16)
+        result = Later((out,))
+        result.x, result.y = x, y
+        return result
+"""

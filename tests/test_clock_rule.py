@@ -201,3 +201,21 @@ def test_one_stalled_step_among_two_timed_calls_is_noise_two_are_a_finding():
     with pytest.raises(AttemptFailed) as caught:
         both.check_clock([HONEST] * 10 + [stalled], "cpu")
     assert caught.value.verdict.reason.startswith("timed calls: shipping the outputs")
+
+
+def test_a_runner_figure_below_its_window_counts_only_down_to_the_handshake_noise():
+    """A forged figure 10% under the outside one passes the rule (its slack), but the reported
+    time counts each call at least its outside figure less three handshake spreads (a third
+    red-team pass reported half its work this way)."""
+    from types import SimpleNamespace
+
+    from kernelscale.verify.verdict import Verdict
+
+    outside = 10.0  # window 10.3 less the trusted handshake 0.3
+    low = ClockReading(**(vars(HONEST) | {"window_ms": 10.3, "own_ms": 0.91 * outside}))
+    result = _check(low)  # within the rule's slack: no finding
+    result.add_call(low)
+    verdict = Verdict("correct", "")
+    result.fill(verdict, SimpleNamespace(device="cpu"), None, SimpleNamespace(known_baselines={}))
+    floor = outside - 3 * TRUSTED.handshake.spread_ms
+    assert verdict.time_ms == pytest.approx(floor - TRUSTED.harness.median_ms)

@@ -227,3 +227,13 @@ def test_computing_in_a_pointer_is_recorded_with_the_screen_on(cpu_pool, scaled_
     assert screen(COMPUTES_IN_A_POINTER) == []
     verdict = cpu_pool.verify(scaled_exp, COMPUTES_IN_A_POINTER)
     assert (verdict.status, verdict.rule) == ("rejected", "torch_fallback"), verdict.headline()
+
+
+def test_a_result_that_computes_in_its_own_iter_is_refused(cpu_pool, scaled_exp):
+    """With the screen on: only an exact tuple or list is unpacked, on the clock and under the
+    recorder; a container of the candidate's own is refused before anything touches it."""
+    import hostile_clock
+
+    verdict = cpu_pool.verify(scaled_exp, hostile_clock.COMPUTES_IN_ITS_ITER)
+    assert verdict.status == "rejected" and verdict.rule == "tensor_subclass", verdict.headline()
+    assert "Later" in verdict.reason, verdict.reason

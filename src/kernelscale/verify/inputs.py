@@ -71,6 +71,26 @@ def outputs_as_list(out: Any) -> list[Any]:
     return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
+PLAIN_OUTPUTS = (int, float, bool, str, type(None))
+
+
+def candidate_outputs(out: Any) -> list[Any]:
+    """A candidate's forward result as a list, running none of its code: only an exact tuple or
+    list is unpacked (a subclass's own __iter__ could compute after the runner's clock stopped,
+    with the op recorder closed: `computes_in_its_iter`); anything else is one output, which
+    `foreign_output` then refuses."""
+    return list(out) if type(out) in (tuple, list) else [out]
+
+
+def foreign_output(outs: list[Any]) -> str | None:
+    """The type name of the first output that is neither exactly a torch.Tensor nor a plain
+    value (whatever else the runner did with it could run the candidate's code), else None."""
+    for o in outs:
+        if type(o) is not torch.Tensor and type(o) not in PLAIN_OUTPUTS:
+            return type(o).__name__
+    return None
+
+
 def poison(tensors: list[Any]) -> None:
     """Fill tensors about to be freed with NaN, so memory a later `torch.empty` reuses is garbage."""
     for x in tensors:

@@ -217,11 +217,13 @@ class Runner:
         """One call of the model on the staged inputs, synchronized, then `done` at once. The
         oracle's clock runs from sending this request to reading the reply; the time measured
         here (CUDA events on a GPU) may only refine that figure. The outputs wait for `ship`."""
+        from kernelscale.verify.inputs import candidate_outputs
+
         self._settle_device()
         self.host_ms = None  # the call's wall time until the forward returned (advisory)
         out, own_ms, ops = self._timed_call()
         running = self.guards.threads_running()  # now: by `ship`, a short-lived one may be gone
-        self.pending = (list(out) if isinstance(out, (tuple, list)) else [out], ops, running)
+        self.pending = (candidate_outputs(out), ops, running)
         return {"ok": True, "own_ms": own_ms, "host_ms": self.host_ms}
 
     def ship(self, msg: dict) -> dict:
@@ -264,10 +266,9 @@ class Runner:
         ]
 
     def _settle_device(self):
-        """A one-element kernel and a synchronize, outside the timed region. The GPU has just run
-        the oracle's L2 flush in another process; on an H200 every call timed this way came out
-        ~0.4 ms slower than the same kernel timed in one process (cause not established: a
-        context switch is the suspect), so that switch happens here, not inside the call."""
+        """A one-element kernel and a synchronize, outside the timed region: after the oracle's
+        L2 flush in another process every call on an H200 came out ~0.4 ms slower than in one
+        process (a context switch is the suspect), so that switch happens here, not inside."""
         if self.device != "cuda":
             return
         import torch
@@ -280,6 +281,7 @@ class Runner:
     def _timed_call(self):
         import torch
 
+        from kernelscale.verify.inputs import candidate_outputs
         from kernelscale.verify.op_policy import recording
 
         cuda = self.device == "cuda"
@@ -287,8 +289,8 @@ class Runner:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
         wall0 = time.perf_counter()
-        with torch.no_grad(), recording() as recorder:
-            out = self.model(*self.buffers)
+        with torch.no_grad(), recording() as recorder:  # unpacked on the clock, recorded
+            out = candidate_outputs(self.model(*self.buffers))
         self.host_ms = (time.perf_counter() - wall0) * 1e3  # on a GPU: the host's share of the call
         if not cuda:
             return out, self.host_ms, recorder.ops
@@ -298,17 +300,15 @@ class Runner:
         return out, start.elapsed_time(end), recorder.ops
 
     def _advisory_checks(self, outs: list, ops: set, running: str | None) -> dict | None:
-        import torch
-
+        from kernelscale.verify.inputs import foreign_output
         from kernelscale.verify.op_policy import compute_ops
 
         if running:
             return _rejected("threads", running)
-        bad_type = [
-            type(o).__name__ for o in outs if isinstance(o, torch.Tensor) and type(o) is not torch.Tensor
-        ]
-        if bad_type:
-            return _rejected("tensor_subclass", f"forward returned a {bad_type[0]}, not exactly torch.Tensor")
+        if foreign := foreign_output(outs):
+            return _rejected(
+                "tensor_subclass", f"forward returned a {foreign}: return torch.Tensor (or a tuple of them)"
+            )
         work = compute_ops(ops, self.forbid_copies)
         if work and not self.allow_torch:
             return _rejected(
