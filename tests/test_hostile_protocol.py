@@ -78,8 +78,10 @@ def test_every_timed_call_is_checked_and_counted(cpu_pool):
     trials, timed = 9, 2  # 4 fresh + rescaled + 3 shifted + the repeated first; warm-up + 2 timed + after
     assert verdict.time_stats["calls_checked"] >= trials + timed + 2
     assert "calls checked" in verdict.reason
-    # the runner's host time per timed call, for the record (on the CPU the whole call)
-    assert 0 < verdict.time_stats["runner_host_median_ms"] <= verdict.time_stats["outside_median_ms"]
+    # the runner's host time per timed call, for the record (on the CPU the whole call): inside
+    # every call's window, so its median is within the windows' (the outside figure subtracts an
+    # estimated handshake, and can be the smaller by noise)
+    assert 0 < verdict.time_stats["runner_host_median_ms"] <= verdict.time_stats["wall_median_ms"]
 
 
 @pytest.mark.parametrize(
