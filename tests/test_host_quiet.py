@@ -234,3 +234,19 @@ def test_a_measurement_elsewhere_does_not_eat_the_candidates_deadline(host):
         proc.join(30)
     assert first.status == "correct" and verdict.status == "correct", verdict.headline()
     assert verdict.cost_s.get("host_hold_wait", 0) >= 10.0, verdict.cost_s
+
+
+def test_a_lock_folder_someone_else_made_is_not_used(tmp_path, monkeypatch):
+    # In the shared /dev/shm another user (a candidate under the `plain` fallback, say) could make
+    # the folder first and then hold its locks: such a folder, or one open to others, is refused.
+    folder = tmp_path / "locks"
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777)
+    monkeypatch.setenv("KERNELSCALE_HOST_LOCK_DIR", str(folder))
+    assert host_quiet._open(host_quiet.ALIVE) is None
+    folder.chmod(0o700)
+    fd = host_quiet._open(host_quiet.ALIVE)
+    assert fd is not None
+    import os
+
+    os.close(fd)

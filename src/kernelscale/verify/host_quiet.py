@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import tempfile
 import time
 from contextlib import contextmanager
@@ -59,7 +60,12 @@ def _open(name: str) -> int | None:
     try:
         folder = lock_dir()
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(folder / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        seen = os.lstat(folder)
+        # made by someone else (a process of another user got there first, in the shared
+        # /dev/shm), a link, or open to others: not ours to lock with
+        if not stat.S_ISDIR(seen.st_mode) or seen.st_uid != os.getuid() or seen.st_mode & 0o077:
+            return None
+        fd = os.open(folder / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError:
         return None
     return fd
