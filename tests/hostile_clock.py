@@ -386,3 +386,34 @@ class ModelNew(nn.Module):
         result.x, result.y = x, y
         return result
 """
+
+# Honest 100-pass work inside the window, but its runner reports 60% of the call's own wall time:
+# inside the rule's slack (on the CPU 50% + 10 ms; on a GPU 10% + 20 µs + three handshake
+# spreads), and the reported time was that figure (a third red-team pass: 52.9 ms for 122 ms).
+UNDERCUTS_ITS_WINDOW = (
+    SCALED_EXP_KERNEL
+    + RUNNER_HOOKS
+    + """
+import time
+
+_honest_go = _runner.Runner.go
+
+
+def _go(self, msg):
+    t0 = time.perf_counter()
+    reply = _honest_go(self, msg)
+    reply["own_ms"] = 0.6 * (time.perf_counter() - t0) * 1e3
+    return reply
+
+
+_runner.Runner.go = _go
+
+
+class ModelNew(nn.Module):
+    def forward(self, x, y):
+        out = scaled_exp(x, y)
+        for _ in range(99):
+            out = scaled_exp(x, y)
+        return out
+"""
+)

@@ -239,3 +239,15 @@ def test_a_result_that_computes_in_its_own_iter_is_refused(cpu_pool, scaled_exp)
     verdict = cpu_pool.verify(scaled_exp, hostile_clock.COMPUTES_IN_ITS_ITER)
     assert verdict.status == "rejected" and verdict.rule == "tensor_subclass", verdict.headline()
     assert "Later" in verdict.reason, verdict.reason
+
+
+def test_a_runner_figure_under_its_window_counts_no_lower_than_the_window(cpu_pool, scaled_exp):
+    """Its runner reports 60% of each call, inside the rule's slack: `correct`, but each call
+    counts at least its outside figure less three handshake spreads."""
+    import hostile_clock
+
+    verdict = cpu_pool.verify(scaled_exp, hostile_clock.UNDERCUTS_ITS_WINDOW, screen=False)
+    assert verdict.status == "correct", verdict.headline() + verdict.log_tail
+    stats = verdict.time_stats
+    floor = stats["outside_median_ms"] - 3 * stats["handshake_spread_ms"] - stats["harness_ms"]
+    assert verdict.time_ms >= 0.9 * floor, (verdict.time_ms, stats["outside_median_ms"], stats["median_ms"])
