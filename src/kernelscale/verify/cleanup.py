@@ -14,6 +14,8 @@ import os
 import shutil
 import stat
 
+from kernelscale.verify.isolation_launch import _mount_points
+
 MNT_DETACH = 2
 
 
@@ -51,10 +53,10 @@ def _detach(path: str) -> None:
     the folder of an oracle's attempt folders); their memory goes once nothing holds them."""
     top = os.path.realpath(path)
     try:
-        with open("/proc/self/mountinfo") as info:
-            points = [line.split()[4].encode().decode("unicode_escape") for line in info]
+        points = [point for point, _ in _mount_points()]
     except OSError:
         return
     mine = [p for p in points if (p == top or p.startswith(top + "/")) and "/ks-attempt-" in p]
+    libc = ctypes.CDLL(None, use_errno=True)
     for point in sorted(set(mine), key=len, reverse=True):
-        ctypes.CDLL(None, use_errno=True).umount2(point.encode(), MNT_DETACH)
+        libc.umount2(point.encode(), MNT_DETACH)
