@@ -16,6 +16,20 @@ from hostile_protocol import RUNNER_HOOKS, SCALED_EXP_KERNEL, SCALED_EXP_MODEL, 
 # them (lazy_after_trials does): from call 11 on, its figures are the ones reported.
 UNTIMED_CALLS = 10
 
+
+def _passes_model(passes: int) -> str:
+    """A ModelNew that runs the honest kernel `passes` times per call: work worth hiding."""
+    return f"""
+
+class ModelNew(nn.Module):
+    def forward(self, x, y):
+        out = scaled_exp(x, y)
+        for _ in range({passes - 1}):
+            out = scaled_exp(x, y)
+        return out
+"""
+
+
 # Its own time as NaN (JSON carries it): every comparison with NaN is false, so a rule written as
 # "reject if own < bound" passes it, and NaN minus the harness is the reported time.
 REPORTS_NAN_TIME = (
@@ -54,15 +68,8 @@ def _forged_when_timed(self):
 
 
 _runner.Runner._timed_call = _forged_when_timed
-
-
-class ModelNew(nn.Module):
-    def forward(self, x, y):
-        out = scaled_exp(x, y)
-        for _ in range(29):
-            out = scaled_exp(x, y)
-        return out
 """
+    + _passes_model(30)
 )
 
 # precomputes_after_key, but only on the timed calls: its (100-pass) work runs in the key step,
@@ -94,15 +101,8 @@ def _answer_kept(self):
 
 _runner.Runner.key = _key_and_work
 _runner.Runner._timed_call = _answer_kept
-
-
-class ModelNew(nn.Module):
-    def forward(self, x, y):
-        out = scaled_exp(x, y)
-        for _ in range(99):
-            out = scaled_exp(x, y)
-        return out
 """
+    + _passes_model(100)
 )
 
 # Its 300-pass work moves out of the window on two calls of every three, into a different step
@@ -407,13 +407,6 @@ def _go(self, msg):
 
 
 _runner.Runner.go = _go
-
-
-class ModelNew(nn.Module):
-    def forward(self, x, y):
-        out = scaled_exp(x, y)
-        for _ in range(99):
-            out = scaled_exp(x, y)
-        return out
 """
+    + _passes_model(100)
 )
