@@ -14,8 +14,6 @@ import os
 import shutil
 import stat
 
-from kernelscale.verify.isolation_launch import _mount_points
-
 MNT_DETACH = 2
 
 
@@ -52,8 +50,11 @@ def _detach(path: str) -> None:
     """Lazily unmount the attempt folders' own tmpfs at or under `path` (an attempt folder, or
     the folder of an oracle's attempt folders); their memory goes once nothing holds them."""
     top = os.path.realpath(path)
+    # mountinfo read here, not through isolation_launch._mount_points: this module stands alone
+    # (its source also runs by itself, as another user: tests/test_cleanup.py)
     try:
-        points = [point for point, _ in _mount_points()]
+        with open("/proc/self/mountinfo") as info:
+            points = [line.split()[4].encode().decode("unicode_escape") for line in info]
     except OSError:
         return
     mine = [p for p in points if (p == top or p.startswith(top + "/")) and "/ks-attempt-" in p]
