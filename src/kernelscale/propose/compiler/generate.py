@@ -9,6 +9,7 @@ from kernelscale.propose.compiler.codegen import Emitter
 from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.evaluate import python_source
 from kernelscale.propose.compiler.generate_fa4 import render_fa4
+from kernelscale.propose.compiler.generate_gluon import render_gluon
 from kernelscale.propose.compiler.prune import prune_scale
 from kernelscale.propose.compiler.ranges import int32_narrowing
 from kernelscale.propose.compiler.rewrite import QK, SCALE, Rewritten, positive_scale, rewrite
@@ -71,9 +72,22 @@ def render(compiled: Compiled, config: Config) -> str:
         raise CompilerError("bias_prune applies to the Triton prefill kernel only")
     if config.backend == "fa4":
         return render_fa4(compiled.trace, config)
+    if config.backend == "gluon":
+        return render_gluon(kernel_parts(compiled, config, tables_on=False), config)
+    parts = kernel_parts(compiled, config, tables_on=config.rel_tables)
+    return template("decode.py.j2" if config.decode else "kernel.py.j2").render(
+        **parts,
+        prune=_pruning(compiled.rewritten.logits, parts["known"]) if config.bias_prune else None,
+        biasgaps_source=biasgaps_source() if config.bias_prune else "",
+    )
+
+
+def kernel_parts(compiled: Compiled, config: Config, tables_on: bool) -> dict:
+    """What a kernel template needs of the variant: the emitted statements of the logits and the
+    mask at each level (Triton syntax), the captures as kernel arguments, guards and bounds."""
     tr, rw = compiled.trace, compiled.rewritten
     em = Emitter(tr.params, config.fast_tanh)
-    tables = find_tables([rw.logits, rw.mask]) if config.rel_tables else []
+    tables = find_tables([rw.logits, rw.mask]) if tables_on else []
     logits, mask = tabulate([rw.logits, rw.mask], tables)
     roots = [logits] + ([mask] if mask is not None else [])
     scale = linear_scale(logits)
@@ -97,7 +111,7 @@ def render(compiled: Compiled, config: Config) -> str:
         bounds = tuple(python_source(b, _param_text) for b in rw.bounds)
     tensors, params = tr.tensors, tr.params
     user_args = [arg for name, cap in tensors.items() for arg in _tensor_args(name, cap.value.dim())]
-    return template("decode.py.j2" if config.decode else "kernel.py.j2").render(
+    return dict(
         config=config.template_dict(),
         score_text=g.render(tr.score) if tr.score is not None else "None",
         mask_text=g.render(tr.mask) if tr.mask is not None else "None",
@@ -124,8 +138,7 @@ def render(compiled: Compiled, config: Config) -> str:
         bounds=bounds,
         blockmask_source=blockmask_source(),
         follow_source=follow_source(),
-        prune=_pruning(logits, known) if config.bias_prune else None,
-        biasgaps_source=biasgaps_source() if config.bias_prune else "",
+        known=known,
     )
 
 

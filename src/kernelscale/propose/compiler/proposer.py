@@ -19,6 +19,7 @@ from kernelscale.propose.best import best_timed
 from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.generate import Compiled, compile_mods, render
 from kernelscale.propose.compiler.generate_fa4 import fa4_available
+from kernelscale.propose.compiler.generate_gluon import gluon_available
 from kernelscale.propose.compiler.space import (
     CHOICES,
     Config,
@@ -30,6 +31,8 @@ from kernelscale.propose.compiler.space import (
     fa4_configs,
     fa4_relevant,
     fits,
+    gluon_configs,
+    gluon_relevant,
     is_decode_shape,
     neighbours,
     relevant,
@@ -39,22 +42,25 @@ from kernelscale.propose.compiler.space import (
 class CompilerProposer:
     name = "compiler"
 
-    def __init__(self, device: str = "cuda", fa4: bool | None = None):
+    def __init__(self, device: str = "cuda", fa4: bool | None = None, gluon: bool | None = None):
         self.device = device
         # FlashAttention-4's kernels run on a GPU with flash-attn-4 installed (the verifier's
         # runner imports from the same interpreter and PYTHONPATH as this process)
         self.fa4 = device == "cuda" and fa4_available() if fa4 is None else fa4
+        # the Gluon kernel needs a Hopper GPU and a Triton with Gluon's Hopper language
+        self.gluon = device == "cuda" and gluon_available() if gluon is None else gluon
         self._compiled: dict[str, Compiled] = {}
         self._issued: dict[str, set[tuple]] = {}
 
     @property
     def note(self) -> str:
         """One line for the run's header: which backends the candidates come from."""
-        if self.fa4:
-            return "compiler backends: Triton and FlashAttention-4"
-        if self.device != "cuda":
+        if self.device != "cuda" and not (self.fa4 or self.gluon):
             return ""
-        return "compiler backends: Triton (FlashAttention-4 skipped: flash-attn-4 is not installed)"
+        names = ["Triton"] + ["FlashAttention-4"] * self.fa4 + ["Gluon (Hopper)"] * self.gluon
+        skipped = [] if self.fa4 else ["FlashAttention-4 skipped: flash-attn-4 is not installed"]
+        skipped += [] if self.gluon else ["Gluon skipped: needs a Hopper GPU and Triton >= 3.5"]
+        return f"compiler backends: {', '.join(names)}" + (f" ({'; '.join(skipped)})" if skipped else "")
 
     async def propose(self, problem: Problem, history: Sequence[Attempt], n: int = 1) -> list[Candidate]:
         compiled, features = self._compile(problem)
@@ -104,12 +110,16 @@ class CompilerProposer:
         fa4 = fa4_configs(features) if self.fa4 else []
         if best is not None and best[0].backend == "fa4":
             fa4 = [best[0]] + neighbours(best[0], fa4_relevant(features)) + fa4
-        order[1:1] = fa4[:1]  # FA4's first config right after the Triton default: often the faster
-        order += fa4[1:]
+        gluon = gluon_configs(features) if self.gluon else []
+        if best is not None and best[0].backend == "gluon":
+            gluon = [best[0]] + neighbours(best[0], gluon_relevant(features)) + gluon
+        # each backend's first config right after the Triton default: FA4's is often the faster
+        order[1:1] = fa4[:1] + gluon[:1]
+        order += fa4[1:] + gluon[1:]
         for space, first in kernels:
             order += enumerate_space(space, first)
         return [
-            c for c in dict.fromkeys(order) if c.backend == "fa4" or not features.D or fits(c, features.D)
+            c for c in dict.fromkeys(order) if c.backend != "triton" or not features.D or fits(c, features.D)
         ]
 
     def _compile(self, problem: Problem) -> tuple[Compiled, Features]:

@@ -8,10 +8,12 @@ kv − q computed once per call into a table, see tables.py). decode selects the
 query rows against a long cache (block_m is then the most packed query rows per tile, and
 num_splits the KV splits per head, 0 meaning enough to fill the GPU). backend "fa4" selects
 FlashAttention-4's kernel with generated hooks (generate_fa4.py), whose own knobs are
-native_mask, fa4_tile_m, fa4_pack_gqa and fa4_direct. bias_prune (Triton prefill only) skips KV
+native_mask, fa4_tile_m, fa4_pack_gqa and fa4_direct; backend "gluon" a warp-specialised Hopper
+kernel of our own in Triton's Gluon dialect (generate_gluon.py). bias_prune (Triton prefill only) skips KV
 blocks whose softmax weight a bias of the indices provably makes negligible (prune.py). In a probe on an H200 with
-triton 3.6, TMA descriptors were 2-18% slower than pointer loads and warp specialisation crashed
-or hung: neither is in the space (docs/perf-notes.md).
+triton 3.6, TMA descriptors in the Triton kernel were 2-18% slower than pointer loads and Triton's
+automatic warp specialisation crashed or hung: neither is in the Triton backend's space
+(docs/perf-notes.md); the Gluon backend writes both out by hand.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ CHOICES = {
     "decode": (False, True),
     "num_splits": (0, 4, 8, 16, 32, 64),
     "rel_tables": (True, False),
-    "backend": ("triton", "fa4"),
+    "backend": ("triton", "fa4", "gluon"),
     "native_mask": (True, False),
     "fa4_tile_m": (0, 64, 128),
     "fa4_pack_gqa": (0, 1, 2),
@@ -224,6 +226,36 @@ def fa4_relevant(features: Features) -> dict:
         space["native_mask"] = CHOICES["native_mask"]
     if features.has_tanh:
         space["fast_tanh"] = CHOICES["fast_tanh"]
+    return space
+
+
+def gluon_configs(features: Features) -> list[Config]:
+    """Configs of the warp-specialised Gluon kernel (generate_gluon.py), first one first; none
+    where it does not apply: decode shapes, dtypes other than bf16 / fp16, head dims other than
+    64 and 128 (its wgmma tiles)."""
+    if features.decode or features.dtype not in ("bfloat16", "float16") or features.D not in (0, 64, 128):
+        return []
+    first = Config(
+        backend="gluon",
+        block_m=128,
+        block_n=128,
+        num_warps=8,
+        num_stages=2,
+        fast_tanh=features.has_tanh,
+        fixed_max=features.bounded,
+        rel_tables=False,
+    )
+    return [first] + neighbours(first, gluon_relevant(features))
+
+
+def gluon_relevant(features: Features) -> dict:
+    """The Gluon kernel's knobs: the depth of its K/V ring (3 slots fit Hopper's shared memory at
+    D=128 with 128-key tiles), the KV tile, and the score's own knobs."""
+    space = {"num_stages": (2, 3), "block_n": (128, 64)}
+    if features.has_tanh:
+        space["fast_tanh"] = CHOICES["fast_tanh"]
+    if features.bounded:
+        space["fixed_max"] = CHOICES["fixed_max"]
     return space
 
 

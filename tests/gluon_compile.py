@@ -1,0 +1,99 @@
+"""Compile a generated Gluon module's kernel for sm_90 on a machine without a GPU.
+
+Triton compiles for a target it is told of, down to a cubin with its bundled ptxas, without a
+driver: what a launch would compile is compiled here from the arguments the module's own plan
+builds, so the types, the TMA descriptors' blocks and the constexprs are the ones a GPU run uses.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import torch
+import triton
+
+DTYPES = {
+    torch.bfloat16: "bf16",
+    torch.float16: "fp16",
+    torch.float32: "fp32",
+    torch.int32: "i32",
+    torch.int64: "i64",
+    torch.uint8: "u8",
+}
+HOPPER = ("cuda", 90, 32)
+
+
+def gluon_compiler_available() -> bool:
+    try:
+        from triton.experimental.gluon._runtime import GluonASTSource  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _signature(fn, args) -> tuple[dict, dict]:
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    sig, constexprs = {}, {}
+    for i, (name, arg) in enumerate(zip(fn.arg_names, args)):
+        if i in fn.constexprs:
+            sig[name], constexprs[name] = "constexpr", arg
+        elif isinstance(arg, TensorDescriptor):
+            sig[name] = f"tensordesc<{DTYPES[arg.base.dtype]}{list(arg.block_shape)},{arg.layout!r}>"
+        elif isinstance(arg, torch.Tensor):
+            sig[name] = "*" + DTYPES[arg.dtype]
+        elif isinstance(arg, bool):
+            sig[name] = "i1"
+        elif isinstance(arg, int):
+            sig[name] = "i32" if -(2**31) <= arg < 2**31 else "i64"
+        elif isinstance(arg, float):
+            sig[name] = "fp32"
+        else:
+            raise TypeError(f"argument {name}: {type(arg).__name__}")
+    return sig, constexprs
+
+
+def plan_on_cpu(module, model, q, k, v):
+    """model's launch plan for q, k, v built on the CPU (its device check bypassed)."""
+    check = module.supported
+    module.supported = lambda *a: True
+    try:
+        return model._plan(q, k, v)
+    finally:
+        module.supported = check
+
+
+def compile_model(module, model, q, k, v):
+    """model's kernel for q, k, v (CPU tensors of the shape to compile for), as a GPU launch
+    would compile it: the CompiledKernel, with its PTX and cubin."""
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    launch = plan_on_cpu(module, model, q, k, v)
+    descs = [
+        module.TensorDescriptor(t, list(t.shape), list(t.stride()), block, layout)
+        for t, block, layout in (
+            (q, launch.q_block, launch.q_layout),
+            (k, launch.kv_block, launch.kv_layout),
+            (v, launch.kv_block, launch.kv_layout),
+        )
+    ]
+    fn = module._attn_fwd_ws
+    warps = module.CONFIG["num_warps"]
+    sig, constexprs = _signature(fn, [*descs, torch.empty_like(q), *launch.tail, warps])
+    options = {"num_warps": warps, "maxnreg": module.LAUNCH_REGS}
+    return triton.compile(GluonASTSource(fn, sig, constexprs), target=GPUTarget(*HOPPER), options=options)
+
+
+def resource_usage(kernel) -> str:
+    """cuobjdump's register / stack / shared-memory line for the compiled kernel."""
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    path = f"/tmp/kernelscale-gluon-{os.getpid()}.cubin"
+    with open(path, "wb") as f:
+        f.write(kernel.asm["cubin"])
+    try:
+        out = subprocess.run([tool, "-res-usage", path], capture_output=True, text=True, check=False).stdout
+    finally:
+        os.unlink(path)
+    return " ".join(line.strip() for line in out.splitlines() if "REG:" in line)
