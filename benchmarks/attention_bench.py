@@ -2,13 +2,14 @@
 
 For each built-in variant and head dim: build the compiler's kernels for a few configs of each
 backend (Triton; FlashAttention-4's CuTe DSL kernel with generated hooks where flash_attn.cute
-imports), check each against the fp32 reference (batch 0 of the same inputs), time them,
+imports; the warp-specialised Gluon kernel on Hopper GPUs), check each against the fp32 reference (batch 0 of the same inputs), time them,
 FlexAttention (compiled, with its BlockMask; its Triton backend and, where FA4 imports, its FLASH
 backend) and SDPA cuDNN / flash where defined, with `triton.testing.do_bench` (median, L2 flushed
 before every call), and write a JSON plus a table.
 
     python benchmarks/attention_bench.py --out results.json              # GPU, B=4 H=16 S=4096
     python benchmarks/attention_bench.py --backends triton fa4 --configs 1 --out backends.json
+    python benchmarks/attention_bench.py --backends triton gluon --configs 1 --gluon-configs 3
     python benchmarks/attention_bench.py --cpu-smoke                     # interpreter, tiny shape
 
 Results are written after every variant, so a run cut short still leaves its numbers.
@@ -45,8 +46,9 @@ from kernelscale.problems.attention.problem import builtin_names, load_attention
 from kernelscale.problems.module import apply_sizes, import_source  # noqa: E402
 from kernelscale.propose.compiler.generate import compile_mods, render  # noqa: E402
 from kernelscale.propose.compiler.generate_fa4 import fa4_available  # noqa: E402
+from kernelscale.propose.compiler.generate_gluon import gluon_available  # noqa: E402
 from kernelscale.propose.compiler.proposer import CompilerProposer  # noqa: E402
-from kernelscale.propose.compiler.space import Features, fa4_configs  # noqa: E402
+from kernelscale.propose.compiler.space import Features, fa4_configs, gluon_configs  # noqa: E402
 
 SMOKE_SHAPE = {"B": 1, "Sq": 128, "Skv": 128}
 D64_VARIANTS = ("full", "causal", "document", "relative_positional", "alibi", "softcap", "sliding_window")
@@ -67,10 +69,11 @@ def parse_args():
     ap.add_argument("--variants", nargs="*", default=None, help="default: the whole built-in suite")
     ap.add_argument("--dims", nargs="*", type=int, default=[128, 64])
     ap.add_argument("--configs", type=int, default=3, help="Triton compiler configs per variant and D")
-    ap.add_argument("--backends", nargs="*", default=["triton"], choices=["triton", "fa4"])
+    ap.add_argument("--backends", nargs="*", default=["triton"], choices=["triton", "fa4", "gluon"])
     ap.add_argument(
         "--fa4-configs", type=int, default=1, help="FA4 configs: its default, then its knobs one by one"
     )
+    ap.add_argument("--gluon-configs", type=int, default=1, help="Gluon configs: its first, then its knobs")
     ap.add_argument("--peers", nargs="*", default=["flex", "flex_flash", "sdpa_cudnn", "sdpa_flash"])
     ap.add_argument(
         "--out", default=None, help="JSON path (default: benchmarks/results/attention-<card>.json)"
@@ -100,7 +103,7 @@ def build(name: str, D: int, device: str):
     return problem, module.Model(*init), init, inputs, shape
 
 
-def configs_for(name, compiled, D, count, device, backends=("triton",), fa4_count=1):
+def configs_for(name, compiled, D, count, device, backends=("triton",), fa4_count=1, gluon_count=1):
     chosen = []
     if "triton" in backends:
         proposer = CompilerProposer(device=device, fa4=False)  # FA4's config is added below
@@ -114,6 +117,9 @@ def configs_for(name, compiled, D, count, device, backends=("triton",), fa4_coun
     if "fa4" in backends and fa4_available():
         features = Features(**{**compiled.features.__dict__, "D": D})
         chosen += fa4_configs(features)[:fa4_count]
+    if "gluon" in backends and gluon_available():
+        features = Features(**{**compiled.features.__dict__, "D": D})
+        chosen += gluon_configs(features)[:gluon_count]
     return chosen
 
 
@@ -139,7 +145,9 @@ def bench_variant(name, D, device, args, log):
     tol = 1e-2 if q.dtype != torch.float32 else 1e-4
     compiled = compile_mods(score_mod, mask_mod)
     row = {"variant": name, "D": D, "shape": shape, "flops": problem.flops, "configs": []}
-    for config in configs_for(name, compiled, D, args.configs, device, args.backends, args.fa4_configs):
+    for config in configs_for(
+        name, compiled, D, args.configs, device, args.backends, args.fa4_configs, args.gluon_configs
+    ):
         entry = {"config": config.as_dict()}
         try:
             mod = import_source(render(compiled, config), f"cand_{Path(name).stem}_{D}")
@@ -161,7 +169,7 @@ def bench_variant(name, D, device, args, log):
     if timed:
         best = min(timed, key=lambda c: c["ms"])
         row.update(ours_ms=best["ms"], best_config=best["config"])
-    for backend in ("triton", "fa4"):
+    for backend in ("triton", "fa4", "gluon"):
         mine = [c["ms"] for c in timed if c["config"].get("backend", "triton") == backend]
         if mine:
             row[f"ours_{backend}_ms"] = min(mine)
@@ -215,7 +223,15 @@ def environment(device):
 
 def backend_table(rows):
     """Per variant and D: each backend of ours, each peer, best ours against the best peer."""
-    cols = ("ours_triton_ms", "ours_fa4_ms", "flex_ms", "flex_flash_ms", "sdpa_cudnn_ms", "sdpa_flash_ms")
+    cols = (
+        "ours_triton_ms",
+        "ours_fa4_ms",
+        "ours_gluon_ms",
+        "flex_ms",
+        "flex_flash_ms",
+        "sdpa_cudnn_ms",
+        "sdpa_flash_ms",
+    )
     head = f"{'variant':20s} {'D':>4s} " + " ".join(f"{c[:-3]:>13s}" for c in cols) + f" {'x best peer':>11s}"
     lines = [head, "-" * len(head)]
     for r in rows:

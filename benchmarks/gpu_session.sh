@@ -29,6 +29,10 @@
 #   backends     benchmarks/attention_bench.py --backends triton fa4: the compiler's first Triton config
 #                and its FlashAttention-4 module per variant, against Flex (Triton and FLASH), cuDNN
 #                and FA2 SDPA (needs fa4-install first); VARIANTS / DIMS pick a subset
+#   gluon        the Gluon (warp-specialised Hopper) backend: its GPU tests against the fp32 reference
+#                (tests/test_compiler_gluon.py -k gpu), then its first ${GLUON_CONFIGS:-3} configs per
+#                variant beside the first Triton config (and FA4's, if installed), against Flex (Triton
+#                and FLASH), cuDNN and FA2 SDPA; VARIANTS / DIMS pick a subset
 #   prune        bias pruning (config bias_prune) on the variants whose logits are c*qk + an index bias:
 #                the first Triton config with and without it, against Flex (Triton and FLASH if
 #                installed), D=128 (benchmarks/attention_bench.py --configs 2)
@@ -137,6 +141,17 @@ solve-fa4)
   ;;
 fa4-install)
   bash benchmarks/fa4_install.sh
+  ;;
+gluon)
+  timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_compiler_gluon.py -k gpu 2>&1 | tail -15 \
+    | tee "$OUT/gluon-gpu-tests.log"
+  backends=(triton gluon)
+  if [ -f /tmp/fa4/.fa4-stamp ]; then backends+=(fa4); fi
+  # shellcheck disable=SC2086  # word lists on purpose
+  timeout "$(( ${2:-400} + 90 ))" python3 benchmarks/attention_bench.py --backends "${backends[@]}" --configs 1 \
+    --gluon-configs "${GLUON_CONFIGS:-3}" ${PEERS:+--peers $PEERS} --dims ${DIMS:-128 64} ${VARIANTS:+--variants $VARIANTS} \
+    --deadline-s "${2:-400}" --out "$OUT/attention-gluon.json" --errors "$OUT/gluon-errors" 2>&1 \
+    | grep --line-buffered -v Warning | tee "$OUT/gluon.log" | tail -40
   ;;
 prune)
   timeout "$(( ${2:-240} + 60 ))" python3 benchmarks/attention_bench.py --variants relative_positional alibi alibi_causal \
