@@ -300,6 +300,21 @@ def _jit(fn=None, **kwargs):
     return _Kernel(fn)
 
 
+def _copy(name: str) -> types.ModuleType:
+    """A new module with the real one's names (and package path, so that its submodules still
+    import), for the model to override some of them."""
+    import importlib
+
+    module = types.ModuleType(name)
+    module.__dict__.update(
+        {k: v for k, v in vars(importlib.import_module(name)).items() if not k.startswith("__")}
+    )
+    real = importlib.import_module(name)
+    if hasattr(real, "__path__"):
+        module.__path__ = real.__path__
+    return module
+
+
 def _modules() -> dict[str, types.ModuleType]:
     gl = types.ModuleType("triton.experimental.gluon.language")
     f32 = torch.float32
@@ -347,9 +362,9 @@ def _modules() -> dict[str, types.ModuleType]:
     hopper_lang.__dict__.update(
         mbarrier=mbarrier, tma=tma, warpgroup_mma=_wgmma, warpgroup_mma_wait=_wgmma_wait
     )
-    hopper = types.ModuleType("triton.experimental.gluon.nvidia.hopper")
+    hopper = _copy("triton.experimental.gluon.nvidia.hopper")  # Triton's runtime reads it too
     hopper.TensorDescriptor = TensorDescriptor
-    gluon = types.ModuleType("triton.experimental.gluon")
+    gluon = _copy("triton.experimental.gluon")
     gluon.jit = _jit
     gluon.language = gl
     return {

@@ -184,7 +184,31 @@ def test_the_model_catches_a_v_slot_released_before_its_product_was_read(monkeyp
     )
 
 
-def test_decode_pruning_and_tables_are_refused():
+def _t5(Sq, Skv, D=64):
+    from pathlib import Path
+
+    from kernelscale.problems.attention.variant import load_variant_module, resolve_mods
+
+    path = Path(__file__).parent / "problems" / "t5_bucketed_bias.py"
+    shape = {"B": 1, "Hq": 2, "Hkv": 2, "Sq": Sq, "Skv": Skv, "D": D}
+    return resolve_mods(load_variant_module(str(path)), shape, "cpu", path), shape
+
+
+@pytest.mark.parametrize("tables", [True, False])
+def test_a_t5_bias_with_and_without_the_table_of_distances(tables):
+    """With the table, Triton's fill kernel writes it once per call and the Gluon score code
+    reads it with one lookup; without, the score code does the bucketing itself."""
+    (score_mod, mask_mod), shape = _t5(200, 330)
+    config = Config(**{**GLUON.as_dict(), "rel_tables": tables})
+    source = generate(score_mod, mask_mod, config)
+    assert ("def _rel_table0(" in source) == tables
+    assert ("gl.log(" in source) != tables  # the bucket's logarithm: in the table, or per score
+    q, k, v = _inputs(1, 2, 2, 200, 330, 64)
+    out = _emulated(source, score_mod, mask_mod, shape, q, k, v, f"t5_{tables}")
+    assert _err(out, attention_reference(q.float(), k.float(), v.float(), score_mod, mask_mod)) < 2e-2
+
+
+def test_decode_pruning_and_odd_tiles_are_refused():
     compiled = compile_mods(None, None)
     for bad in (
         Config(**{**GLUON.as_dict(), "decode": True}),
@@ -249,6 +273,16 @@ def test_every_builtin_variant_compiles_for_sm90(name):
     # the loader gives registers back, the two compute warpgroups take them (warp specialisation)
     assert "setmaxnreg.dec.sync.aligned.u32 \t24" in ptx and "setmaxnreg.inc.sync.aligned.u32 \t240" in ptx
     assert kernel.metadata.shared <= 232448
+
+
+@needs_compiler
+def test_the_t5_kernel_with_its_table_compiles_for_sm90():
+    (score_mod, mask_mod), shape = _t5(256, 256, 128)
+    config = Config(**{**GLUON.as_dict(), "rel_tables": True})
+    module = import_source(generate(score_mod, mask_mod, config), "test_gluon_sm90_t5")
+    model = module.ModelNew(score_mod, mask_mod, shape)
+    kernel = gluon_compile.compile_model(module, model, *_inputs(1, 2, 2, 256, 256, 128))
+    assert "wgmma.mma_async" in kernel.asm["ptx"]
 
 
 @needs_compiler

@@ -73,7 +73,7 @@ def render(compiled: Compiled, config: Config) -> str:
     if config.backend == "fa4":
         return render_fa4(compiled.trace, config)
     if config.backend == "gluon":
-        return render_gluon(kernel_parts(compiled, config, tables_on=False), config)
+        return render_gluon(kernel_parts(compiled, config, tables_on=config.rel_tables), config)
     parts = kernel_parts(compiled, config, tables_on=config.rel_tables)
     return template("decode.py.j2" if config.decode else "kernel.py.j2").render(
         **parts,

@@ -10,9 +10,10 @@ and block schedule as the Triton backend; the statements are the Triton emitter'
 namespace (its elementwise functions have the same names and meaning on tensors whose layouts
 come from the accumulator's).
 
-What it does not take: the decode shapes (the split-KV kernel's), bias pruning, tables of
-distances (their fill kernels are the Triton backend's), head dims other than 64 and 128, and
-dtypes other than bf16 / fp16. Those stay with the other backends.
+Tables of distances (tables.py) are filled by the Triton backend's kernels, once per call, and
+read by the Gluon kernel's score code as any captured tensor. What it does not take: the decode
+shapes (the split-KV kernel's), bias pruning, head dims other than 64 and 128, and dtypes other
+than bf16 / fp16. Those stay with the other backends.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from kernelscale.propose.compiler.templating import template
 
 # Triton spellings the Gluon namespace lacks, and their stand-ins in the template.
 RENAMES = {"gl.sigmoid(": "_sigmoid("}
+# The template's Triton helpers (for the tables' fill kernels) beside its Gluon ones of the same name.
+TRITON_HELPERS = re.compile(r"(?<![\w.])(_saturate|_round_bf16|_tanh_exact|_tanh_fast)\(")
 TRITON_NAME = re.compile(r"(?<![\w.])tl\.")
 
 
@@ -52,8 +55,8 @@ def to_gluon(line: str) -> str:
 
 def render_gluon(parts: dict, config: Config) -> str:
     """The module source for `config` from generate.kernel_parts (emitted without tables)."""
-    if config.decode or config.bias_prune or parts["rel_tables"]:
-        raise CompilerError("the Gluon backend takes prefill kernels without pruning or tables")
+    if config.decode or config.bias_prune:
+        raise CompilerError("the Gluon backend takes prefill kernels without bias pruning")
     if config.block_m != 128 or config.block_n not in (64, 128) or config.num_warps != 8:
         raise CompilerError("the Gluon kernel runs 128-row query tiles, 64 or 128 keys, 8 warps")
     if config.num_stages not in (2, 3):
@@ -73,5 +76,9 @@ def render_gluon(parts: dict, config: Config) -> str:
             "outer_lines": [to_gluon(line) for line in parts["outer_lines"]],
             "step_lines": steps,
             "linear": to_gluon(linear) if linear else linear,
+            "rel_tables": [
+                {**table, "lines": [TRITON_HELPERS.sub(r"_tl\1(", line) for line in table["lines"]]}
+                for table in parts["rel_tables"]
+            ],
         }
     )

@@ -243,7 +243,7 @@ def gluon_configs(features: Features) -> list[Config]:
         num_stages=2,
         fast_tanh=features.has_tanh,
         fixed_max=features.bounded,
-        rel_tables=False,
+        rel_tables=features.tables > 0,
     )
     return [first] + neighbours(first, gluon_relevant(features))
 
@@ -256,6 +256,8 @@ def gluon_relevant(features: Features) -> dict:
         space["fast_tanh"] = CHOICES["fast_tanh"]
     if features.bounded:
         space["fixed_max"] = CHOICES["fixed_max"]
+    if features.tables:
+        space["rel_tables"] = CHOICES["rel_tables"]
     return space
 
 
