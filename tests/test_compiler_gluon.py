@@ -80,6 +80,9 @@ def test_every_builtin_variant_matches_the_reference(name):
         Config(**{**GLUON.as_dict(), "num_stages": 3}),
         Config(**{**GLUON.as_dict(), "block_n": 64}),
         Config(**{**GLUON.as_dict(), "use_schedule": False}),
+        Config(**{**GLUON.as_dict(), "num_warps": 4}),
+        Config(**{**GLUON.as_dict(), "num_warps": 4, "num_stages": 3, "reverse_m": True}),
+        Config(**{**GLUON.as_dict(), "reverse_m": True}),
     ],
 )
 def test_ring_depth_tile_and_unscheduled_masks(config):
@@ -241,6 +244,7 @@ def test_the_proposer_offers_gluon_right_after_the_first_configs():
     assert plan[2] == gluon_configs(_features())[0]
     gluon = [c for c in plan if c.backend == "gluon"]
     assert {c.num_stages for c in gluon} == {2, 3} and {c.block_n for c in gluon} == {64, 128}
+    assert {c.num_warps for c in gluon} == {4, 8} and plan[2].num_warps == 8
     for features in (_features(decode=True), _features(dtype="float32"), _features(D=96)):
         plan = CompilerProposer(device="cuda", fa4=False, gluon=True).plan(features, None)
         assert not any(c.backend == "gluon" for c in plan)
@@ -286,15 +290,25 @@ def test_the_t5_kernel_with_its_table_compiles_for_sm90():
 
 
 @needs_compiler
-@pytest.mark.parametrize("stages, block_n, D", [(3, 128, 128), (2, 64, 64), (3, 64, 64)])
-def test_other_configs_compile_for_sm90(stages, block_n, D):
-    config = Config(**{**GLUON.as_dict(), "num_stages": stages, "block_n": block_n, "fast_tanh": True})
+@pytest.mark.parametrize(
+    "stages, block_n, D, warps",
+    [(3, 128, 128, 8), (2, 64, 64, 8), (3, 64, 64, 8), (2, 128, 128, 4), (3, 128, 64, 4)],
+)
+def test_other_configs_compile_for_sm90(stages, block_n, D, warps):
+    config = Config(
+        **{**GLUON.as_dict(), "num_stages": stages, "block_n": block_n, "fast_tanh": True, "num_warps": warps}
+    )
     (score_mod, mask_mod), shape = _suite_mods("softcap_causal", 1, 2, 2, 256, 256, D)
     module = import_source(generate(score_mod, mask_mod, config), "test_gluon_sm90_cfg")
     model = module.ModelNew(score_mod, mask_mod, shape)
     kernel = gluon_compile.compile_model(module, model, *_inputs(1, 2, 2, 256, 256, D))
-    assert "tanh.approx.f32" in kernel.asm["ptx"]
+    ptx = kernel.asm["ptx"]
+    assert "tanh.approx.f32" in ptx
     assert kernel.metadata.shared <= 232448
+    if warps == 4:  # ping-pong: the loader gives registers up, both compute warpgroups take 240
+        assert (
+            "setmaxnreg.dec.sync.aligned.u32 \t24" in ptx and "setmaxnreg.inc.sync.aligned.u32 \t240" in ptx
+        )
 
 
 @pytest.mark.skipif(

@@ -5,7 +5,9 @@ TMA, mbarriers, wgmma and warp specialisation are explicit. The kernel (template
 follows FlashAttention-3's forward on Hopper: a one-warp loader partition streams K and V with
 TMA into a ring of shared-memory slots; two consumer warpgroups issue the next block's q·kᵀ and
 the previous block's p·v as asynchronous wgmma before the current block's softmax, so the tensor
-cores and the softmax overlap. The score and mask come from the same expression graph, rewrites
+cores and the softmax overlap. With num_warps 8 both warpgroups share one 128-row query tile and
+issue together; with num_warps 4 each is a partition of its own on a 64-row half, and they take
+turns to issue (FlashAttention-3's ping-pong), so one's softmax runs beside the other's products. The score and mask come from the same expression graph, rewrites
 and block schedule as the Triton backend; the statements are the Triton emitter's, in Gluon's
 namespace (its elementwise functions have the same names and meaning on tensors whose layouts
 come from the accumulator's).
@@ -57,8 +59,8 @@ def render_gluon(parts: dict, config: Config) -> str:
     """The module source for `config` from generate.kernel_parts (emitted without tables)."""
     if config.decode or config.bias_prune:
         raise CompilerError("the Gluon backend takes prefill kernels without bias pruning")
-    if config.block_m != 128 or config.block_n not in (64, 128) or config.num_warps != 8:
-        raise CompilerError("the Gluon kernel runs 128-row query tiles, 64 or 128 keys, 8 warps")
+    if config.block_m != 128 or config.block_n not in (64, 128) or config.num_warps not in (4, 8):
+        raise CompilerError("the Gluon kernel runs 128-row query tiles, 64 or 128 keys, 4 or 8 warps")
     if config.num_stages not in (2, 3):
         raise CompilerError("the Gluon kernel's K/V ring has 2 or 3 slots")
     steps = {

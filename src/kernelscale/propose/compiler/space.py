@@ -244,14 +244,17 @@ def gluon_configs(features: Features) -> list[Config]:
         fast_tanh=features.has_tanh,
         fixed_max=features.bounded,
         rel_tables=features.tables > 0,
+        reverse_m=features.has_mask,
     )
     return [first] + neighbours(first, gluon_relevant(features))
 
 
 def gluon_relevant(features: Features) -> dict:
-    """The Gluon kernel's knobs: the depth of its K/V ring (3 slots fit Hopper's shared memory at
-    D=128 with 128-key tiles), the KV tile, and the score's own knobs."""
-    space = {"num_stages": (2, 3), "block_n": (128, 64)}
+    """The Gluon kernel's knobs: ping-pong (num_warps 4) or not, the depth of its K/V ring (3 slots
+    fit Hopper's shared memory at D=128 with 128-key tiles), the KV tile, and the score's own."""
+    space = {"num_warps": (8, 4), "num_stages": (2, 3), "block_n": (128, 64)}
+    if features.has_mask:
+        space["reverse_m"] = CHOICES["reverse_m"]
     if features.has_tanh:
         space["fast_tanh"] = CHOICES["fast_tanh"]
     if features.bounded:
