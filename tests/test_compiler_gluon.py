@@ -136,9 +136,9 @@ def test_random_mods_match_reference(score, mask):
     assert _err(out, ref) < 2e-2, (score, mask)
 
 
-def _mutated(old, new):
+def _mutated(old, new, config=GLUON):
     (score_mod, mask_mod), shape = _suite_mods("causal", 1, 2, 2, 640, 640, 64)
-    source = generate(score_mod, mask_mod, GLUON)
+    source = generate(score_mod, mask_mod, config)
     assert old in source
     q, k, v = _inputs(1, 2, 2, 640, 640, 64)
     return _emulated(source.replace(old, new), score_mod, mask_mod, shape, q, k, v, "mutant"), (
@@ -154,11 +154,11 @@ def test_the_model_catches_a_wgmma_read_before_its_wait():
         _mutated("warpgroup_mma_wait(1, deps=(qk_tok,))", "warpgroup_mma_wait(2, deps=(qk_tok,))")
 
 
-def _fails(old, new, monkeypatch):
+def _fails(old, new, monkeypatch, config=GLUON):
     """The mutated kernel deadlocks, raises or computes a wrong result: never a silent pass."""
     monkeypatch.setattr(gluon_model, "WAIT_TIMEOUT_S", 3.0)
     try:
-        out, (q, k, v, mask_mod) = _mutated(old, new)
+        out, (q, k, v, mask_mod) = _mutated(old, new, config)
     except RuntimeError:
         return
     ref = attention_reference(q.float(), k.float(), v.float(), None, mask_mod)
@@ -170,6 +170,21 @@ def test_the_model_catches_a_ring_slot_waited_on_the_wrong_parity(monkeypatch):
         "mbarrier.wait(k_ready.index(slot), (i // NUM) & 1)",
         "mbarrier.wait(k_ready.index(slot), 0)",
         monkeypatch,
+    )
+
+
+def test_the_model_catches_ping_pong_turns_on_the_wrong_parity(monkeypatch):
+    pingpong = Config(**{**GLUON.as_dict(), "num_warps": 4})
+    _fails("& 1) ^ (1 - PART))", "& 1))", monkeypatch, pingpong)  # both wait for the other first
+
+
+def test_the_model_catches_a_slot_released_by_one_ping_pong_warpgroup_only(monkeypatch):
+    pingpong = Config(**{**GLUON.as_dict(), "num_warps": 4})
+    _fails(
+        "count=READERS)\n        mbarrier.init(v_ready",
+        "count=1)\n        mbarrier.init(v_ready",
+        monkeypatch,
+        pingpong,
     )
 
 
