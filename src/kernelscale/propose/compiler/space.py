@@ -123,20 +123,28 @@ def is_decode_shape(shape: dict) -> bool:
     return shape["Sq"] <= DECODE_MAX_SQ and shape["Skv"] >= DECODE_MIN_RATIO * shape["Sq"]
 
 
+def _mod_knobs(features: Features, mask_knobs: tuple[str, ...]) -> dict:
+    """The knobs that matter because of what the mods compute, in the order they are tried: the
+    tanh's instruction, the fixed row max, the mask's (per kernel), the tables of distances."""
+    space = {}
+    if features.has_tanh:
+        space["fast_tanh"] = CHOICES["fast_tanh"]
+    if features.bounded:
+        space["fixed_max"] = CHOICES["fixed_max"]
+    if features.has_mask:
+        space.update({k: CHOICES[k] for k in mask_knobs})
+    if features.tables:
+        space["rel_tables"] = CHOICES["rel_tables"]
+    return space
+
+
 def relevant(features: Features) -> dict:
     """The choices worth searching for this variant (others fixed at their default)."""
     # Insertion order is the order neighbours are tried: on an H200 (run 1, docs/perf-notes.md)
     # block_n and the pipeline depth moved times by a few percent, while 64-row tiles with
     # 8 warps or 128-row tiles with 4 warps were ~2x slower for cheap scores: those go last.
     space = {k: CHOICES[k] for k in ("block_n", "num_stages")}
-    if features.has_tanh:
-        space["fast_tanh"] = CHOICES["fast_tanh"]
-    if features.bounded:
-        space["fixed_max"] = CHOICES["fixed_max"]
-    if features.has_mask:
-        space.update({k: CHOICES[k] for k in ("split_loops", "reverse_m")})
-    if features.tables:
-        space["rel_tables"] = CHOICES["rel_tables"]
+    space.update(_mod_knobs(features, ("split_loops", "reverse_m")))
     if features.bias_prune:  # an alternative, never the default: the verifier's timing judges it
         space["bias_prune"] = CHOICES["bias_prune"]
     space["block_m"] = PREFILL_BLOCK_M
@@ -153,14 +161,7 @@ def decode_relevant(features: Features) -> dict:
         "block_n": CHOICES["block_n"],
         "num_stages": CHOICES["num_stages"],
     }
-    if features.has_tanh:
-        space["fast_tanh"] = CHOICES["fast_tanh"]
-    if features.bounded:
-        space["fixed_max"] = CHOICES["fixed_max"]
-    if features.has_mask:
-        space["split_loops"] = CHOICES["split_loops"]
-    if features.tables:
-        space["rel_tables"] = CHOICES["rel_tables"]
+    space.update(_mod_knobs(features, ("split_loops",)))
     space["num_warps"] = CHOICES["num_warps"]
     space["block_m"] = CHOICES["block_m"]
     return space
@@ -253,14 +254,7 @@ def gluon_relevant(features: Features) -> dict:
     """The Gluon kernel's knobs: ping-pong (num_warps 4) or not, the depth of its K/V ring (3 slots
     fit Hopper's shared memory at D=128 with 128-key tiles), the KV tile, and the score's own."""
     space = {"num_warps": (8, 4), "num_stages": (2, 3), "block_n": (128, 64)}
-    if features.has_mask:
-        space["reverse_m"] = CHOICES["reverse_m"]
-    if features.has_tanh:
-        space["fast_tanh"] = CHOICES["fast_tanh"]
-    if features.bounded:
-        space["fixed_max"] = CHOICES["fixed_max"]
-    if features.tables:
-        space["rel_tables"] = CHOICES["rel_tables"]
+    space.update(_mod_knobs(features, ("reverse_m",)))
     return space
 
 
