@@ -269,6 +269,23 @@ def test_the_proposer_offers_gluon_right_after_the_first_configs():
     assert "Gluon (Hopper)" in CompilerProposer(device="cuda", fa4=False, gluon=True).note
 
 
+def test_backends_limit_the_plan_to_those_named():
+    from kernelscale.propose.base import ProposerError
+    from kernelscale.propose.compiler.proposer import CompilerProposer
+
+    def backends(chosen):
+        proposer = CompilerProposer(device="cuda", fa4=True, gluon=True, backends=chosen)
+        return {c.backend for c in proposer.plan(_features(), None)}
+
+    assert backends(None) == {"triton", "fa4", "gluon"}
+    assert backends(("triton",)) == {"triton"}
+    assert backends(("gluon", "fa4")) == {"gluon", "fa4"}
+    note = CompilerProposer(device="cuda", fa4=False, gluon=True, backends=("gluon",)).note
+    assert note == "compiler backends: Gluon (Hopper)"
+    with pytest.raises(ProposerError, match="--backends fa4"):
+        CompilerProposer(device="cuda", fa4=False, gluon=True, backends=("fa4", "gluon"))
+
+
 def test_the_screen_admits_gluon_modules():
     from kernelscale.verify.screen import screen
 

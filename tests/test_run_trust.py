@@ -187,6 +187,18 @@ def test_compiler_on_an_ops_problem_leaves_no_run(tmp_path):
     assert runs_in(db) == []
 
 
+def test_backends_that_do_not_exist_or_cannot_run_here_are_refused(tmp_path):
+    db = tmp_path / "k.db"
+    args = ("solve", "attention/causal", "--device", "cpu", "--budget", "30s", "--db", str(db))
+    unknown = kernelscale(*args, "--backends", "triton,cuda", cwd=tmp_path)
+    assert unknown.returncode == 2 and "--backends takes" in unknown.stderr
+    assert unknown.stderr.count("\n") == 1 and "Traceback" not in unknown.stderr
+    for backend, why in (("fa4", "flash-attn-4"), ("gluon", "Hopper GPU")):
+        missing = kernelscale(*args, "--backends", backend, cwd=tmp_path)
+        assert missing.returncode == 2 and why in missing.stderr and "Traceback" not in missing.stderr
+    assert runs_in(db) == []
+
+
 def test_bad_gpu_list_is_refused(tmp_path):
     for spec in ("0,x", "99"):
         result = kernelscale(

@@ -76,6 +76,14 @@ AddressOption = Annotated[
         "--address", help="Ray cluster: auto or ray://host:port (default: start a local Ray instance)."
     ),
 ]
+BackendsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--backends",
+        help="The compiler's kernel backends, comma-separated: triton, fa4, gluon "
+        "(default: every one this machine can run).",
+    ),
+]
 WorkersOption = Annotated[
     int | None,
     typer.Option(
@@ -138,6 +146,7 @@ def solve(
     executor: ExecutorOption = "local",
     address: AddressOption = None,
     workers: WorkersOption = None,
+    backends: BackendsOption = None,
 ) -> None:
     """Search for the fastest verified kernel for one problem within the budget."""
     from kernelscale.cli.progress import ProgressPrinter, print_summary
@@ -199,6 +208,7 @@ def _settings(flags: dict):
             executor=flags["executor"],
             address=flags["address"],
             workers=flags["workers"],
+            backends=tuple(b.strip() for b in flags["backends"].split(",")) if flags["backends"] else None,
             fresh_baselines=flags["fresh_baselines"],
             keep_run_budget=flags["resume"] is not None and budget is None,  # a resumed run keeps its own
         ).check()
@@ -249,6 +259,7 @@ def bench(
     executor: ExecutorOption = "local",
     address: AddressOption = None,
     workers: WorkersOption = None,
+    backends: BackendsOption = None,
 ) -> None:
     """Solve every problem of a suite (budget per problem), then report."""
     from kernelscale.cli.bench_run import run_bench

@@ -214,7 +214,10 @@ def make_proposer(name: str, problem: Problem, device: str, settings: RunSetting
             )
         from kernelscale.propose.compiler import CompilerProposer
 
-        return CompilerProposer(device=device)
+        try:
+            return CompilerProposer(device=device, backends=settings.backends)
+        except ProposerError as exc:
+            raise SolveError(str(exc)) from None
     if name == "llm":
         from kernelscale.propose.llm import make_llm_proposer
         from kernelscale.propose.llm.spend import SpendLimits

@@ -15,6 +15,7 @@ from kernelscale.propose.base import Proposer
 from kernelscale.verify.options import VerifyOptions
 
 DEFAULT_DB = Path("kernelscale.db")
+COMPILER_BACKENDS = ("triton", "fa4", "gluon")  # kernels the attention compiler can emit
 STOP_REASONS = ("budget", "attempts", "target", "exhausted", "stuck", "interrupted", "error")
 
 
@@ -48,6 +49,7 @@ class RunSettings:
     executor: str = "local"  # where verification runs: local (this machine) or ray (a cluster)
     address: str | None = None  # ray: auto | ray://host:port | None (start a local Ray instance)
     workers: int | None = None  # verifier workers: CPU stand-ins locally; with ray, how many actors
+    backends: tuple[str, ...] | None = None  # the compiler's kernel backends (None: every available)
 
     def check(self) -> RunSettings:
         if self.budget_s is not None and not self.budget_s > 0:
@@ -72,6 +74,13 @@ class RunSettings:
             raise SettingsError(f"--device must be cpu or cuda, not {self.device!r}")
         parse_gpus(self.gpus)
         self._check_executor()
+        if self.backends is not None:
+            unknown = [b for b in self.backends if b not in COMPILER_BACKENDS]
+            if unknown or not self.backends:
+                raise SettingsError(
+                    f"--backends takes a comma-separated list of {', '.join(COMPILER_BACKENDS)}, "
+                    f"got {','.join(self.backends)!r}"
+                )
         self.db_path = Path(self.db_path)
         self.out_dir = Path(self.out_dir) if self.out_dir is not None else None
         return self

@@ -38,17 +38,37 @@ from kernelscale.propose.compiler.space import (
     relevant,
 )
 
+UNAVAILABLE = {
+    "fa4": "FlashAttention-4 needs a CUDA device and flash-attn-4 (pip install 'kernelscale[fa4]')",
+    "gluon": "the Gluon kernel needs a Hopper GPU (sm_90) and Triton 3.5 or later",
+}
+
 
 class CompilerProposer:
     name = "compiler"
 
-    def __init__(self, device: str = "cuda", fa4: bool | None = None, gluon: bool | None = None):
+    def __init__(
+        self,
+        device: str = "cuda",
+        fa4: bool | None = None,
+        gluon: bool | None = None,
+        backends: tuple[str, ...] | None = None,
+    ):
+        """`backends` limits the kernels to those backends (None: every one that runs here);
+        asking for one that cannot run here is an error, not a silent Triton-only run."""
         self.device = device
         # FlashAttention-4's kernels run on a GPU with flash-attn-4 installed (the verifier's
         # runner imports from the same interpreter and PYTHONPATH as this process)
         self.fa4 = device == "cuda" and fa4_available() if fa4 is None else fa4
         # the Gluon kernel needs a Hopper GPU and a Triton with Gluon's Hopper language
         self.gluon = device == "cuda" and gluon_available() if gluon is None else gluon
+        self.backends = set(backends) if backends else {"triton", "fa4", "gluon"}
+        available = {"fa4": self.fa4, "gluon": self.gluon}
+        for name in sorted(self.backends & {"fa4", "gluon"}):
+            if backends and not available[name]:
+                raise ProposerError(f"--backends {name}: {UNAVAILABLE[name]}")
+        self.fa4 = self.fa4 and "fa4" in self.backends
+        self.gluon = self.gluon and "gluon" in self.backends
         self._compiled: dict[str, Compiled] = {}
         self._issued: dict[str, set[tuple]] = {}
 
@@ -57,9 +77,16 @@ class CompilerProposer:
         """One line for the run's header: which backends the candidates come from."""
         if self.device != "cuda" and not (self.fa4 or self.gluon):
             return ""
-        names = ["Triton"] + ["FlashAttention-4"] * self.fa4 + ["Gluon (Hopper)"] * self.gluon
-        skipped = [] if self.fa4 else ["FlashAttention-4 skipped: flash-attn-4 is not installed"]
-        skipped += [] if self.gluon else ["Gluon skipped: needs a Hopper GPU and Triton >= 3.5"]
+        names = ["Triton"] * ("triton" in self.backends) + ["FlashAttention-4"] * self.fa4
+        names += ["Gluon (Hopper)"] * self.gluon
+        skipped = [
+            f"{label} skipped: {why}"
+            for label, on, key, why in (
+                ("FlashAttention-4", self.fa4, "fa4", "flash-attn-4 is not installed"),
+                ("Gluon", self.gluon, "gluon", "needs a Hopper GPU and Triton >= 3.5"),
+            )
+            if not on and key in self.backends
+        ]
         return f"compiler backends: {', '.join(names)}" + (f" ({'; '.join(skipped)})" if skipped else "")
 
     async def propose(self, problem: Problem, history: Sequence[Attempt], n: int = 1) -> list[Candidate]:
@@ -119,7 +146,9 @@ class CompilerProposer:
         for space, first in kernels:
             order += enumerate_space(space, first)
         return [
-            c for c in dict.fromkeys(order) if c.backend != "triton" or not features.D or fits(c, features.D)
+            c
+            for c in dict.fromkeys(order)
+            if c.backend in self.backends and (c.backend != "triton" or not features.D or fits(c, features.D))
         ]
 
     def _compile(self, problem: Problem) -> tuple[Compiled, Features]:
