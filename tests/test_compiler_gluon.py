@@ -90,6 +90,15 @@ def test_ring_depth_tile_and_unscheduled_masks(config):
     _check("document", config)
 
 
+@pytest.mark.parametrize("warps", [8, 4])
+def test_a_bounded_score_with_the_fixed_row_max(warps):
+    """softcap's scores are bounded: the row max is fixed and nothing is rescaled."""
+    config = Config(**{**GLUON.as_dict(), "fixed_max": True, "num_warps": warps})
+    source = _check("softcap", config)
+    assert "FIXED_MAX" in source
+    _check("softcap_causal", config)
+
+
 def test_head_dim_128_and_fp16():
     _check("alibi_causal", D=128)
     (score_mod, mask_mod), shape = _suite_mods("softcap", 1, 2, 2, 130, 260, 64)
