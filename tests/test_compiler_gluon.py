@@ -321,6 +321,44 @@ def test_every_builtin_variant_compiles_for_sm90(name):
 
 
 @needs_compiler
+@settings(max_examples=6, **PROPERTY_RUN)
+@given(score=_float_exprs(_int_exprs()), mask=st.none() | _conds(_int_exprs()))
+def test_random_mods_compile_for_sm90(score, mask):
+    """Gluon's typing of the emitted statements (scalars beside tensors, int64 lookups, wrapped
+    negative indices, where, tanh) as its compiler sees them, not only as the model runs them."""
+    from test_compiler_property import H, S
+
+    score_mod, mask_mod = make_mods(score, mask)
+    mask_mod = None if mask is None else mask_mod
+    shape = {"B": 1, "Hq": H, "Hkv": H, "Sq": S, "Skv": S, "D": 64}
+    module = import_source(generate(score_mod, mask_mod, GLUON), "test_gluon_sm90_prop")
+    model = module.ModelNew(score_mod, mask_mod, shape)
+    kernel = gluon_compile.compile_model(module, model, *_inputs(1, H, H, S, S, 64))
+    assert "wgmma.mma_async" in kernel.asm["ptx"]
+
+
+@needs_compiler
+def test_a_mod_computed_in_bf16_compiles_for_sm90():
+    """A bf16 table times a distance: torch rounds to bf16, so the kernel does (integer bit ops)."""
+    table = torch.linspace(-1, 1, 4).to(torch.bfloat16)
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score + torch.sigmoid(table[h] * (q_idx - kv_idx).to(torch.bfloat16)).float()
+
+    shape = {"B": 1, "Hq": 4, "Hkv": 4, "Sq": 256, "Skv": 256, "D": 64}
+    source = generate(score_mod, None, GLUON)
+    assert "_round_bf16(" in source and "_sigmoid(" in source
+    module = import_source(source, "test_gluon_sm90_bf16")
+    kernel = gluon_compile.compile_model(
+        module, module.ModelNew(score_mod, None, shape), *_inputs(1, 4, 4, 256, 256, 64)
+    )
+    assert "wgmma.mma_async" in kernel.asm["ptx"]
+    q, k, v = _inputs(1, 4, 4, 256, 256, 64)
+    out = _emulated(source, score_mod, None, shape, q, k, v, "bf16")
+    assert _err(out, attention_reference(q.float(), k.float(), v.float(), score_mod, None)) < 2e-2
+
+
+@needs_compiler
 def test_the_t5_kernel_with_its_table_compiles_for_sm90():
     (score_mod, mask_mod), shape = _t5(256, 256, 128)
     config = Config(**{**GLUON.as_dict(), "rel_tables": True})
