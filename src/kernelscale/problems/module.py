@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import ast
+import atexit
 import hashlib
 import importlib.util
+import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
 
 METADATA_NAMES = ("KERNELSCALE", "CPU_SIZES")
+# Temporary folders import_source made, with the process that made each: removed when it exits.
+_OWN_FOLDERS: list[tuple[int, Path]] = []
+
+
+def _remove_own_folders() -> None:
+    # A forked child that exits through atexit must not remove the folders its parent still uses.
+    for pid, folder in _OWN_FOLDERS:
+        if pid == os.getpid():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+atexit.register(_remove_own_folders)
 
 
 def import_source(source: str, stem: str, directory: str | Path | None = None) -> ModuleType:
@@ -23,7 +38,11 @@ def import_source(source: str, stem: str, directory: str | Path | None = None) -
     name = f"_ks_{stem}_{digest}"
     if name in sys.modules:
         return sys.modules[name]
-    folder = Path(directory or tempfile.mkdtemp(prefix="kernelscale-mod-"))
+    if directory is None:
+        folder = Path(tempfile.mkdtemp(prefix="kernelscale-mod-"))
+        _OWN_FOLDERS.append((os.getpid(), folder))  # kept while the process lives: Triton reads it
+    else:
+        folder = Path(directory)
     path = folder / f"{name}.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(name, path)
