@@ -166,7 +166,8 @@ smoke)
   timeout 200 python3 benchmarks/verifier_gpu.py --out "$OUT/smoke.jsonl" --deadline 150 \
     --phases examples hostile --quick-phases hostile \
     --names softmax add_mul_tanh precomputes_while_staging precomputes_after_key queues_work_before_go \
-    leaves_work_running_at_done defers_work_past_done defers_work_into_commit truncates_output_slab 2>&1 \
+    leaves_work_running_at_done defers_work_past_done defers_work_into_commit truncates_output_slab \
+    rotates_hidden_work 2>&1 \
     | grep --line-buffered -v Warning | tee "$OUT/smoke.log"
   timeout 120 python3 benchmarks/attention_bench.py --variants tests/problems/t5_bucketed_bias.py \
     --dims 128 --configs 1 --deadline-s 90 --out "$OUT/smoke-tables.json" 2>&1 \
