@@ -31,18 +31,25 @@ from kernelscale.propose.compiler.templating import template
 RENAMES = {"gl.sigmoid(": "_sigmoid("}
 # The template's Triton helpers (for the tables' fill kernels) beside its Gluon ones of the same name.
 TRITON_HELPERS = re.compile(r"(?<![\w.])(_saturate|_round_bf16|_tanh_exact|_tanh_fast)\(")
+MIN_TRITON = (3, 6)  # the oldest Triton the kernel was compiled with
 TRITON_NAME = re.compile(r"(?<![\w.])tl\.")
 
 
 def gluon_available() -> bool:
-    """Whether the kernel can run here: Gluon's Hopper language in this Triton (3.5 and later)
-    and a GPU of compute capability 9.x (wgmma and setmaxnreg are sm_90a instructions)."""
+    """Whether the kernel can run here: Gluon's Hopper language in this Triton (3.6 or later:
+    the kernel was compiled with 3.6 and 3.9) and a GPU of compute capability 9.x (wgmma and
+    setmaxnreg are sm_90a instructions)."""
     try:
         if importlib.util.find_spec("triton.experimental.gluon.language.nvidia.hopper") is None:
             return False
     except (ImportError, ValueError):
         return False
     import torch
+    import triton
+
+    major, minor = (int(re.match(r"\d+", part).group()) for part in triton.__version__.split(".")[:2])
+    if (major, minor) < MIN_TRITON:
+        return False
 
     return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
 

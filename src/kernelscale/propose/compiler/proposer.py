@@ -40,7 +40,7 @@ from kernelscale.propose.compiler.space import (
 
 UNAVAILABLE = {
     "fa4": "FlashAttention-4 needs a CUDA device and flash-attn-4 (pip install 'kernelscale[fa4]')",
-    "gluon": "the Gluon kernel needs a Hopper GPU (sm_90) and Triton 3.5 or later",
+    "gluon": "the Gluon kernel needs a Hopper GPU (sm_90) and Triton 3.6 or later",
 }
 
 
@@ -83,7 +83,7 @@ class CompilerProposer:
             f"{label} skipped: {why}"
             for label, on, key, why in (
                 ("FlashAttention-4", self.fa4, "fa4", "flash-attn-4 is not installed"),
-                ("Gluon", self.gluon, "gluon", "needs a Hopper GPU and Triton >= 3.5"),
+                ("Gluon", self.gluon, "gluon", "needs a Hopper GPU and Triton >= 3.6"),
             )
             if not on and key in self.backends
         ]
