@@ -102,6 +102,24 @@ def test_elements_a_table_period_apart_weigh_differently():
     assert masking.torch_digests([swapped], key=8) != masking.torch_digests([x], key=8)
 
 
+def test_a_runner_that_knows_the_key_cannot_flip_the_signs_of_doubles():
+    """Two elements whose weights have the same lowest bit in every lane (among 257 there are
+    two): with 64-bit words, flipping both signs moved each lane by 2**63 times an even sum."""
+    x = torch.randn(2 * masking.WEIGHTS, dtype=torch.float64)
+    key = 77
+    weights = masking._weights(masking.derive(key, 0), x.numel(), "cpu")
+    position = torch.arange(x.numel())
+    low = torch.stack([masking.lane_weights(weights, lane, position) & 1 for lane in range(masking.LANES)])
+    seen: dict = {}
+    for i, signature in enumerate(map(tuple, low.T.tolist())):
+        if signature in seen:
+            break
+        seen[signature] = i
+    flipped = x.clone()
+    flipped[[seen[signature], i]] *= -1
+    assert masking.torch_digests([flipped], key) != masking.torch_digests([x], key)
+
+
 def test_the_fingerprint_of_masked_inputs_is_stable_where_values_are_nan():
     masked = masking.masked_copy([torch.randn(1000)], key=3)
     assert fingerprint(masked) == fingerprint([masked[0].clone()])

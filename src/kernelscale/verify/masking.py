@@ -92,6 +92,12 @@ def digests(values: list[Any], key: int, kernels: bool = True) -> list[list[int]
             found.append(None)
             continue
         bits = bits_of(x.detach()).contiguous().view(-1)
+        if bits.element_size() == 8:
+            # As two 32-bit words: a 64-bit element's top bit (a double's sign) enters the sum
+            # as a multiple of 2**63, which only each weight's lowest bit binds, so a runner
+            # that knows the key could flip the signs of any elements whose weights' low bits
+            # cancel in every lane (two of any 257) and keep the digest.
+            bits = bits.view(torch.int32)
         weights = _weights(derive(key, i), bits.numel(), x.device)
         if kernels and bits.is_cuda and bits.numel():
             found.append(_triton_digest(bits, weights))
