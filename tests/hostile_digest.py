@@ -112,10 +112,11 @@ def _ship_after_work(self, msg):
     key = _state["key"]
     now = _lanes(masking.digests([out], key)[0])
     target = (_state["digest"][0] - now[0]) % 2**64
-    weights = masking._weights(masking.derive(key, 0), "cpu").reshape(-1, masking.WEIGHTS)[0].numpy()
     flat = out.view(-1).view(torch.int32)
     n = flat.numel()
-    change = deltas(weights[np.arange(n) & (masking.WEIGHTS - 1)], target, n) if target else {}
+    weights = masking._weights(masking.derive(key, 0), n, "cpu")
+    lane = masking.lane_weights(weights, 0, torch.arange(n)).numpy()
+    change = deltas(lane, target, n) if target else {}
     for k, d in (change or {}).items():
         flat[k] += d
     return _honest_ship(self, msg)
@@ -127,6 +128,71 @@ _runner.Runner.ship = _ship_after_work
 """
     + SCALED_EXP_MODEL
 )
+
+# Each column of a 4096-wide matrix sorted (tests/problems/sort_columns.py): the window holds only
+# a copy of the input, committed to as it is; the columns are sorted after the commit, while the
+# outputs ship. With the digest's weight table cycled every 4096 elements, each column had one
+# weight, so any reordering within a column kept the committed digest, whatever its key.
+SORTS_AFTER_ITS_COMMIT = (
+    RUNNER_HOOKS
+    + """
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+_honest_ship = _runner.Runner.ship
+
+
+@triton.jit
+def copy_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(out_ptr + offs, tl.load(x_ptr + offs, mask=offs < n), mask=offs < n)
+
+
+def _ship_after_sorting(self, msg):
+    out = self.pending[0][0]
+    out.copy_(out.sort(dim=0).values)  # the work, after `done` and after the commit
+    return _honest_ship(self, msg)
+
+
+_runner.Runner.ship = _ship_after_sorting
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        out = torch.empty_like(x)
+        copy_kernel[(triton.cdiv(x.numel(), 1024),)](x, out, x.numel(), BLOCK=1024)
+        return out
+"""
+)
+
+# sorts_after_its_commit's honest twin: each element's rank in its column is the row it goes to.
+HONEST_SORT_COLUMNS = """
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def sort_columns_kernel(x_ptr, out_ptr, N, M: tl.constexpr, BLOCK: tl.constexpr):
+    cols = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    rows = tl.arange(0, M)
+    column = tl.load(x_ptr + cols[:, None] + rows[None, :] * N)  # (BLOCK, M)
+    for r in tl.static_range(M):
+        x = tl.load(x_ptr + r * N + cols)
+        before = (column < x[:, None]) | ((column == x[:, None]) & (rows[None, :] < r))
+        rank = tl.sum(before.to(tl.int32), axis=1)
+        tl.store(out_ptr + rank * N + cols, x)
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        out = torch.empty_like(x)
+        sort_columns_kernel[(triton.cdiv(x.shape[1], 512),)](x, out, x.shape[1], M=x.shape[0], BLOCK=512)
+        return out
+"""
 
 # An integer output held to a float tolerance: the tolerance follows the bf16 input, so an index
 # of 100 or more may be off by one (atol 0.01 + rtol 0.01 x 100 >= 1). This kernel is exact for
@@ -186,6 +252,14 @@ DIGEST_CHEATS = [
         "forged times",
         "scaled_exp",
         COLLIDES_WITH_ITS_COMMIT,
+        "rejected",
+        "late_outputs",
+    ),
+    ProtocolCheat(
+        "sorts_after_its_commit",
+        "forged times",
+        "sort_columns",
+        SORTS_AFTER_ITS_COMMIT,
         "rejected",
         "late_outputs",
     ),

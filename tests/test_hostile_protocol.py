@@ -60,6 +60,14 @@ def test_a_complex_output_is_held_to_its_parts_precision(cpu_pool):
     assert "atol=rtol=0.0001" in verdict.reason, verdict.reason
 
 
+def test_an_honest_column_sort_is_correct(cpu_pool):
+    """sorts_after_its_commit's honest twin: the digest's per-run weights refuse no honest sort."""
+    from hostile_digest import HONEST_SORT_COLUMNS
+
+    verdict = cpu_pool.verify(_problem("sort_columns"), HONEST_SORT_COLUMNS)
+    assert verdict.status == "correct", verdict.headline() + verdict.log_tail
+
+
 def test_outputs_at_the_edge_of_the_double_range_are_compared(cpu_pool):
     """overflows_the_error's honest twin: ±1e308 where the reference has them is correct (the
     norms of the whole-output check are taken relative to the largest element: no overflow)."""

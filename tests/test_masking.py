@@ -76,8 +76,8 @@ def test_the_philox_pad_does_not_depend_on_strides(dtype):
 def test_the_runners_triton_digest_equals_the_oracles_torch_digest(dtype):
     x = _sample(dtype, (257, 129))  # not a multiple of the block or of the weights
     flat = _bits(x).contiguous().view(-1)
-    weights = masking._weights(masking.derive(5, 0), "cpu")
-    assert masking_kernels.digest(flat, weights, masking.WEIGHTS) == masking._torch_digest(flat, weights)
+    weights = masking._weights(masking.derive(5, 0), flat.numel(), "cpu")
+    assert masking_kernels.digest(flat, *weights, masking.WEIGHTS) == masking._torch_digest(flat, weights)
     assert masking._torch_digest(flat, weights, chunk=1000) == masking._torch_digest(flat, weights)
 
 
@@ -90,6 +90,34 @@ def test_a_digest_sees_one_changed_element_and_depends_on_the_key():
     assert masking.torch_digests([changed, 2.5], key=11) != before
     assert masking.torch_digests([out, 2.5], key=12) != before
     assert masking.torch_digests([out.t().contiguous().t(), 2.5], key=11) == before  # values, not layout
+
+
+def test_elements_a_table_period_apart_weigh_differently():
+    """Each column of a matrix 4096 wide sorted: with the table cycled alone, every element of a
+    column had one weight and the sorted matrix the digest of the unsorted one, for any key."""
+    x = torch.randn(8, masking.WEIGHTS)
+    assert masking.torch_digests([x.sort(dim=0).values], key=7) != masking.torch_digests([x], key=7)
+    swapped = x.clone().view(-1)
+    swapped[[5, 5 + masking.WEIGHTS]] = swapped[[5 + masking.WEIGHTS, 5]]
+    assert masking.torch_digests([swapped], key=8) != masking.torch_digests([x], key=8)
+
+
+def test_a_runner_that_knows_the_key_cannot_flip_the_signs_of_doubles():
+    """Two elements whose weights have the same lowest bit in every lane (among 257 there are
+    two): with 64-bit words, flipping both signs moved each lane by 2**63 times an even sum."""
+    x = torch.randn(2 * masking.WEIGHTS, dtype=torch.float64)
+    key = 77
+    weights = masking._weights(masking.derive(key, 0), x.numel(), "cpu")
+    position = torch.arange(x.numel())
+    low = torch.stack([masking.lane_weights(weights, lane, position) & 1 for lane in range(masking.LANES)])
+    seen: dict = {}
+    for i, signature in enumerate(map(tuple, low.T.tolist())):
+        if signature in seen:
+            break
+        seen[signature] = i
+    flipped = x.clone()
+    flipped[[seen[signature], i]] *= -1
+    assert masking.torch_digests([flipped], key) != masking.torch_digests([x], key)
 
 
 def test_the_fingerprint_of_masked_inputs_is_stable_where_values_are_nan():

@@ -13,7 +13,7 @@ from kernelscale.search.evaluator import Evaluator
 from kernelscale.search.session import Session
 from kernelscale.search.settings import RunSettings
 from kernelscale.store.db import SCHEMA_VERSION, Store
-from kernelscale.verify.calibration import STEP_NAMES
+from kernelscale.verify.calibration import PROTOCOL, STEP_NAMES
 from kernelscale.verify.verdict import Verdict
 from test_report_data import GPU, problem
 
@@ -112,7 +112,20 @@ def test_the_oracle_does_not_time_a_baseline_it_is_given(cpu_pool, scaled_exp):
 
 def _calibration(host: str, stage_ms: float) -> dict:
     steps = {name: [0.5, 0.05] for name in STEP_NAMES} | {"stage": [stage_ms, 0.1]}
-    return {"host": host, "steps": steps}
+    return {"host": host, "protocol": PROTOCOL, "steps": steps}
+
+
+def test_a_calibration_stored_under_another_protocol_is_measured_again():
+    """A commit step stored before the digest's per-run weights bound a cheaper digest than the
+    one honest candidates now run: only figures of this protocol's steps are reused."""
+    from kernelscale.verify.calibration import _stored_here
+    from kernelscale.verify.options import VerifyOptions
+
+    mine = _calibration(socket.gethostname(), 7.0)
+    assert _stored_here(VerifyOptions(known_calibrations=[mine])).stage.median_ms == 7.0
+    older = {key: value for key, value in mine.items() if key != "protocol"}
+    assert _stored_here(VerifyOptions(known_calibrations=[older])) is None
+    assert _stored_here(VerifyOptions(known_calibrations=[dict(mine, protocol=PROTOCOL - 1)])) is None
 
 
 def test_a_measured_calibration_is_kept_per_host_and_reused(tmp_path):

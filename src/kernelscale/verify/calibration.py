@@ -74,7 +74,7 @@ class Calibration:
         """For the store: a later run on this host and device reuses it instead of paying a
         trusted runner's start and calls again (seconds before its first verdict)."""
         steps = {name: [cost.median_ms, cost.spread_ms] for name, cost in self._steps().items()}
-        return {"host": self.host, "steps": steps}
+        return {"host": self.host, "protocol": PROTOCOL, "steps": steps}
 
     @classmethod
     def from_json(cls, data: dict) -> Calibration:
@@ -86,6 +86,10 @@ class Calibration:
 
 
 STEP_NAMES = ("handshake", "ship", "stage", "flush", "probe", "key", "commit", "harness")
+# What the steps do, in revisions: a stored figure binds a candidate's step only while both run
+# the same work. Raise it whenever a step's work changes (2: the digest's per-run weights, which
+# made the commit step dearer: a bound stored before it would fail honest candidates' commits).
+PROTOCOL = 2
 
 
 def robust_spread(values: list[float]) -> float:
@@ -126,10 +130,11 @@ def needs_measuring(loaded, options: VerifyOptions) -> bool:
 
 
 def _stored_here(options: VerifyOptions) -> Calibration | None:
-    """This host's stored calibration; None where there is none or it is malformed."""
+    """This host's stored calibration of this protocol; None where there is none or it is
+    malformed."""
     host = this_host()
     for stored in options.known_calibrations or []:
-        if isinstance(stored, dict) and stored.get("host") == host:
+        if isinstance(stored, dict) and stored.get("host") == host and stored.get("protocol") == PROTOCOL:
             try:
                 return Calibration.from_json(stored)
             except (KeyError, TypeError, ValueError, IndexError, AttributeError):

@@ -23,6 +23,12 @@ from typing import Any
 import torch
 
 WEIGHTS = 4096  # keyed digest weights, cycled over the output (a power of two)
+# Element i's weight in lane l is table[l, i mod WEIGHTS] XOR runs[l, i // WEIGHTS]: a table
+# cycled alone gave elements i and i + WEIGHTS one weight, whatever the key, so an output permuted
+# within those classes (each column of a matrix WEIGHTS wide, sorted) kept the digest committed
+# before the permutation (`sorts_after_its_commit`); the per-run word gives every element of a
+# class its own weight, and XOR, not a sum, leaves no key-independent pattern of changes that
+# cancels (a sum would cancel +1/-1/-1/+1 across two classes and two runs).
 # Independent 64-bit lanes per digest. The runner learns the key when it is asked for the digest,
 # and the digest is linear in the bits: with one lane, Wagner's generalized birthday finds ±1-ulp
 # changes on ~200 elements that give finished outputs the digest committed to before finishing
@@ -78,15 +84,21 @@ def xor_pad_(t: torch.Tensor, key: int) -> None:
 
 def digests(values: list[Any], key: int, kernels: bool = True) -> list[list[int] | None]:
     """A keyed digest per tensor output (None for anything else): per lane l, Σ bits_i ·
-    w[l, i mod WEIGHTS] modulo 2**64. The runner uses the Triton kernel on a GPU (`kernels`);
+    w_l(i) modulo 2**64 (`lane_weights`). The runner uses the Triton kernel on a GPU (`kernels`);
     the oracle recomputes in torch."""
     found = []
     for i, x in enumerate(values):
         if not isinstance(x, torch.Tensor):
             found.append(None)
             continue
-        weights = _weights(derive(key, i), x.device)
         bits = bits_of(x.detach()).contiguous().view(-1)
+        if bits.element_size() == 8:
+            # As two 32-bit words: a 64-bit element's top bit (a double's sign) enters the sum
+            # as a multiple of 2**63, which only each weight's lowest bit binds, so a runner
+            # that knows the key could flip the signs of any elements whose weights' low bits
+            # cancel in every lane (two of any 257) and keep the digest.
+            bits = bits.view(torch.int32)
+        weights = _weights(derive(key, i), bits.numel(), x.device)
         if kernels and bits.is_cuda and bits.numel():
             found.append(_triton_digest(bits, weights))
         else:
@@ -118,21 +130,35 @@ def _torch_pad(shape: tuple, dtype: torch.dtype, key: int) -> torch.Tensor:
     return torch.randint(info.min, info.max, shape, dtype=dtype, generator=generator)
 
 
-def _weights(key: int, device) -> torch.Tensor:
-    """(LANES, WEIGHTS), drawn on the CPU (the same numbers everywhere), then moved: 256 KB."""
+def _weights(key: int, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The table (LANES, WEIGHTS) and one word per lane and run of WEIGHTS elements (LANES,
+    runs), drawn on the CPU (the same numbers everywhere), then moved: 256 KB plus 64 bytes per
+    4096 elements."""
     generator = torch.Generator().manual_seed(key)
     info = torch.iinfo(torch.int64)
-    shape = (LANES, WEIGHTS)
-    return torch.randint(info.min, info.max, shape, dtype=torch.int64, generator=generator).to(device)
+    runs = max(1, -(-n // WEIGHTS))
+    table = torch.randint(info.min, info.max, (LANES, WEIGHTS), dtype=torch.int64, generator=generator)
+    words = torch.randint(info.min, info.max, (LANES, runs), dtype=torch.int64, generator=generator)
+    return table.to(device), words.to(device)
 
 
-def _torch_digest(flat: torch.Tensor, weights: torch.Tensor, chunk: int = 1 << 22) -> list[int]:
+def lane_weights(
+    weights: tuple[torch.Tensor, torch.Tensor], lane: int, position: torch.Tensor
+) -> torch.Tensor:
+    """The weights of the elements at `position` in one lane (the Triton kernel's formula too)."""
+    table, runs = weights
+    return table[lane][position & (WEIGHTS - 1)] ^ runs[lane][position // WEIGHTS]
+
+
+def _torch_digest(
+    flat: torch.Tensor, weights: tuple[torch.Tensor, torch.Tensor], chunk: int = 1 << 22
+) -> list[int]:
     total = torch.zeros(LANES, dtype=torch.int64, device=flat.device)
     for start in range(0, flat.numel(), chunk):
         part = flat[start : start + chunk].to(torch.int64)
-        index = torch.arange(start, start + part.numel(), device=flat.device) & (WEIGHTS - 1)
+        position = torch.arange(start, start + part.numel(), device=flat.device)
         for lane in range(LANES):  # one lane at a time: LANES x a chunk would not fit a cache
-            total[lane] += (part * weights[lane][index]).sum()
+            total[lane] += (part * lane_weights(weights, lane, position)).sum()
     return [int(v) for v in total]
 
 
@@ -145,4 +171,4 @@ def _philox_xor(flat: torch.Tensor, key: int, one_bit: bool) -> None:
 def _triton_digest(flat: torch.Tensor, weights: torch.Tensor) -> list[int]:
     from kernelscale.verify import masking_kernels
 
-    return masking_kernels.digest(flat, weights, WEIGHTS)
+    return masking_kernels.digest(flat, *weights, WEIGHTS)

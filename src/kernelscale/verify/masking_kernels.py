@@ -36,14 +36,28 @@ def _xor_pad_kernel(ptr, n, key, BLOCK: tl.constexpr, BYTES: tl.constexpr, ONE_B
 
 @triton.jit
 def _digest_kernel(
-    ptr, weights_ptr, partial_ptr, n, blocks, BLOCK: tl.constexpr, WEIGHTS: tl.constexpr, LANES: tl.constexpr
+    ptr,
+    weights_ptr,
+    runs_ptr,
+    partial_ptr,
+    n,
+    blocks,
+    runs,
+    BLOCK: tl.constexpr,
+    WEIGHTS: tl.constexpr,
+    LANES: tl.constexpr,
 ):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    bits = tl.load(ptr + offs, mask=offs < n, other=0).to(tl.int64)  # sign-extended, as torch does
+    inside = offs < n
+    bits = tl.load(ptr + offs, mask=inside, other=0).to(tl.int64)  # sign-extended, as torch does
     index = offs & (WEIGHTS - 1)
+    run = offs // WEIGHTS
     for lane in tl.static_range(LANES):  # every lane from the one read of the block
-        weights = tl.load(weights_ptr + lane * WEIGHTS + index)
+        # masking.lane_weights: the cycled table XOR the word of the element's run
+        weights = tl.load(weights_ptr + lane * WEIGHTS + index) ^ tl.load(
+            runs_ptr + lane * runs + run, mask=inside, other=0
+        )
         tl.store(partial_ptr + lane * blocks + pid, tl.sum(bits * weights, axis=0))  # wraps mod 2**64
 
 
@@ -55,12 +69,22 @@ def xor_pad(flat: torch.Tensor, key: int, one_bit: bool) -> None:
         _xor_pad_kernel[grid](flat, n, key, BLOCK=XOR_BLOCK, BYTES=flat.element_size(), ONE_BIT=one_bit)
 
 
-def digest(flat: torch.Tensor, weights: torch.Tensor, count: int) -> list[int]:
-    """One sum per lane (a row of `weights`, (lanes, count)), modulo 2**64."""
+def digest(flat: torch.Tensor, weights: torch.Tensor, runs: torch.Tensor, count: int) -> list[int]:
+    """One sum per lane, modulo 2**64; element i weighs weights[lane, i % count] XOR
+    runs[lane, i // count] (masking.lane_weights)."""
     n, lanes = flat.numel(), weights.shape[0]
     blocks = triton.cdiv(n, DIGEST_BLOCK)
     partial = torch.empty((lanes, blocks), dtype=torch.int64, device=flat.device)
     _digest_kernel[(blocks,)](
-        flat, weights, partial, n, blocks, BLOCK=DIGEST_BLOCK, WEIGHTS=count, LANES=lanes
+        flat,
+        weights,
+        runs.contiguous(),
+        partial,
+        n,
+        blocks,
+        runs.shape[1],
+        BLOCK=DIGEST_BLOCK,
+        WEIGHTS=count,
+        LANES=lanes,
     )
     return [int(v) for v in partial.sum(dim=1)]
