@@ -143,7 +143,7 @@ fa4-install)
   bash benchmarks/fa4_install.sh
   ;;
 gluon)
-  timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_compiler_gluon.py -k gpu 2>&1 | tail -15 \
+  timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_compiler_gluon.py -k gpu 2>&1 | tail -15 \
     | tee "$OUT/gluon-gpu-tests.log"
   backends=(triton gluon)
   if [ -f /tmp/fa4/.fa4-stamp ]; then backends+=(fa4); fi
@@ -167,7 +167,7 @@ smoke)
     --phases examples hostile --quick-phases hostile \
     --names softmax add_mul_tanh precomputes_while_staging precomputes_after_key queues_work_before_go \
     leaves_work_running_at_done defers_work_past_done defers_work_into_commit truncates_output_slab \
-    rotates_hidden_work 2>&1 \
+    rotates_hidden_work sorts_after_its_commit 2>&1 \
     | grep --line-buffered -v Warning | tee "$OUT/smoke.log"
   timeout 120 python3 benchmarks/attention_bench.py --variants tests/problems/t5_bucketed_bias.py \
     --dims 128 --configs 1 --deadline-s 90 --out "$OUT/smoke-tables.json" 2>&1 \
