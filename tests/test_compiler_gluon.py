@@ -394,9 +394,15 @@ def test_other_configs_compile_for_sm90(stages, block_n, D, warps):
     not (torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9),
     reason="the Gluon kernel runs on Hopper GPUs only",
 )
-@pytest.mark.parametrize("name", ["causal", "alibi", "document", "softcap"])
+@pytest.mark.parametrize("name", SUITE)
 def test_gluon_on_gpu(name):
-    (score_mod, mask_mod), shape = _suite_mods(name, 2, 8, 8, 1000, 1000, 128)
+    from importlib import resources
+
+    from kernelscale.problems.attention.variant import load_variant_module, resolve_mods
+
+    path = resources.files("kernelscale.problems.attention.suite") / f"{name}.py"
+    shape = {"B": 2, "Hq": 8, "Hkv": 8, "Sq": 1000, "Skv": 1000, "D": 128}
+    score_mod, mask_mod = resolve_mods(load_variant_module(str(path)), shape, "cuda", path)  # captures on the GPU
     q, k, v = (t.cuda() for t in _inputs(2, 8, 8, 1000, 1000, 128))
     module = import_source(generate(score_mod, mask_mod, GLUON), f"test_gluon_gpu_{name}")
     out = module.ModelNew(score_mod, mask_mod, {**shape, "device": "cuda"})(q, k, v)
