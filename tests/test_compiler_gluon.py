@@ -12,7 +12,14 @@ Two checks stand in for the GPU here:
 
 from __future__ import annotations
 
-import ast
+import os
+
+# Before anything imports triton: Triton's own library functions (tl.zeros ...) are made
+# interpretable only when the interpreter is on at import, and the Triton kernels that other test
+# files run in this process need that (test_compiler_common sets it too, but is imported later).
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import ast  # noqa: E402
 
 import pytest
 import torch
@@ -403,7 +410,9 @@ def test_gluon_on_gpu(name):
     path = resources.files("kernelscale.problems.attention.suite") / f"{name}.py"
     S = 1024 if name.startswith("natten") else 1000  # NATTEN's sequence is a square image
     shape = {"B": 2, "Hq": 8, "Hkv": 2 if name == "gqa_causal" else 8, "Sq": S, "Skv": S, "D": 128}
-    score_mod, mask_mod = resolve_mods(load_variant_module(str(path)), shape, "cuda", path)  # captures on the GPU
+    score_mod, mask_mod = resolve_mods(
+        load_variant_module(str(path)), shape, "cuda", path
+    )  # captures on the GPU
     q, k, v = (t.cuda() for t in _inputs(2, 8, shape["Hkv"], S, S, 128))
     module = import_source(generate(score_mod, mask_mod, GLUON), f"test_gluon_gpu_{name}")
     out = module.ModelNew(score_mod, mask_mod, {**shape, "device": "cuda"})(q, k, v)
