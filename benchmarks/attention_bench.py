@@ -106,7 +106,7 @@ def build(name: str, D: int, device: str):
 def configs_for(name, compiled, D, count, device, backends=("triton",), fa4_count=1, gluon_count=1):
     chosen = []
     if "triton" in backends:
-        proposer = CompilerProposer(device=device, fa4=False)  # FA4's config is added below
+        proposer = CompilerProposer(device=device, fa4=False, gluon=False)  # the others are added below
         base = compiled.features
         features = Features(**{**base.__dict__, "D": D})
         chosen = proposer.plan(features, None)[:count]

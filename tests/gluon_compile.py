@@ -7,8 +7,11 @@ builds, so the types, the TMA descriptors' blocks and the constexprs are the one
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
+import tempfile
 
 import torch
 import triton
@@ -64,12 +67,13 @@ def plan_on_cpu(module, model, q, k, v):
         module.supported = check
 
 
-def compile_model(module, model, q, k, v):
+def compile_model(module, model, q, k, v) -> dict:
     """model's kernel for q, k, v (CPU tensors of the shape to compile for), as a GPU launch
-    would compile it: the CompiledKernel, with its PTX and cubin."""
-    from triton.backends.compiler import GPUTarget
-    from triton.experimental.gluon._runtime import GluonASTSource
+    would compile it, in a child process: {"ptx", "shared", "cubin_path"}.
 
+    A child, because Triton's library functions (tl.max's combine ...) become interpreter
+    functions when TRITON_INTERPRET is on at import, as the Triton tests in this process need,
+    and the Gluon compiler then cannot use them."""
     launch = plan_on_cpu(module, model, q, k, v)
     descs = [
         module.TensorDescriptor(t, list(t.shape), list(t.stride()), block, layout)
@@ -82,18 +86,64 @@ def compile_model(module, model, q, k, v):
     fn = module._attn_fwd_ws
     warps = module.CONFIG["num_warps"]
     sig, constexprs = _signature(fn, [*descs, torch.empty_like(q), *launch.tail, warps])
-    options = {"num_warps": warps, "maxnreg": module.LAUNCH_REGS}
-    return triton.compile(GluonASTSource(fn, sig, constexprs), target=GPUTarget(*HOPPER), options=options)
+    job = {
+        "source": module.__file__,
+        "signature": sig,
+        "constexprs": constexprs,
+        "options": {"num_warps": warps, "maxnreg": module.LAUNCH_REGS},
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        spec = os.path.join(folder, "job.json")
+        with open(spec, "w") as f:
+            json.dump({**job, "out": folder}, f)
+        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+        done = subprocess.run([sys.executable, __file__, spec], capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            raise RuntimeError(f"Gluon compile failed:\n{done.stderr[-4000:]}")
+        with open(os.path.join(folder, "result.json")) as f:
+            result = json.load(f)
+        with open(os.path.join(folder, "kernel.ptx")) as f:
+            result["ptx"] = f.read()
+        with open(os.path.join(folder, "kernel.cubin"), "rb") as f:
+            result["cubin"] = f.read()
+    return result
 
 
-def resource_usage(kernel) -> str:
+def _compile_job(spec: str) -> None:
+    """The child's side: import the generated module afresh and compile its kernel for sm_90."""
+    import importlib.util
+
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    with open(spec) as f:
+        job = json.load(f)
+    loaded = importlib.util.spec_from_file_location("gluon_job", job["source"])
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    source = GluonASTSource(module._attn_fwd_ws, job["signature"], job["constexprs"])
+    kernel = triton.compile(source, target=GPUTarget(*HOPPER), options=job["options"])
+    out = job["out"]
+    with open(os.path.join(out, "kernel.ptx"), "w") as f:
+        f.write(kernel.asm["ptx"])
+    with open(os.path.join(out, "kernel.cubin"), "wb") as f:
+        f.write(kernel.asm["cubin"])
+    with open(os.path.join(out, "result.json"), "w") as f:
+        json.dump({"shared": kernel.metadata.shared}, f)
+
+
+def resource_usage(kernel: dict) -> str:
     """cuobjdump's register / stack / shared-memory line for the compiled kernel."""
     tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
     path = f"/tmp/kernelscale-gluon-{os.getpid()}.cubin"
     with open(path, "wb") as f:
-        f.write(kernel.asm["cubin"])
+        f.write(kernel["cubin"])
     try:
         out = subprocess.run([tool, "-res-usage", path], capture_output=True, text=True, check=False).stdout
     finally:
         os.unlink(path)
     return " ".join(line.strip() for line in out.splitlines() if "REG:" in line)
+
+
+if __name__ == "__main__":
+    _compile_job(sys.argv[1])

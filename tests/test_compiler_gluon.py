@@ -320,11 +320,11 @@ def test_every_builtin_variant_compiles_for_sm90(name):
     module = import_source(generate(score_mod, mask_mod, GLUON), f"test_gluon_sm90_{name}")
     model = module.ModelNew(score_mod, mask_mod, shape)
     kernel = gluon_compile.compile_model(module, model, *_inputs(B, Hq, Hkv, Sq, Skv, D))
-    ptx = kernel.asm["ptx"]
+    ptx = kernel["ptx"]
     assert "wgmma.mma_async" in ptx and "cp.async.bulk.tensor" in ptx
     # the loader gives registers back, the two compute warpgroups take them (warp specialisation)
     assert "setmaxnreg.dec.sync.aligned.u32 \t24" in ptx and "setmaxnreg.inc.sync.aligned.u32 \t240" in ptx
-    assert kernel.metadata.shared <= 232448
+    assert kernel["shared"] <= 232448
 
 
 @needs_compiler
@@ -341,7 +341,7 @@ def test_random_mods_compile_for_sm90(score, mask):
     module = import_source(generate(score_mod, mask_mod, GLUON), "test_gluon_sm90_prop")
     model = module.ModelNew(score_mod, mask_mod, shape)
     kernel = gluon_compile.compile_model(module, model, *_inputs(1, H, H, S, S, 64))
-    assert "wgmma.mma_async" in kernel.asm["ptx"]
+    assert "wgmma.mma_async" in kernel["ptx"]
 
 
 @needs_compiler
@@ -359,7 +359,7 @@ def test_a_mod_computed_in_bf16_compiles_for_sm90():
     kernel = gluon_compile.compile_model(
         module, module.ModelNew(score_mod, None, shape), *_inputs(1, 4, 4, 256, 256, 64)
     )
-    assert "wgmma.mma_async" in kernel.asm["ptx"]
+    assert "wgmma.mma_async" in kernel["ptx"]
     q, k, v = _inputs(1, 4, 4, 256, 256, 64)
     out = _emulated(source, score_mod, None, shape, q, k, v, "bf16")
     assert _err(out, attention_reference(q.float(), k.float(), v.float(), score_mod, None)) < 2e-2
@@ -372,7 +372,7 @@ def test_the_t5_kernel_with_its_table_compiles_for_sm90():
     module = import_source(generate(score_mod, mask_mod, config), "test_gluon_sm90_t5")
     model = module.ModelNew(score_mod, mask_mod, shape)
     kernel = gluon_compile.compile_model(module, model, *_inputs(1, 2, 2, 256, 256, 128))
-    assert "wgmma.mma_async" in kernel.asm["ptx"]
+    assert "wgmma.mma_async" in kernel["ptx"]
 
 
 @needs_compiler
@@ -388,9 +388,9 @@ def test_other_configs_compile_for_sm90(stages, block_n, D, warps):
     module = import_source(generate(score_mod, mask_mod, config), "test_gluon_sm90_cfg")
     model = module.ModelNew(score_mod, mask_mod, shape)
     kernel = gluon_compile.compile_model(module, model, *_inputs(1, 2, 2, 256, 256, D))
-    ptx = kernel.asm["ptx"]
+    ptx = kernel["ptx"]
     assert "tanh.approx.f32" in ptx
-    assert kernel.metadata.shared <= 232448
+    assert kernel["shared"] <= 232448
     if warps == 4:  # ping-pong: the loader gives registers up, both compute warpgroups take 240
         assert (
             "setmaxnreg.dec.sync.aligned.u32 \t24" in ptx and "setmaxnreg.inc.sync.aligned.u32 \t240" in ptx
