@@ -7,8 +7,9 @@ TMA into a ring of shared-memory slots; two consumer warpgroups issue the next b
 the previous block's p·v as asynchronous wgmma before the current block's softmax, so the tensor
 cores and the softmax overlap. With num_warps 8 both warpgroups share one 128-row query tile and
 issue together; with num_warps 4 each is a partition of its own on a 64-row half, and they take
-turns to issue (FlashAttention-3's ping-pong), so one's softmax runs beside the other's products. The score and mask come from the same expression graph, rewrites
-and block schedule as the Triton backend; the statements are the Triton emitter's, in Gluon's
+turns to issue (FlashAttention-3's ping-pong), so one's softmax runs beside the other's products.
+The score and mask come from the same expression graph, rewrites and block schedule as the
+Triton backend; the statements are the Triton emitter's, in Gluon's
 namespace (its elementwise functions have the same names and meaning on tensors whose layouts
 come from the accumulator's).
 
@@ -50,7 +51,6 @@ def gluon_available() -> bool:
     major, minor = (int(re.match(r"\d+", part).group()) for part in triton.__version__.split(".")[:2])
     if (major, minor) < MIN_TRITON:
         return False
-
     return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9
 
 
@@ -63,7 +63,8 @@ def to_gluon(line: str) -> str:
 
 
 def render_gluon(parts: dict, config: Config) -> str:
-    """The module source for `config` from generate.kernel_parts (emitted without tables)."""
+    """The module source for `config` from generate.kernel_parts (its statements in Triton's
+    namespace; the tables' fill kernels stay Triton kernels)."""
     if config.decode or config.bias_prune:
         raise CompilerError("the Gluon backend takes prefill kernels without bias pruning")
     if config.block_m != 128 or config.block_n not in (64, 128) or config.num_warps not in (4, 8):
