@@ -76,9 +76,10 @@ def test_the_first_attempt_calibrates_with_the_second_spare(oracle, scaled_exp):
 
 
 def test_a_spare_not_needed_for_a_calibration_is_removed_before_anything_is_timed(oracle, scaled_exp):
-    from kernelscale.verify.calibration import STEP_NAMES, this_host
+    from kernelscale.verify.calibration import PROTOCOL, STEP_NAMES, this_host
 
-    stored = {"host": this_host(), "steps": {name: [0.1, 0.01] for name in STEP_NAMES}}
+    steps = {name: [0.1, 0.01] for name in STEP_NAMES}
+    stored = {"host": this_host(), "protocol": PROTOCOL, "steps": steps}
     oracle.spares.prepare(None, count=2)
     both = list(oracle.spares.runners)
     verdict = run_attempt(
