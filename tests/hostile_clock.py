@@ -9,7 +9,7 @@ off; the verdict is asserted from the oracle (tests/test_hostile_protocol.py).
 
 from __future__ import annotations
 
-from hostile_protocol import RUNNER_HOOKS, SCALED_EXP_KERNEL, SCALED_EXP_MODEL, ProtocolCheat
+from hostile_protocol import RUNNER_HOOKS, SCALED_EXP_KERNEL, SCALED_EXP_MODEL, ProtocolCheat, edits_its_reply
 
 # The calls before the timed ones under the default options on scaled_exp: four fresh trials, the
 # rescaled one, three shifted ones, the first repeated, and the warm-up. A candidate can count
@@ -238,36 +238,15 @@ class ModelNew(nn.Module):
 # an output described as a quantized dtype (torch raises while copying it), a list of mutated
 # inputs that is a number, a failure's reason that is an object (the search then treats it as a
 # string). Native code from load_inline can write such replies with the screen on.
-def _edits_its_reply(step: str, edit: str) -> str:
-    """The honest candidate, its runner's `step` handler replying with `edit` applied."""
-    return (
-        SCALED_EXP_KERNEL
-        + RUNNER_HOOKS
-        + f"""
-_honest = _runner.Runner.{step}
-
-
-def _edited(self, msg):
-    reply = _honest(self, msg)
-    {edit}
-    return reply
-
-
-_runner.Runner.{step} = _edited
-"""
-        + SCALED_EXP_MODEL
-    )
-
-
-SHIPS_A_QUANTIZED_OUTPUT = _edits_its_reply("ship", 'reply["outputs"][0]["dtype"] = "qint8"')
-MUTATED_INPUTS_AS_A_NUMBER = _edits_its_reply("ship", 'reply["mutated_inputs"] = 7')
+SHIPS_A_QUANTIZED_OUTPUT = edits_its_reply("ship", 'reply["outputs"][0]["dtype"] = "qint8"')
+MUTATED_INPUTS_AS_A_NUMBER = edits_its_reply("ship", 'reply["mutated_inputs"] = 7')
 # Numbers no float holds, where the oracle reads numbers (found by a red-team pass): an output
 # offset of Infinity (JSON carries it; int(inf) raises OverflowError) and an own time of 10**400
 # (math.isfinite raises OverflowError on it). Both were verifier errors, retried elsewhere and
 # then stopping the search.
-SHIPS_AN_INFINITE_OFFSET = _edits_its_reply("ship", 'reply["outputs"][0]["offset"] = float("inf")')
-REPORTS_A_HUGE_TIME = _edits_its_reply("go", 'reply["own_ms"] = reply["host_ms"] = 10**400')
-REASON_AS_AN_OBJECT = _edits_its_reply(
+SHIPS_AN_INFINITE_OFFSET = edits_its_reply("ship", 'reply["outputs"][0]["offset"] = float("inf")')
+REPORTS_A_HUGE_TIME = edits_its_reply("go", 'reply["own_ms"] = reply["host_ms"] = 10**400')
+REASON_AS_AN_OBJECT = edits_its_reply(
     "ship", 'reply = {"ok": False, "status": "rejected", "rule": ["x"], "reason": {"not": "a string"}}'
 )
 
@@ -286,7 +265,7 @@ torch.save(torch.zeros(1), "outputs.slab")
 # Describes its one output a thousand times over: each descriptor lies within the output slab, so
 # each alone is valid, and the oracle allocated a slab's worth per descriptor (1 GB here, and
 # ~100,000 of them fit a reply) before the count of outputs was ever compared.
-DESCRIBES_ITS_OUTPUT_A_THOUSAND_TIMES = _edits_its_reply(
+DESCRIBES_ITS_OUTPUT_A_THOUSAND_TIMES = edits_its_reply(
     "ship", 'reply["outputs"] = [dict(reply["outputs"][0], storage_bytes=self.outputs_slab.capacity)] * 1000'
 )
 
@@ -390,23 +369,9 @@ class ModelNew(nn.Module):
 # Honest 100-pass work inside the window, but its runner reports 60% of the call's own wall time:
 # inside the rule's slack (on the CPU 50% + 10 ms; on a GPU 10% + 20 µs + three handshake
 # spreads), and the reported time was that figure (a third red-team pass: 52.9 ms for 122 ms).
-UNDERCUTS_ITS_WINDOW = (
-    SCALED_EXP_KERNEL
-    + RUNNER_HOOKS
-    + """
-import time
-
-_honest_go = _runner.Runner.go
-
-
-def _go(self, msg):
-    t0 = time.perf_counter()
-    reply = _honest_go(self, msg)
-    reply["own_ms"] = 0.6 * (time.perf_counter() - t0) * 1e3
-    return reply
-
-
-_runner.Runner.go = _go
-"""
-    + _passes_model(100)
+UNDERCUTS_ITS_WINDOW = edits_its_reply(
+    "go",
+    'reply["own_ms"] = 0.6 * (time.perf_counter() - t0) * 1e3',
+    model=_passes_model(100),
+    before="t0 = time.perf_counter()",
 )

@@ -364,27 +364,36 @@ _runner.Runner._timed_call = _done_before_the_work
     + SCALED_EXP_MODEL
 )
 
-# Ships honest outputs, then truncates the output slab before the oracle reads it: a reader
-# that mapped the file would die of SIGBUS and take the verifier (and the run) down with it.
-TRUNCATES_OUTPUT_SLAB = (
-    SCALED_EXP_KERNEL
-    + RUNNER_HOOKS
-    + """
+
+def edits_its_reply(step: str, edit: str, model: str = SCALED_EXP_MODEL, before: str = "pass") -> str:
+    """The honest candidate whose runner's `step` handler runs `before`, the honest step, then
+    `edit` on its reply (time and os are imported for both); `model` is the candidate's model."""
+    return (
+        SCALED_EXP_KERNEL
+        + RUNNER_HOOKS
+        + f"""
 import os
+import time
 
-_honest_ship = _runner.Runner.ship
+_honest = _runner.Runner.{step}
 
 
-def _ship_then_truncate(self, msg):
-    reply = _honest_ship(self, msg)
-    os.truncate(self.outputs_slab.path, 0)
+def _edited(self, msg):
+    {before}
+    reply = _honest(self, msg)
+    {edit}
     return reply
 
 
-_runner.Runner.ship = _ship_then_truncate
+_runner.Runner.{step} = _edited
 """
-    + SCALED_EXP_MODEL
-)
+        + model
+    )
+
+
+# Ships honest outputs, then truncates the output slab before the oracle reads it: a reader
+# that mapped the file would die of SIGBUS and take the verifier (and the run) down with it.
+TRUNCATES_OUTPUT_SLAB = edits_its_reply("ship", "os.truncate(self.outputs_slab.path, 0)")
 
 FIXED_POINT_GRID = """
 import torch
