@@ -111,6 +111,33 @@ def test_fa4_knobs_reach_fa4(monkeypatch):
     assert _err(out, attention_reference(q.float(), k.float(), v.float(), score_mod, mask_mod)) < 2e-2
 
 
+@pytest.mark.parametrize(("name", "D", "tile_mn"), [("softcap", 32, (192, 176)), ("alibi", 128, (128, 176))])
+def test_the_kv_tile_knob_reaches_fa4_where_nothing_is_block_sparse(monkeypatch, name, D, tile_mn):
+    (score_mod, mask_mod), shape = _suite_mods(name, 1, 2, 2, 128, 128, D)
+    q, k, v = _inputs(1, 2, 2, 128, 128, D)
+    config = Config(backend="fa4", fa4_tile_n=176)
+    out, calls, _ = _run(
+        score_mod, mask_mod, shape, q, k, v, monkeypatch, config=config, tag=f"tile_n_{name}"
+    )
+    assert calls[0]["tile_mn"] == tile_mn
+    assert _err(out, attention_reference(q.float(), k.float(), v.float(), score_mod, mask_mod)) < 2e-2
+
+
+def test_block_sparsity_keeps_the_kv_tile_at_the_sparse_block(monkeypatch):
+    (score_mod, mask_mod), shape = _suite_mods("document", 1, 2, 2, 256, 256, 32)
+    q, k, v = _inputs(1, 2, 2, 256, 256, 32)
+    config = Config(backend="fa4", fa4_tile_n=176)
+    _, calls, _ = _run(score_mod, mask_mod, shape, q, k, v, monkeypatch, config=config, tag="tile_n_sparse")
+    assert calls[0]["block_sparse_tensors"] is not None and calls[0]["tile_mn"] is None
+
+
+def test_the_kv_tile_is_searched_only_without_a_mask():
+    from kernelscale.propose.compiler.space import fa4_configs
+
+    assert {c.fa4_tile_n for c in fa4_configs(_features(has_mask=False))} == {0, 176, 192}
+    assert {c.fa4_tile_n for c in fa4_configs(_features())} == {0}
+
+
 def test_captured_numbers_reach_the_hooks_and_recompile_keys(monkeypatch):
     """A captured number is a closure value of the hook (FA4 keys its compile cache on those), so
     two modules for two values differ in it and both are right."""

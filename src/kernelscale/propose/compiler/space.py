@@ -40,6 +40,7 @@ CHOICES = {
     "backend": ("triton", "fa4", "gluon"),
     "native_mask": (True, False),
     "fa4_tile_m": (0, 64, 128),
+    "fa4_tile_n": (0, 176, 192),
     "fa4_pack_gqa": (0, 1, 2),
     "fa4_direct": (True, False),
     "bias_prune": (False, True),
@@ -73,6 +74,9 @@ class Config:
     # pack-GQA (0: FA4's choice, 1: the heads sharing a KV head packed into one tile, 2: not)
     fa4_tile_m: int = 0
     fa4_pack_gqa: int = 0
+    # FA4's KV tile where the call has no block sparsity (0: 128). FlashAttention-3's own Hopper
+    # table takes 176 keys at head dim 128 without a causal mask; FA4's takes 128 everywhere.
+    fa4_tile_n: int = 0
     # after the first call, FA4's compiled kernel called directly rather than through its entry
     # point, where the arguments are known (Hopper, no block sparsity; see fa4.py.j2)
     fa4_direct: bool = True
@@ -223,6 +227,8 @@ def fa4_relevant(features: Features) -> dict:
         "fa4_tile_m": CHOICES["fa4_tile_m"],
         "fa4_pack_gqa": CHOICES["fa4_pack_gqa"],
     }
+    if not features.has_mask:  # a longer KV tile: only where no block sparsity fixes it at 128
+        space = {"fa4_tile_n": CHOICES["fa4_tile_n"], **space}
     if features.has_mask:
         space["native_mask"] = CHOICES["native_mask"]
     if features.has_tanh:
