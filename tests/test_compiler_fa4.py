@@ -134,8 +134,11 @@ def test_block_sparsity_keeps_the_kv_tile_at_the_sparse_block(monkeypatch):
 def test_the_kv_tile_is_searched_only_without_a_mask():
     from kernelscale.propose.compiler.space import fa4_configs
 
-    assert {c.fa4_tile_n for c in fa4_configs(_features(has_mask=False))} == {0, 176, 192}
+    unmasked = fa4_configs(_features(has_mask=False))
+    assert {c.fa4_tile_n for c in unmasked} == {0, 176, 192}
+    assert not unmasked[1].fa4_direct and unmasked[2].fa4_tile_n == 176  # the entry point first
     assert {c.fa4_tile_n for c in fa4_configs(_features())} == {0}
+    assert {c.fa4_tile_n for c in fa4_configs(_features(has_mask=False, D=256))} == {0}
 
 
 def test_captured_numbers_reach_the_hooks_and_recompile_keys(monkeypatch):

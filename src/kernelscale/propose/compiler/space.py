@@ -227,8 +227,10 @@ def fa4_relevant(features: Features) -> dict:
         "fa4_tile_m": CHOICES["fa4_tile_m"],
         "fa4_pack_gqa": CHOICES["fa4_pack_gqa"],
     }
-    if not features.has_mask:  # a longer KV tile: only where no block sparsity fixes it at 128
-        space = {"fa4_tile_n": CHOICES["fa4_tile_n"], **space}
+    if not features.has_mask and features.D <= 128:
+        # a longer KV tile: not where block sparsity fixes it at 128, nor at head dims past 128,
+        # where FA4 itself shortens its tile to fit the registers; after the entry-point call
+        space = {"fa4_direct": space.pop("fa4_direct"), "fa4_tile_n": CHOICES["fa4_tile_n"], **space}
     if features.has_mask:
         space["native_mask"] = CHOICES["native_mask"]
     if features.has_tanh:
