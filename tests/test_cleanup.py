@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kernelscale.verify.cleanup import remove_tree
+from kernelscale.verify.cleanup import remove_tree, sweep_stale
 
 SOURCE = (
     Path(__file__).resolve().parent.parent / "src" / "kernelscale" / "verify" / "cleanup.py"
@@ -88,3 +88,35 @@ def test_remove_tree_takes_plain_folders_links_and_absent_paths(tmp_path):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+def _dead_pid() -> int:
+    """A pid that no process has now: a child that has exited and been reaped."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_killed_pools_folder_is_swept_and_a_live_ones_is_kept(tmp_path):
+    dead = tmp_path / f"ks-oracle-{_dead_pid()}-abc"
+    (dead / "ks-attempt-x").mkdir(parents=True)
+    (dead / "ks-attempt-x" / "junk").write_bytes(b"x" * 1000)
+    live = tmp_path / f"ks-oracle-{os.getpid()}-def"
+    live.mkdir()
+    unnamed = tmp_path / "ks-oracle-old_style"  # no pid in its name: nothing says it is stale
+    unnamed.mkdir()
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(dead / "ks-attempt-x")], check=False
+        ).returncode
+        == 0
+    )
+    if mounted:  # as a killed pool leaves it: its attempt folder a tmpfs, with the candidate's file
+        (dead / "ks-attempt-x" / "junk").write_bytes(b"x" * 1000)
+
+    assert sweep_stale(str(tmp_path), "ks-oracle-") == 1
+
+    assert not dead.exists() and live.is_dir() and unnamed.is_dir()
+    with open("/proc/self/mountinfo") as info:
+        assert str(dead) not in info.read()  # the tmpfs went with it

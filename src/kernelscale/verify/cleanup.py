@@ -61,3 +61,37 @@ def _detach(path: str) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     for point in sorted(set(mine), key=len, reverse=True):
         libc.umount2(point.encode(), MNT_DETACH)
+
+
+def sweep_stale(parent: str, prefix: str) -> int:
+    """Remove the folders `<parent>/<prefix><pid>-*` of ours whose process `pid` is gone: what
+    a pool killed outright (SIGKILL to its whole group, a lost machine session) left in
+    /dev/shm, i.e. in the host's memory, with its attempt folders' tmpfs still mounted. A live
+    pid, another user's folder or a name without a pid is left alone. Returns how many went."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return 0
+    gone = 0
+    for name in names:
+        pid = name[len(prefix) :].split("-", 1)[0]
+        if not (name.startswith(prefix) and pid.isdigit()):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            if os.lstat(path).st_uid != os.geteuid() or _alive(int(pid)):
+                continue
+        except OSError:
+            continue
+        gone += remove_tree(path)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kernelscale.problems.problem import Problem
-from kernelscale.verify.cleanup import remove_tree
+from kernelscale.verify.cleanup import remove_tree, sweep_stale
 from kernelscale.verify.sandbox import sandbox_env
 from kernelscale.verify.screen import screen
 from kernelscale.verify.verdict import Verdict
 
 ORACLE_START_S = 600.0  # first start imports torch and, on a GPU, measures the roofline
 ORACLE_EXIT_S = 10.0  # an idle oracle told to stop removes its spare runners, then exits
+ATTEMPTS_PREFIX = "ks-oracle-"  # then the pool's pid, then mkdtemp's letters
 ORACLE_MARGIN_S = 900.0  # beyond a candidate's own timeout: the reference and baselines compile
 
 
@@ -84,10 +85,13 @@ def runner_seed_home() -> Path:
 
 def _attempts_dir() -> str | None:
     """A folder in /dev/shm for one oracle's attempt folders (enterable, not listable), so that
-    whatever it leaves there when it is killed goes with it; None without a writable /dev/shm."""
+    whatever it leaves there when it is killed goes with it; None without a writable /dev/shm.
+    Its name carries this process's pid: a later pool removes it if this one was killed before
+    it could (cleanup.sweep_stale)."""
     if not (os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)):
         return None
-    folder = tempfile.mkdtemp(prefix="ks-oracle-", dir="/dev/shm")
+    sweep_stale("/dev/shm", ATTEMPTS_PREFIX)
+    folder = tempfile.mkdtemp(prefix=f"{ATTEMPTS_PREFIX}{os.getpid()}-", dir="/dev/shm")
     os.chmod(folder, 0o711)
     return folder
 
