@@ -68,7 +68,7 @@ LAZY_AFTER_TRIALS = (
     + '''
 
 class ModelNew(nn.Module):
-    """Honest for the first ten calls (every correctness trial there is), then it stops working:
+    """Honest for the first eleven calls (every correctness trial there is), then it stops working:
     timed calls that nobody checks would be a few microseconds each."""
 
     def __init__(self):
@@ -77,7 +77,7 @@ class ModelNew(nn.Module):
 
     def forward(self, x, y):
         self.calls += 1
-        if self.calls <= 10:
+        if self.calls <= 11:
             return scaled_exp(x, y)
         return scaled_exp(x, y, n=1)
 '''
@@ -447,6 +447,50 @@ class ModelNew(nn.Module):
         return out
 '''
 
+# max_from_zero that looks for the verifier's tell: its negative trial negates every element,
+# which real inputs never do. A first kernel takes the maximum of the whole tensor; only when
+# that is negative (the shifted trial) does the row kernel pad with -inf. Where an all-negative
+# row sits beside rows with a positive entry, it returns 0 for that row. Passes the screen.
+MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def tensor_max_kernel(x_ptr, top_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    top = tl.full((BLOCK,), -float("inf"), tl.float32)
+    for start in range(0, n, BLOCK):
+        x = tl.load(x_ptr + start + offs, mask=start + offs < n, other=-float("inf"))
+        top = tl.maximum(top, x)
+    tl.store(top_ptr, tl.max(top, axis=0))
+
+
+@triton.jit
+def row_max_kernel(x_ptr, top_ptr, out_ptr, n_cols, BLOCK: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    everything_negative = tl.load(top_ptr) < 0.0
+    pad = tl.where(everything_negative, -float("inf"), 0.0)  # 0 unless it is the shifted trial
+    x = tl.load(x_ptr + row * n_cols + cols, mask=cols < n_cols, other=0.0)
+    x = tl.where(cols < n_cols, x, pad)
+    tl.store(out_ptr + row, tl.max(x, axis=0))
+
+
+class ModelNew(nn.Module):
+    """Right on every draw where each row has a positive entry, and on the all-negative trial."""
+
+    def forward(self, x):
+        x = x.contiguous()
+        top = torch.empty(1, device=x.device, dtype=torch.float32)
+        tensor_max_kernel[(1,)](x, top, x.numel(), BLOCK=1024)
+        out = torch.empty(x.shape[0], device=x.device, dtype=x.dtype)
+        row_max_kernel[(x.shape[0],)](x, top, out, x.shape[1], BLOCK=triton.next_power_of_2(x.shape[1] + 1))
+        return out
+'''
+
 VIEW_AS_COPY = '''
 import torch
 import torch.nn as nn
@@ -580,6 +624,14 @@ PROTOCOL_CHEATS = [
         MAX_FROM_ZERO,
         "incorrect",
         failing_trial_prefix="negative inputs",
+    ),
+    ProtocolCheat(
+        "max_from_zero_unless_all_negative",
+        "edge distributions",
+        "ops/max_dim",
+        MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE,
+        "incorrect",
+        failing_trial_prefix="mixed rows",
     ),
     ProtocolCheat(
         "view_as_copy", "layout and aliasing", "ops/transpose_copy", VIEW_AS_COPY, "rejected", "aliasing"

@@ -259,3 +259,17 @@ def test_a_runner_figure_under_its_window_counts_no_lower_than_the_window(cpu_po
     stats = verdict.time_stats
     floor = stats["outside_median_ms"] - 3 * stats["handshake_spread_ms"] - stats["harness_ms"]
     assert verdict.time_ms >= 0.9 * floor, (verdict.time_ms, stats["outside_median_ms"], stats["median_ms"])
+
+
+def test_a_kernel_right_only_on_the_whole_negative_trial_is_caught_with_the_screen_on(cpu_pool):
+    """max_from_zero_unless_all_negative passes the screen, and it is wrong: on a matrix whose
+    rows mostly have a positive entry, an all-negative row gets 0. The whole-tensor negative
+    trial cannot see that (every element is negative there, which it detects); the mixed-rows
+    trial, where shifted rows sit beside plain ones, does."""
+    from hostile_protocol import MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE
+    from kernelscale.verify.screen import screen
+
+    assert screen(MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE) == []
+    verdict = cpu_pool.verify(_problem("ops/max_dim"), MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE)
+    assert verdict.status == "incorrect", verdict.headline() + verdict.log_tail
+    assert (verdict.failing_trial or "").startswith("mixed rows"), verdict.failing_trial

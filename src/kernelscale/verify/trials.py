@@ -5,10 +5,17 @@ Shifts probe the edges a kernel tuned on standard normal inputs gets wrong: all-
 (a softmax or a max that assumes a positive entry), large and small magnitudes (overflow, an
 absolute tolerance that hides zeroed outputs). Only floating inputs are shifted; integer inputs
 (indices, labels) keep their meaning.
+
+A shift of the whole tensor is visible from any part of it (every element negative, every one
+tiny), which real inputs never are: a kernel can check for it and be right only then, wrong
+wherever such a row sits beside ordinary ones (`max_from_zero_unless_all_negative`). So one more
+trial mixes them: some rows (vectors along the last dimension; elements of a vector), a share
+drawn per trial, take one of the shifts each, the others stay plain.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +39,9 @@ class Case:
 
     name: str
     seed: int
-    shift: str = "plain"  # plain | scaled | negative | small | large
+    shift: str = "plain"  # plain | scaled | negative | small | large | mixed
     scale: float = 1.0  # for "scaled"
+    mix: tuple[str, ...] = ()  # for "mixed": the shifts its rows may take
 
 
 def fresh_seed() -> int:
@@ -44,7 +52,10 @@ def correctness_plan(trials: int, scale: float, shifts: tuple[str, ...]) -> list
     """Fresh draws, one rescaled set and each shifted distribution the problem allows."""
     plan = [Case(f"trial {i + 1}", fresh_seed()) for i in range(max(1, trials - 1))]
     plan.append(Case(f"rescaled x{scale:g}", fresh_seed(), "scaled", scale))
-    plan += [Case(f"{shift} inputs", fresh_seed(), shift) for shift in shifts if shift in SHIFTS]
+    edges = tuple(shift for shift in shifts if shift in SHIFTS)
+    plan += [Case(f"{shift} inputs", fresh_seed(), shift) for shift in edges]
+    if edges:  # shifted rows beside plain ones: a whole-tensor shift alone can be detected
+        plan.append(Case("mixed rows", fresh_seed(), "mixed", mix=edges))
     return plan
 
 
@@ -59,6 +70,8 @@ def apply_shift(values: list[Any], case: Case) -> list[Any]:
 
 
 def _shift(x: torch.Tensor, case: Case) -> torch.Tensor:
+    if case.shift == "mixed":
+        return _mixed(x, case)
     small, large = MAGNITUDE.get(x.dtype, (1e-3, 16.0))
     if case.shift == "scaled":
         return x * case.scale
@@ -69,3 +82,25 @@ def _shift(x: torch.Tensor, case: Case) -> torch.Tensor:
     if case.shift == "large":
         return x * large
     return x
+
+
+def _mixed(x: torch.Tensor, case: Case) -> torch.Tensor:
+    """Some rows of x (elements of a vector) shifted, each of `case.mix` on at least one where
+    there are rows enough, the rest plain; x's layout is kept. How many are shifted is drawn
+    per case, log-uniform between one per shift and half of them, so that no fixed share of
+    odd rows marks the trial either."""
+    rows = (*x.shape[:-1], 1) if x.dim() >= 2 else tuple(x.shape)
+    count = math.prod(rows)
+    if not count:
+        return x
+    generator = torch.Generator().manual_seed(case.seed)
+    low = min(count, len(case.mix))
+    high = max(low, count // 2)
+    shifted = round(low * (high / low) ** float(torch.rand((), generator=generator)))
+    choice = torch.full((count,), -1, dtype=torch.int64)
+    choice[torch.randperm(count, generator=generator)[:shifted]] = torch.arange(shifted) % len(case.mix)
+    choice = choice.view(rows).to(x.device)
+    out = x
+    for k, shift in enumerate(case.mix):
+        out = torch.where(choice == k, _shift(x, Case(case.name, case.seed, shift)), out)
+    return out
