@@ -19,6 +19,7 @@ from kernelscale.propose.compiler.space import Config, Features, fa4_configs
 from test_compiler_fa4 import _err, _inputs
 
 FA4 = Config(backend="fa4")
+FA4_HOOKS = Config(backend="fa4", rel_tables=False)  # the bucket computed in the hook, not a table
 T5 = Path(__file__).parent / "problems" / "t5_bucketed_bias.py"
 
 
@@ -34,10 +35,11 @@ def _narrowable(score_mod):
     return narrowable([compiled.trace.score], compiled.trace.values)
 
 
-def test_the_t5_bucket_runs_in_int32_on_fa4_and_matches_the_reference(monkeypatch):
+@pytest.mark.parametrize("config", [FA4_HOOKS, FA4], ids=["in-hook", "tables"])
+def test_the_t5_bucket_runs_in_int32_on_fa4_and_matches_the_reference(config, monkeypatch):
     score_mod, mask_mod = _t5()
     calls = fa4_model.install(monkeypatch)
-    source = generate(score_mod, mask_mod, FA4)
+    source = generate(score_mod, mask_mod, config)
     shape = {"B": 1, "Hq": 4, "Hkv": 4, "Sq": 192, "Skv": 192, "D": 32}
     model = import_source(source, "test_ranges_t5").ModelNew(score_mod, mask_mod, shape)
     q, k, v = _inputs(1, 4, 4, 192, 192, 32)
@@ -111,7 +113,7 @@ def test_the_hook_in_int32_equals_torchs_int64_at_the_largest_indices(monkeypatc
     at distances up to INDEX_MAX - 1 either way."""
     score_mod, mask_mod = _t5()
     fa4_model.install(monkeypatch)
-    module = import_source(generate(score_mod, mask_mod, FA4), "test_ranges_extremes")
+    module = import_source(generate(score_mod, mask_mod, FA4_HOOKS), "test_ranges_extremes")
     model = module.ModelNew(score_mod, mask_mod, {"B": 1, "Hq": 4, "Hkv": 4, "Sq": 64, "Skv": 64, "D": 32})
     score_hook, _, _ = model._hooks(32)
     aux = [fa4_model.AuxTensor(model._buffers["c_" + name]) for name in module.AUX_NAMES]

@@ -7,8 +7,9 @@ with `cute.full_like(q_idx, value, dtype)`, and every conversion is spelled out:
 each node's kind (bool / int / float), CuTe's implicit promotion rules are not relied on.
 
 Names the emitted code relies on: score, b_idx, h_idx, q_idx, kv_idx (the hook's arguments),
-aux_tensors (FA4's captured-tensor list), P_<name> (captured numbers, Python values baked in at
-build time), N_<name>_<i> (sizes of captured tensors), and the helpers `_gather<n>(tensor, i0, ..)`
+aux_tensors (FA4's captured-tensor list, then the tables of distances), P_<name> (captured numbers,
+Python values baked in at build time), N_<name>_<i> (sizes of captured tensors and tables), Sq
+(the query length, where a table's lookup needs it), and the helpers `_gather<n>(tensor, i0, ..)`
 (a per-lane load from an n-dim tensor), `_floor_div` and `_floor_mod` of the fa4 template.
 
 Integer division and modulo are written so that they floor whatever CuTe's `//` does with
@@ -23,6 +24,8 @@ from kernelscale.propose.compiler import graph as g
 from kernelscale.propose.compiler.codegen import INFIX as TRITON_INFIX
 from kernelscale.propose.compiler.codegen import Emitter
 from kernelscale.propose.compiler.rewrite import LOG2E
+
+REL_PREFIX = "__rel"  # tables of distances (tables.py): filled by us, read only in range
 
 LEAVES = {"q": "q_idx", "kv": "kv_idx", "b": "b_idx", "h": "h_idx", "qk": "score", "score": "score"}
 DTYPES = {"float": "cutlass.Float32", "int": "cutlass.Int32", "bool": "cutlass.Boolean"}
@@ -76,6 +79,8 @@ class CuteEmitter:
         return lines, names
 
     def _leaf(self, node: g.Node) -> str | None:
+        if node.op == "arg" and node.args[0] == "Sq":  # a table's lookup: Sq is a local of _make_hooks
+            return self._broadcast("Sq", "int")
         if node.op == "arg":
             return LEAVES[node.args[0]]
         if node.op == "param":
@@ -161,7 +166,12 @@ class CuteEmitter:
         for k, node in enumerate(idx_nodes):
             i = _as(names[node], node.kind, "int")
             size = f"cute.full_like(q_idx, N_{name}_{k}, cutlass.Int32)"
-            if not self._signs.nonneg(node):
+            if name.startswith(REL_PREFIX) and not self._signs.nonneg(node):
+                # a table's lookup is in range for every real score, no wrap; FA4 may score rows
+                # past Sq (a tile's padding), whose distances fall below 0: clamped, not read there
+                lines.append(f"{var}_w{k} = cute.where({i} < 0, {_zero('int')}, {i})")
+                i = f"{var}_w{k}"
+            elif not self._signs.nonneg(node):
                 # torch reads t[-1] as the last element: negative indices wrap, as there; what is
                 # still below zero (a lane past the edge) is clamped
                 lines.append(f"{var}_w{k} = cute.where({i} < 0, {i} + {size}, {i})")

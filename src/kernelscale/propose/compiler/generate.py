@@ -14,7 +14,7 @@ from kernelscale.propose.compiler.prune import prune_scale
 from kernelscale.propose.compiler.ranges import int32_narrowing
 from kernelscale.propose.compiler.rewrite import QK, SCALE, Rewritten, positive_scale, rewrite
 from kernelscale.propose.compiler.space import Config, Features
-from kernelscale.propose.compiler.tables import RelTable, find_tables, tabulate
+from kernelscale.propose.compiler.tables import find_tables, short, table_kernel, tabulate, tensor_args
 from kernelscale.propose.compiler.templating import biasgaps_source, blockmask_source, follow_source, template
 from kernelscale.propose.compiler.tracer import Trace, trace
 
@@ -103,21 +103,21 @@ def kernel_parts(compiled: Compiled, config: Config, tables_on: bool) -> dict:
             "mask": part_names[mask] if mask is not None else None,
         },
     }
-    table_kernels = [_table_kernel(em, t, i) for i, t in enumerate(tables)]
+    table_kernels = [table_kernel(em, t, i) for i, t in enumerate(tables)]
     guards = [(python_source(n, _param_text), repr(v)) for n, v in tr.guards]
     guards += [(python_source(n, _param_text), "True") for n in dict.fromkeys(em.guards + rw.checks.guards)]
     bounds = None
     if rw.bounds is not None:
         bounds = tuple(python_source(b, _param_text) for b in rw.bounds)
     tensors, params = tr.tensors, tr.params
-    user_args = [arg for name, cap in tensors.items() for arg in _tensor_args(name, cap.value.dim())]
+    user_args = [arg for name, cap in tensors.items() for arg in tensor_args(name, cap.value.dim())]
     return dict(
         config=config.template_dict(),
         score_text=g.render(tr.score) if tr.score is not None else "None",
         mask_text=g.render(tr.mask) if tr.mask is not None else "None",
         logits_text=g.render(rw.logits),
         dropped_text=", ".join(g.render(d) for d in rw.dropped) or "nothing",
-        tables_text=", ".join(_short(g.render(t.node), 200) for t in tables) or "nothing",
+        tables_text=", ".join(short(g.render(t.node), 200) for t in tables) or "nothing",
         has_mask=rw.mask is not None,
         tensor_paths={n: c.path for n, c in tensors.items()},
         param_paths={n: tr.captures[n].path for n in params},
@@ -126,7 +126,7 @@ def kernel_parts(compiled: Compiled, config: Config, tables_on: bool) -> dict:
         param_args=[f"P_{n}" for n in params],
         capture_names=", ".join(tr.captures) or "none",
         user_capture_args=user_args,
-        capture_args=user_args + [arg for t in tables for arg in _tensor_args(t.name, 3)],
+        capture_args=user_args + [arg for t in tables for arg in tensor_args(t.name, 3)],
         rel_tables=table_kernels,
         outer_lines=outer,
         step_lines=step_lines,
@@ -149,29 +149,6 @@ def _pruning(logits: g.Node, known: dict) -> dict:
     if scale is None:
         raise CompilerError(f"bias_prune needs logits c*qk + bias(indices); these are {g.render(logits)}")
     return {"scale": known[scale], "scale_text": g.render(scale)}
-
-
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _tensor_args(name: str, ndim: int) -> list[str]:
-    """A captured tensor as kernel arguments: pointer, sizes, strides (the emitted loads use them)."""
-    return [f"c_{name}"] + [f"c_{name}_n{i}" for i in range(ndim)] + [f"c_{name}_s{i}" for i in range(ndim)]
-
-
-def _table_kernel(em: Emitter, table: RelTable, index: int) -> dict:
-    """What the template needs to emit the kernel that fills one table (tables.py): the term's
-    statements at every level, evaluated at q = 0 and kv = the distance."""
-    lines, names = em.emit([table.node], g.LEVELS, {}, f"t{index}_")
-    return {
-        "text": _short(g.render(table.node), 120),
-        "lines": lines,
-        "value": names[table.node],
-        "dtype": table.dtype,
-        "per_b": table.per_b,
-        "per_h": table.per_h,
-    }
 
 
 def linear_scale(logits: g.Node) -> g.Node | None:

@@ -11,7 +11,9 @@ module fills those hooks from the compiler's expression graph, with its rewrites
 * a mask that is exactly bottom-right causal, or a bottom-right sliding window, on the prepared
   shape is handed to FA4's own causal / local masking (checked element by element when the
   module is built, see the template's `_native_mask`); any other mask is a mask_mod plus our
-  block schedule as FA4's block sparsity (full blocks skip the mask_mod).
+  block schedule as FA4's block sparsity (full blocks skip the mask_mod);
+* with config.rel_tables, costly terms of the distance kv − q (tables.py) are filled once per
+  call by the Triton backend's fill kernels and read by the hooks with one gather each.
 
 The score hook works in natural-log units (FA4 multiplies by log2 e itself), so the rewrite runs
 with base 1.0 instead of the Triton backend's log2 e.
@@ -27,11 +29,21 @@ from dataclasses import dataclass, replace
 import torch
 
 from kernelscale.propose.compiler import graph as g
+from kernelscale.propose.compiler.codegen import Emitter
 from kernelscale.propose.compiler.cute_codegen import CuteEmitter
 from kernelscale.propose.compiler.evaluate import is_static, python_source
 from kernelscale.propose.compiler.ranges import INDEX_MAX, int32_narrowing
 from kernelscale.propose.compiler.rewrite import QK, Rewritten, positive_scale, rewrite, substitute
 from kernelscale.propose.compiler.space import Config
+from kernelscale.propose.compiler.tables import (
+    RelTable,
+    find_tables,
+    own_helpers,
+    short,
+    table_kernel,
+    tabulate,
+    tensor_args,
+)
 from kernelscale.propose.compiler.templating import blockmask_source, follow_source, template
 
 # FA4's Hopper forward tile for head dims up to 128 is 128 x 128, and its block sparsity needs the
@@ -54,6 +66,8 @@ class Fa4Hooks:
     tensor_names: list[str]  # captured tensors passed to FA4, in aux_tensors order
     inline_names: list[str]  # captured tensors whose values are written into the hooks
     gather_arities: list[int]  # _gather<n> helpers the hooks call
+    tables: list[RelTable]  # tables of distances (tables.py), passed to FA4 after the tensors
+    fill_kernels: list[dict]  # their Triton fill kernels, as templates/_tables.j2 takes them
 
 
 def _param_text(name: str) -> str:
@@ -61,34 +75,55 @@ def _param_text(name: str) -> str:
 
 
 def build_hooks(trace, config: Config) -> Fa4Hooks:
-    rw = _scalars_as_tables(rewrite(trace.score, trace.mask, base=1.0, params=trace.values))
-    inline = _inline_tables(trace, [rw.logits, rw.mask])
+    rw, hooked, tables = _tabulated(trace, config)
+    inline = _inline_tables(trace, [hooked.logits, hooked.mask])
     tensor_names = [n for n in trace.tensors if n not in inline]
-    emitter = CuteEmitter(trace.params, {n: i for i, n in enumerate(tensor_names)}, config.fast_tanh, inline)
-    logits, scale = _fold_scale(rw.logits)
-    lines = ["def _make_hooks(P, N, T, sm_scale):"]
+    if tables:  # an aux tensor costs FA4 its vectorised path: pass only what the hooks read
+        loaded = {n.args[0] for n in g.walk([hooked.logits, hooked.mask]) if n.op == "load"}
+        tensor_names = [n for n in tensor_names if n in loaded]
+    slots = {n: i for i, n in enumerate(tensor_names + [t.name for t in tables])}
+    emitter = CuteEmitter(trace.params, slots, config.fast_tanh, inline)
+    logits, scale = _fold_scale(hooked.logits)
+    lines = [f"def _make_hooks(P, N, T, sm_scale{', Sq' if tables else ''}):"]
     lines += [f"    P_{name} = P[{name!r}]" for name in trace.params]
     lines += [f"    T_{name} = T[{name!r}]" for name in sorted(inline)]
-    for name, cap in trace.tensors.items():
-        lines += [f"    N_{name}_{k} = N[{name!r}][{k}]" for k in range(max(1, cap.value.dim()))]
+    read = [n for n in trace.tensors if n in inline or n in tensor_names or not tables]
+    sizes = [(n, max(1, trace.tensors[n].value.dim())) for n in read] + [(t.name, 3) for t in tables]
+    lines += [f"    N_{name}_{k} = N[{name!r}][{k}]" for name, ndim in sizes for k in range(ndim)]
     softmax_scale = python_source(scale, _param_text) if scale is not None else "1.0"
     if logits == SCORE and scale is not None and positive_scale(scale):
         lines.append("    score_mod = None")  # FA4's plain path: scale folded into its exp2
     else:
         body, names = emitter.emit([logits], "s")
         lines += _hook("score_mod", HOOK_ARGS, body, names[logits])
-    if rw.mask is not None:
-        body, names = emitter.emit([rw.mask], "m")
-        lines += _hook("mask_mod", MASK_ARGS, body, names[rw.mask])
+    if hooked.mask is not None:
+        body, names = emitter.emit([hooked.mask], "m")
+        lines += _hook("mask_mod", MASK_ARGS, body, names[hooked.mask])
     else:
         lines.append("    mask_mod = None")
     lines.append("    return score_mod, mask_mod")
     source = "\n".join(lines) + "\n"
     ast.parse(source)  # a generator bug surfaces here, not in the user's process
-    loads = [n for n in g.walk([rw.logits, rw.mask]) if n.op == "load" and n.args[0] not in inline]
+    loads = [n for n in g.walk([hooked.logits, hooked.mask]) if n.op == "load" and n.args[0] not in inline]
     arities = sorted({len(n.children) for n in loads})
-    guards = list(dict.fromkeys(emitter.guards))
-    return Fa4Hooks(source, softmax_scale, rw, guards, tensor_names, sorted(inline), arities)
+    fill = Emitter(trace.params, config.fast_tanh)  # the tables' fill kernels, in Triton
+    kernels = [own_helpers(table_kernel(fill, t, i)) for i, t in enumerate(tables)]
+    guards = list(dict.fromkeys(emitter.guards + fill.guards))
+    return Fa4Hooks(source, softmax_scale, rw, guards, tensor_names, sorted(inline), arities, tables, kernels)
+
+
+def _tabulated(trace, config: Config) -> tuple[Rewritten, Rewritten, list[RelTable]]:
+    """(the rewrite, what the hooks compute: the rewrite with its tables' lookups, the tables).
+    Tables are found before 0-d tensors become one-element tables: the fill kernels read a 0-d
+    tensor as the Triton backend does, by its pointer alone. A table term never involves the
+    score, so this rewrite's base (1.0, not the Triton backend's log2 e) leaves it as it is."""
+    raw = rewrite(trace.score, trace.mask, base=1.0, params=trace.values)
+    tables = find_tables([raw.logits, raw.mask]) if config.rel_tables else []
+    rw = hooked = _scalars_as_tables(raw)
+    if tables:
+        logits, mask = tabulate([raw.logits, raw.mask], tables)
+        hooked = _scalars_as_tables(replace(raw, logits=logits, mask=mask))
+    return rw, hooked, tables
 
 
 def _scalars_as_tables(rw: Rewritten) -> Rewritten:
@@ -156,6 +191,13 @@ def render_fa4(trace, config: Config) -> str:
         index_max=INDEX_MAX if narrowed is not None else None,
         bounded=_with_int32_tables(trace, rw.checks.bounded),
         gather_arities=hooks.gather_arities,
+        rel_tables=hooks.fill_kernels,
+        hook_key="key" if hooks.tables else "D",
+        tables_text=", ".join(short(g.render(t.node), 200) for t in hooks.tables),
+        table_shapes=[(t.name, t.per_b, t.per_h) for t in hooks.tables],
+        fill_dims={n: c.value.dim() for n, c in trace.tensors.items()},
+        user_capture_args=[a for n, c in trace.tensors.items() for a in tensor_args(n, c.value.dim())],
+        param_args=[f"P_{n}" for n in trace.params],
         hooks_source=hooks.source,
         softmax_scale=hooks.softmax_scale,
         blockmask_source=blockmask_source(),

@@ -26,12 +26,11 @@ import re
 
 from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.space import Config
+from kernelscale.propose.compiler.tables import own_helpers
 from kernelscale.propose.compiler.templating import template
 
 # Triton spellings the Gluon namespace lacks, and their stand-ins in the template.
 RENAMES = {"gl.sigmoid(": "_sigmoid("}
-# The template's Triton helpers (for the tables' fill kernels) beside its Gluon ones of the same name.
-TRITON_HELPERS = re.compile(r"(?<![\w.])(_saturate|_round_bf16|_tanh_exact|_tanh_fast)\(")
 MIN_TRITON = (3, 6)  # the oldest Triton the kernel was compiled with
 TRITON_NAME = re.compile(r"(?<![\w.])tl\.")
 
@@ -86,9 +85,6 @@ def render_gluon(parts: dict, config: Config) -> str:
             "outer_lines": [to_gluon(line) for line in parts["outer_lines"]],
             "step_lines": steps,
             "linear": to_gluon(linear) if linear else linear,
-            "rel_tables": [
-                {**table, "lines": [TRITON_HELPERS.sub(r"_tl\1(", line) for line in table["lines"]]}
-                for table in parts["rel_tables"]
-            ],
+            "rel_tables": [own_helpers(table) for table in parts["rel_tables"]],
         }
     )

@@ -235,6 +235,8 @@ def fa4_relevant(features: Features) -> dict:
         space["native_mask"] = CHOICES["native_mask"]
     if features.has_tanh:
         space["fast_tanh"] = CHOICES["fast_tanh"]
+    if features.tables:  # the tables' fill kernels cost launches: the hooks' own math may be faster
+        space["rel_tables"] = CHOICES["rel_tables"]
     return space
 
 

@@ -14,9 +14,11 @@ ALiBi slope · (kv − q) is a multiply-add, cheaper than any load, and stays wh
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from kernelscale.propose.compiler import graph as g
+from kernelscale.propose.compiler.codegen import Emitter
 from kernelscale.propose.compiler.rewrite import substitute
 
 COSTLY = {
@@ -35,6 +37,9 @@ COSTLY = {
     "floordiv",
     "mod",
 }
+# The Triton helpers the fill kernels call, renamed to the _tl_ copies of templates/_tl_helpers.j2
+# where a template (Gluon's, FA4's) has helpers of the same names for its own kernel.
+TRITON_HELPERS = re.compile(r"(?<![\w.])(_saturate|_round_bf16|_tanh_exact|_tanh_fast)\(")
 POSITIONS = frozenset({"q", "kv"})
 SQ = g.Node("arg", ("Sq",), "int")  # the query length: a kernel argument (program level)
 
@@ -135,3 +140,35 @@ def _costs_per_element(node: g.Node) -> bool:
     """A load, a transcendental or a division among the parts that depend on both q and kv (the
     parts that depend on one only are hoisted out of the inner loop already)."""
     return any(n.op in COSTLY and POSITIONS <= n.deps for n in g.walk([node]))
+
+
+# What the backends' templates need of the tables' fill kernels (templates/_tables.j2): the Triton
+# and Gluon modules and the FA4 module launch the same Triton kernels.
+
+
+def table_kernel(em: Emitter, table: RelTable, index: int) -> dict:
+    """What the template needs to emit the kernel that fills one table: the term's Triton
+    statements at every level, evaluated at q = 0 and kv = the distance."""
+    lines, names = em.emit([table.node], g.LEVELS, {}, f"t{index}_")
+    return {
+        "text": short(g.render(table.node), 120),
+        "lines": lines,
+        "value": names[table.node],
+        "dtype": table.dtype,
+        "per_b": table.per_b,
+        "per_h": table.per_h,
+    }
+
+
+def tensor_args(name: str, ndim: int) -> list[str]:
+    """A captured tensor as kernel arguments: pointer, sizes, strides (the emitted loads use them)."""
+    return [f"c_{name}"] + [f"c_{name}_n{i}" for i in range(ndim)] + [f"c_{name}_s{i}" for i in range(ndim)]
+
+
+def short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def own_helpers(kernel: dict) -> dict:
+    """A fill kernel of table_kernel calling the _tl_ helpers."""
+    return {**kernel, "lines": [TRITON_HELPERS.sub(r"_tl\1(", line) for line in kernel["lines"]]}
