@@ -422,6 +422,21 @@ class ModelNew(nn.Module):
         return y
 """
 
+# A softmax without the max subtraction: exp(x) / sum(exp(x)). Right wherever every logit stays
+# below 88.7, which randn rows, even x 16, always do; inf / inf = NaN past it. Passes the screen.
+SOFTMAX_WITHOUT_MAX = (
+    FIXED_POINT_GRID.replace("grid_softmax", "unshifted_softmax")
+    .replace("num = tl.exp(x - tl.max(x, axis=0))", "num = tl.exp(x)")
+    .replace(
+        "    y = tl.floor(y * 16384.0 + 0.5) / 16384.0  # a 14-bit fixed-point grid: below atol everywhere\n",
+        "",
+    )
+)
+# The honest kernel both of those are cut from (the control: it passes every trial, overflow too)
+STABLE_SOFTMAX = FIXED_POINT_GRID.replace(
+    "    y = tl.floor(y * 16384.0 + 0.5) / 16384.0  # a 14-bit fixed-point grid: below atol everywhere\n", ""
+)
+
 MAX_FROM_ZERO = '''
 import torch
 import torch.nn as nn
@@ -617,6 +632,14 @@ PROTOCOL_CHEATS = [
         reason_start="the runner's outputs cannot be read",
     ),
     ProtocolCheat("fixed_point_grid", "comparison floor", "ops/softmax", FIXED_POINT_GRID, "incorrect"),
+    ProtocolCheat(
+        "softmax_without_max",
+        "edge distributions",
+        "ops/softmax",
+        SOFTMAX_WITHOUT_MAX,
+        "incorrect",
+        failing_trial_prefix="overflow inputs",
+    ),
     ProtocolCheat(
         "max_from_zero",
         "edge distributions",

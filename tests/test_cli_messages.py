@@ -191,3 +191,18 @@ def test_an_unknown_tolerance_is_refused_before_anything_runs(tmp_path, command)
     result = kernelscale(*args, cwd=tmp_path)
     assert_one_line_error(result, 2, "--tolerance must be strict or loose, not 'weird'")
     assert Store(tmp_path / "k.db").list_runs() == []
+
+
+def test_a_misspelt_edge_shift_is_refused_in_one_line(tmp_path):
+    """An unknown shift name used to drop its trial silently: the problem looked verified on
+    distributions it never saw."""
+    problem = tmp_path / "soft.py"
+    problem.write_text(
+        "import torch\nKERNELSCALE = {'edge_shifts': ['negative', 'overflw']}\n\n"
+        "class Model(torch.nn.Module):\n    def forward(self, x):\n        return torch.softmax(x, -1)\n\n"
+        "def get_inputs():\n    return [torch.randn(4, 8)]\n"
+    )
+    candidate = tmp_path / "mine.py"
+    candidate.write_text("")
+    result = kernelscale("verify", str(problem), str(candidate), "--device", "cpu", cwd=tmp_path)
+    assert_one_line_error(result, 2, "unknown edge_shifts ['overflw']")

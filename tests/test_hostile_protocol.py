@@ -273,3 +273,22 @@ def test_a_kernel_right_only_on_the_whole_negative_trial_is_caught_with_the_scre
     verdict = cpu_pool.verify(_problem("ops/max_dim"), MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE)
     assert verdict.status == "incorrect", verdict.headline() + verdict.log_tail
     assert (verdict.failing_trial or "").startswith("mixed rows"), verdict.failing_trial
+
+
+def test_a_softmax_without_its_max_subtraction_is_caught_and_a_stable_one_passes(cpu_pool):
+    """exp(x) / sum(exp(x)) is right on every draw below exp's overflow (randn x 16 included);
+    the softmax problem asks for the overflow trial (x 64), where it returns NaN. The same
+    kernel with the max subtracted passes every trial, that one included."""
+    from hostile_protocol import SOFTMAX_WITHOUT_MAX, STABLE_SOFTMAX
+    from kernelscale.verify.screen import screen
+
+    assert "tl.exp(x)" in SOFTMAX_WITHOUT_MAX and "tl.max" not in SOFTMAX_WITHOUT_MAX
+    assert "floor" not in STABLE_SOFTMAX and "floor" not in SOFTMAX_WITHOUT_MAX
+    assert screen(SOFTMAX_WITHOUT_MAX) == []
+    problem = _problem("ops/softmax")
+    assert "overflow" in problem.edge_shifts
+    cheat = cpu_pool.verify(problem, SOFTMAX_WITHOUT_MAX)
+    assert cheat.status == "incorrect", cheat.headline() + cheat.log_tail
+    assert (cheat.failing_trial or "").startswith("overflow inputs"), cheat.failing_trial
+    honest = cpu_pool.verify(problem, STABLE_SOFTMAX)
+    assert honest.status == "correct", honest.headline() + honest.log_tail

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from kernelscale.problems.module import literal_metadata, top_level_names
-from kernelscale.problems.problem import DEFAULT_BASELINES, Problem, ProblemError
+from kernelscale.problems.problem import DEFAULT_BASELINES, EDGE_SHIFTS, Problem, ProblemError
 
 BUILTIN_SUITES = ("ops", "attention", "attention-decode")
 # Suites made of shape variants of another suite's files (ids like attention/alibi:Sq=1,...).
@@ -180,6 +180,8 @@ def _kernelbench_problem(path: Path, source: str, tree: ast.Module, display_name
     if unknown:
         raise ProblemError(f"{path}: unknown KERNELSCALE keys {sorted(unknown)} (known: {sorted(known)})")
     options["baselines"] = tuple(options.get("baselines", DEFAULT_BASELINES))
+    if "edge_shifts" in options:
+        options["edge_shifts"] = _edge_shifts(path, options["edge_shifts"])
     return Problem(
         name=display_name,
         source=source,
@@ -189,6 +191,16 @@ def _kernelbench_problem(path: Path, source: str, tree: ast.Module, display_name
         description=_first_line(ast.get_docstring(tree)),
         **options,
     )
+
+
+def _edge_shifts(path: Path, shifts) -> tuple[str, ...]:
+    """The problem's shifted trials, each one known: a misspelt name would drop a trial silently."""
+    if isinstance(shifts, str) or not all(isinstance(s, str) for s in shifts):
+        raise ProblemError(f"{path}: KERNELSCALE's edge_shifts is a list of names from {list(EDGE_SHIFTS)}")
+    unknown = [s for s in shifts if s not in EDGE_SHIFTS]
+    if unknown:
+        raise ProblemError(f"{path}: unknown edge_shifts {unknown} (known: {list(EDGE_SHIFTS)})")
+    return tuple(shifts)
 
 
 def _first_line(text: str | None) -> str:

@@ -27,6 +27,10 @@ class ProblemError(ValueError):
     """A problem id or file that cannot be turned into a problem; the message is one line for users."""
 
 
+# Every shifted distribution a problem may ask for (verify/trials.py says what each one does).
+EDGE_SHIFTS = ("negative", "small", "large", "overflow")
+
+
 @dataclass(frozen=True)
 class Problem:
     """One reference computation to beat.
@@ -52,8 +56,9 @@ class Problem:
     # correct bf16 flash kernel (P rounded to bf16, as FlexAttention and FlashAttention do)
     # differs from the fp32 reference by several ulps on a handful of elements.
     input_scale: float | None = None
-    # Shifted input distributions the correctness trials add (verify/trials.py). Attention
-    # leaves out "large": scores grow with the square of the inputs, past bf16's precision.
+    # Shifted input distributions the correctness trials add (verify/trials.py), from
+    # EDGE_SHIFTS. Attention leaves out "large": scores grow with the square of the inputs, past
+    # bf16's precision. "overflow" is opt-in, for ops meant to be stable at any magnitude.
     edge_shifts: tuple[str, ...] = ("negative", "small", "large")
     path: str | None = None
     description: str = ""

@@ -3,8 +3,11 @@
 Every set is drawn by the oracle from a secret seed that never leaves it, then shipped by value.
 Shifts probe the edges a kernel tuned on standard normal inputs gets wrong: all-negative rows
 (a softmax or a max that assumes a positive entry), large and small magnitudes (overflow, an
-absolute tolerance that hides zeroed outputs). Only floating inputs are shifted; integer inputs
-(indices, labels) keep their meaning.
+absolute tolerance that hides zeroed outputs). "overflow" (x 64, opt-in per problem) takes
+randn values past 88.7, where exp overflows: a softmax that skips its max subtraction passes
+every other trial. It is not on by default, since a reference that itself overflows (an exp
+without a max) or rounds its intermediates in 16 bits is not meant to hold there. Only floating
+inputs are shifted; integer inputs (indices, labels) keep their meaning.
 
 A shift of the whole tensor is visible from any part of it (every element negative, every one
 tiny), which real inputs never are: a kernel can check for it and be right only then, wrong
@@ -22,7 +25,10 @@ from typing import Any
 
 import torch
 
-SHIFTS = ("negative", "small", "large")
+from kernelscale.problems.problem import EDGE_SHIFTS
+
+SHIFTS = EDGE_SHIFTS
+OVERFLOW = 64.0  # randn x 64: a row of a few dozen has an element past exp's 88.7
 # Per dtype: (small, large) factors. 16-bit types get milder ones: a correct kernel's rounding
 # error grows with the magnitude of its scores.
 MAGNITUDE = {
@@ -81,6 +87,8 @@ def _shift(x: torch.Tensor, case: Case) -> torch.Tensor:
         return x * small
     if case.shift == "large":
         return x * large
+    if case.shift == "overflow":
+        return x * OVERFLOW
     return x
 
 
