@@ -7,6 +7,7 @@ the screen off, which shows the sandbox and the runtime checks stand on their ow
 from __future__ import annotations
 
 import os
+import types
 
 import pytest
 
@@ -101,3 +102,22 @@ def test_doors_to_native_code_and_pickles_are_screened(line):
     found = screen("import numpy as np\nimport torch\n" + line + "\n")
     assert {"forbidden_call", "forbidden_import"} & {v.rule for v in found}, found
     assert not [v for v in screen("import torch\nt = torch.load('x.pt', weights_only=True)\n") if v.line == 2]
+
+
+def test_a_replacement_at_the_freed_originals_address_is_still_a_patch(monkeypatch):
+    """The guards compared id()s: once the replaced function was freed (nothing else held it),
+    its replacement could land at the same address, i.e. the same id, and go unnoticed (CI saw
+    patches_event_elapsed_time pass that way). Here the original is held by nothing but the
+    module attribute, as a class's method is held by the class alone."""
+    from kernelscale.verify import guards, timing
+
+    exec("def _probe(a, b):\n    return 1.0", timing.__dict__)  # noqa: S102 - a fresh function object
+    monkeypatch.setattr(guards, "_watched", lambda: {"timing._probe": timing._probe})
+    watch = guards.Guards()
+    code = timing._probe.__code__
+    for _ in range(2):  # the first replacement frees the original; the second takes its place
+        timing._probe = types.FunctionType(code, {})
+    try:
+        assert [rule for rule, _ in watch.violations()] == ["monkey_patch"]
+    finally:
+        del timing._probe

@@ -87,7 +87,10 @@ def _resolve(path: str) -> object:
 
 class Guards:
     def __init__(self):
-        self.snapshot = {name: id(fn) for name, fn in _watched().items()}
+        # the objects themselves, not their ids: a replaced function that nothing else held is
+        # freed, and its replacement can be allocated at the same address, i.e. the same id()
+        # (a cheat that replaces one on every call passed unnoticed now and then that way)
+        self.snapshot = dict(_watched())
         self.python_threads = threading.active_count()
 
     def native_threads(self) -> int:
@@ -104,8 +107,8 @@ class Guards:
     def violations(self) -> list[tuple[str, str]]:
         """(rule, detail) for every watched function replaced and for new Python threads."""
         found = []
-        for name, ident in self.snapshot.items():
-            if id(_resolve(name)) != ident:
+        for name, original in self.snapshot.items():
+            if _resolve(name) is not original:
                 found.append(("monkey_patch", f"{name} was replaced while the candidate ran"))
         if threading.active_count() > self.python_threads:
             found.append(
