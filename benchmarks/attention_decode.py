@@ -42,7 +42,7 @@ from kernelscale.problems.attention.variant import load_variant_module, resolve_
 from kernelscale.problems.module import import_source  # noqa: E402
 from kernelscale.propose.compiler.generate import compile_mods, render  # noqa: E402
 from kernelscale.propose.compiler.proposer import CompilerProposer  # noqa: E402
-from kernelscale.propose.compiler.space import Config, Features, is_decode_shape  # noqa: E402
+from kernelscale.propose.compiler.space import Features, is_decode_shape  # noqa: E402
 
 VARIANTS = ("full", "causal", "sliding_window", "alibi", "softcap", "relative_positional", "document")
 SQS = (1, 16)
@@ -62,27 +62,7 @@ def parse_args():
     )
     ap.add_argument("--calls", type=int, default=1000, help="back-to-back calls for the wrapper overhead")
     ap.add_argument("--smoke", action="store_true", help="Triton interpreter on the CPU at a tiny shape")
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), help="built-in variants to run")
-    ap.add_argument("--sqs", nargs="+", type=int, default=list(SQS), help="query rows per call")
-    ap.add_argument(
-        "--also",
-        action="append",
-        default=[],
-        metavar="KNOB=VALUE,...",
-        help="a variation of the first config (e.g. fused_combine=1,num_splits=8), run at every Sq "
-        "right after it; repeatable",
-    )
     return ap.parse_args()
-
-
-def variation(config, text):
-    """config with the knobs of 'knob=value,...' replaced (values parsed as the knob's type)."""
-    changes = {}
-    for item in text.split(","):
-        knob, _, value = item.partition("=")
-        kind = type(getattr(config, knob))
-        changes[knob] = bool(int(value)) if kind is bool else kind(value)
-    return Config.from_dict({**config.as_dict(), **changes})
 
 
 def timer(fn, device):
@@ -168,11 +148,8 @@ class Case:
         with torch.device(self.device):
             return module.ModelNew(self.score_mod, self.mask_mod, {**self.shape, "device": self.device})
 
-    def ours(self, index, also=None):
+    def ours(self, index):
         config = self.configs()[index]
-        return self.measure(variation(config, also) if also else config)
-
-    def measure(self, config):
         entry = {"config": config.as_dict()}
         model = self.model(config)
         for _ in range(3):  # the first call compiles and builds the launch plan: check a later one
@@ -286,8 +263,7 @@ def make_inputs(shape, device):
 def tasks(device, args):
     """(label, function) in priority order: ours everywhere first, then the peers, then more."""
     base = SMOKE_SHAPE if SMOKE else GPU_SHAPE
-    variants, sqs = args.variants, args.sqs
-    inputs = {sq: make_inputs({**base, "Sq": sq}, device) for sq in sqs}
+    inputs = {sq: make_inputs({**base, "Sq": sq}, device) for sq in SQS}
     cases, state = {}, {"overhead": []}
 
     def case(name, sq):
@@ -303,36 +279,28 @@ def tasks(device, args):
         state["overhead"].append({"kind": "prefill", **overhead(prefill, 0, calls)})
         return state["overhead"][-1]["overhead_us"]
 
-    work = [(f"ours {n} Sq={sq}", lambda n=n, sq=sq: case(n, sq).ours(0)) for sq in sqs for n in variants]
-    work += [
-        (f"ours {n} Sq={sq} {also}", lambda n=n, sq=sq, also=also: case(n, sq).ours(0, also))
-        for also in args.also
-        for sq in sqs
-        for n in variants
-    ]
+    work = [(f"ours {n} Sq={sq}", lambda n=n, sq=sq: case(n, sq).ours(0)) for sq in SQS for n in VARIANTS]
     work.append(("wrapper overhead", measure_overhead))
     work += [
         (f"cudnn {n} Sq={sq}", lambda n=n, sq=sq: case(n, sq).peer("cudnn", lambda: cudnn(case(n, sq))))
-        for sq in sqs
-        for n in variants
+        for sq in SQS
+        for n in VARIANTS
     ]
 
     def peers(sq, label, key, backend):
         return [
             (f"{label} {n} Sq={sq}", lambda n=n: case(n, sq).peer(key, lambda: flex(case(n, sq), backend)))
-            for n in variants
+            for n in VARIANTS
         ]
 
     # FlexAttention compiles per variant and shape (seconds each): Sq=1 first, where the bars are.
-    if 1 in sqs:
-        work += peers(1, "flex", "flex", None) + peers(1, "flex FLASH", "flex_flash", "FLASH")
+    work += peers(1, "flex", "flex", None) + peers(1, "flex FLASH", "flex_flash", "FLASH")
     work += [
         (f"ours {n} Sq=1 config {i}", lambda n=n, i=i: case(n, 1).ours(i))
         for i in range(1, args.configs)
-        for n in variants
+        for n in VARIANTS
     ]
-    for sq in [sq for sq in sqs if sq != 1]:
-        work += peers(sq, "flex", "flex", None) + peers(sq, "flex FLASH", "flex_flash", "FLASH")
+    work += peers(16, "flex", "flex", None) + peers(16, "flex FLASH", "flex_flash", "FLASH")
     return work, cases, state
 
 

@@ -1,4 +1,4 @@
-"""Compile a generated module's kernel (Gluon, or plain Triton) for sm_90 on a machine without a GPU.
+"""Compile a generated Gluon module's kernel for sm_90 on a machine without a GPU.
 
 Triton compiles for a target it is told of, down to a cubin with its bundled ptxas, without a
 driver: what a launch would compile is compiled here from the arguments the module's own plan
@@ -7,7 +7,6 @@ builds, so the types, the TMA descriptors' blocks and the constexprs are the one
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -36,23 +35,12 @@ def gluon_compiler_available() -> bool:
     return True
 
 
-def _arg_names(fn) -> list[str]:
-    return list(inspect.signature(getattr(fn, "fn", fn)).parameters)
-
-
-def _constexpr_indices(fn) -> set[int]:
-    """The constexpr parameters' positions, read from the annotations: under the interpreter a
-    @triton.jit function does not list them itself."""
-    params = inspect.signature(getattr(fn, "fn", fn)).parameters.values()
-    return {i for i, p in enumerate(params) if "constexpr" in str(p.annotation)}
-
-
 def _signature(fn, args) -> tuple[dict, dict]:
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     sig, constexprs = {}, {}
-    for i, (name, arg) in enumerate(zip(_arg_names(fn), args)):
-        if i in _constexpr_indices(fn):
+    for i, (name, arg) in enumerate(zip(fn.arg_names, args)):
+        if i in fn.constexprs:
             sig[name], constexprs[name] = "constexpr", arg
         elif isinstance(arg, TensorDescriptor):
             sig[name] = f"tensordesc<{DTYPES[arg.base.dtype]}{list(arg.block_shape)},{arg.layout!r}>"
@@ -104,26 +92,6 @@ def compile_model(module, model, q, k, v) -> dict:
         "constexprs": constexprs,
         "options": {"num_warps": warps, "maxnreg": module.LAUNCH_REGS},
     }
-    return _run_job(job)
-
-
-def compile_triton(module, kernel_name, args, options) -> dict:
-    """A plain Triton kernel of a generated module, compiled for sm_90 from the positional
-    arguments a launch passes it (tensors on the CPU stand for the GPU's): {"ptx", "shared", ...}."""
-    fn = getattr(module, kernel_name)
-    sig, constexprs = _signature(fn, args)
-    return _run_job(
-        {
-            "source": module.__file__,
-            "signature": sig,
-            "constexprs": constexprs,
-            "options": options,
-            "kernel": kernel_name,
-        }
-    )
-
-
-def _run_job(job) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         spec = os.path.join(folder, "job.json")
         with open(spec, "w") as f:
@@ -131,7 +99,7 @@ def _run_job(job) -> dict:
         env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
         done = subprocess.run([sys.executable, __file__, spec], capture_output=True, text=True, env=env)
         if done.returncode != 0:
-            raise RuntimeError(f"compile for sm_90 failed:\n{done.stderr[-4000:]}")
+            raise RuntimeError(f"Gluon compile failed:\n{done.stderr[-4000:]}")
         with open(os.path.join(folder, "result.json")) as f:
             result = json.load(f)
         with open(os.path.join(folder, "kernel.ptx")) as f:
@@ -153,12 +121,7 @@ def _compile_job(spec: str) -> None:
     loaded = importlib.util.spec_from_file_location("gluon_job", job["source"])
     module = importlib.util.module_from_spec(loaded)
     loaded.loader.exec_module(module)
-    if "kernel" in job:  # plain Triton
-        from triton.compiler import ASTSource
-
-        source = ASTSource(getattr(module, job["kernel"]), job["signature"], job["constexprs"])
-    else:
-        source = GluonASTSource(module._attn_fwd_ws, job["signature"], job["constexprs"])
+    source = GluonASTSource(module._attn_fwd_ws, job["signature"], job["constexprs"])
     kernel = triton.compile(source, target=GPUTarget(*HOPPER), options=job["options"])
     out = job["out"]
     with open(os.path.join(out, "kernel.ptx"), "w") as f:

@@ -13,7 +13,6 @@ from kernelscale.problems import list_problem_ids, load_problem
 from kernelscale.problems.attention.reference import attention_reference
 from kernelscale.problems.attention.variant import load_variant_module, resolve_mods
 from kernelscale.problems.module import import_source
-from kernelscale.propose.compiler.errors import CompilerError
 from kernelscale.propose.compiler.generate import generate
 from kernelscale.propose.compiler.proposer import CompilerProposer
 from kernelscale.propose.compiler.space import Config, Features, is_decode_shape
@@ -61,7 +60,6 @@ def test_builtin_variant_at_decode_shapes_matches_reference(name, sq, group):
         DECODE,
         Config(decode=True, block_m=16, block_n=64, num_splits=8, split_loops=False),
         Config(decode=True, block_m=32, block_n=32, num_splits=4, use_schedule=False),
-        Config(decode=True, block_m=16, block_n=32, num_splits=6, fused_combine=True),
     ],
 )
 def test_empty_splits_and_fully_masked_rows(config):
@@ -76,37 +74,28 @@ def test_empty_splits_and_fully_masked_rows(config):
     assert max_err(out, ref) < 1e-4
 
 
-_SPLIT_MODULES = {}
+_SPLIT_MODULE = {}
 
 
-def _split_module(fused=False):
-    """Generated decode modules (ALiBi-like score, a mask with a hole) shared by the property
-    tests: the combine as a second kernel, or fused into the last split (fused=True)."""
-    if fused not in _SPLIT_MODULES:
+def _split_module():
+    """One generated decode module (ALiBi-like score, a mask with a hole) shared by the property test."""
+    if not _SPLIT_MODULE:
         slopes = torch.tensor([0.5, 0.25, 0.125, 0.0625])
         score = lambda s, b, h, qi, kv: s + slopes[h] * (kv - qi)  # noqa: E731
         mask = lambda b, h, qi, kv: (kv < 40) | (kv >= 90)  # noqa: E731
-        config = Config(decode=True, block_m=16, block_n=16, num_splits=0, fused_combine=fused)
-        source = generate(score, mask, config)
-        _SPLIT_MODULES[fused] = dict(
-            module=import_source(source, f"test_dec_split_{fused}"), score=score, mask=mask, slopes=slopes
+        source = generate(score, mask, Config(decode=True, block_m=16, block_n=16, num_splits=0))
+        _SPLIT_MODULE.update(
+            module=import_source(source, "test_dec_split"), score=score, mask=mask, slopes=slopes
         )
-    return _SPLIT_MODULES[fused]
+    return _SPLIT_MODULE
 
 
 @settings(max_examples=12, deadline=None)
-@given(
-    splits=st.integers(1, 12),
-    skv=st.integers(1, 150),
-    sq=st.integers(1, 3),
-    seed=st.integers(0, 2**16),
-    fused=st.booleans(),
-)
-def test_split_combine_is_exact(splits, skv, sq, seed, fused):
+@given(splits=st.integers(1, 12), skv=st.integers(1, 150), sq=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_split_combine_is_exact(splits, skv, sq, seed):
     # Any number of splits (more splits than blocks too) gives the one-pass softmax: the
-    # combine, a second kernel or the last split's merge, rescales each split's (max, sum, acc)
-    # to the global max exactly.
-    m = _split_module(fused)
+    # combine rescales each split's (max, sum, acc) to the global max exactly.
+    m = _split_module()
     q, k, v = inputs(B=1, Hq=4, Hkv=2, Sq=sq, Skv=skv, D=16, seed=seed)
     captured = {"slopes": m["slopes"]}
     out = m["module"].attention(q, k, v, kv_splits=splits, **captured)
@@ -114,29 +103,6 @@ def test_split_combine_is_exact(splits, skv, sq, seed, fused):
     ref = attention_reference(q, k, v, m["score"], m["mask"])
     assert max_err(out, ref) < 1e-5
     assert max_err(out, one) < 1e-5
-
-
-def test_fused_combine_is_one_launch_and_leaves_its_counters_at_zero(monkeypatch):
-    # The last split merges: the combine kernel is never launched, every call (a graph replay
-    # too) starts from zeroed counters, and repeated calls give the same output bit for bit.
-    m = _split_module(fused=True)
-    module = m["module"]
-    monkeypatch.setattr(module, "_combine", None)  # launching it would fail
-    shape = {"B": 2, "Hq": 4, "Hkv": 2, "Sq": 2, "Skv": 140, "D": 16}
-    model = module.ModelNew(m["score"], m["mask"], shape)
-    q, k, v = inputs(2, 4, 2, 2, 140, 16, seed=3)
-    first = model(q, k, v)
-    assert torch.equal(model(q, k, v), first)
-    (launch,) = model.launches.values()
-    assert launch.fused and launch.splits > 1
-    (locks,) = launch.locks.values()
-    assert locks.numel() == 2 * 2 and torch.all(locks == 0)
-    assert max_err(first, attention_reference(q, k, v, m["score"], m["mask"])) < 1e-5
-
-
-def test_fused_combine_is_a_decode_knob_only():
-    with pytest.raises(CompilerError, match="decode kernel only"):
-        generate(lambda s, b, h, qi, kv: s, None, Config(fused_combine=True))
 
 
 def test_model_serves_other_cache_lengths():
@@ -310,28 +276,3 @@ def test_a_tile_of_many_rows_streams_a_short_span_in_one_split(monkeypatch):
     (launch,) = model.launches.values()
     assert launch.splits == 1
     assert max_err(out, attention_reference(q, k, v, score_mod, mask_mod)) < 1e-5
-
-
-def test_fused_combine_compiles_for_hopper_with_ordered_counters():
-    # What the interpreter cannot show: on the GPU the last split reads partials that other
-    # programs wrote. The sm_90 build must order them: a CTA barrier before a gpu-scope
-    # acquire-release count, and the merge's loads through L2, not a stale L1.
-    gluon_compile = pytest.importorskip("gluon_compile")
-    m = _split_module(fused=True)
-    module = m["module"]
-    q, k, v = inputs(B=2, Hq=8, Hkv=2, Sq=1, Skv=4096, D=128, dtype=torch.bfloat16)
-    launch = module._Launch(q, k, v, None, 4, {"slopes": m["slopes"]})
-    assert launch.fused
-    args = list(launch.args)
-    args[:5] = [q, k, v, torch.empty_like(q), torch.empty(launch.part_elems)]
-    args[-2] = launch._locks()
-    kernel = gluon_compile.compile_triton(
-        module, "_attn_decode", args, {"num_warps": module.CONFIG["num_warps"], "num_stages": 2}
-    )
-    ptx = kernel["ptx"]
-    count = ptx.find("atom.global.gpu.acq_rel.add")
-    last_store = ptx.rfind("st.global", 0, count)
-    assert 0 <= last_store < ptx.find("bar.sync", last_store) < count, (
-        "no barrier between the partials and the count"
-    )
-    assert "ld.global.cg" in ptx[count:]

@@ -70,8 +70,6 @@ def _param_text(name: str) -> str:
 def render(compiled: Compiled, config: Config) -> str:
     if config.bias_prune and (config.backend != "triton" or config.decode):
         raise CompilerError("bias_prune applies to the Triton prefill kernel only")
-    if config.fused_combine and not (config.backend == "triton" and config.decode):
-        raise CompilerError("fused_combine applies to the Triton decode kernel only")
     if config.backend == "fa4":
         return render_fa4(compiled.trace, config)
     if config.backend == "gluon":

@@ -10,9 +10,7 @@ num_splits the KV splits per head, 0 meaning enough to fill the GPU). backend "f
 FlashAttention-4's kernel with generated hooks (generate_fa4.py), whose own knobs are
 native_mask, fa4_tile_m, fa4_pack_gqa and fa4_direct; backend "gluon" a warp-specialised Hopper
 kernel of our own in Triton's Gluon dialect (generate_gluon.py). bias_prune (Triton prefill only) skips KV
-blocks whose softmax weight a bias of the indices provably makes negligible (prune.py);
-fused_combine (decode only) has the last KV split of a tile merge the partials in place of a
-second kernel. In a probe on an H200 with
+blocks whose softmax weight a bias of the indices provably makes negligible (prune.py). In a probe on an H200 with
 triton 3.6, TMA descriptors in the Triton kernel were 2-18% slower than pointer loads and Triton's
 automatic warp specialisation crashed or hung: neither is in the Triton backend's space
 (docs/perf-notes.md); the Gluon backend writes both out by hand.
@@ -46,7 +44,6 @@ CHOICES = {
     "fa4_pack_gqa": (0, 1, 2),
     "fa4_direct": (True, False),
     "bias_prune": (False, True),
-    "fused_combine": (False, True),
 }
 # A shape is decode-shaped when its few query rows (times the heads sharing a KV head) fit one
 # tile and the cache is long: streaming K and V once then bounds the time, not the dot products.
@@ -85,21 +82,16 @@ class Config:
     fa4_direct: bool = True
     # skip KV blocks whose weight the bias bounds below 2^-40 of the row's (prune.py; prefill only)
     bias_prune: bool = False
-    # decode with several KV splits: the last split of each tile merges the partials, so one
-    # launch replaces the split kernel and the combine kernel (a short mask's call is a few µs of
-    # work, and the second launch is a large share of it)
-    fused_combine: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def template_dict(self) -> dict:
-        """as_dict for a generated module's text: bias_prune and fused_combine left out while
-        off, so that every module without them reads as it did before the knobs existed."""
+        """as_dict for a generated module's text: bias_prune left out while off, so that every
+        module without it reads as it did before the knob existed."""
         data = self.as_dict()
-        for knob in ("bias_prune", "fused_combine"):
-            if not data[knob]:
-                del data[knob]
+        if not data["bias_prune"]:
+            del data["bias_prune"]
         return data
 
     @staticmethod
@@ -169,7 +161,6 @@ def decode_relevant(features: Features) -> dict:
     split count matter first; the packed query tile and warps last."""
     # more splits first: more programs in flight and a shorter last wave than the automatic count
     space = {
-        "fused_combine": (False, True),
         "num_splits": (0, 32, 64, 16, 8, 4),
         "block_n": CHOICES["block_n"],
         "num_stages": CHOICES["num_stages"],
