@@ -142,6 +142,28 @@ while time.monotonic() < _until:
 """
 
 
+async def _candidate_alive(attempt, timeout_s=60.0):
+    """True once some oracle holds a candidate's share of the host lock, as seen from outside
+    (an exclusive try on the lock file fails); the candidate spins for seconds after that."""
+    import asyncio
+    import fcntl
+    import os
+
+    fd = host_quiet._open(host_quiet.ALIVE)  # in the folder the oracles use (the fixture's)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not attempt.done():
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            await asyncio.sleep(0.05)
+        return False
+    finally:
+        os.close(fd)
+
+
 def test_a_candidate_loading_the_host_delays_another_oracles_calibration(host):
     """Two oracles on one host: while the first one's candidate spins at import, the second
     one's first attempt of a problem waits to time its baselines and calibrate; measured from
@@ -162,17 +184,20 @@ def test_a_candidate_loading_the_host_delays_another_oracles_calibration(host):
         pool = await SlotPool.local(device="cpu", workers=2).start()
         try:
             first = asyncio.ensure_future(pool.verify(problem, hostile, options))
-            await asyncio.sleep(4.0)  # its candidate is spinning by now (its runner started ahead)
+            # Not a fixed sleep: on a loaded host the first oracle's own calibration and its
+            # runner's imports can outlast any guess, and the second then measured first.
+            alive = await _candidate_alive(first)
             second = await pool.verify(load_problem(TESTS / "problems" / "scaled_exp.py"), honest, options)
-            return await first, second
+            return await first, second, alive
         finally:
             await pool.close()
 
     loop = asyncio.new_event_loop()
     try:
-        spun, measured = loop.run_until_complete(both())
+        spun, measured, alive = loop.run_until_complete(both())
     finally:
         loop.close()
+    assert alive, "the first oracle's candidate never held the host"
     assert spun.status == "correct", spun.headline() + spun.log_tail
     assert measured.status == "correct", measured.headline() + measured.log_tail
     waited = measured.time_stats.get("baselines_host_quiet_wait", 0.0)
