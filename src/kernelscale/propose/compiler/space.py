@@ -75,7 +75,9 @@ class Config:
     fa4_tile_m: int = 0
     fa4_pack_gqa: int = 0
     # FA4's KV tile where the call has no block sparsity (0: 128). FlashAttention-3's own Hopper
-    # table takes 176 keys at head dim 128 without a causal mask; FA4's takes 128 everywhere.
+    # table takes 176 keys at head dim 128 without a causal mask; FA4's takes 128 everywhere. On
+    # an H200 (full and softcap, D=128) 176 and 192 keys were 2-7% slower than 128: a neighbour
+    # to try, never the default.
     fa4_tile_n: int = 0
     # after the first call, FA4's compiled kernel called directly rather than through its entry
     # point, where the arguments are known (Hopper, no block sparsity; see fa4.py.j2)
