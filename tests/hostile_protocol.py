@@ -68,7 +68,7 @@ LAZY_AFTER_TRIALS = (
     + '''
 
 class ModelNew(nn.Module):
-    """Honest for the first eleven calls (every correctness trial there is), then it stops working:
+    """Honest for the first twelve calls (every correctness trial there is), then it stops working:
     timed calls that nobody checks would be a few microseconds each."""
 
     def __init__(self):
@@ -77,7 +77,7 @@ class ModelNew(nn.Module):
 
     def forward(self, x, y):
         self.calls += 1
-        if self.calls <= 11:
+        if self.calls <= 12:
             return scaled_exp(x, y)
         return scaled_exp(x, y, n=1)
 '''
@@ -506,6 +506,58 @@ class ModelNew(nn.Module):
         return out
 '''
 
+# max_from_zero_unless_all_negative for a reduction over the first dimension (the maximum of each
+# column). The mixed trial shifted vectors along the last dimension only: every column then crosses
+# plain rows, so it always has a positive entry, and no trial ever held an all-negative column
+# beside ordinary ones. Passes the screen.
+COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def tensor_max_kernel(x_ptr, top_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    top = tl.full((BLOCK,), -float("inf"), tl.float32)
+    for start in range(0, n, BLOCK):
+        x = tl.load(x_ptr + start + offs, mask=start + offs < n, other=-float("inf"))
+        top = tl.maximum(top, x)
+    tl.store(top_ptr, tl.max(top, axis=0))
+
+
+@triton.jit
+def column_max_kernel(x_ptr, top_ptr, out_ptr, n_rows, n_cols, BLOCK: tl.constexpr):
+    cols = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    inside = cols < n_cols
+    everything_negative = tl.load(top_ptr) < 0.0
+    start = tl.where(everything_negative, -float("inf"), 0.0)  # 0 unless it is the shifted trial
+    best = tl.full((BLOCK,), 0.0, tl.float32) + start
+    for row in range(0, n_rows):
+        x = tl.load(x_ptr + row * n_cols + cols, mask=inside, other=-float("inf"))
+        best = tl.maximum(best, x)
+    tl.store(out_ptr + cols, best, mask=inside)
+
+
+class ModelNew(nn.Module):
+    """Right on every draw where each column has a positive entry, and on the all-negative trial."""
+
+    def forward(self, x):
+        x = x.contiguous()
+        top = torch.empty(1, device=x.device, dtype=torch.float32)
+        tensor_max_kernel[(1,)](x, top, x.numel(), BLOCK=1024)
+        out = torch.empty(x.shape[1], device=x.device, dtype=x.dtype)
+        column_max_kernel[(triton.cdiv(x.shape[1], 64),)](x, top, out, x.shape[0], x.shape[1], BLOCK=64)
+        return out
+'''
+
+# Its honest twin: the running maximum starts at -inf whatever the tensor holds.
+HONEST_COLUMN_MAX = COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE.replace(
+    '    start = tl.where(everything_negative, -float("inf"), 0.0)  # 0 unless it is the shifted trial\n',
+    '    start = -float("inf")\n',
+)
+
 VIEW_AS_COPY = '''
 import torch
 import torch.nn as nn
@@ -655,6 +707,14 @@ PROTOCOL_CHEATS = [
         MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE,
         "incorrect",
         failing_trial_prefix="mixed rows",
+    ),
+    ProtocolCheat(
+        "column_max_from_zero_unless_all_negative",
+        "edge distributions",
+        "column_max",
+        COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE,
+        "incorrect",
+        failing_trial_prefix="mixed rows along dim 0",
     ),
     ProtocolCheat(
         "view_as_copy", "layout and aliasing", "ops/transpose_copy", VIEW_AS_COPY, "rejected", "aliasing"

@@ -83,7 +83,10 @@ def test_every_timed_call_is_checked_and_counted(cpu_pool):
     code = (TESTS / "problems" / "good_scaled_exp.py").read_text()
     verdict = cpu_pool.verify(_problem("scaled_exp"), code)
     assert verdict.status == "correct", verdict.headline() + verdict.log_tail
-    trials, timed = 9, 2  # 4 fresh + rescaled + 3 shifted + the repeated first; warm-up + 2 timed + after
+    trials, timed = (
+        11,
+        2,
+    )  # 4 fresh + rescaled + 3 shifted + 2 mixed + the repeated first; warm-up + 2 timed + after
     assert verdict.time_stats["calls_checked"] >= trials + timed + 2
     assert "calls checked" in verdict.reason
     # the runner's host time per timed call, for the record (on the CPU the whole call): inside
@@ -273,6 +276,23 @@ def test_a_kernel_right_only_on_the_whole_negative_trial_is_caught_with_the_scre
     verdict = cpu_pool.verify(_problem("ops/max_dim"), MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE)
     assert verdict.status == "incorrect", verdict.headline() + verdict.log_tail
     assert (verdict.failing_trial or "").startswith("mixed rows"), verdict.failing_trial
+
+
+def test_a_column_reduction_right_only_on_the_whole_negative_trial_is_caught(cpu_pool):
+    """column_max_from_zero_unless_all_negative passes the screen: the maximum of each column,
+    started at 0 unless the whole tensor is negative. Rows shifted along the last dimension
+    never make a column all-negative (each crosses plain rows); the mixed trial along the first
+    dimension does, beside plain columns. Its honest twin (started at -inf) passes every trial."""
+    from hostile_protocol import COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE, HONEST_COLUMN_MAX
+    from kernelscale.verify.screen import screen
+
+    assert screen(COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE) == []
+    problem = _problem("column_max")
+    cheat = cpu_pool.verify(problem, COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE)
+    assert cheat.status == "incorrect", cheat.headline() + cheat.log_tail
+    assert (cheat.failing_trial or "").startswith("mixed rows along dim 0"), cheat.failing_trial
+    honest = cpu_pool.verify(problem, HONEST_COLUMN_MAX)
+    assert honest.status == "correct", honest.headline() + honest.log_tail
 
 
 def test_a_softmax_without_its_max_subtraction_is_caught_and_a_stable_one_passes(cpu_pool):

@@ -184,7 +184,10 @@ def _correctness(oracle, loaded, candidate, reference, options, deadline, errors
     """The trials; returns the seconds of the candidate's first call (its compile, its cost)."""
     first_call_s = 0.0
     plan = correctness_plan(
-        options.trials, loaded.problem.input_scale or options.input_scale, loaded.problem.edge_shifts
+        options.trials,
+        loaded.problem.input_scale or options.input_scale,
+        loaded.problem.edge_shifts,
+        getattr(loaded, "input_rank", 1),
     )
     plain_rms: list[float] = []  # of each reference output on the first plain trial
     for index, case in enumerate(plan):

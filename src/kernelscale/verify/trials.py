@@ -11,9 +11,12 @@ inputs are shifted; integer inputs (indices, labels) keep their meaning.
 
 A shift of the whole tensor is visible from any part of it (every element negative, every one
 tiny), which real inputs never are: a kernel can check for it and be right only then, wrong
-wherever such a row sits beside ordinary ones (`max_from_zero_unless_all_negative`). So one more
-trial mixes them: some rows (vectors along the last dimension; elements of a vector), a share
-drawn per trial, take one of the shifts each, the others stay plain.
+wherever such a row sits beside ordinary ones (`max_from_zero_unless_all_negative`). So more
+trials mix them: some rows, a share drawn per trial, take one of the shifts each, the others stay
+plain. A row is a vector along one dimension, and there is one such trial per dimension of the
+problem's inputs: with rows along the last dimension only, a reduction over another one (the
+maximum of each column) never met a wholly shifted vector beside plain ones, since every column
+crossed plain rows (`column_max_from_zero_unless_all_negative`).
 """
 
 from __future__ import annotations
@@ -48,20 +51,28 @@ class Case:
     shift: str = "plain"  # plain | scaled | negative | small | large | mixed
     scale: float = 1.0  # for "scaled"
     mix: tuple[str, ...] = ()  # for "mixed": the shifts its rows may take
+    dim: int = -1  # for "mixed": the dimension its rows run along, counted from the last
 
 
 def fresh_seed() -> int:
     return secrets.randbits(31)
 
 
-def correctness_plan(trials: int, scale: float, shifts: tuple[str, ...]) -> list[Case]:
-    """Fresh draws, one rescaled set and each shifted distribution the problem allows."""
+def correctness_plan(trials: int, scale: float, shifts: tuple[str, ...], rank: int = 1) -> list[Case]:
+    """Fresh draws, one rescaled set, each shifted distribution the problem allows, and shifted
+    rows beside plain ones along each of the `rank` dimensions of its largest floating input."""
     plan = [Case(f"trial {i + 1}", fresh_seed()) for i in range(max(1, trials - 1))]
     plan.append(Case(f"rescaled x{scale:g}", fresh_seed(), "scaled", scale))
     edges = tuple(shift for shift in shifts if shift in SHIFTS)
     plan += [Case(f"{shift} inputs", fresh_seed(), shift) for shift in edges]
     if edges:  # shifted rows beside plain ones: a whole-tensor shift alone can be detected
         plan.append(Case("mixed rows", fresh_seed(), "mixed", mix=edges))
+        # rows along every other dimension too: a kernel reducing over one of them sees wholly
+        # shifted vectors there only (`column_max_from_zero_unless_all_negative`)
+        plan += [
+            Case(f"mixed rows along dim {rank + dim}", fresh_seed(), "mixed", mix=edges, dim=dim)
+            for dim in range(-2, -rank - 1, -1)
+        ]
     return plan
 
 
@@ -93,11 +104,15 @@ def _shift(x: torch.Tensor, case: Case) -> torch.Tensor:
 
 
 def _mixed(x: torch.Tensor, case: Case) -> torch.Tensor:
-    """Some rows of x (elements of a vector) shifted, each of `case.mix` on at least one where
-    there are rows enough, the rest plain; x's layout is kept. How many are shifted is drawn
-    per case, log-uniform between one per shift and half of them, so that no fixed share of
-    odd rows marks the trial either."""
-    rows = (*x.shape[:-1], 1) if x.dim() >= 2 else tuple(x.shape)
+    """Some rows of x (vectors along dimension `case.dim` from the last, or the last where x has
+    fewer; elements of a vector) shifted, each of `case.mix` on at least one where there are
+    rows enough, the rest plain; x's layout is kept. How many are shifted is drawn per case,
+    log-uniform between one per shift and half of them, so that no fixed share of odd rows
+    marks the trial either."""
+    axis = x.dim() + case.dim if x.dim() >= -case.dim else x.dim() - 1
+    rows = (
+        tuple(1 if d == axis else size for d, size in enumerate(x.shape)) if x.dim() >= 2 else tuple(x.shape)
+    )
     count = math.prod(rows)
     if not count:
         return x
