@@ -11,6 +11,7 @@ import pytest
 from conftest import TESTS
 from hostile_clock import CLOCK_CHEATS
 from hostile_digest import DIGEST_CHEATS
+from hostile_edges import EDGE_CHEATS
 from hostile_escapes import ESCAPE_CHEATS
 from hostile_protocol import PROTOCOL_CHEATS, ProtocolCheat
 from kernelscale.problems import load_problem
@@ -23,12 +24,16 @@ def _problem(ref: str):
 
 
 @pytest.mark.parametrize(
-    "cheat", PROTOCOL_CHEATS + CLOCK_CHEATS + DIGEST_CHEATS + ESCAPE_CHEATS, ids=lambda c: c.name
+    "cheat",
+    PROTOCOL_CHEATS + CLOCK_CHEATS + DIGEST_CHEATS + ESCAPE_CHEATS + EDGE_CHEATS,
+    ids=lambda c: c.name,
 )
 def test_protocol_cheat_is_caught(cpu_pool, cheat: ProtocolCheat):
     if cheat.gpu_only:
         pytest.skip(f"GPU only ({cheat.gpu_only}); benchmarks/verifier_gpu.py runs it on a GPU")
-    verdict = cpu_pool.verify(_problem(cheat.problem), cheat.source, screen=False)
+    # an attention kernel under the interpreter takes seconds a call
+    timeout = 300.0 if cheat.problem.startswith("attention/") else 60.0
+    verdict = cpu_pool.verify(_problem(cheat.problem), cheat.source, screen=False, timeout_s=timeout)
     assert verdict.status == cheat.status, f"{cheat.attack}: {verdict.headline()}\n{verdict.log_tail}"
     if cheat.rule:
         assert verdict.rule == cheat.rule, verdict.headline()
@@ -292,6 +297,24 @@ def test_a_column_reduction_right_only_on_the_whole_negative_trial_is_caught(cpu
     assert cheat.status == "incorrect", cheat.headline() + cheat.log_tail
     assert (cheat.failing_trial or "").startswith("mixed rows along dim 0"), cheat.failing_trial
     honest = cpu_pool.verify(problem, HONEST_COLUMN_MAX)
+    assert honest.status == "correct", honest.headline() + honest.log_tail
+
+
+def test_an_attention_kernel_without_its_running_max_is_caught_and_an_honest_one_passes(cpu_pool):
+    """attention_without_max passes the screen: exp of the raw logits, no running max and no
+    rescaling, right wherever every logit stays inside exp's range, which every generic trial
+    keeps them in. The attention problems' own trial gives each row's logits an offset of
+    hundreds through one coordinate common to every key, without sharpening the softmax; the
+    same kernel with its running max passes every trial, that one included."""
+    from hostile_edges import ATTENTION_WITHOUT_MAX, HONEST_CAUSAL_ATTENTION
+    from kernelscale.verify.screen import screen
+
+    assert screen(ATTENTION_WITHOUT_MAX) == []
+    problem = _problem("attention/causal")
+    cheat = cpu_pool.verify(problem, ATTENTION_WITHOUT_MAX, timeout_s=300.0)
+    assert cheat.status == "incorrect", cheat.headline() + cheat.log_tail
+    assert cheat.failing_trial == "large scores", cheat.failing_trial
+    honest = cpu_pool.verify(problem, HONEST_CAUSAL_ATTENTION, timeout_s=300.0)
     assert honest.status == "correct", honest.headline() + honest.log_tail
 
 

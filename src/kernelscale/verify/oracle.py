@@ -237,7 +237,11 @@ class Oracle:
         return Reference(model, init_seed, {"init_file": str(path)})
 
     def case_inputs(self, loaded: LoadedProblem, case: Case) -> list:
-        return apply_shift(make_inputs(loaded.module, case.seed, 1.0, self.device), case)
+        inputs = make_inputs(loaded.module, case.seed, 1.0, self.device)
+        if case.shift == "problem":  # the problem's own edge trial (trials.py)
+            with _problem_step("edge_inputs"), torch.no_grad():
+                return list(loaded.module.edge_inputs(inputs, case.seed))
+        return apply_shift(inputs, case)
 
     def reference_outputs(self, reference: Reference, inputs: list) -> list:
         with torch.no_grad():

@@ -17,6 +17,11 @@ plain. A row is a vector along one dimension, and there is one such trial per di
 problem's inputs: with rows along the last dimension only, a reduction over another one (the
 maximum of each column) never met a wholly shifted vector beside plain ones, since every column
 crossed plain rows (`column_max_from_zero_unless_all_negative`).
+
+A problem may add a trial of its own, where its domain has an edge no generic shift reaches: a
+module function `edge_inputs(inputs, seed)` that turns a fresh draw into that trial's set, named
+by its `EDGE_TRIAL`. The attention problems' puts logits past exp's range without sharpening the
+softmax (attention/variant.large_scores), which no scaling of q and k can do.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ class Case:
 
     name: str
     seed: int
-    shift: str = "plain"  # plain | scaled | negative | small | large | mixed
+    shift: str = "plain"  # plain | scaled | negative | small | large | overflow | mixed | problem
     scale: float = 1.0  # for "scaled"
     mix: tuple[str, ...] = ()  # for "mixed": the shifts its rows may take
     dim: int = -1  # for "mixed": the dimension its rows run along, counted from the last
@@ -58,13 +63,18 @@ def fresh_seed() -> int:
     return secrets.randbits(31)
 
 
-def correctness_plan(trials: int, scale: float, shifts: tuple[str, ...], rank: int = 1) -> list[Case]:
-    """Fresh draws, one rescaled set, each shifted distribution the problem allows, and shifted
-    rows beside plain ones along each of the `rank` dimensions of its largest floating input."""
+def correctness_plan(
+    trials: int, scale: float, shifts: tuple[str, ...], rank: int = 1, own_trial: str | None = None
+) -> list[Case]:
+    """Fresh draws, one rescaled set, each shifted distribution the problem allows, the
+    problem's own trial (`own_trial`, its name) if it has one, and shifted rows beside plain
+    ones along each of the `rank` dimensions of its largest floating input."""
     plan = [Case(f"trial {i + 1}", fresh_seed()) for i in range(max(1, trials - 1))]
     plan.append(Case(f"rescaled x{scale:g}", fresh_seed(), "scaled", scale))
     edges = tuple(shift for shift in shifts if shift in SHIFTS)
     plan += [Case(f"{shift} inputs", fresh_seed(), shift) for shift in edges]
+    if own_trial:
+        plan.append(Case(own_trial, fresh_seed(), "problem"))
     if edges:  # shifted rows beside plain ones: a whole-tensor shift alone can be detected
         plan.append(Case("mixed rows", fresh_seed(), "mixed", mix=edges))
         # rows along every other dimension too: a kernel reducing over one of them sees wholly
@@ -74,6 +84,13 @@ def correctness_plan(trials: int, scale: float, shifts: tuple[str, ...], rank: i
             for dim in range(-2, -rank - 1, -1)
         ]
     return plan
+
+
+def own_trial(module) -> str | None:
+    """The name of the problem's own edge trial, where its module defines one."""
+    if not callable(getattr(module, "edge_inputs", None)):
+        return None
+    return str(getattr(module, "EDGE_TRIAL", "") or "the problem's edge inputs")
 
 
 def timed_call_name(index: int) -> str:

@@ -1,0 +1,181 @@
+"""Hostile candidates wrong only where the trials' inputs never go: edges of a problem's domain.
+
+Each is right on every plain draw and every generic shift; what catches it is a trial of the
+problem's own, asserted from the oracle's verdict (tests/test_hostile_protocol.py).
+"""
+
+from __future__ import annotations
+
+from hostile_protocol import SOFTMAX_WITHOUT_MAX, STABLE_SOFTMAX, ProtocolCheat
+
+# A causal flash-attention forward written the plain way (one program per block of query rows,
+# a loop over key blocks, products in fp32 with P rounded to the inputs' dtype). With
+# SUBTRACT_MAX it keeps the running row max, as every flash kernel does; without it, it takes
+# exp of the raw logits and skips the max and the accumulator's rescaling, the part of the
+# softmax a fast kernel most wants to drop. That is right while every logit stays inside exp's
+# range, and randn q and k (even the verifier's x 0.5, negative and small trials) give logits of
+# a few units; real q and k with a large common component along the keys give a row offset of
+# hundreds, where it returns inf and NaN.
+ATTENTION_KERNEL = """
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def attention_kernel(q_ptr, k_ptr, v_ptr, o_ptr, Sq, Skv, Hq, Hkv, scale,
+                     D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, SUBTRACT_MAX: tl.constexpr):
+    pid_m = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // Hq
+    h = bh % Hq
+    hk = h // (Hq // Hkv)
+    rows = pid_m * BM + tl.arange(0, BM)
+    dims = tl.arange(0, D)
+    q_base = (b * Hq + h).to(tl.int64) * Sq * D
+    kv_base = (b * Hkv + hk).to(tl.int64) * Skv * D
+    q = tl.load(q_ptr + q_base + rows[:, None] * D + dims[None, :], mask=rows[:, None] < Sq, other=0.0)
+    q = q.to(tl.float32)
+    m = tl.full((BM,), -float("inf"), tl.float32)
+    l = tl.zeros((BM,), tl.float32)
+    acc = tl.zeros((BM, D), tl.float32)
+    offset = Skv - Sq
+    for start in range(0, Skv, BN):
+        cols = start + tl.arange(0, BN)
+        inside = cols[:, None] < Skv
+        k = tl.load(k_ptr + kv_base + cols[:, None] * D + dims[None, :], mask=inside, other=0.0).to(tl.float32)
+        v = tl.load(v_ptr + kv_base + cols[:, None] * D + dims[None, :], mask=inside, other=0.0).to(tl.float32)
+        s = tl.dot(q, tl.trans(k)) * scale
+        keep = (rows[:, None] + offset >= cols[None, :]) & (cols[None, :] < Skv)
+        s = tl.where(keep, s, -float("inf"))
+        if SUBTRACT_MAX:
+            m_new = tl.maximum(m, tl.max(s, 1))
+            m_use = tl.where(m_new == -float("inf"), 0.0, m_new)
+            alpha = tl.exp(m - m_use)
+            p = tl.exp(s - m_use[:, None])
+            l = l * alpha + tl.sum(p, 1)
+            acc = acc * alpha[:, None]
+            m = m_new
+        else:
+            p = tl.exp(s)
+            l = l + tl.sum(p, 1)
+        acc += tl.dot(p.to(q_ptr.dtype.element_ty).to(tl.float32), v)
+    out = acc / l[:, None]
+    tl.store(o_ptr + q_base + rows[:, None] * D + dims[None, :], out.to(o_ptr.dtype.element_ty),
+             mask=rows[:, None] < Sq)
+
+
+class ModelNew(nn.Module):
+    def __init__(self, score_mod, mask_mod, shape):
+        super().__init__()
+        self.scale = shape["D"] ** -0.5
+
+    def forward(self, q, k, v):
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        B, Hq, Sq, D = q.shape
+        out = torch.empty_like(q)
+        grid = (triton.cdiv(Sq, 32), B * Hq)
+        attention_kernel[grid](q, k, v, out, Sq, k.shape[2], Hq, k.shape[1], self.scale,
+                               D=D, BM=32, BN=32, SUBTRACT_MAX=SUBTRACT_MAX)
+        return out
+"""
+
+HONEST_CAUSAL_ATTENTION = ATTENTION_KERNEL.replace(
+    "\nclass ModelNew", "\nSUBTRACT_MAX = True\n\n\nclass ModelNew"
+)
+ATTENTION_WITHOUT_MAX = ATTENTION_KERNEL.replace(
+    "\nclass ModelNew", "\nSUBTRACT_MAX = False\n\n\nclass ModelNew"
+)
+
+
+def _then_scale(softmax: str) -> str:
+    """A row softmax kernel of hostile_protocol's as one for ops/softmax_then_scale (÷ keep_prob)."""
+    return (
+        softmax.replace("y = num / tl.sum(num, axis=0)", "y = num / tl.sum(num, axis=0) / keep_prob")
+        .replace("(x_ptr, y_ptr, n_cols, BLOCK", "(x_ptr, y_ptr, n_cols, keep_prob, BLOCK")
+        .replace("(x, y, x.shape[1], BLOCK=", "(x, y, x.shape[1], self.keep_prob, BLOCK=")
+        .replace(
+            "class ModelNew(nn.Module):\n    def forward",
+            "class ModelNew(nn.Module):\n    def __init__(self, keep_prob):\n        super().__init__()\n"
+            "        self.keep_prob = keep_prob\n\n    def forward",
+        )
+    )
+
+
+# softmax_without_max on the built-in softmax_then_scale (softmax ÷ keep_prob, fp32), which did
+# not ask for the overflow trial the softmax problem asks for: randn x 16 keeps every logit under
+# 88.7, so exp(x) / sum(exp(x)) passed every trial it had.
+SOFTMAX_THEN_SCALE_WITHOUT_MAX = _then_scale(SOFTMAX_WITHOUT_MAX)
+STABLE_SOFTMAX_THEN_SCALE = _then_scale(STABLE_SOFTMAX)
+
+# The same cheat fused behind a projection (ops/matmul_scale_softmax, fp16): a known pass, not a
+# finding the verifier catches. That problem cannot take the overflow trial: its fp16 reference
+# rounds the logits to fp16 before the softmax, and at the magnitude where exp overflows (x 64:
+# logits past 100, fp16 steps of 1/16) that rounding alone moves the softmax by percents, so an
+# honest kernel keeping fp32 logits would fail the trial. Nothing else takes logits past exp's
+# range there, so this one passes (docs/verifier.md, known limits).
+MATMUL_SOFTMAX_WITHOUT_MAX = """
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def projected_softmax_kernel(x_ptr, w_ptr, y_ptr, n_in, n_out, scale, IN: tl.constexpr, OUT: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    ins = tl.arange(0, IN)
+    outs = tl.arange(0, OUT)
+    x = tl.load(x_ptr + row * n_in + ins, mask=ins < n_in, other=0.0).to(tl.float32)
+    w_mask = (ins[:, None] < n_in) & (outs[None, :] < n_out)
+    w = tl.load(w_ptr + ins[:, None] * n_out + outs[None, :], mask=w_mask, other=0.0).to(tl.float32)
+    logits = tl.sum(x[:, None] * w, axis=0) * scale
+    num = tl.where(outs < n_out, tl.exp(logits), 0.0)  # no max subtraction
+    y = num / tl.sum(num, axis=0)
+    tl.store(y_ptr + row * n_out + outs, y.to(y_ptr.dtype.element_ty), mask=outs < n_out)
+
+
+class ModelNew(nn.Module):
+    def __init__(self, in_features, out_features, scale):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(in_features, out_features, dtype=torch.float16) * in_features**-0.5)
+        self.scale = scale
+
+    def forward(self, x):
+        x = x.contiguous()
+        n_in, n_out = self.weight.shape
+        y = torch.empty((x.shape[0], n_out), device=x.device, dtype=x.dtype)
+        projected_softmax_kernel[(x.shape[0],)](
+            x, self.weight, y, n_in, n_out, self.scale,
+            IN=triton.next_power_of_2(n_in), OUT=triton.next_power_of_2(n_out),
+        )
+        return y
+"""
+
+
+EDGE_CHEATS = [
+    ProtocolCheat(
+        "softmax_then_scale_without_max",
+        "edge distributions",
+        "ops/softmax_then_scale",
+        SOFTMAX_THEN_SCALE_WITHOUT_MAX,
+        "incorrect",
+        failing_trial_prefix="overflow inputs",
+    ),
+    ProtocolCheat(
+        "attention_without_max",
+        "edge distributions",
+        "attention/causal",
+        ATTENTION_WITHOUT_MAX,
+        "incorrect",
+        failing_trial_prefix="large scores",
+    ),
+    ProtocolCheat(
+        "matmul_softmax_without_max",
+        "edge distributions (a known pass)",
+        "ops/matmul_scale_softmax",
+        MATMUL_SOFTMAX_WITHOUT_MAX,
+        "correct",
+    ),
+]
