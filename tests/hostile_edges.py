@@ -154,6 +154,31 @@ class ModelNew(nn.Module):
 """
 
 
+def _example(name: str) -> str:
+    from importlib import resources
+
+    return (resources.files("kernelscale.examples") / f"{name}.py").read_text()
+
+
+# The shipped layer norm with the variance taken in one pass, E[x^2] - E[x]^2: one reduction
+# fewer, and where a row does not fit in registers one read of it fewer. It cancels
+# catastrophically where a row's mean is large against its spread (a row of mean 64 and spread 1
+# at 8192 columns: 3e-3 off in fp32, against 1e-5 for the two-pass formula), and randn rows,
+# even the verifier's x 16 or negative ones (mean -0.8, spread 0.6), never are.
+LAYER_NORM_ONE_PASS_VARIANCE = (
+    _example("layer_norm")
+    .replace(
+        """    diff = tl.where(mask, x - mean, 0.0)
+    var = tl.sum(diff * diff, axis=0) / n_cols
+""",
+        """    diff = tl.where(mask, x - mean, 0.0)
+    var = tl.sum(x * x, axis=0) / n_cols - mean * mean  # one pass: E[x^2] - E[x]^2
+""",
+    )
+    .replace("the exact two-pass formula (no E[x^2] - E[x]^2 cancellation)", "E[x^2] - E[x]^2")
+)
+HONEST_LAYER_NORM = _example("layer_norm")
+
 EDGE_CHEATS = [
     ProtocolCheat(
         "softmax_then_scale_without_max",
@@ -170,6 +195,14 @@ EDGE_CHEATS = [
         ATTENTION_WITHOUT_MAX,
         "incorrect",
         failing_trial_prefix="large scores",
+    ),
+    ProtocolCheat(
+        "layer_norm_one_pass_variance",
+        "edge distributions",
+        "ops/layer_norm",
+        LAYER_NORM_ONE_PASS_VARIANCE,
+        "incorrect",
+        failing_trial_prefix="offset inputs",
     ),
     ProtocolCheat(
         "matmul_softmax_without_max",

@@ -318,6 +318,23 @@ def test_an_attention_kernel_without_its_running_max_is_caught_and_an_honest_one
     assert honest.status == "correct", honest.headline() + honest.log_tail
 
 
+def test_a_one_pass_variance_is_caught_and_the_two_pass_example_passes(cpu_pool):
+    """layer_norm_one_pass_variance passes the screen: E[x^2] - E[x]^2, right on every randn row,
+    whose mean is never large against its spread. The layer-norm problems ask for the offset
+    trial (randn + 64), where it cancels; the shipped example (two passes) passes it."""
+    from hostile_edges import HONEST_LAYER_NORM, LAYER_NORM_ONE_PASS_VARIANCE
+    from kernelscale.verify.screen import screen
+
+    assert screen(LAYER_NORM_ONE_PASS_VARIANCE) == []
+    problem = _problem("ops/layer_norm")
+    assert "offset" in problem.edge_shifts
+    cheat = cpu_pool.verify(problem, LAYER_NORM_ONE_PASS_VARIANCE)
+    assert cheat.status == "incorrect", cheat.headline() + cheat.log_tail
+    assert (cheat.failing_trial or "").startswith("offset inputs"), cheat.failing_trial
+    honest = cpu_pool.verify(problem, HONEST_LAYER_NORM)
+    assert honest.status == "correct", honest.headline() + honest.log_tail
+
+
 def test_a_softmax_without_its_max_subtraction_is_caught_and_a_stable_one_passes(cpu_pool):
     """exp(x) / sum(exp(x)) is right on every draw below exp's overflow (randn x 16 included);
     the softmax problem asks for the overflow trial (x 64), where it returns NaN. The same
