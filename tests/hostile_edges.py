@@ -179,6 +179,43 @@ LAYER_NORM_ONE_PASS_VARIANCE = (
 )
 HONEST_LAYER_NORM = _example("layer_norm")
 
+# Row L2 normalisation as x / ||x||, without F.normalize's floor max(||x||, eps): the same on
+# every row but one of zeros (padding, in real batches), where it returns 0 / 0 = NaN and the
+# reference returns zeros. Every trial's rows have norms far above eps = 1e-12 (the small trial's
+# x 1e-3 included), so no trial held a zero row. Passes the screen.
+L2_NORMALIZE_KERNEL = """
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def l2_normalize_kernel(x_ptr, y_ptr, n_cols, eps, BLOCK: tl.constexpr, FLOOR: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    mask = cols < n_cols
+    x = tl.load(x_ptr + row * n_cols + cols, mask=mask, other=0.0).to(tl.float32)
+    norm = tl.sqrt(tl.sum(x * x, axis=0))
+    if FLOOR:
+        norm = tl.maximum(norm, eps)
+    tl.store(y_ptr + row * n_cols + cols, x / norm, mask=mask)
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        x = x.contiguous()
+        y = torch.empty_like(x)
+        l2_normalize_kernel[(x.shape[0],)](
+            x, y, x.shape[1], 1e-12, BLOCK=triton.next_power_of_2(x.shape[1]), FLOOR=FLOOR
+        )
+        return y
+"""
+L2_NORMALIZE_WITHOUT_FLOOR = L2_NORMALIZE_KERNEL.replace(
+    "\nclass ModelNew", "\nFLOOR = False\n\n\nclass ModelNew"
+)
+HONEST_L2_NORMALIZE = L2_NORMALIZE_KERNEL.replace("\nclass ModelNew", "\nFLOOR = True\n\n\nclass ModelNew")
+
 EDGE_CHEATS = [
     ProtocolCheat(
         "softmax_then_scale_without_max",
@@ -203,6 +240,14 @@ EDGE_CHEATS = [
         LAYER_NORM_ONE_PASS_VARIANCE,
         "incorrect",
         failing_trial_prefix="offset inputs",
+    ),
+    ProtocolCheat(
+        "l2_normalize_without_floor",
+        "edge distributions",
+        "ops/l2_normalize_rows",
+        L2_NORMALIZE_WITHOUT_FLOOR,
+        "incorrect",
+        failing_trial_prefix="zero inputs",
     ),
     ProtocolCheat(
         "matmul_softmax_without_max",

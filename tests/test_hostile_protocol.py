@@ -335,6 +335,23 @@ def test_a_one_pass_variance_is_caught_and_the_two_pass_example_passes(cpu_pool)
     assert honest.status == "correct", honest.headline() + honest.log_tail
 
 
+def test_a_normalisation_without_its_floor_is_caught_and_one_with_it_passes(cpu_pool):
+    """l2_normalize_without_floor passes the screen: x / ||x||, the reference's x / max(||x||,
+    1e-12) on every row whose norm is above 1e-12, which every generic trial's rows are. The
+    problem asks for rows of zeros, where it gives NaN; the kernel with the floor passes."""
+    from hostile_edges import HONEST_L2_NORMALIZE, L2_NORMALIZE_WITHOUT_FLOOR
+    from kernelscale.verify.screen import screen
+
+    assert screen(L2_NORMALIZE_WITHOUT_FLOOR) == []
+    problem = _problem("ops/l2_normalize_rows")
+    assert "zero" in problem.edge_shifts
+    cheat = cpu_pool.verify(problem, L2_NORMALIZE_WITHOUT_FLOOR)
+    assert cheat.status == "incorrect", cheat.headline() + cheat.log_tail
+    assert (cheat.failing_trial or "").startswith("zero inputs"), cheat.failing_trial
+    honest = cpu_pool.verify(problem, HONEST_L2_NORMALIZE)
+    assert honest.status == "correct", honest.headline() + honest.log_tail
+
+
 def test_a_softmax_without_its_max_subtraction_is_caught_and_a_stable_one_passes(cpu_pool):
     """exp(x) / sum(exp(x)) is right on every draw below exp's overflow (randn x 16 included);
     the softmax problem asks for the overflow trial (x 64), where it returns NaN. The same

@@ -43,6 +43,11 @@ OVERFLOW = 64.0  # randn x 64: a row of a few dozen has an element past exp's 88
 # against their spread (`layer_norm_one_pass_variance`). Opt-in, like overflow: an op whose
 # result is not invariant to the offset (exp, a product) would be held to far larger values.
 OFFSET = 64.0
+# "zero": rows of zeros (padding, in real batches). An op with a floor far below every other
+# trial's magnitudes (F.normalize's max(||x||, 1e-12)) gives zeros there; a kernel without the
+# floor gives 0 / 0 = NaN, and no other trial has a row small enough to tell
+# (`l2_normalize_without_floor`). Opt-in: where a zero row makes ties (an argmax), which index
+# an honest kernel returns is its own business.
 # Per dtype: (small, large) factors. 16-bit types get milder ones: a correct kernel's rounding
 # error grows with the magnitude of its scores.
 MAGNITUDE = {
@@ -59,7 +64,9 @@ class Case:
 
     name: str
     seed: int
-    shift: str = "plain"  # plain | scaled | negative | small | large | overflow | offset | mixed | problem
+    shift: str = (
+        "plain"  # plain | scaled | negative | small | large | overflow | offset | zero | mixed | problem
+    )
     scale: float = 1.0  # for "scaled"
     mix: tuple[str, ...] = ()  # for "mixed": the shifts its rows may take
     dim: int = -1  # for "mixed": the dimension its rows run along, counted from the last
@@ -125,6 +132,8 @@ def _shift(x: torch.Tensor, case: Case) -> torch.Tensor:
         return x * OVERFLOW
     if case.shift == "offset":
         return x + OFFSET
+    if case.shift == "zero":
+        return torch.zeros_like(x)
     return x
 
 
