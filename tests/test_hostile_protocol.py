@@ -88,10 +88,9 @@ def test_every_timed_call_is_checked_and_counted(cpu_pool):
     code = (TESTS / "problems" / "good_scaled_exp.py").read_text()
     verdict = cpu_pool.verify(_problem("scaled_exp"), code)
     assert verdict.status == "correct", verdict.headline() + verdict.log_tail
-    trials, timed = (
-        11,
-        2,
-    )  # 4 fresh + rescaled + 3 shifted + 2 mixed + the repeated first; warm-up + 2 timed + after
+    # 4 fresh + rescaled + 3 shifted + 4 mixed (two kinds, two dimensions) + the repeated first;
+    # warm-up + 2 timed + after
+    trials, timed = 13, 2
     assert verdict.time_stats["calls_checked"] >= trials + timed + 2
     assert "calls checked" in verdict.reason
     # the runner's host time per timed call, for the record (on the CPU the whole call): inside
