@@ -25,7 +25,8 @@ import triton.language as tl
 
 @triton.jit
 def attention_kernel(q_ptr, k_ptr, v_ptr, o_ptr, Sq, Skv, Hq, Hkv, scale,
-                     D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, SUBTRACT_MAX: tl.constexpr):
+                     D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, SUBTRACT_MAX: tl.constexpr,
+                     FIRST_KEY: tl.constexpr):
     pid_m = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // Hq
@@ -41,6 +42,8 @@ def attention_kernel(q_ptr, k_ptr, v_ptr, o_ptr, Sq, Skv, Hq, Hkv, scale,
     l = tl.zeros((BM,), tl.float32)
     acc = tl.zeros((BM, D), tl.float32)
     offset = Skv - Sq
+    k0 = tl.load(k_ptr + kv_base + dims).to(tl.float32)
+    s0 = tl.sum(q * k0[None, :], 1) * scale  # the first key's logit: every causal row sees it
     for start in range(0, Skv, BN):
         cols = start + tl.arange(0, BN)
         inside = cols[:, None] < Skv
@@ -57,6 +60,9 @@ def attention_kernel(q_ptr, k_ptr, v_ptr, o_ptr, Sq, Skv, Hq, Hkv, scale,
             l = l * alpha + tl.sum(p, 1)
             acc = acc * alpha[:, None]
             m = m_new
+        elif FIRST_KEY:
+            p = tl.exp(s - s0[:, None])
+            l = l + tl.sum(p, 1)
         else:
             p = tl.exp(s)
             l = l + tl.sum(p, 1)
@@ -77,16 +83,24 @@ class ModelNew(nn.Module):
         out = torch.empty_like(q)
         grid = (triton.cdiv(Sq, 32), B * Hq)
         attention_kernel[grid](q, k, v, out, Sq, k.shape[2], Hq, k.shape[1], self.scale,
-                               D=D, BM=32, BN=32, SUBTRACT_MAX=SUBTRACT_MAX)
+                               D=D, BM=32, BN=32, SUBTRACT_MAX=SUBTRACT_MAX, FIRST_KEY=FIRST_KEY)
         return out
 """
 
-HONEST_CAUSAL_ATTENTION = ATTENTION_KERNEL.replace(
-    "\nclass ModelNew", "\nSUBTRACT_MAX = True\n\n\nclass ModelNew"
-)
-ATTENTION_WITHOUT_MAX = ATTENTION_KERNEL.replace(
-    "\nclass ModelNew", "\nSUBTRACT_MAX = False\n\n\nclass ModelNew"
-)
+
+def _attention(subtract_max: bool, first_key: bool = False) -> str:
+    modes = f"\nSUBTRACT_MAX = {subtract_max}\nFIRST_KEY = {first_key}\n\n\nclass ModelNew"
+    return ATTENTION_KERNEL.replace("\nclass ModelNew", modes)
+
+
+HONEST_CAUSAL_ATTENTION = _attention(subtract_max=True)
+ATTENTION_WITHOUT_MAX = _attention(subtract_max=False)
+# A subtler one: every logit taken relative to the row's first key instead of its running max
+# (a fixed reference, no rescaling). Right while no key's logit exceeds the first key's by exp's
+# range; a common offset of every key's logits (the first version of the large-scores trial)
+# cancels in it, so the trial gives the keys offsets that differ: some keys hundreds of units
+# above the others in each row.
+ATTENTION_FROM_THE_FIRST_KEY = _attention(subtract_max=False, first_key=True)
 
 
 def _then_scale(softmax: str) -> str:
@@ -230,6 +244,14 @@ EDGE_CHEATS = [
         "edge distributions",
         "attention/causal",
         ATTENTION_WITHOUT_MAX,
+        "incorrect",
+        failing_trial_prefix="large scores",
+    ),
+    ProtocolCheat(
+        "attention_from_the_first_key",
+        "edge distributions",
+        "attention/causal",
+        ATTENTION_FROM_THE_FIRST_KEY,
         "incorrect",
         failing_trial_prefix="large scores",
     ),
