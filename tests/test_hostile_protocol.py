@@ -83,6 +83,25 @@ def test_outputs_at_the_edge_of_the_double_range_are_compared(cpu_pool):
     assert verdict.status == "correct", verdict.headline() + verdict.log_tail
 
 
+def test_a_verdict_always_has_a_timed_call(cpu_pool):
+    """The timed loop never stops before its first call. On a GPU it stops by the clock, whose
+    budget starts before the checked warm-up call: a warm-up that outlasted it (stalls_its_warm_up,
+    or a slow reference) left no timed call, and the median of none was an exception in the
+    oracle, a verifier error that stopped the search. On the CPU, where timing stops by count,
+    asking for no timed call showed the same; now one is made and reported."""
+    import time
+
+    from kernelscale.verify.options import VerifyOptions
+    from kernelscale.verify.timing_rounds import TimingResult
+
+    long_ago = time.monotonic() - 60.0  # the budget spent before the loop's first check
+    assert not TimingResult().enough(VerifyOptions(), "cuda", long_ago)
+    code = (TESTS / "problems" / "good_scaled_exp.py").read_text()
+    verdict = cpu_pool.verify(_problem("scaled_exp"), code, cpu_calls=0)
+    assert verdict.status == "correct" and not verdict.verifier_fault, verdict.headline()
+    assert verdict.time_stats["n"] == 1, verdict.time_stats
+
+
 def test_every_timed_call_is_checked_and_counted(cpu_pool):
     """An honest kernel: correct, and the verdict says how many calls were compared."""
     code = (TESTS / "problems" / "good_scaled_exp.py").read_text()
