@@ -5,6 +5,7 @@ verdict from the oracle (with the screen off, and where the row says so, with it
 
 from __future__ import annotations
 
+from hostile_clock import UNTIMED_CALLS
 from hostile_protocol import SCALED_EXP_KERNEL, ProtocolCheat
 
 TORCH_IN_AN_INTERPRETED_KERNEL = '''
@@ -388,7 +389,7 @@ ESCAPE_CHEATS.append(
 # (test_a_verdict_always_has_a_timed_call); the planted candidate means something on a GPU.
 STALLS_ITS_WARM_UP = (
     SCALED_EXP_KERNEL
-    + """
+    + f"""
 import time
 
 
@@ -399,7 +400,7 @@ class ModelNew(nn.Module):
 
     def forward(self, x, y):
         self.calls += 1
-        if self.calls == 14:  # the warm-up call on scaled_exp (hostile_clock.UNTIMED_CALLS)
+        if self.calls == {UNTIMED_CALLS}:  # the warm-up call on scaled_exp
             time.sleep(6.0)
         return scaled_exp(x, y)
 """
