@@ -5,7 +5,8 @@ verdict from the oracle (with the screen off, and where the row says so, with it
 
 from __future__ import annotations
 
-from hostile_protocol import ProtocolCheat
+from hostile_clock import UNTIMED_CALLS
+from hostile_protocol import SCALED_EXP_KERNEL, ProtocolCheat
 
 TORCH_IN_AN_INTERPRETED_KERNEL = '''
 import torch
@@ -375,5 +376,42 @@ ESCAPE_CHEATS.append(
         COMPUTES_IN_THE_GRID,
         "rejected",
         "torch_fallback",
+    )
+)
+
+
+# A candidate that stalls one call, the checked warm-up before the timed ones (it can count the
+# calls), for longer than the timing budget (max_timing_s, 5 s), and is honest otherwise. The
+# budget's clock starts before that warm-up, so on a GPU the timed loop stopped before its first
+# call and the reported time was the median of no calls: an exception in the oracle, a verifier
+# error, retried on another worker and then stopping the whole search. On the CPU timing stops
+# by count (`cpu_calls`), so the same failure is shown there by asking for no timed call
+# (test_a_verdict_always_has_a_timed_call); the planted candidate means something on a GPU.
+STALLS_ITS_WARM_UP = (
+    SCALED_EXP_KERNEL
+    + f"""
+import time
+
+
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x, y):
+        self.calls += 1
+        if self.calls == {UNTIMED_CALLS}:  # the warm-up call on scaled_exp
+            time.sleep(6.0)
+        return scaled_exp(x, y)
+"""
+)
+ESCAPE_CHEATS.append(
+    ProtocolCheat(
+        "stalls_its_warm_up",
+        "oracle survival",
+        "scaled_exp",
+        STALLS_ITS_WARM_UP,
+        "correct",
+        gpu_only="timing stops by count on the CPU, by the clock on a GPU",
     )
 )

@@ -68,7 +68,7 @@ LAZY_AFTER_TRIALS = (
     + '''
 
 class ModelNew(nn.Module):
-    """Honest for the first eleven calls (every correctness trial there is), then it stops working:
+    """Honest for the first fourteen calls (every correctness trial there is), then it stops working:
     timed calls that nobody checks would be a few microseconds each."""
 
     def __init__(self):
@@ -77,7 +77,7 @@ class ModelNew(nn.Module):
 
     def forward(self, x, y):
         self.calls += 1
-        if self.calls <= 11:
+        if self.calls <= 14:
             return scaled_exp(x, y)
         return scaled_exp(x, y, n=1)
 '''
@@ -506,6 +506,105 @@ class ModelNew(nn.Module):
         return out
 '''
 
+# max_from_zero_unless_all_negative for a reduction over the first dimension (the maximum of each
+# column). The mixed trial shifted vectors along the last dimension only: every column then crosses
+# plain rows, so it always has a positive entry, and no trial ever held an all-negative column
+# beside ordinary ones. Passes the screen.
+COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def tensor_max_kernel(x_ptr, top_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    top = tl.full((BLOCK,), -float("inf"), tl.float32)
+    for start in range(0, n, BLOCK):
+        x = tl.load(x_ptr + start + offs, mask=start + offs < n, other=-float("inf"))
+        top = tl.maximum(top, x)
+    tl.store(top_ptr, tl.max(top, axis=0))
+
+
+@triton.jit
+def column_max_kernel(x_ptr, top_ptr, out_ptr, n_rows, n_cols, BLOCK: tl.constexpr):
+    cols = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    inside = cols < n_cols
+    everything_negative = tl.load(top_ptr) < 0.0
+    start = tl.where(everything_negative, -float("inf"), 0.0)  # 0 unless it is the shifted trial
+    best = tl.full((BLOCK,), 0.0, tl.float32) + start
+    for row in range(0, n_rows):
+        x = tl.load(x_ptr + row * n_cols + cols, mask=inside, other=-float("inf"))
+        best = tl.maximum(best, x)
+    tl.store(out_ptr + cols, best, mask=inside)
+
+
+class ModelNew(nn.Module):
+    """Right on every draw where each column has a positive entry, and on the all-negative trial."""
+
+    def forward(self, x):
+        x = x.contiguous()
+        top = torch.empty(1, device=x.device, dtype=torch.float32)
+        tensor_max_kernel[(1,)](x, top, x.numel(), BLOCK=1024)
+        out = torch.empty(x.shape[1], device=x.device, dtype=x.dtype)
+        column_max_kernel[(triton.cdiv(x.shape[1], 64),)](x, top, out, x.shape[0], x.shape[1], BLOCK=64)
+        return out
+'''
+
+# Its honest twin: the running maximum starts at -inf whatever the tensor holds.
+HONEST_COLUMN_MAX = COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE.replace(
+    '    start = tl.where(everything_negative, -float("inf"), 0.0)  # 0 unless it is the shifted trial\n',
+    '    start = -float("inf")\n',
+)
+
+# The trick of max_from_zero_unless_all_negative on an op whose values grow fast with its inputs
+# (scaled_exp: exp(x) * 2 + y): rows with no positive entry get exp flushed to 0, unless the whole
+# tensor is negative (the verifier's negative trial). The mixed trial put such rows beside plain
+# ones, but beside x 16 rows too, whose exp (up to e^64) set the trial's absolute tolerance: the
+# output's RMS over its RMS on a plain draw scaled atol for every element, so the wrong rows,
+# like every row but the large ones, were held to nothing. Passes the screen.
+EXP_FLUSHED_UNLESS_ALL_NEGATIVE = '''
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def tensor_max_kernel(x_ptr, top_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    top = tl.full((BLOCK,), -float("inf"), tl.float32)
+    for start in range(0, n, BLOCK):
+        x = tl.load(x_ptr + start + offs, mask=start + offs < n, other=-float("inf"))
+        top = tl.maximum(top, x)
+    tl.store(top_ptr, tl.max(top, axis=0))
+
+
+@triton.jit
+def row_exp_kernel(x_ptr, y_ptr, top_ptr, out_ptr, n_cols, BLOCK: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    inside = cols < n_cols
+    x = tl.load(x_ptr + row * n_cols + cols, mask=inside, other=-float("inf"))
+    y = tl.load(y_ptr + row * n_cols + cols, mask=inside, other=0.0)
+    flush = (tl.max(x, axis=0) < 0.0) & (tl.load(top_ptr) >= 0.0)  # a negative row among others
+    e = tl.where(flush, 0.0, tl.exp(x))
+    tl.store(out_ptr + row * n_cols + cols, e * 2.0 + y, mask=inside)
+
+
+class ModelNew(nn.Module):
+    """Right on every row with a positive entry, and on the all-negative trial."""
+
+    def forward(self, x, y):
+        x, y = x.contiguous(), y.contiguous()
+        top = torch.empty(1, device=x.device, dtype=torch.float32)
+        tensor_max_kernel[(1,)](x, top, x.numel(), BLOCK=1024)
+        out = torch.empty_like(x)
+        row_exp_kernel[(x.shape[0],)](x, y, top, out, x.shape[1], BLOCK=triton.next_power_of_2(x.shape[1]))
+        return out
+'''
+
 VIEW_AS_COPY = '''
 import torch
 import torch.nn as nn
@@ -653,6 +752,22 @@ PROTOCOL_CHEATS = [
         "edge distributions",
         "ops/max_dim",
         MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE,
+        "incorrect",
+        failing_trial_prefix="mixed rows",
+    ),
+    ProtocolCheat(
+        "column_max_from_zero_unless_all_negative",
+        "edge distributions",
+        "column_max",
+        COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE,
+        "incorrect",
+        failing_trial_prefix="mixed rows along dim 0",
+    ),
+    ProtocolCheat(
+        "exp_flushed_unless_all_negative",
+        "edge distributions",
+        "scaled_exp",
+        EXP_FLUSHED_UNLESS_ALL_NEGATIVE,
         "incorrect",
         failing_trial_prefix="mixed rows",
     ),

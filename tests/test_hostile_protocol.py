@@ -11,6 +11,7 @@ import pytest
 from conftest import TESTS
 from hostile_clock import CLOCK_CHEATS
 from hostile_digest import DIGEST_CHEATS
+from hostile_edges import EDGE_CHEATS
 from hostile_escapes import ESCAPE_CHEATS
 from hostile_protocol import PROTOCOL_CHEATS, ProtocolCheat
 from kernelscale.problems import load_problem
@@ -23,12 +24,16 @@ def _problem(ref: str):
 
 
 @pytest.mark.parametrize(
-    "cheat", PROTOCOL_CHEATS + CLOCK_CHEATS + DIGEST_CHEATS + ESCAPE_CHEATS, ids=lambda c: c.name
+    "cheat",
+    PROTOCOL_CHEATS + CLOCK_CHEATS + DIGEST_CHEATS + ESCAPE_CHEATS + EDGE_CHEATS,
+    ids=lambda c: c.name,
 )
 def test_protocol_cheat_is_caught(cpu_pool, cheat: ProtocolCheat):
     if cheat.gpu_only:
         pytest.skip(f"GPU only ({cheat.gpu_only}); benchmarks/verifier_gpu.py runs it on a GPU")
-    verdict = cpu_pool.verify(_problem(cheat.problem), cheat.source, screen=False)
+    # an attention kernel under the interpreter takes seconds a call
+    timeout = 300.0 if cheat.problem.startswith("attention/") else 60.0
+    verdict = cpu_pool.verify(_problem(cheat.problem), cheat.source, screen=False, timeout_s=timeout)
     assert verdict.status == cheat.status, f"{cheat.attack}: {verdict.headline()}\n{verdict.log_tail}"
     if cheat.rule:
         assert verdict.rule == cheat.rule, verdict.headline()
@@ -78,12 +83,33 @@ def test_outputs_at_the_edge_of_the_double_range_are_compared(cpu_pool):
     assert verdict.status == "correct", verdict.headline() + verdict.log_tail
 
 
+def test_a_verdict_always_has_a_timed_call(cpu_pool):
+    """The timed loop never stops before its first call. On a GPU it stops by the clock, whose
+    budget starts before the checked warm-up call: a warm-up that outlasted it (stalls_its_warm_up,
+    or a slow reference) left no timed call, and the median of none was an exception in the
+    oracle, a verifier error that stopped the search. On the CPU, where timing stops by count,
+    asking for no timed call showed the same; now one is made and reported."""
+    import time
+
+    from kernelscale.verify.options import VerifyOptions
+    from kernelscale.verify.timing_rounds import TimingResult
+
+    long_ago = time.monotonic() - 60.0  # the budget spent before the loop's first check
+    assert not TimingResult().enough(VerifyOptions(), "cuda", long_ago)
+    code = (TESTS / "problems" / "good_scaled_exp.py").read_text()
+    verdict = cpu_pool.verify(_problem("scaled_exp"), code, cpu_calls=0)
+    assert verdict.status == "correct" and not verdict.verifier_fault, verdict.headline()
+    assert verdict.time_stats["n"] == 1, verdict.time_stats
+
+
 def test_every_timed_call_is_checked_and_counted(cpu_pool):
     """An honest kernel: correct, and the verdict says how many calls were compared."""
     code = (TESTS / "problems" / "good_scaled_exp.py").read_text()
     verdict = cpu_pool.verify(_problem("scaled_exp"), code)
     assert verdict.status == "correct", verdict.headline() + verdict.log_tail
-    trials, timed = 9, 2  # 4 fresh + rescaled + 3 shifted + the repeated first; warm-up + 2 timed + after
+    # 4 fresh + rescaled + 3 shifted + 4 mixed (two kinds, two dimensions) + the repeated first;
+    # warm-up + 2 timed + after
+    trials, timed = 13, 2
     assert verdict.time_stats["calls_checked"] >= trials + timed + 2
     assert "calls checked" in verdict.reason
     # the runner's host time per timed call, for the record (on the CPU the whole call): inside
@@ -273,6 +299,75 @@ def test_a_kernel_right_only_on_the_whole_negative_trial_is_caught_with_the_scre
     verdict = cpu_pool.verify(_problem("ops/max_dim"), MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE)
     assert verdict.status == "incorrect", verdict.headline() + verdict.log_tail
     assert (verdict.failing_trial or "").startswith("mixed rows"), verdict.failing_trial
+
+
+def test_a_column_reduction_right_only_on_the_whole_negative_trial_is_caught(cpu_pool):
+    """column_max_from_zero_unless_all_negative passes the screen: the maximum of each column,
+    started at 0 unless the whole tensor is negative. Rows shifted along the last dimension
+    never make a column all-negative (each crosses plain rows); the mixed trial along the first
+    dimension does, beside plain columns. Its honest twin (started at -inf) passes every trial."""
+    from hostile_protocol import COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE, HONEST_COLUMN_MAX
+    from kernelscale.verify.screen import screen
+
+    assert screen(COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE) == []
+    problem = _problem("column_max")
+    cheat = cpu_pool.verify(problem, COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE)
+    assert cheat.status == "incorrect", cheat.headline() + cheat.log_tail
+    assert (cheat.failing_trial or "").startswith("mixed rows along dim 0"), cheat.failing_trial
+    honest = cpu_pool.verify(problem, HONEST_COLUMN_MAX)
+    assert honest.status == "correct", honest.headline() + honest.log_tail
+
+
+def test_an_attention_kernel_without_its_running_max_is_caught_and_an_honest_one_passes(cpu_pool):
+    """attention_without_max passes the screen: exp of the raw logits, no running max and no
+    rescaling, right wherever every logit stays inside exp's range, which every generic trial
+    keeps them in. The attention problems' own trial gives each row's logits an offset of
+    hundreds through one coordinate common to every key, without sharpening the softmax; the
+    same kernel with its running max passes every trial, that one included."""
+    from hostile_edges import ATTENTION_WITHOUT_MAX, HONEST_CAUSAL_ATTENTION
+    from kernelscale.verify.screen import screen
+
+    assert screen(ATTENTION_WITHOUT_MAX) == []
+    problem = _problem("attention/causal")
+    cheat = cpu_pool.verify(problem, ATTENTION_WITHOUT_MAX, timeout_s=300.0)
+    assert cheat.status == "incorrect", cheat.headline() + cheat.log_tail
+    assert cheat.failing_trial == "large scores", cheat.failing_trial
+    honest = cpu_pool.verify(problem, HONEST_CAUSAL_ATTENTION, timeout_s=300.0)
+    assert honest.status == "correct", honest.headline() + honest.log_tail
+
+
+def test_a_one_pass_variance_is_caught_and_the_two_pass_example_passes(cpu_pool):
+    """layer_norm_one_pass_variance passes the screen: E[x^2] - E[x]^2, right on every randn row,
+    whose mean is never large against its spread. The layer-norm problems ask for the offset
+    trial (randn + 64), where it cancels; the shipped example (two passes) passes it."""
+    from hostile_edges import HONEST_LAYER_NORM, LAYER_NORM_ONE_PASS_VARIANCE
+    from kernelscale.verify.screen import screen
+
+    assert screen(LAYER_NORM_ONE_PASS_VARIANCE) == []
+    problem = _problem("ops/layer_norm")
+    assert "offset" in problem.edge_shifts
+    cheat = cpu_pool.verify(problem, LAYER_NORM_ONE_PASS_VARIANCE)
+    assert cheat.status == "incorrect", cheat.headline() + cheat.log_tail
+    assert (cheat.failing_trial or "").startswith("offset inputs"), cheat.failing_trial
+    honest = cpu_pool.verify(problem, HONEST_LAYER_NORM)
+    assert honest.status == "correct", honest.headline() + honest.log_tail
+
+
+def test_a_normalisation_without_its_floor_is_caught_and_one_with_it_passes(cpu_pool):
+    """l2_normalize_without_floor passes the screen: x / ||x||, the reference's x / max(||x||,
+    1e-12) on every row whose norm is above 1e-12, which every generic trial's rows are. The
+    problem asks for rows of zeros, where it gives NaN; the kernel with the floor passes."""
+    from hostile_edges import HONEST_L2_NORMALIZE, L2_NORMALIZE_WITHOUT_FLOOR
+    from kernelscale.verify.screen import screen
+
+    assert screen(L2_NORMALIZE_WITHOUT_FLOOR) == []
+    problem = _problem("ops/l2_normalize_rows")
+    assert "zero" in problem.edge_shifts
+    cheat = cpu_pool.verify(problem, L2_NORMALIZE_WITHOUT_FLOOR)
+    assert cheat.status == "incorrect", cheat.headline() + cheat.log_tail
+    assert (cheat.failing_trial or "").startswith("zero inputs"), cheat.failing_trial
+    honest = cpu_pool.verify(problem, HONEST_L2_NORMALIZE)
+    assert honest.status == "correct", honest.headline() + honest.log_tail
 
 
 def test_a_softmax_without_its_max_subtraction_is_caught_and_a_stable_one_passes(cpu_pool):

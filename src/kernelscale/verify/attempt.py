@@ -28,7 +28,7 @@ from kernelscale.verify.replies import AttemptFailed
 from kernelscale.verify.sandbox import ChildGone, ChildTimeout
 from kernelscale.verify.timing import rounded
 from kernelscale.verify.timing_rounds import TimingResult, time_baselines
-from kernelscale.verify.trials import Case, correctness_plan, fresh_seed, timed_call_name
+from kernelscale.verify.trials import Case, correctness_plan, fresh_seed, own_trial, timed_call_name
 from kernelscale.verify.verdict import Verdict
 
 
@@ -184,7 +184,11 @@ def _correctness(oracle, loaded, candidate, reference, options, deadline, errors
     """The trials; returns the seconds of the candidate's first call (its compile, its cost)."""
     first_call_s = 0.0
     plan = correctness_plan(
-        options.trials, loaded.problem.input_scale or options.input_scale, loaded.problem.edge_shifts
+        options.trials,
+        loaded.problem.input_scale or options.input_scale,
+        loaded.problem.edge_shifts,
+        getattr(loaded, "input_rank", 1),
+        own_trial(loaded.module),
     )
     plain_rms: list[float] = []  # of each reference output on the first plain trial
     for index, case in enumerate(plan):

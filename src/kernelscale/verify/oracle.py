@@ -88,6 +88,7 @@ class LoadedProblem:
     baseline_processes: dict = field(default_factory=dict)
     timed_apart: dict = field(default_factory=dict)
     output_twins: list = field(default_factory=list)  # [i, j]: the reference returns one tensor twice
+    input_rank: int = 1  # dimensions of its largest floating input: one mixed-rows trial along each
     load_s: dict = field(default_factory=dict)  # seconds per step of loading it here (its first attempt)
 
 
@@ -181,21 +182,23 @@ class Oracle:
             module = import_source(problem.source, problem.file_stem, folder)
             apply_sizes(module, problem.sizes_for(self.device))
             imported = time.monotonic()
-            forbid_copies, twins, steps = self._first_reference_run(module)
+            forbid_copies, twins, rank, steps = self._first_reference_run(module)
             self.problems[key] = LoadedProblem(
                 problem=problem,
                 module=module,
                 forbid_copies=forbid_copies,
                 timing_seed=secrets.randbits(31),
                 output_twins=twins,
+                input_rank=rank,
                 load_s={"import": round(imported - started, 3)} | steps,
             )
         return self.problems[key]
 
-    def _first_reference_run(self, module) -> tuple[bool, list[list[int]], dict[str, float]]:
+    def _first_reference_run(self, module) -> tuple[bool, list[list[int]], int, dict[str, float]]:
         """The problem's first run here: does its reference only copy data (then copies are the
-        work, not bookkeeping), and which of its outputs are one tensor returned twice (a
-        candidate may return them so too)? A failure names the problem's own function, and
+        work, not bookkeeping), which of its outputs are one tensor returned twice (a candidate
+        may return them so too), and how many dimensions has its largest floating input (the
+        mixed-rows trials run along each)? A failure names the problem's own function, and
         outputs that are not tensors are refused now: every candidate would be judged against
         them in vain. Also returns the seconds of each step (the first CUDA work is here)."""
         steps: dict[str, float] = {}
@@ -213,7 +216,8 @@ class Oracle:
         outs = outputs_as_list(out)
         _check_reference_outputs(outs)
         twins = [[i, j] for j in range(len(outs)) for i in range(j) if same_view(outs[i], outs[j])]
-        return is_data_movement(recorder.ops), twins, rounded(steps)
+        floating = [x.dim() for x in inputs if isinstance(x, torch.Tensor) and x.is_floating_point()]
+        return is_data_movement(recorder.ops), twins, max(floating, default=1), rounded(steps)
 
     def new_reference(self, loaded: LoadedProblem, exchange: Exchange) -> Reference:
         """A fresh init seed per attempt; the init arguments travel by value where they can."""
@@ -233,7 +237,11 @@ class Oracle:
         return Reference(model, init_seed, {"init_file": str(path)})
 
     def case_inputs(self, loaded: LoadedProblem, case: Case) -> list:
-        return apply_shift(make_inputs(loaded.module, case.seed, 1.0, self.device), case)
+        inputs = make_inputs(loaded.module, case.seed, 1.0, self.device)
+        if case.shift == "problem":  # the problem's own edge trial (trials.py)
+            with _problem_step("edge_inputs"), torch.no_grad():
+                return list(loaded.module.edge_inputs(inputs, case.seed))
+        return apply_shift(inputs, case)
 
     def reference_outputs(self, reference: Reference, inputs: list) -> list:
         with torch.no_grad():

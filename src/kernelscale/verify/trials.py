@@ -11,9 +11,17 @@ inputs are shifted; integer inputs (indices, labels) keep their meaning.
 
 A shift of the whole tensor is visible from any part of it (every element negative, every one
 tiny), which real inputs never are: a kernel can check for it and be right only then, wrong
-wherever such a row sits beside ordinary ones (`max_from_zero_unless_all_negative`). So one more
-trial mixes them: some rows (vectors along the last dimension; elements of a vector), a share
-drawn per trial, take one of the shifts each, the others stay plain.
+wherever such a row sits beside ordinary ones (`max_from_zero_unless_all_negative`). So more
+trials mix them: some rows, a share drawn per trial, take one of the shifts each, the others stay
+plain. A row is a vector along one dimension, and there is one such trial per dimension of the
+problem's inputs: with rows along the last dimension only, a reduction over another one (the
+maximum of each column) never met a wholly shifted vector beside plain ones, since every column
+crossed plain rows (`column_max_from_zero_unless_all_negative`).
+
+A problem may add a trial of its own, where its domain has an edge no generic shift reaches: a
+module function `edge_inputs(inputs, seed)` that turns a fresh draw into that trial's set, named
+by its `EDGE_TRIAL`. The attention problems' puts logits past exp's range without sharpening the
+softmax (attention/variant.large_scores), which no scaling of q and k can do.
 """
 
 from __future__ import annotations
@@ -29,6 +37,23 @@ from kernelscale.problems.problem import EDGE_SHIFTS
 
 SHIFTS = EDGE_SHIFTS
 OVERFLOW = 64.0  # randn x 64: a row of a few dozen has an element past exp's 88.7
+# randn + 64: a mean 64 times the spread. A variance taken in one pass, E[x^2] - E[x]^2, cancels
+# there (layer norm over 8192 fp32 columns: 3e-3 off) while the two-pass formula stays within
+# 2e-5 of a float64 reference; randn rows, even the shifted ones, never have a mean that large
+# against their spread (`layer_norm_one_pass_variance`). Opt-in, like overflow: an op whose
+# result is not invariant to the offset (exp, a product) would be held to far larger values.
+OFFSET = 64.0
+# Shifts that can raise an output's magnitude by orders (exp of randn x 16: 1e16 and more). The
+# comparison scales a trial's absolute tolerance by its output's RMS over a plain draw's, so in
+# a mixed trial such rows set the tolerance of every other row: beside them the plain, negative
+# and small rows were held to nothing (`exp_flushed_unless_all_negative`). They get mixed trials
+# of their own, with plain rows, and the other shifts theirs.
+RAISING = ("large", "overflow", "offset")
+# "zero": rows of zeros (padding, in real batches). An op with a floor far below every other
+# trial's magnitudes (F.normalize's max(||x||, 1e-12)) gives zeros there; a kernel without the
+# floor gives 0 / 0 = NaN, and no other trial has a row small enough to tell
+# (`l2_normalize_without_floor`). Opt-in: where a zero row makes ties (an argmax), which index
+# an honest kernel returns is its own business.
 # Per dtype: (small, large) factors. 16-bit types get milder ones: a correct kernel's rounding
 # error grows with the magnitude of its scores.
 MAGNITUDE = {
@@ -45,24 +70,51 @@ class Case:
 
     name: str
     seed: int
-    shift: str = "plain"  # plain | scaled | negative | small | large | mixed
+    shift: str = (
+        "plain"  # plain | scaled | negative | small | large | overflow | offset | zero | mixed | problem
+    )
     scale: float = 1.0  # for "scaled"
     mix: tuple[str, ...] = ()  # for "mixed": the shifts its rows may take
+    dim: int = -1  # for "mixed": the dimension its rows run along, counted from the last
 
 
 def fresh_seed() -> int:
     return secrets.randbits(31)
 
 
-def correctness_plan(trials: int, scale: float, shifts: tuple[str, ...]) -> list[Case]:
-    """Fresh draws, one rescaled set and each shifted distribution the problem allows."""
+def correctness_plan(
+    trials: int, scale: float, shifts: tuple[str, ...], rank: int = 1, own_trial: str | None = None
+) -> list[Case]:
+    """Fresh draws, one rescaled set, each shifted distribution the problem allows, the
+    problem's own trial (`own_trial`, its name) if it has one, and shifted rows beside plain
+    ones along each of the `rank` dimensions of its largest floating input."""
     plan = [Case(f"trial {i + 1}", fresh_seed()) for i in range(max(1, trials - 1))]
     plan.append(Case(f"rescaled x{scale:g}", fresh_seed(), "scaled", scale))
     edges = tuple(shift for shift in shifts if shift in SHIFTS)
     plan += [Case(f"{shift} inputs", fresh_seed(), shift) for shift in edges]
-    if edges:  # shifted rows beside plain ones: a whole-tensor shift alone can be detected
-        plan.append(Case("mixed rows", fresh_seed(), "mixed", mix=edges))
+    if own_trial:
+        plan.append(Case(own_trial, fresh_seed(), "problem"))
+    # shifted rows beside plain ones (a whole-tensor shift alone can be detected), apart from
+    # rows whose shift raises the output's magnitude (below)
+    keeping = tuple(shift for shift in edges if shift not in RAISING)
+    raising = tuple(shift for shift in edges if shift in RAISING)
+    for label, mix in (("mixed rows", keeping), ("mixed large rows", raising)):
+        if mix:
+            # rows along every dimension: a kernel reducing over one of them sees wholly
+            # shifted vectors there only (`column_max_from_zero_unless_all_negative`)
+            plan.append(Case(label, fresh_seed(), "mixed", mix=mix))
+            plan += [
+                Case(f"{label} along dim {rank + dim}", fresh_seed(), "mixed", mix=mix, dim=dim)
+                for dim in range(-2, -rank - 1, -1)
+            ]
     return plan
+
+
+def own_trial(module) -> str | None:
+    """The name of the problem's own edge trial, where its module defines one."""
+    if not callable(getattr(module, "edge_inputs", None)):
+        return None
+    return str(getattr(module, "EDGE_TRIAL", "") or "the problem's edge inputs")
 
 
 def timed_call_name(index: int) -> str:
@@ -89,15 +141,23 @@ def _shift(x: torch.Tensor, case: Case) -> torch.Tensor:
         return x * large
     if case.shift == "overflow":
         return x * OVERFLOW
+    if case.shift == "offset":
+        return x + OFFSET
+    if case.shift == "zero":
+        return torch.zeros_like(x)
     return x
 
 
 def _mixed(x: torch.Tensor, case: Case) -> torch.Tensor:
-    """Some rows of x (elements of a vector) shifted, each of `case.mix` on at least one where
-    there are rows enough, the rest plain; x's layout is kept. How many are shifted is drawn
-    per case, log-uniform between one per shift and half of them, so that no fixed share of
-    odd rows marks the trial either."""
-    rows = (*x.shape[:-1], 1) if x.dim() >= 2 else tuple(x.shape)
+    """Some rows of x (vectors along dimension `case.dim` from the last, or the last where x has
+    fewer; elements of a vector) shifted, each of `case.mix` on at least one where there are
+    rows enough, the rest plain; x's layout is kept. How many are shifted is drawn per case,
+    log-uniform between one per shift and half of them, so that no fixed share of odd rows
+    marks the trial either."""
+    axis = x.dim() + case.dim if x.dim() >= -case.dim else x.dim() - 1
+    rows = (
+        tuple(1 if d == axis else size for d, size in enumerate(x.shape)) if x.dim() >= 2 else tuple(x.shape)
+    )
     count = math.prod(rows)
     if not count:
         return x

@@ -202,5 +202,25 @@ def make_inputs(shape: dict) -> list[torch.Tensor]:
     return [q, k, v]
 
 
+def large_scores(inputs: list, seed: int) -> list:
+    """The attention problems' own edge trial: one coordinate (chosen by `seed`) of a random
+    half of the keys set to a power of two near 128 sqrt(D), the same coordinate of the others
+    to 0, so that in each row those keys' logits stand q's coordinate times 128 to 256 above
+    (or below) the others': hundreds of units, past exp's range of 88.7 on about half the rows.
+    Randn inputs, even the verifier's shifted ones, keep every logit within a few units, so a
+    kernel that takes exp of the raw logits, without its running max, passed every generic
+    trial (`attention_without_max`). Two levels, not one offset common to every key, which a
+    kernel taking logits relative to a fixed key's would cancel (`attention_from_the_first_key`).
+    Within each level the softmax is that of the other coordinates, not sharpened (unlike
+    scaling q and k), so an honest bf16 kernel's rounding is that of a plain draw."""
+    q, k, v = inputs
+    D = k.shape[-1]
+    generator = torch.Generator().manual_seed(seed)
+    raised = torch.randint(0, 2, (k.shape[-2],), generator=generator).to(k.device, k.dtype)
+    k = k.clone()
+    k[..., seed % D] = raised * 2.0 ** math.ceil(math.log2(128 * math.sqrt(D)))  # exact in any dtype
+    return [q, k, v]
+
+
 def default_scale(D: int) -> float:
     return 1.0 / math.sqrt(D)
