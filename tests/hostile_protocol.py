@@ -462,11 +462,9 @@ class ModelNew(nn.Module):
         return out
 '''
 
-# max_from_zero that looks for the verifier's tell: its negative trial negates every element,
-# which real inputs never do. A first kernel takes the maximum of the whole tensor; only when
-# that is negative (the shifted trial) does the row kernel pad with -inf. Where an all-negative
-# row sits beside rows with a positive entry, it returns 0 for that row. Passes the screen.
-MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE = '''
+# The tell the "unless all negative" candidates below share: the maximum of the whole tensor,
+# negative only on the verifier's wholly negated trial.
+_WHOLE_TENSOR_MAX = """
 import torch
 import torch.nn as nn
 import triton
@@ -481,7 +479,15 @@ def tensor_max_kernel(x_ptr, top_ptr, n, BLOCK: tl.constexpr):
         x = tl.load(x_ptr + start + offs, mask=start + offs < n, other=-float("inf"))
         top = tl.maximum(top, x)
     tl.store(top_ptr, tl.max(top, axis=0))
+"""
 
+# max_from_zero that looks for the verifier's tell: its negative trial negates every element,
+# which real inputs never do. A first kernel takes the maximum of the whole tensor; only when
+# that is negative (the shifted trial) does the row kernel pad with -inf. Where an all-negative
+# row sits beside rows with a positive entry, it returns 0 for that row. Passes the screen.
+MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE = (
+    _WHOLE_TENSOR_MAX
+    + '''
 
 @triton.jit
 def row_max_kernel(x_ptr, top_ptr, out_ptr, n_cols, BLOCK: tl.constexpr):
@@ -505,27 +511,15 @@ class ModelNew(nn.Module):
         row_max_kernel[(x.shape[0],)](x, top, out, x.shape[1], BLOCK=triton.next_power_of_2(x.shape[1] + 1))
         return out
 '''
+)
 
 # max_from_zero_unless_all_negative for a reduction over the first dimension (the maximum of each
 # column). The mixed trial shifted vectors along the last dimension only: every column then crosses
 # plain rows, so it always has a positive entry, and no trial ever held an all-negative column
 # beside ordinary ones. Passes the screen.
-COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE = '''
-import torch
-import torch.nn as nn
-import triton
-import triton.language as tl
-
-
-@triton.jit
-def tensor_max_kernel(x_ptr, top_ptr, n, BLOCK: tl.constexpr):
-    offs = tl.arange(0, BLOCK)
-    top = tl.full((BLOCK,), -float("inf"), tl.float32)
-    for start in range(0, n, BLOCK):
-        x = tl.load(x_ptr + start + offs, mask=start + offs < n, other=-float("inf"))
-        top = tl.maximum(top, x)
-    tl.store(top_ptr, tl.max(top, axis=0))
-
+COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE = (
+    _WHOLE_TENSOR_MAX
+    + '''
 
 @triton.jit
 def column_max_kernel(x_ptr, top_ptr, out_ptr, n_rows, n_cols, BLOCK: tl.constexpr):
@@ -551,6 +545,7 @@ class ModelNew(nn.Module):
         column_max_kernel[(triton.cdiv(x.shape[1], 64),)](x, top, out, x.shape[0], x.shape[1], BLOCK=64)
         return out
 '''
+)
 
 # Its honest twin: the running maximum starts at -inf whatever the tensor holds.
 HONEST_COLUMN_MAX = COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE.replace(
@@ -564,22 +559,9 @@ HONEST_COLUMN_MAX = COLUMN_MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE.replace(
 # ones, but beside x 16 rows too, whose exp (up to e^64) set the trial's absolute tolerance: the
 # output's RMS over its RMS on a plain draw scaled atol for every element, so the wrong rows,
 # like every row but the large ones, were held to nothing. Passes the screen.
-EXP_FLUSHED_UNLESS_ALL_NEGATIVE = '''
-import torch
-import torch.nn as nn
-import triton
-import triton.language as tl
-
-
-@triton.jit
-def tensor_max_kernel(x_ptr, top_ptr, n, BLOCK: tl.constexpr):
-    offs = tl.arange(0, BLOCK)
-    top = tl.full((BLOCK,), -float("inf"), tl.float32)
-    for start in range(0, n, BLOCK):
-        x = tl.load(x_ptr + start + offs, mask=start + offs < n, other=-float("inf"))
-        top = tl.maximum(top, x)
-    tl.store(top_ptr, tl.max(top, axis=0))
-
+EXP_FLUSHED_UNLESS_ALL_NEGATIVE = (
+    _WHOLE_TENSOR_MAX
+    + '''
 
 @triton.jit
 def row_exp_kernel(x_ptr, y_ptr, top_ptr, out_ptr, n_cols, BLOCK: tl.constexpr):
@@ -604,6 +586,7 @@ class ModelNew(nn.Module):
         row_exp_kernel[(x.shape[0],)](x, y, top, out, x.shape[1], BLOCK=triton.next_power_of_2(x.shape[1]))
         return out
 '''
+)
 
 VIEW_AS_COPY = '''
 import torch

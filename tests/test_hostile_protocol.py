@@ -336,37 +336,34 @@ def test_an_attention_kernel_without_its_running_max_is_caught_and_an_honest_one
     assert honest.status == "correct", honest.headline() + honest.log_tail
 
 
-def test_a_one_pass_variance_is_caught_and_the_two_pass_example_passes(cpu_pool):
-    """layer_norm_one_pass_variance passes the screen: E[x^2] - E[x]^2, right on every randn row,
-    whose mean is never large against its spread. The layer-norm problems ask for the offset
-    trial (randn + 64), where it cancels; the shipped example (two passes) passes it."""
-    from hostile_edges import HONEST_LAYER_NORM, LAYER_NORM_ONE_PASS_VARIANCE
+@pytest.mark.parametrize(
+    "problem_ref, shift, cheat_name, honest_name",
+    [
+        # E[x^2] - E[x]^2: right on every randn row, whose mean is never large against its
+        # spread; the offset trial (randn + 64) makes it cancel. The shipped example (two passes)
+        # passes it.
+        ("ops/layer_norm", "offset", "LAYER_NORM_ONE_PASS_VARIANCE", "HONEST_LAYER_NORM"),
+        # x / ||x||: the reference's x / max(||x||, 1e-12) on every row whose norm is above
+        # 1e-12, which every generic trial's rows are; rows of zeros give it NaN.
+        ("ops/l2_normalize_rows", "zero", "L2_NORMALIZE_WITHOUT_FLOOR", "HONEST_L2_NORMALIZE"),
+    ],
+)
+def test_an_opt_in_shift_catches_its_cheat_and_passes_the_honest_kernel(
+    cpu_pool, problem_ref, shift, cheat_name, honest_name
+):
+    """Cheats that pass the screen and every generic trial, caught by the shifted trial their
+    problem asks for, while the honest kernel passes that trial too."""
+    import hostile_edges
     from kernelscale.verify.screen import screen
 
-    assert screen(LAYER_NORM_ONE_PASS_VARIANCE) == []
-    problem = _problem("ops/layer_norm")
-    assert "offset" in problem.edge_shifts
-    cheat = cpu_pool.verify(problem, LAYER_NORM_ONE_PASS_VARIANCE)
+    cheat_source, honest_source = getattr(hostile_edges, cheat_name), getattr(hostile_edges, honest_name)
+    assert screen(cheat_source) == []
+    problem = _problem(problem_ref)
+    assert shift in problem.edge_shifts
+    cheat = cpu_pool.verify(problem, cheat_source)
     assert cheat.status == "incorrect", cheat.headline() + cheat.log_tail
-    assert (cheat.failing_trial or "").startswith("offset inputs"), cheat.failing_trial
-    honest = cpu_pool.verify(problem, HONEST_LAYER_NORM)
-    assert honest.status == "correct", honest.headline() + honest.log_tail
-
-
-def test_a_normalisation_without_its_floor_is_caught_and_one_with_it_passes(cpu_pool):
-    """l2_normalize_without_floor passes the screen: x / ||x||, the reference's x / max(||x||,
-    1e-12) on every row whose norm is above 1e-12, which every generic trial's rows are. The
-    problem asks for rows of zeros, where it gives NaN; the kernel with the floor passes."""
-    from hostile_edges import HONEST_L2_NORMALIZE, L2_NORMALIZE_WITHOUT_FLOOR
-    from kernelscale.verify.screen import screen
-
-    assert screen(L2_NORMALIZE_WITHOUT_FLOOR) == []
-    problem = _problem("ops/l2_normalize_rows")
-    assert "zero" in problem.edge_shifts
-    cheat = cpu_pool.verify(problem, L2_NORMALIZE_WITHOUT_FLOOR)
-    assert cheat.status == "incorrect", cheat.headline() + cheat.log_tail
-    assert (cheat.failing_trial or "").startswith("zero inputs"), cheat.failing_trial
-    honest = cpu_pool.verify(problem, HONEST_L2_NORMALIZE)
+    assert (cheat.failing_trial or "").startswith(f"{shift} inputs"), cheat.failing_trial
+    honest = cpu_pool.verify(problem, honest_source)
     assert honest.status == "correct", honest.headline() + honest.log_tail
 
 
