@@ -403,3 +403,18 @@ def test_a_builtin_variants_helpers_are_the_variants_own_captures():
     shape = {"B": 1, "Hq": 2, "Hkv": 2, "Sq": 36, "Skv": 36, "D": 16}
     out = module.ModelNew(None, other, shape)(q, k, v)
     assert max_err(out, attention_reference(q, k, v, None, other)) < 1e-4
+
+
+def test_the_large_scores_trial_is_for_16_bit_attention_only(tmp_path):
+    """An fp32 variant is held to 1e-4, below what an honest kernel's reordered fp32 sums of
+    logits hundreds of units large differ by: the first kernel of EVERYTHING failed the trial
+    about half the time. 16-bit variants keep it."""
+    import kernelscale
+    from kernelscale.problems.module import import_source
+    from kernelscale.verify.trials import own_trial
+
+    path = tmp_path / "everything.py"
+    path.write_text(EVERYTHING)
+    fp32, bf16 = kernelscale.load_problem(str(path)), kernelscale.load_problem("attention/causal")
+    trials = [own_trial(import_source(p.source, f"own_trial_{i}")) for i, p in enumerate((fp32, bf16))]
+    assert trials == [None, "large scores"]

@@ -74,12 +74,14 @@ def make_baseline(name, model, init_inputs):
 
 
 # The problem's own correctness trial (verify/trials.py): logits hundreds of units large, where
-# a kernel without its running max overflows (variant.large_scores says how).
-EDGE_TRIAL = "large scores"
+# a kernel without its running max overflows (variant.large_scores says how). 16-bit inputs
+# only: an fp32 variant is held to 1e-4, below what an honest kernel's reordered fp32 sums of
+# logits that large differ by (the compiler's own kernels failed it about half the time).
+if SHAPE["dtype"] in ("bfloat16", "float16"):
+    EDGE_TRIAL = "large scores"
 
-
-def edge_inputs(inputs, seed):
-    return _variant.large_scores(inputs, seed)
+    def edge_inputs(inputs, seed):
+        return _variant.large_scores(inputs, seed)
 '''
 
 
