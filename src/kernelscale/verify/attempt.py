@@ -187,7 +187,7 @@ def _correctness(oracle, loaded, candidate, reference, options, deadline, errors
         options.trials,
         loaded.problem.input_scale or options.input_scale,
         loaded.problem.edge_shifts,
-        getattr(loaded, "input_rank", 1),
+        loaded.input_rank,
         own_trial(loaded.module),
     )
     plain_rms: list[float] = []  # of each reference output on the first plain trial
