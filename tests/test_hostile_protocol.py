@@ -85,10 +85,11 @@ def test_outputs_at_the_edge_of_the_double_range_are_compared(cpu_pool):
 
 def test_a_verdict_always_has_a_timed_call(cpu_pool):
     """The timed loop never stops before its first call. On a GPU it stops by the clock, whose
-    budget starts before the checked warm-up call: a warm-up that outlasted it (stalls_its_warm_up,
-    or a slow reference) left no timed call, and the median of none was an exception in the
-    oracle, a verifier error that stopped the search. On the CPU, where timing stops by count,
-    asking for no timed call showed the same; now one is made and reported."""
+    budget started before the checked warm-up call: a warm-up that outlasted it (stalls_its_warm_up)
+    left no timed call, and the median of none was an exception in the oracle, a verifier error
+    that stopped the search. The clock now starts after the warm-up (GPU only, planted), and a
+    slow reference can still spend it: on the CPU, where timing stops by count, asking for no
+    timed call showed the same; now one is made and reported."""
     import time
 
     from kernelscale.verify.options import VerifyOptions
@@ -316,6 +317,28 @@ def test_a_column_reduction_right_only_on_the_whole_negative_trial_is_caught(cpu
     assert (cheat.failing_trial or "").startswith("mixed rows along dim 0"), cheat.failing_trial
     honest = cpu_pool.verify(problem, HONEST_COLUMN_MAX)
     assert honest.status == "correct", honest.headline() + honest.log_tail
+
+
+def test_the_negative_shift_stays_clear_of_zero_at_any_size():
+    """-|x| came within 1.5e-4 of zero in a column of 8192 (its largest element), inside the
+    tolerance of a running maximum started at 0, which then passed on an H200 at 8192 x 4096:
+    the interpreter's 48 rows never showed it. Every element of the shifted set, and of every
+    wholly shifted column of a mixed trial, sits at least 1/16 below zero, by a gap drawn per
+    trial."""
+    import torch
+
+    from kernelscale.verify.trials import Case, apply_shift
+
+    gaps = set()
+    for seed in range(6):
+        x = torch.randn(8192, 32)
+        (shifted,) = apply_shift([x], Case("negative inputs", seed, "negative"))
+        assert -0.25 - 1e-3 < shifted.max() <= -1 / 16, shifted.max()
+        gaps.add(round(float(shifted.max()), 3))
+        (mixed,) = apply_shift([x], Case("mixed rows along dim 0", seed, "mixed", mix=("negative",), dim=-2))
+        wholly = (mixed != x).all(dim=0)
+        assert wholly.any() and mixed[:, wholly].max() <= -1 / 16
+    assert len(gaps) == 6  # drawn per trial, no fixed level to start a maximum from
 
 
 def test_an_attention_kernel_without_its_running_max_is_caught_and_an_honest_one_passes(cpu_pool):

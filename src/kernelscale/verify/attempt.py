@@ -219,23 +219,27 @@ def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors
     into the slab while that reference keeps the GPU busy (the write is host work of ~50 ms for
     an attention problem's 200 MB). Returns the seconds the timed calls' loop spent per part
     (the verifier's own cost, read in a verdict)."""
-    started = time.monotonic()
     parts = {"inputs": 0.0, "call": 0.0, "reference": 0.0, "check": 0.0}
     index = 0
     warm_up = Case("warm-up call", fresh_seed())
-    inputs = oracle.case_inputs(loaded, warm_up)
-    _check(
+    _call_and_check(
+        oracle,
         loaded,
+        candidate,
+        reference,
         warm_up.name,
-        inputs,
-        candidate.call(inputs, deadline),
-        oracle.reference_outputs(reference, inputs),
+        oracle.case_inputs(loaded, warm_up),
+        deadline,
         errors,
     )
     exchanged = dict(candidate.exchange_s)
     # The next call's inputs: named (a timed call, or the check after timing) when checked.
     inputs = oracle.case_inputs(loaded, Case("next", fresh_seed()))
     staged = candidate.prepare(inputs)
+    # The clock of the timing budget starts here, after the warm-up: a warm-up that outlasted
+    # the budget (an autotune, a stall: `stalls_its_warm_up`) left one timed call, read after
+    # the GPU had idled, and a timer rule over one reading rejected it on a GPU.
+    started = time.monotonic()
     while not timing.enough(options, oracle.device, started):
         t0 = time.monotonic()
         result = candidate.call(inputs, deadline, staged)
@@ -260,18 +264,19 @@ def _timed_calls(oracle, loaded, candidate, reference, options, deadline, errors
     # the exchange's own parts over the timed calls, seen from here: most of "call", plus the
     # staging of the next set ("inputs") and its write into the slab (inside "reference")
     exchange = rounded({k: v - exchanged.get(k, 0.0) for k, v in candidate.exchange_s.items()})
-    _check(
-        loaded,
-        "after timing",
-        inputs,
-        candidate.call(inputs, deadline, staged),
-        oracle.reference_outputs(reference, inputs),
-        errors,
-    )
+    _call_and_check(oracle, loaded, candidate, reference, "after timing", inputs, deadline, errors, staged)
     return rounded(parts) | {
         "calls": index,
         "exchange": exchange,
     }
+
+
+def _call_and_check(
+    oracle, loaded, candidate, reference, trial, inputs, deadline, errors, staged=None
+) -> None:
+    """One untimed call, checked against the reference on the same inputs."""
+    result = candidate.call(inputs, deadline, staged)
+    _check(loaded, trial, inputs, result, oracle.reference_outputs(reference, inputs), errors)
 
 
 def _check(

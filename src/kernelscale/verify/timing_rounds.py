@@ -125,11 +125,11 @@ class TimingResult:
     def enough(self, options, device: str, started: float) -> bool:
         n = len(self.own_ms)
         if n == 0:
-            # At least one timed call, whatever the clock says: `started` precedes the checked
-            # warm-up call, and a warm-up (or a reference) longer than max_timing_s left none,
-            # so the reported time was the median of nothing, an exception in the oracle: a
-            # verifier error, retried on another worker and then stopping the search, which a
-            # candidate could bring about by stalling that one call (`stalls_its_warm_up`).
+            # At least one timed call, whatever the clock says: with none, the reported time
+            # was the median of nothing, an exception in the oracle: a verifier error, retried
+            # on another worker and then stopping the search, which a candidate could bring
+            # about by stalling the checked warm-up call while the budget's clock started
+            # before it (`stalls_its_warm_up`; it now starts after).
             return False
         if device != "cuda":
             return n >= options.cpu_calls
