@@ -9,13 +9,14 @@ off; the verdict is asserted from the oracle (tests/test_hostile_protocol.py).
 
 from __future__ import annotations
 
-from hostile_protocol import RUNNER_HOOKS, SCALED_EXP_KERNEL, SCALED_EXP_MODEL, ProtocolCheat, edits_its_reply
-
-# The calls before the timed ones under the default options on scaled_exp: four fresh trials, the
-# rescaled one, three shifted ones, the mixed rows and the mixed large rows along each of its
-# inputs' two dimensions, the first repeated, and the warm-up. A candidate can count them
-# (lazy_after_trials does): from call 15 on, its figures are reported.
-UNTIMED_CALLS = 14
+from hostile_protocol import (
+    RUNNER_HOOKS,
+    SCALED_EXP_KERNEL,
+    SCALED_EXP_MODEL,
+    UNTIMED_CALLS,
+    ProtocolCheat,
+    edits_its_reply,
+)
 
 
 def _passes_model(passes: int) -> str:

@@ -63,12 +63,19 @@ class ProtocolCheat:
     reason_start: str | None = None  # the verdict's reason names the step that caught it
 
 
+# The calls before the timed ones under the default options on scaled_exp: four fresh trials
+# (the first call among them), the rescaled one, four shifted ones (negative, positive, small, large), the mixed rows and the
+# mixed large rows along each of its inputs' two dimensions, the first repeated, and the
+# warm-up. A candidate can count them (lazy_after_trials does): from call 16 on, its figures are
+# reported.
+UNTIMED_CALLS = 15
+
 LAZY_AFTER_TRIALS = (
     SCALED_EXP_KERNEL
-    + '''
+    + f'''
 
 class ModelNew(nn.Module):
-    """Honest for the first fourteen calls (every correctness trial there is), then it stops working:
+    """Honest for the first {UNTIMED_CALLS} calls (every correctness trial there is), then it stops working:
     timed calls that nobody checks would be a few microseconds each."""
 
     def __init__(self):
@@ -77,7 +84,7 @@ class ModelNew(nn.Module):
 
     def forward(self, x, y):
         self.calls += 1
-        if self.calls <= 14:
+        if self.calls <= {UNTIMED_CALLS}:
             return scaled_exp(x, y)
         return scaled_exp(x, y, n=1)
 '''
@@ -462,6 +469,22 @@ class ModelNew(nn.Module):
         return out
 '''
 
+# max_from_zero's mirror on a row minimum: masked lanes load 0, not +inf, so a row with no
+# negative entry gets 0. No trial had such a row (randn rows of 100 always hold a negative
+# entry, and the negative trial makes them all negative) until the positive shift; passes the
+# screen.
+MIN_FROM_ZERO = (
+    MAX_FROM_ZERO.replace("row_max_kernel", "row_min_kernel")
+    .replace("tl.max(x, axis=0)", "tl.min(x, axis=0)")
+    .replace("# padding 0, not -inf", "# padding 0, not +inf")
+    .replace(
+        "a positive entry, which random normal rows of 128 always have",
+        "a negative entry, as randn rows have",
+    )
+)
+# Its honest twin: masked lanes load +inf.
+HONEST_ROW_MIN = MIN_FROM_ZERO.replace("other=0.0)  # padding 0, not +inf", 'other=float("inf"))')
+
 # The tell the "unless all negative" candidates below share: the maximum of the whole tensor,
 # negative only on the verifier's wholly negated trial.
 _WHOLE_TENSOR_MAX = """
@@ -729,6 +752,14 @@ PROTOCOL_CHEATS = [
         MAX_FROM_ZERO,
         "incorrect",
         failing_trial_prefix="negative inputs",
+    ),
+    ProtocolCheat(
+        "min_from_zero",
+        "edge distributions",
+        "min_dim",
+        MIN_FROM_ZERO,
+        "incorrect",
+        failing_trial_prefix="positive inputs",
     ),
     ProtocolCheat(
         "max_from_zero_unless_all_negative",

@@ -108,9 +108,9 @@ def test_every_timed_call_is_checked_and_counted(cpu_pool):
     code = (TESTS / "problems" / "good_scaled_exp.py").read_text()
     verdict = cpu_pool.verify(_problem("scaled_exp"), code)
     assert verdict.status == "correct", verdict.headline() + verdict.log_tail
-    # 4 fresh + rescaled + 3 shifted + 4 mixed (two kinds, two dimensions) + the repeated first;
+    # 4 fresh + rescaled + 4 shifted + 4 mixed (two kinds, two dimensions) + the repeated first;
     # warm-up + 2 timed + after
-    trials, timed = 13, 2
+    trials, timed = 14, 2
     assert verdict.time_stats["calls_checked"] >= trials + timed + 2
     assert "calls checked" in verdict.reason
     # the runner's host time per timed call, for the record (on the CPU the whole call): inside
@@ -300,6 +300,17 @@ def test_a_kernel_right_only_on_the_whole_negative_trial_is_caught_with_the_scre
     verdict = cpu_pool.verify(_problem("ops/max_dim"), MAX_FROM_ZERO_UNLESS_ALL_NEGATIVE)
     assert verdict.status == "incorrect", verdict.headline() + verdict.log_tail
     assert (verdict.failing_trial or "").startswith("mixed rows"), verdict.failing_trial
+
+
+def test_a_row_min_without_a_negative_entry_is_checked_and_an_honest_one_passes(cpu_pool):
+    """min_from_zero (masked lanes load 0) passed every trial before the positive shift: randn
+    rows always hold a negative entry, and the negative trial keeps them so. Caught at
+    "positive inputs" (test_protocol_cheat_is_caught); its twin, padded with +inf, passes every
+    trial, the positive and mixed ones included."""
+    from hostile_protocol import HONEST_ROW_MIN
+
+    verdict = cpu_pool.verify(_problem("min_dim"), HONEST_ROW_MIN)
+    assert verdict.status == "correct", verdict.headline() + verdict.log_tail
 
 
 def test_a_column_reduction_right_only_on_the_whole_negative_trial_is_caught(cpu_pool):

@@ -38,6 +38,34 @@ def test_replay_through_the_loop(tmp_path):
     assert summary["attempts"] == 3 and summary["correct"] == 2 and summary["best"]["interpreted"]
 
 
+def test_a_stored_verdict_is_reused_only_by_the_same_verifier(tmp_path, monkeypatch):
+    """A database kept across an upgrade of the verifier: its verdicts are the old verifier's,
+    and a candidate the new one rejects must not keep the old `correct`. Same verifier: the
+    second run reuses the first's verdict; another verifier digest: verified afresh."""
+    from kernelscale.search import evaluator
+
+    def run(tag: str):
+        return (
+            solve(
+                TESTS / "problems" / "scaled_exp.py",
+                proposer=ReplayProposer([GOOD]),
+                strategy="refine",
+                budget_s=300,
+                device="cpu",
+                db_path=tmp_path / "k.db",
+                out_dir=tmp_path / tag,
+            )
+            .attempts[0]
+            .verdict
+        )
+
+    assert not run("first").cached
+    assert run("same").cached
+    monkeypatch.setattr(evaluator, "verifier_digest", lambda: "another verifier")
+    fresh = run("upgraded")
+    assert not fresh.cached and fresh.status == "correct"
+
+
 def test_store_is_wal_and_versioned(tmp_path):
     store = Store(tmp_path / "k.db")
     mode = store.db.execute("PRAGMA journal_mode").fetchone()[0]

@@ -28,7 +28,7 @@ class ProblemError(ValueError):
 
 
 # Every shifted distribution a problem may ask for (verify/trials.py says what each one does).
-EDGE_SHIFTS = ("negative", "small", "large", "overflow", "offset", "zero")
+EDGE_SHIFTS = ("negative", "positive", "small", "large", "overflow", "offset", "zero")
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Problem:
     # bf16's precision. "overflow" is opt-in, for ops meant to be stable at any magnitude;
     # "offset" too, for ops that subtract a row's mean (its spread, not its mean, sets them);
     # "zero" for ops whose floor (an eps) is far below every other trial's magnitudes.
-    edge_shifts: tuple[str, ...] = ("negative", "small", "large")
+    edge_shifts: tuple[str, ...] = ("negative", "positive", "small", "large")
     path: str | None = None
     description: str = ""
 

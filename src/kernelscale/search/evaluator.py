@@ -22,6 +22,7 @@ from kernelscale.search.base import Budget
 from kernelscale.store.db import Store
 from kernelscale.verify.options import VerifyOptions
 from kernelscale.verify.verdict import VERIFIER_ERROR, Verdict
+from kernelscale.verify.version import verifier_digest
 
 Progress = Callable[[str, dict], None]
 
@@ -91,7 +92,8 @@ class Evaluator:
         return attempt
 
     async def _verdict(self, candidate: Candidate) -> tuple[Verdict, int]:
-        key = (candidate.code_hash, self.problem_hash, self.pool.device_key)
+        # the verifier too: a verdict of an older verifier is not this one's (verify/version.py)
+        key = (candidate.code_hash, self.problem_hash, f"{self.pool.device_key}|verifier {verifier_digest()}")
         cached = self.store.cached_verdict(*key)
         if cached is not None and not _stale(cached[1]):
             verdict_id, verdict = cached

@@ -2,7 +2,9 @@
 
 Every set is drawn by the oracle from a secret seed that never leaves it, then shipped by value.
 Shifts probe the edges a kernel tuned on standard normal inputs gets wrong: all-negative rows
-(a softmax or a max that assumes a positive entry), large and small magnitudes (overflow, an
+(a softmax or a max that assumes a positive entry), all-positive ones (a min that assumes a
+negative entry: a row minimum whose masked lanes load 0 passed every other trial,
+`min_from_zero`), large and small magnitudes (overflow, an
 absolute tolerance that hides zeroed outputs). "overflow" (x 64, opt-in per problem) takes
 randn values past 88.7, where exp overflows: a softmax that skips its max subtraction passes
 every other trial. It is not on by default, since a reference that itself overflows (an exp
@@ -70,9 +72,7 @@ class Case:
 
     name: str
     seed: int
-    shift: str = (
-        "plain"  # plain | scaled | negative | small | large | overflow | offset | zero | mixed | problem
-    )
+    shift: str = "plain"  # plain | scaled | negative | positive | small | large | overflow | offset | zero | mixed | problem
     scale: float = 1.0  # for "scaled"
     mix: tuple[str, ...] = ()  # for "mixed": the shifts its rows may take
     dim: int = -1  # for "mixed": the dimension its rows run along, counted from the last
@@ -134,7 +134,9 @@ def _shift(x: torch.Tensor, case: Case) -> torch.Tensor:
     if case.shift == "scaled":
         return x * case.scale
     if case.shift == "negative":
-        return -(x.abs() + negative_gap(case.seed))
+        return -(x.abs() + sign_gap(case.seed))
+    if case.shift == "positive":
+        return x.abs() + sign_gap(case.seed)
     if case.shift == "small":
         return x * small
     if case.shift == "large":
@@ -148,9 +150,9 @@ def _shift(x: torch.Tensor, case: Case) -> torch.Tensor:
     return x
 
 
-def negative_gap(seed: int) -> float:
-    """How far below zero the negative shift puts every element: drawn per case in [1/16, 1/4).
-    Not -|x| alone, whose elements come arbitrarily close to 0: the largest of a column of
+def sign_gap(seed: int) -> float:
+    """How far from zero the negative and positive shifts put every element: drawn per case
+    in [1/16, 1/4). Not -|x| alone, whose elements come arbitrarily close to 0: the largest of a column of
     8192 is about -1.5e-4, inside the tolerance of the 0 that a running maximum started at 0
     returns, so `column_max_from_zero_unless_all_negative` passed on a GPU (at the interpreter's
     48 rows, -3e-2, it failed). A small gap, far above every tolerance (bf16's 1e-2 included):

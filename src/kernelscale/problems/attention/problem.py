@@ -135,7 +135,7 @@ def _build(path: Path, name: str, shape_override: dict | None) -> Problem:
         gpu_sizes={"SHAPE": gpu},
         flops=flops,
         input_scale=0.5,
-        edge_shifts=("negative", "small"),
+        edge_shifts=("negative", "positive", "small"),
         path=str(path),
         description=doc[0] if doc else f"attention variant {path.stem}",
     )

@@ -9,7 +9,7 @@ VOCAB = 32768
 
 CPU_SIZES = {"BATCH": 32, "VOCAB": 300}
 # a stable softmax holds at any magnitude: the overflow trial takes logits past exp's range
-KERNELSCALE = {"edge_shifts": ["negative", "small", "large", "overflow"]}
+KERNELSCALE = {"edge_shifts": ["negative", "positive", "small", "large", "overflow"]}
 
 
 class Model(nn.Module):

@@ -10,7 +10,7 @@ DIM = 8192
 CPU_SIZES = {"BATCH": 40, "DIM": 96}
 # rows of zeros, where the reference's floor max(||x||, eps) gives zeros: without it a kernel
 # gives 0 / 0 = NaN, and every other trial's rows have norms far above eps
-KERNELSCALE = {"edge_shifts": ["negative", "small", "large", "zero"]}
+KERNELSCALE = {"edge_shifts": ["negative", "positive", "small", "large", "zero"]}
 
 
 class Model(nn.Module):

@@ -11,7 +11,7 @@ EPS = 1e-5
 CPU_SIZES = {"BATCH": 27, "DIM": 136}
 # rows whose mean is large against their spread: a one-pass variance (E[x^2] - E[x]^2)
 # cancels there and passed every other trial
-KERNELSCALE = {"edge_shifts": ["negative", "small", "large", "offset"]}
+KERNELSCALE = {"edge_shifts": ["negative", "positive", "small", "large", "offset"]}
 
 
 class Model(nn.Module):

@@ -8,7 +8,7 @@ DIM = 16384
 
 CPU_SIZES = {"BATCH": 37, "DIM": 300}
 # a stable softmax holds at any magnitude: the overflow trial takes logits past exp's range
-KERNELSCALE = {"edge_shifts": ["negative", "small", "large", "overflow"]}
+KERNELSCALE = {"edge_shifts": ["negative", "positive", "small", "large", "overflow"]}
 
 
 class Model(nn.Module):

@@ -10,7 +10,7 @@ KEEP_PROB = 0.9
 CPU_SIZES = {"BATCH": 32, "DIM": 200}
 # a stable softmax holds at any magnitude: the overflow trial takes logits past exp's range
 # (without it, exp(x) / sum(exp(x)) passed every trial: randn x 16 stays under 88.7)
-KERNELSCALE = {"edge_shifts": ["negative", "small", "large", "overflow"]}
+KERNELSCALE = {"edge_shifts": ["negative", "positive", "small", "large", "overflow"]}
 
 
 class Model(nn.Module):
