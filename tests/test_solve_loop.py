@@ -19,16 +19,21 @@ GOOD = (TESTS / "problems" / "good_scaled_exp.py").read_text()
 BAD = GOOD.replace("* 2.0 + y", "* 2.0")
 
 
-def test_replay_through_the_loop(tmp_path):
-    result = solve(
+def _replay(tmp_path: Path, codes: list[str], out: str = "out"):
+    """A refine run of scaled_exp on the CPU replaying `codes`, its store at tmp_path/k.db."""
+    return solve(
         TESTS / "problems" / "scaled_exp.py",
-        proposer=ReplayProposer([BAD, GOOD, GOOD]),
+        proposer=ReplayProposer(codes),
         strategy="refine",
         budget_s=300,
         device="cpu",
         db_path=tmp_path / "k.db",
-        out_dir=tmp_path / "out",
+        out_dir=tmp_path / out,
     )
+
+
+def test_replay_through_the_loop(tmp_path):
+    result = _replay(tmp_path, [BAD, GOOD, GOOD])
     statuses = [a.verdict.status for a in result.attempts]
     assert statuses == ["incorrect", "correct", "correct"]
     assert result.attempts[2].verdict.cached and not result.attempts[1].verdict.cached
@@ -45,19 +50,7 @@ def test_a_stored_verdict_is_reused_only_by_the_same_verifier(tmp_path, monkeypa
     from kernelscale.search import evaluator
 
     def run(tag: str):
-        return (
-            solve(
-                TESTS / "problems" / "scaled_exp.py",
-                proposer=ReplayProposer([GOOD]),
-                strategy="refine",
-                budget_s=300,
-                device="cpu",
-                db_path=tmp_path / "k.db",
-                out_dir=tmp_path / tag,
-            )
-            .attempts[0]
-            .verdict
-        )
+        return _replay(tmp_path, [GOOD], tag).attempts[0].verdict
 
     assert not run("first").cached
     assert run("same").cached
