@@ -5,8 +5,7 @@ verdict from the oracle (with the screen off, and where the row says so, with it
 
 from __future__ import annotations
 
-from hostile_clock import UNTIMED_CALLS
-from hostile_protocol import SCALED_EXP_KERNEL, ProtocolCheat
+from hostile_protocol import SCALED_EXP_KERNEL, UNTIMED_CALLS, ProtocolCheat
 
 TORCH_IN_AN_INTERPRETED_KERNEL = '''
 import torch
@@ -381,12 +380,13 @@ ESCAPE_CHEATS.append(
 
 
 # A candidate that stalls one call, the checked warm-up before the timed ones (it can count the
-# calls), for longer than the timing budget (max_timing_s, 5 s), and is honest otherwise. The
-# budget's clock starts before that warm-up, so on a GPU the timed loop stopped before its first
-# call and the reported time was the median of no calls: an exception in the oracle, a verifier
-# error, retried on another worker and then stopping the whole search. On the CPU timing stops
-# by count (`cpu_calls`), so the same failure is shown there by asking for no timed call
-# (test_a_verdict_always_has_a_timed_call); the planted candidate means something on a GPU.
+# calls), for longer than the timing budget (max_timing_s, 5 s), and is honest otherwise. While
+# the budget's clock started before that warm-up, on a GPU the timed loop first stopped before
+# its first call (the median of no calls: an exception in the oracle, a verifier error that
+# stopped the whole search), then, made to take one call, judged the timer rule on that single
+# reading and rejected it (an H200). The clock now starts after the warm-up: `correct`. On the
+# CPU timing stops by count (`cpu_calls`), so the planted candidate means something on a GPU
+# only; test_a_verdict_always_has_a_timed_call shows the one-call floor there.
 STALLS_ITS_WARM_UP = (
     SCALED_EXP_KERNEL
     + f"""

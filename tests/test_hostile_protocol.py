@@ -307,8 +307,10 @@ def test_a_row_min_without_a_negative_entry_is_checked_and_an_honest_one_passes(
     rows always hold a negative entry, and the negative trial keeps them so. Caught at
     "positive inputs" (test_protocol_cheat_is_caught); its twin, padded with +inf, passes every
     trial, the positive and mixed ones included."""
-    from hostile_protocol import HONEST_ROW_MIN
+    from hostile_protocol import HONEST_ROW_MIN, MIN_FROM_ZERO
+    from kernelscale.verify.screen import screen
 
+    assert screen(MIN_FROM_ZERO) == []
     verdict = cpu_pool.verify(_problem("min_dim"), HONEST_ROW_MIN)
     assert verdict.status == "correct", verdict.headline() + verdict.log_tail
 
@@ -335,7 +337,7 @@ def test_the_negative_shift_stays_clear_of_zero_at_any_size():
     tolerance of a running maximum started at 0, which then passed on an H200 at 8192 x 4096:
     the interpreter's 48 rows never showed it. Every element of the shifted set, and of every
     wholly shifted column of a mixed trial, sits at least 1/16 below zero, by a gap drawn per
-    trial."""
+    trial; the positive shift mirrors it."""
     import torch
 
     from kernelscale.verify.trials import Case, apply_shift
@@ -346,6 +348,8 @@ def test_the_negative_shift_stays_clear_of_zero_at_any_size():
         (shifted,) = apply_shift([x], Case("negative inputs", seed, "negative"))
         assert -0.25 - 1e-3 < shifted.max() <= -1 / 16, shifted.max()
         gaps.add(round(float(shifted.max()), 3))
+        (mirrored,) = apply_shift([x], Case("positive inputs", seed, "positive"))
+        assert torch.equal(mirrored, -shifted)  # the positive shift: the same gap above zero
         (mixed,) = apply_shift([x], Case("mixed rows along dim 0", seed, "mixed", mix=("negative",), dim=-2))
         wholly = (mixed != x).all(dim=0)
         assert wholly.any() and mixed[:, wholly].max() <= -1 / 16

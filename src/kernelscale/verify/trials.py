@@ -152,13 +152,13 @@ def _shift(x: torch.Tensor, case: Case) -> torch.Tensor:
 
 def sign_gap(seed: int) -> float:
     """How far from zero the negative and positive shifts put every element: drawn per case
-    in [1/16, 1/4). Not -|x| alone, whose elements come arbitrarily close to 0: the largest of a column of
-    8192 is about -1.5e-4, inside the tolerance of the 0 that a running maximum started at 0
-    returns, so `column_max_from_zero_unless_all_negative` passed on a GPU (at the interpreter's
-    48 rows, -3e-2, it failed). A small gap, far above every tolerance (bf16's 1e-2 included):
-    the shift feeds products too, and attention's logits grow with the square of its inputs'
-    mean (a gap of 0.5 to 2 made an fp32 variant's honest kernel fail at 1e-4). Drawn, not
-    fixed, so that no constant start sits just above it."""
+    in [1/16, 1/4). Not -|x| alone, whose elements come arbitrarily close to 0: the largest of
+    a column of 8192 is about -1.5e-4, inside the tolerance of the 0 that a running maximum
+    started at 0 returns, so `column_max_from_zero_unless_all_negative` passed on a GPU (at the
+    interpreter's 48 rows, -3e-2, it failed). A small gap, far above every tolerance (bf16's
+    1e-2 included): the shift feeds products too, and attention's logits grow with the square
+    of its inputs' mean (a gap of 0.5 to 2 made an fp32 variant's honest kernel fail at 1e-4).
+    Drawn, not fixed, so that no constant start sits just above it."""
     generator = torch.Generator().manual_seed(seed)
     return (1 + 3 * float(torch.rand((), generator=generator))) / 16
 

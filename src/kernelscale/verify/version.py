@@ -1,9 +1,9 @@
 """The verifier's own identity, for the verdict cache.
 
 A stored verdict is reused for the same code, problem and device. Without the verifier in that
-key, a database kept across an upgrade returned the old verifier's `correct` for a candidate the
-new one rejects (the column maximum started at 0 that a wider negative trial catches): a
-verdict is the verifier's as much as the candidate's. The digest covers every source file of
+key, a database kept across an upgrade would return the old verifier's `correct` for a candidate
+the new one rejects (a column maximum started at 0, which the negative trial's gap below zero
+now catches): a verdict is the verifier's as much as the candidate's. The digest covers every source file of
 this package, so any change to a rule or a trial starts a fresh cache without a version to bump.
 """
 
